@@ -1,0 +1,129 @@
+//! Error types of the chain crate: one enum per concern, variants a caller can act on.
+
+use thiserror::Error;
+
+use crate::amount::Amount;
+use crate::hash::Hash256;
+
+/// Text that failed to parse (hashes, amounts, addresses) — user input at the edges.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("hash must be 64 hex characters, got {0}")]
+    HashLength(usize),
+    #[error("hash is not valid hex")]
+    HashHex,
+    #[error("amount is empty")]
+    AmountEmpty,
+    #[error("amount must not be negative")]
+    AmountNegative,
+    #[error("amount has {0} decimals; at most 8 are allowed")]
+    AmountPrecision(usize),
+    #[error("amount is too large")]
+    AmountOverflow,
+    #[error("amount {0:?} is not a decimal number")]
+    AmountSyntax(String),
+    #[error("address is not valid bech32m: {0}")]
+    AddressEncoding(String),
+    #[error("address is for network prefix {found:?}, this network uses {expected:?}")]
+    AddressNetwork { expected: String, found: String },
+    #[error("address payload must be 20 bytes, got {0}")]
+    AddressLength(usize),
+}
+
+/// Bytes that failed to decode as a canonical value.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("input of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("{0} trailing bytes after the encoded value")]
+    TrailingBytes(usize),
+    #[error("malformed encoding: {0}")]
+    Malformed(String),
+}
+
+/// A violated consensus rule. One variant per rule, carrying the offending values.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConsensusError {
+    // --- context-free block rules ---
+    #[error("block of {size} bytes exceeds the maximum of {max}")]
+    BlockTooLarge { size: usize, max: usize },
+    #[error("block has no transactions")]
+    NoTransactions,
+    #[error("first transaction is not a coinbase")]
+    FirstTxNotCoinbase,
+    #[error("transaction {index} is a second coinbase")]
+    ExtraCoinbase { index: usize },
+    #[error("merkle root {found} does not match the transactions ({expected})")]
+    BadMerkleRoot { expected: Hash256, found: Hash256 },
+    #[error("merkle tree repeats txid {0} (mutated block, CVE-2012-2459)")]
+    MutatedMerkleTree(Hash256),
+    #[error("duplicate transaction {0} in block")]
+    DuplicateTx(Hash256),
+    #[error("compact bits {bits:#010x} are negative, zero or overflow")]
+    BadCompactBits { bits: u32 },
+    #[error("target of bits {bits:#010x} is above the network's pow limit")]
+    TargetAboveLimit { bits: u32 },
+    #[error("block hash {hash} does not meet its target bits {bits:#010x}")]
+    InsufficientProofOfWork { hash: Hash256, bits: u32 },
+
+    // --- context-free transaction rules ---
+    #[error("transaction has no inputs")]
+    NoInputs,
+    #[error("transaction has no outputs")]
+    NoOutputs,
+    #[error("transaction of {size} bytes exceeds the maximum of {max}")]
+    TxTooLarge { size: usize, max: usize },
+    #[error("output {index} value {value} exceeds the money supply {max}")]
+    OutputTooLarge { index: usize, value: Amount, max: Amount },
+    #[error("output total overflows or exceeds the money supply {max}")]
+    OutputTotalTooLarge { max: Amount },
+    #[error("transaction spends outpoint {txid}:{index} twice")]
+    DuplicateInput { txid: Hash256, index: u32 },
+    #[error("non-coinbase transaction has a null or coinbase input")]
+    UnexpectedCoinbaseInput,
+    #[error("coinbase must have exactly one null input, found {inputs} inputs")]
+    BadCoinbaseShape { inputs: usize },
+    #[error("coinbase message of {len} bytes exceeds {max}")]
+    CoinbaseMessageTooLong { len: usize, max: usize },
+
+    // --- contextual header rules ---
+    #[error("parent block {0} is unknown")]
+    UnknownParent(Hash256),
+    #[error("parent block {0} is invalid")]
+    InvalidParent(Hash256),
+    #[error("bits {found:#010x} differ from the expected difficulty {expected:#010x}")]
+    BadDifficulty { expected: u32, found: u32 },
+    #[error("time {time} is not after the median time past {median}")]
+    TimeTooOld { time: u32, median: u32 },
+    #[error("time {time} is more than {limit}s ahead of the node's clock {now}")]
+    TimeTooNew { time: u32, now: u64, limit: u64 },
+    #[error("block claims to be genesis but differs from the network's genesis")]
+    WrongGenesis,
+
+    // --- contextual transaction rules ---
+    #[error("coinbase height {found} does not match block height {expected}")]
+    BadCoinbaseHeight { expected: u32, found: u32 },
+    #[error("input {txid}:{index} spends a missing or already spent output")]
+    MissingOrSpentInput { txid: Hash256, index: u32 },
+    #[error("output {txid}:{index} is spent twice in the block")]
+    DoubleSpendInBlock { txid: Hash256, index: u32 },
+    #[error("coinbase output {txid}:{index} is immature: height {height}, spendable at {mature_at}")]
+    ImmatureCoinbase {
+        txid: Hash256,
+        index: u32,
+        height: u32,
+        mature_at: u32,
+    },
+    #[error("input {index} public key does not hash to the spent output's address")]
+    PubkeyMismatch { index: usize },
+    #[error("input {index} signature is invalid")]
+    BadSignature { index: usize },
+    #[error("inputs {inputs} are less than outputs {outputs}")]
+    NegativeFee { inputs: Amount, outputs: Amount },
+    #[error("input total overflows or exceeds the money supply")]
+    InputTotalTooLarge,
+    #[error("fee total overflows")]
+    FeeOverflow,
+    #[error("coinbase claims {claimed}, more than subsidy + fees {allowed}")]
+    CoinbaseTooLarge { claimed: Amount, allowed: Amount },
+}

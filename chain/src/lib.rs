@@ -1,0 +1,30 @@
+//! lode-chain: the reference implementation of Lode's consensus rules.
+//!
+//! Types and their one canonical encoding (`encoding`, `header`, `transaction`, `block`),
+//! the rules (`pow`, `merkle`, `sig`, `validation`), network parameters (`params`), and the
+//! durable chain state in sled (`store`, `state`). Nothing here knows about networking.
+
+pub mod address;
+pub mod amount;
+pub mod block;
+pub mod encoding;
+pub mod error;
+pub mod event;
+pub mod hash;
+pub mod header;
+pub mod height;
+pub mod merkle;
+pub mod params;
+pub mod pow;
+pub mod transaction;
+
+pub use address::PubkeyHash;
+pub use amount::{Amount, COIN};
+pub use block::{Block, CheckedBlock};
+pub use error::{ConsensusError, DecodeError, ParseError};
+pub use event::ChainEvent;
+pub use hash::Hash256;
+pub use header::BlockHeader;
+pub use height::Height;
+pub use params::{ChainParams, DifficultyAlgorithm};
+pub use transaction::{CoinbaseData, KeyUnlock, OutPoint, Transaction, TxIn, TxOut, Unlock};

@@ -1,0 +1,501 @@
+//! Network parameters: every consensus constant lives here, with its rationale, and the
+//! chain-spec TOML loader that defines any other network.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::address::PubkeyHash;
+use crate::amount::{Amount, COIN};
+use crate::block::Block;
+use crate::hash::Hash256;
+use crate::header::BlockHeader;
+use crate::height::Height;
+use crate::merkle::merkle_root;
+use crate::pow::{target_from_bits, U256};
+use crate::transaction::{CoinbaseData, OutPoint, Transaction, TxIn, TxOut, Unlock};
+
+/// How the next block's target is chosen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DifficultyAlgorithm {
+    /// aserti3-2d (Bitcoin Cash, Nov 2020), evaluated every block, anchored at height 1
+    /// (see `pow::next`).
+    Asert {
+        /// Seconds of schedule drift that double or halve the target.
+        half_life: u64,
+    },
+    /// Bitcoin's retarget every 2016 blocks, clamped to a factor of 4.
+    Bitcoin,
+    /// Every block uses the pow limit.
+    Fixed,
+}
+
+/// The parameters that define a network.
+#[derive(Clone, Debug)]
+pub struct ChainParams {
+    /// Network name (`devnet`, `regtest`, or a chain spec's).
+    pub name: String,
+    /// bech32m human-readable prefix of addresses.
+    pub hrp: String,
+    /// SLIP-44 coin type the wallet derives keys under.
+    pub coin_type: u32,
+    /// Genesis header time.
+    pub genesis_time: u32,
+    /// Genesis header bits (and the ASERT reference bits).
+    pub genesis_bits: u32,
+    /// Free text in the genesis coinbase.
+    pub genesis_message: String,
+    /// The premine: outputs of the genesis coinbase, spendable at once.
+    pub genesis_outputs: Vec<TxOut>,
+    /// Target seconds between blocks.
+    pub target_spacing: u64,
+    /// Difficulty algorithm.
+    pub difficulty: DifficultyAlgorithm,
+    /// Easiest allowed target, as compact bits.
+    pub pow_limit_bits: u32,
+    /// Confirmations before a coinbase output may be spent (a coinbase at height h is
+    /// spendable in a block at height ≥ h + maturity).
+    pub coinbase_maturity: u32,
+    /// Largest encoded block, bytes.
+    pub max_block_size: usize,
+    /// Largest encoded transaction, bytes (policy and consensus).
+    pub max_tx_size: usize,
+    /// Block subsidy at height 1.
+    pub initial_subsidy: Amount,
+    /// Blocks between subsidy halvings.
+    pub halving_interval: u32,
+    /// Seconds a header's time may run ahead of the node's clock.
+    pub max_future_block_time: u64,
+    /// Minimum fee rate, base units per byte, for relay and mining (policy).
+    pub min_relay_fee_rate: u64,
+}
+
+/// Accounts 0–9 of the published, insecure test mnemonic
+/// `test test test test test test test test test test test junk`: the devnet premine pays
+/// each 10 000 coins. Derived with BIP39 (empty passphrase) → SLIP-0010 Ed25519 at
+/// `m/44'/1'/I'/0'/0'`, public-key hash = SHA-256(pubkey)[..20]. `lode-wallet`'s tests
+/// re-derive them and must agree.
+pub const DEVNET_PREMINE_PKH: [&str; 10] = [
+    "098a8672bc66ec7177f82cd529ed8e5bbdc28a27",
+    "e3ec4a3291a2afef136a1f347e8f5a596ae48497",
+    "71393e106f41647667d267fff96bc8baa7c98d56",
+    "5995772c3e6cf3812876b4539487afa4aa33058f",
+    "a5d3672707cb79e81ce1c4f2bf15f395bf482875",
+    "a553a76d91cc7694a50e36ef3691fac44907be2f",
+    "cb82a24af5f0546f7bd305cbf820f047709a9112",
+    "b70c520f68e3dd186f2ee5274a2acfb9e3db8895",
+    "55df11b2bcb7701669ee4f2483b2757691e86a2a",
+    "532e6a9a999dc9817e657b6d5aae663c1ea18642",
+];
+
+/// The published devnet test mnemonic.
+pub const DEVNET_MNEMONIC: &str = "test test test test test test test test test test test junk";
+
+/// Premine per devnet account.
+pub const DEVNET_PREMINE_EACH: Amount = Amount::coins(10_000);
+
+/// The easiest target any built-in network allows (Bitcoin regtest's limit): about one
+/// hash in two meets it.
+pub const EASIEST_BITS: u32 = 0x207f_ffff;
+
+fn hex20(s: &str) -> PubkeyHash {
+    let mut out = [0u8; 20];
+    // The constants above are valid hex; a bad edit shows up in every test at once.
+    hex::decode_to_slice(s, &mut out).expect("premine constant is 40 hex chars");
+    PubkeyHash(out)
+}
+
+/// Errors of a chain spec.
+#[derive(Debug, Error)]
+pub enum ParamsError {
+    #[error("cannot read chain spec {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("chain spec is not valid TOML: {0}")]
+    Toml(String),
+    #[error("chain spec field {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl ChainParams {
+    /// The default network: 2 s blocks, ASERT every block, premine to the test mnemonic.
+    pub fn devnet() -> ChainParams {
+        ChainParams {
+            name: "devnet".into(),
+            hrp: "ldev".into(),
+            coin_type: 1,
+            // 2026-01-01T00:00:00Z. Fixed so every devnet shares one genesis.
+            genesis_time: 1_767_225_600,
+            // About 2^22 expected hashes: a fraction of a second for one CPU thread, so the
+            // first blocks come quickly and ASERT raises the difficulty from there.
+            genesis_bits: 0x1e04_0000,
+            genesis_message: "lode devnet genesis".into(),
+            genesis_outputs: DEVNET_PREMINE_PKH
+                .iter()
+                .map(|h| TxOut {
+                    value: DEVNET_PREMINE_EACH,
+                    pubkey_hash: hex20(h),
+                })
+                .collect(),
+            target_spacing: 2,
+            // A one-minute half-life lets a devnet adapt within tens of blocks to how many
+            // threads mine, while still smoothing noise over ~30 blocks.
+            difficulty: DifficultyAlgorithm::Asert { half_life: 60 },
+            pow_limit_bits: EASIEST_BITS,
+            coinbase_maturity: 10,
+            max_block_size: 2_000_000,
+            max_tx_size: 100_000,
+            initial_subsidy: Amount::coins(50),
+            halving_interval: 210_000,
+            max_future_block_time: 120,
+            min_relay_fee_rate: 1,
+        }
+    }
+
+    /// A devnet with another block time (`lode devnet up --block-time`).
+    pub fn devnet_with_spacing(seconds: u64) -> ChainParams {
+        let mut p = ChainParams::devnet();
+        p.target_spacing = seconds.max(1);
+        p.difficulty = DifficultyAlgorithm::Asert {
+            half_life: 30 * p.target_spacing,
+        };
+        p
+    }
+
+    /// Regression-test network: fixed minimum difficulty, blocks on demand, no premine.
+    pub fn regtest() -> ChainParams {
+        ChainParams {
+            name: "regtest".into(),
+            hrp: "lreg".into(),
+            coin_type: 1,
+            genesis_time: 1_767_225_600,
+            genesis_bits: EASIEST_BITS,
+            genesis_message: "lode regtest genesis".into(),
+            genesis_outputs: Vec::new(),
+            target_spacing: 2,
+            difficulty: DifficultyAlgorithm::Fixed,
+            pow_limit_bits: EASIEST_BITS,
+            coinbase_maturity: 10,
+            max_block_size: 2_000_000,
+            max_tx_size: 100_000,
+            initial_subsidy: Amount::coins(50),
+            halving_interval: 150,
+            max_future_block_time: 7200,
+            min_relay_fee_rate: 1,
+        }
+    }
+
+    /// A built-in network by name.
+    pub fn by_name(name: &str) -> Option<ChainParams> {
+        match name {
+            "devnet" => Some(ChainParams::devnet()),
+            "regtest" => Some(ChainParams::regtest()),
+            _ => None,
+        }
+    }
+
+    /// Loads a chain-spec TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<ChainParams, ParamsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        ChainParams::from_toml_str(&text)
+    }
+
+    /// Parses and validates a chain spec.
+    pub fn from_toml_str(text: &str) -> Result<ChainParams, ParamsError> {
+        let spec: SpecFile = toml::from_str(text).map_err(|e| ParamsError::Toml(e.message().to_string()))?;
+        spec.into_params()
+    }
+
+    /// The easiest allowed target.
+    pub fn pow_limit(&self) -> U256 {
+        // Validated at construction; built-in values are constants.
+        target_from_bits(self.pow_limit_bits).unwrap_or_else(U256::zero)
+    }
+
+    /// Block subsidy at `height` (genesis has none: its outputs are the premine).
+    pub fn subsidy(&self, height: Height) -> Amount {
+        if height == Height::GENESIS {
+            return Amount::ZERO;
+        }
+        let halvings = (height.0 - 1) / self.halving_interval.max(1);
+        if halvings >= 64 {
+            Amount::ZERO
+        } else {
+            Amount(self.initial_subsidy.0 >> halvings)
+        }
+    }
+
+    /// The total money supply: premine plus every subsidy ever paid. Every value and sum is
+    /// checked against it (the lesson of CVE-2010-5139).
+    pub fn max_money(&self) -> Amount {
+        let premine: u64 = self
+            .genesis_outputs
+            .iter()
+            .map(|o| o.value.0)
+            .fold(0u64, u64::saturating_add);
+        let interval = u64::from(self.halving_interval.max(1));
+        let mut total = premine;
+        for halvings in 0..64u32 {
+            let s = self.initial_subsidy.0 >> halvings;
+            if s == 0 {
+                break;
+            }
+            total = total.saturating_add(s.saturating_mul(interval));
+        }
+        Amount(total)
+    }
+
+    /// The genesis block, built deterministically from the parameters. It is never checked
+    /// for proof of work: like Bitcoin's, it is fixed by the software, not mined.
+    pub fn genesis_block(&self) -> Block {
+        let coinbase = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint::NULL,
+                unlock: Unlock::Coinbase(CoinbaseData {
+                    height: Height::GENESIS,
+                    extra_nonce: [0; 8],
+                    message: self.genesis_message.as_bytes().to_vec(),
+                }),
+            }],
+            outputs: self.genesis_outputs.clone(),
+            lock_time: 0,
+        };
+        let (root, _) = merkle_root(&[coinbase.txid()]);
+        Block {
+            header: BlockHeader {
+                version: 1,
+                prev_hash: Hash256::ZERO,
+                merkle_root: root,
+                time: self.genesis_time,
+                bits: self.genesis_bits,
+                nonce: 0,
+            },
+            transactions: vec![coinbase],
+        }
+    }
+
+    /// Hash of the genesis block (identifies the network).
+    pub fn genesis_hash(&self) -> Hash256 {
+        self.genesis_block().hash()
+    }
+}
+
+/// The on-disk chain-spec format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    name: String,
+    hrp: String,
+    #[serde(default = "default_coin_type")]
+    coin_type: u32,
+    genesis_time: u32,
+    genesis_bits: u32,
+    #[serde(default)]
+    genesis_message: String,
+    #[serde(default)]
+    genesis_outputs: Vec<SpecOutput>,
+    target_spacing: u64,
+    difficulty: SpecDifficulty,
+    pow_limit_bits: u32,
+    coinbase_maturity: u32,
+    max_block_size: usize,
+    #[serde(default = "default_max_tx_size")]
+    max_tx_size: usize,
+    initial_subsidy: u64,
+    halving_interval: u32,
+    max_future_block_time: u64,
+    #[serde(default = "default_min_relay_fee_rate")]
+    min_relay_fee_rate: u64,
+}
+
+fn default_coin_type() -> u32 {
+    1
+}
+fn default_max_tx_size() -> usize {
+    100_000
+}
+fn default_min_relay_fee_rate() -> u64 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecOutput {
+    /// bech32m address with the spec's HRP.
+    address: String,
+    /// Base units.
+    value: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, tag = "algorithm", rename_all = "lowercase")]
+enum SpecDifficulty {
+    Asert { half_life: u64 },
+    Bitcoin,
+    Fixed,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ParamsError {
+    ParamsError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl SpecFile {
+    fn into_params(self) -> Result<ChainParams, ParamsError> {
+        if self.name.is_empty() || self.name.len() > 32 {
+            return Err(invalid("name", "must be 1 to 32 characters"));
+        }
+        if !self.hrp.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || self.hrp.is_empty()
+            || self.hrp.len() > 16
+        {
+            return Err(invalid("hrp", "must be 1 to 16 lower-case letters or digits"));
+        }
+        let pow_limit = target_from_bits(self.pow_limit_bits)
+            .ok_or_else(|| invalid("pow_limit_bits", "not a valid positive compact target"))?;
+        let genesis_target = target_from_bits(self.genesis_bits)
+            .ok_or_else(|| invalid("genesis_bits", "not a valid positive compact target"))?;
+        if genesis_target > pow_limit {
+            return Err(invalid("genesis_bits", "easier than pow_limit_bits"));
+        }
+        if self.target_spacing == 0 || self.target_spacing > 86_400 {
+            return Err(invalid("target_spacing", "must be 1 to 86400 seconds"));
+        }
+        let difficulty = match self.difficulty {
+            SpecDifficulty::Asert { half_life } => {
+                if half_life == 0 || half_life > 365 * 86_400 {
+                    return Err(invalid("difficulty.half_life", "must be 1 second to 1 year"));
+                }
+                DifficultyAlgorithm::Asert { half_life }
+            }
+            SpecDifficulty::Bitcoin => DifficultyAlgorithm::Bitcoin,
+            SpecDifficulty::Fixed => DifficultyAlgorithm::Fixed,
+        };
+        if !(1_000..=32_000_000).contains(&self.max_block_size) {
+            return Err(invalid("max_block_size", "must be 1000 to 32000000 bytes"));
+        }
+        if self.max_tx_size == 0 || self.max_tx_size > self.max_block_size {
+            return Err(invalid("max_tx_size", "must be positive and at most max_block_size"));
+        }
+        if self.halving_interval == 0 {
+            return Err(invalid("halving_interval", "must be positive"));
+        }
+        if self.initial_subsidy > 1_000_000 * COIN {
+            return Err(invalid("initial_subsidy", "must be at most 1000000 coins"));
+        }
+        let mut outputs = Vec::with_capacity(self.genesis_outputs.len().min(10_000));
+        if self.genesis_outputs.len() > 10_000 {
+            return Err(invalid("genesis_outputs", "at most 10000 outputs"));
+        }
+        let mut premine: u64 = 0;
+        for o in &self.genesis_outputs {
+            let pkh = PubkeyHash::from_address(&o.address, &self.hrp)
+                .map_err(|e| invalid("genesis_outputs.address", e.to_string()))?;
+            premine = premine
+                .checked_add(o.value)
+                .ok_or_else(|| invalid("genesis_outputs.value", "total overflows"))?;
+            outputs.push(TxOut {
+                value: Amount(o.value),
+                pubkey_hash: pkh,
+            });
+        }
+        if premine > 1_000_000_000 * COIN {
+            return Err(invalid("genesis_outputs.value", "premine exceeds 1e9 coins"));
+        }
+        if self.genesis_message.len() > crate::transaction::MAX_COINBASE_MESSAGE {
+            return Err(invalid("genesis_message", "at most 64 bytes"));
+        }
+        Ok(ChainParams {
+            name: self.name,
+            hrp: self.hrp,
+            coin_type: self.coin_type,
+            genesis_time: self.genesis_time,
+            genesis_bits: self.genesis_bits,
+            genesis_message: self.genesis_message,
+            genesis_outputs: outputs,
+            target_spacing: self.target_spacing,
+            difficulty,
+            pow_limit_bits: self.pow_limit_bits,
+            coinbase_maturity: self.coinbase_maturity,
+            max_block_size: self.max_block_size,
+            max_tx_size: self.max_tx_size,
+            initial_subsidy: Amount(self.initial_subsidy),
+            halving_interval: self.halving_interval,
+            max_future_block_time: self.max_future_block_time,
+            min_relay_fee_rate: self.min_relay_fee_rate,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_networks_have_distinct_genesis() {
+        let d = ChainParams::devnet();
+        let r = ChainParams::regtest();
+        assert_ne!(d.genesis_hash(), r.genesis_hash());
+        assert_eq!(d.genesis_hash(), ChainParams::devnet().genesis_hash(), "deterministic");
+        assert_eq!(d.genesis_block().transactions[0].outputs.len(), 10);
+    }
+
+    #[test]
+    fn subsidy_halves_and_supply_is_bounded() {
+        let r = ChainParams::regtest();
+        assert_eq!(r.subsidy(Height(0)), Amount::ZERO);
+        assert_eq!(r.subsidy(Height(1)), Amount::coins(50));
+        assert_eq!(r.subsidy(Height(150)), Amount::coins(50));
+        assert_eq!(r.subsidy(Height(151)), Amount::coins(25));
+        assert_eq!(r.subsidy(Height(u32::MAX)), Amount::ZERO);
+        let d = ChainParams::devnet();
+        assert!(d.max_money() > Amount::coins(100_000));
+        assert!(d.max_money() < Amount::coins(21_200_000));
+    }
+
+    #[test]
+    fn chain_spec_loads_and_rejects_nonsense() {
+        let addr = PubkeyHash([7; 20]).to_address("ltest").expect("addr");
+        let spec = format!(
+            r#"
+name = "testnet"
+hrp = "ltest"
+genesis_time = 1700000000
+genesis_bits = 0x207fffff
+target_spacing = 1
+pow_limit_bits = 0x207fffff
+coinbase_maturity = 5
+max_block_size = 1000000
+initial_subsidy = 5000000000
+halving_interval = 1000
+max_future_block_time = 60
+difficulty = {{ algorithm = "asert", half_life = 30 }}
+genesis_outputs = [{{ address = "{addr}", value = 100 }}]
+"#
+        );
+        let p = ChainParams::from_toml_str(&spec).expect("valid spec");
+        assert_eq!(p.difficulty, DifficultyAlgorithm::Asert { half_life: 30 });
+        assert_eq!(p.genesis_outputs[0].pubkey_hash, PubkeyHash([7; 20]));
+        let bad = spec.replace("genesis_bits = 0x207fffff", "genesis_bits = 0x1d80ffff");
+        assert!(matches!(
+            ChainParams::from_toml_str(&bad),
+            Err(ParamsError::Invalid {
+                field: "genesis_bits",
+                ..
+            })
+        ));
+        let wrong_net = spec.replace("hrp = \"ltest\"", "hrp = \"lother\"");
+        assert!(ChainParams::from_toml_str(&wrong_net).is_err());
+        let unknown = format!("{spec}\nbogus = 1\n");
+        assert!(matches!(
+            ChainParams::from_toml_str(&unknown),
+            Err(ParamsError::Toml(_))
+        ));
+    }
+}

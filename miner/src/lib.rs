@@ -1,0 +1,1 @@
+//! lode-miner (filled by its issue).

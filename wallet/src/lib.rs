@@ -1,0 +1,1 @@
+//! lode-wallet (filled by its issue).
