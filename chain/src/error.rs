@@ -127,3 +127,49 @@ pub enum ConsensusError {
     #[error("coinbase claims {claimed}, more than subsidy + fees {allowed}")]
     CoinbaseTooLarge { claimed: Amount, allowed: Amount },
 }
+
+/// Errors of the chain state: a broken rule, bad bytes, or trouble with the store.
+#[derive(Debug, Error)]
+pub enum ChainError {
+    #[error("block {hash} is invalid: {rule}")]
+    InvalidBlock { hash: Hash256, rule: ConsensusError },
+    #[error("transaction {txid} is invalid: {rule}")]
+    InvalidTx { txid: Hash256, rule: ConsensusError },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("storage error: {0}")]
+    Store(#[from] sled::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "data dir belongs to network {found_name:?} (genesis {found}), not {expected_name:?} (genesis {expected})"
+    )]
+    WrongNetwork {
+        expected_name: String,
+        expected: Hash256,
+        found_name: String,
+        found: Hash256,
+    },
+    #[error("data dir has storage format version {found}; this build reads version {expected}")]
+    FormatVersion { found: u32, expected: u32 },
+    #[error("unknown block {0}")]
+    UnknownBlock(Hash256),
+    #[error("chain verification failed at height {height}: {reason}")]
+    VerifyFailed { height: u32, reason: String },
+}
+
+impl ChainError {
+    /// The broken consensus rule, if this is one (callers penalise the sender).
+    pub fn consensus_rule(&self) -> Option<&ConsensusError> {
+        match self {
+            ChainError::InvalidBlock { rule, .. } | ChainError::InvalidTx { rule, .. } => Some(rule),
+            ChainError::Decode(_)
+            | ChainError::Store(_)
+            | ChainError::Corrupt(_)
+            | ChainError::WrongNetwork { .. }
+            | ChainError::FormatVersion { .. }
+            | ChainError::UnknownBlock(_)
+            | ChainError::VerifyFailed { .. } => None,
+        }
+    }
+}

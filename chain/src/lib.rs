@@ -7,6 +7,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod build;
 pub mod encoding;
 pub mod error;
 pub mod event;
@@ -28,3 +29,11 @@ pub use header::BlockHeader;
 pub use height::Height;
 pub use params::{ChainParams, DifficultyAlgorithm};
 pub use transaction::{CoinbaseData, KeyUnlock, OutPoint, Transaction, TxIn, TxOut, Unlock};
+pub mod orphan;
+pub mod sig;
+pub mod state;
+pub mod store;
+pub mod utxo;
+pub mod validation;
+
+pub use state::{AcceptOutcome, AcceptStatus, ChainState};

@@ -2,9 +2,11 @@
 //! Miner and validator share [`check_proof_of_work`].
 
 pub mod compact;
+pub mod next;
 pub mod work;
 
 pub use compact::{decode_compact, encode_compact, target_from_bits};
+pub use next::next_bits;
 pub use primitive_types::U256;
 pub use work::ChainWork;
 

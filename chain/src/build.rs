@@ -1,0 +1,108 @@
+//! Building blocks and transactions: coinbase construction, block assembly with its merkle
+//! root, and signing. Shared by the miner, the wallet and tests.
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::address::PubkeyHash;
+use crate::amount::Amount;
+use crate::block::Block;
+use crate::hash::Hash256;
+use crate::header::BlockHeader;
+use crate::height::Height;
+use crate::merkle::merkle_root;
+use crate::pow::{check_proof_of_work, U256};
+use crate::transaction::{CoinbaseData, OutPoint, Transaction, TxIn, TxOut, Unlock};
+
+/// A coinbase for a block at `height` paying `outputs`, with an extra-nonce and a message.
+pub fn coinbase(height: Height, extra_nonce: u64, message: &[u8], outputs: Vec<TxOut>) -> Transaction {
+    Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prev_out: OutPoint::NULL,
+            unlock: Unlock::Coinbase(CoinbaseData {
+                height,
+                extra_nonce: extra_nonce.to_le_bytes(),
+                message: message.to_vec(),
+            }),
+        }],
+        outputs,
+        lock_time: 0,
+    }
+}
+
+/// Assembles a block on `prev` with the merkle root filled in (nonce 0).
+pub fn assemble(prev: Hash256, time: u32, bits: u32, transactions: Vec<Transaction>) -> Block {
+    let txids: Vec<Hash256> = transactions.iter().map(Transaction::txid).collect();
+    let (root, _) = merkle_root(&txids);
+    Block {
+        header: BlockHeader {
+            version: 1,
+            prev_hash: prev,
+            merkle_root: root,
+            time,
+            bits,
+            nonce: 0,
+        },
+        transactions,
+    }
+}
+
+/// Grinds the nonce until the header meets its bits. Only for easy targets (regtest, tests):
+/// the miner crate has the fast search. Returns false if the 32-bit space ran out.
+pub fn grind(header: &mut BlockHeader, pow_limit: &U256) -> bool {
+    for nonce in 0..=u32::MAX {
+        header.nonce = nonce;
+        if check_proof_of_work(&header.hash(), header.bits, pow_limit).is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Signs every key input of `tx` (all spending outputs of `key`) over its sighash.
+pub fn sign_all(tx: &mut Transaction, key: &SigningKey, genesis: &Hash256) {
+    let pubkey = key.verifying_key().to_bytes();
+    for input in &mut tx.inputs {
+        if let Unlock::Key(k) = &mut input.unlock {
+            k.pubkey = pubkey;
+        }
+    }
+    let digest = tx.sighash(genesis);
+    let signature = key.sign(&digest).to_bytes();
+    for input in &mut tx.inputs {
+        if let Unlock::Key(k) = &mut input.unlock {
+            k.signature = signature;
+        }
+    }
+}
+
+/// A one-key spend of `inputs` to `outputs`, signed.
+pub fn spend(inputs: &[OutPoint], outputs: Vec<TxOut>, key: &SigningKey, genesis: &Hash256) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        inputs: inputs
+            .iter()
+            .map(|op| TxIn {
+                prev_out: *op,
+                unlock: Unlock::Key(crate::transaction::KeyUnlock {
+                    pubkey: [0; 32],
+                    signature: [0; 64],
+                }),
+            })
+            .collect(),
+        outputs,
+        lock_time: 0,
+    };
+    sign_all(&mut tx, key, genesis);
+    tx
+}
+
+/// The address (public-key hash) of a signing key.
+pub fn key_hash(key: &SigningKey) -> PubkeyHash {
+    PubkeyHash::from_pubkey(&key.verifying_key().to_bytes())
+}
+
+/// One output.
+pub fn pay(to: PubkeyHash, value: Amount) -> TxOut {
+    TxOut { value, pubkey_hash: to }
+}

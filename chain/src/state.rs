@@ -1,0 +1,684 @@
+//! The chain state: the block index in memory, fork choice, reorganisations and the best
+//! chain's UTXO set in the store. One writer owns it (the node's chain task).
+//!
+//! Accepting a block: context-free checks → parent lookup (unknown parent → orphan pool) →
+//! contextual header checks → body stored → the best chain is activated: the stored,
+//! not-invalid block with the most cumulative work (first seen wins ties) becomes the tip,
+//! disconnecting and connecting blocks one atomic store transaction at a time. A block that
+//! fails its spend checks during activation is marked invalid with its descendants, and
+//! activation continues with the next best candidate.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::block::{Block, CheckedBlock};
+use crate::error::{ChainError, ConsensusError};
+use crate::event::ChainEvent;
+use crate::hash::Hash256;
+use crate::header::BlockHeader;
+use crate::height::Height;
+use crate::orphan::OrphanPool;
+use crate::params::ChainParams;
+use crate::pow::{next_bits, ChainWork};
+use crate::store::{BlockStatus, IndexEntry, Store};
+use crate::utxo::{UtxoEntry, UtxoView};
+use crate::validation::{check_block, check_block_spends, check_header_contextual, median_time_past, HeaderContext};
+
+/// Seconds since the Unix epoch; injectable so tests control time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// What happened to an accepted block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcceptStatus {
+    /// It is now on the best chain (possibly after a reorganisation).
+    Connected,
+    /// Stored on a side branch with less work than the tip.
+    SideBranch,
+    /// Already known (stored, or waiting as an orphan).
+    AlreadyKnown,
+    /// Its parent is unknown; held in the orphan pool. `missing` is the block to fetch.
+    Orphan { missing: Hash256 },
+    /// Stored, but found invalid when the chain tried to connect it.
+    Invalid { rule: ConsensusError },
+}
+
+/// The result of [`ChainState::accept_block`].
+#[derive(Clone, Debug)]
+pub struct AcceptOutcome {
+    /// The block's hash.
+    pub hash: Hash256,
+    /// What happened to it.
+    pub status: AcceptStatus,
+    /// Best-chain changes, in order (including those caused by orphans it unlocked).
+    pub events: Vec<ChainEvent>,
+}
+
+/// What [`ChainState::verify`] checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blocks re-validated (including genesis).
+    pub blocks: u64,
+    /// Transactions re-validated.
+    pub transactions: u64,
+    /// Unspent outputs, equal in the store and in the rebuilt set.
+    pub utxos: u64,
+}
+
+/// The chain state. See the module doc.
+pub struct ChainState {
+    params: ChainParams,
+    genesis: Hash256,
+    store: Store,
+    index: HashMap<Hash256, IndexEntry>,
+    children: HashMap<Hash256, Vec<Hash256>>,
+    /// Candidate tips ordered by (work, earliest arrival): every stored, not-invalid block.
+    candidates: BTreeSet<(ChainWork, Reverse<u64>, Hash256)>,
+    best: Vec<Hash256>,
+    next_seq: u64,
+    orphans: OrphanPool,
+    clock: Clock,
+    /// Rules broken by blocks marked invalid during the current activation.
+    invalid_rules: HashMap<Hash256, ConsensusError>,
+}
+
+impl ChainState {
+    /// Opens the chain at `path` with the system clock.
+    pub fn open(path: &Path, params: ChainParams) -> Result<ChainState, ChainError> {
+        ChainState::open_with_clock(path, params, system_clock())
+    }
+
+    /// Opens the chain at `path`, creating genesis if new; finishes any reorganisation a
+    /// crash interrupted.
+    pub fn open_with_clock(path: &Path, params: ChainParams, clock: Clock) -> Result<ChainState, ChainError> {
+        let (store, _fresh) = Store::open(path, &params)?;
+        let genesis = params.genesis_hash();
+        let mut state = ChainState {
+            params,
+            genesis,
+            store,
+            index: HashMap::new(),
+            children: HashMap::new(),
+            candidates: BTreeSet::new(),
+            best: Vec::new(),
+            next_seq: 1,
+            orphans: OrphanPool::default(),
+            clock,
+            invalid_rules: HashMap::new(),
+        };
+        for (hash, entry) in state.store.load_index()? {
+            state.next_seq = state.next_seq.max(entry.seq + 1);
+            state.insert_index(hash, entry);
+        }
+        state.best = state.store.load_best_chain()?;
+        let tip = state.store.tip()?;
+        if state.best.first() != Some(&genesis) || tip.as_ref() != state.best.last() {
+            return Err(ChainError::Corrupt(
+                "best chain does not run from genesis to the stored tip".into(),
+            ));
+        }
+        // A kill during a reorganisation leaves a consistent but not-best tip: finish it.
+        state.activate_best_chain(None)?;
+        Ok(state)
+    }
+
+    fn insert_index(&mut self, hash: Hash256, entry: IndexEntry) {
+        if entry.height != Height::GENESIS {
+            let siblings = self.children.entry(entry.header.prev_hash).or_default();
+            if !siblings.contains(&hash) {
+                siblings.push(hash);
+            }
+        }
+        if !entry.status.is_invalid() {
+            self.candidates.insert((entry.work(), Reverse(entry.seq), hash));
+        }
+        self.index.insert(hash, entry);
+    }
+
+    /// Network parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Genesis hash.
+    pub fn genesis_hash(&self) -> Hash256 {
+        self.genesis
+    }
+
+    /// The store (read access for RPC and wallets).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Tip hash.
+    pub fn tip_hash(&self) -> Hash256 {
+        // `best` always holds genesis at least (checked at open).
+        self.best.last().copied().unwrap_or(self.genesis)
+    }
+
+    /// Tip height.
+    pub fn height(&self) -> Height {
+        Height(self.best.len().saturating_sub(1) as u32)
+    }
+
+    /// Tip index entry.
+    pub fn tip_entry(&self) -> &IndexEntry {
+        &self.index[&self.tip_hash()]
+    }
+
+    /// Best-chain block hash at `height`.
+    pub fn hash_at(&self, height: Height) -> Option<Hash256> {
+        self.best.get(height.0 as usize).copied()
+    }
+
+    /// Index entry of any known block.
+    pub fn entry(&self, hash: &Hash256) -> Option<&IndexEntry> {
+        self.index.get(hash)
+    }
+
+    /// True if the block is on the best chain.
+    pub fn is_on_best_chain(&self, hash: &Hash256) -> bool {
+        self.index
+            .get(hash)
+            .is_some_and(|e| self.hash_at(e.height) == Some(*hash))
+    }
+
+    /// A stored block.
+    pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, ChainError> {
+        self.store.block(hash)
+    }
+
+    /// Orphan blocks held.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// The node's clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The header at `height` on the branch ending at `from`.
+    pub fn ancestor(&self, from: &Hash256, height: Height) -> Option<BlockHeader> {
+        let mut cur = *from;
+        loop {
+            let e = self.index.get(&cur)?;
+            if e.height < height {
+                return None;
+            }
+            if e.height == height {
+                return Some(e.header);
+            }
+            // Once on the best chain, jump straight to the height.
+            if self.hash_at(e.height) == Some(cur) {
+                return self.hash_at(height).and_then(|h| self.index.get(&h)).map(|e| e.header);
+            }
+            cur = e.header.prev_hash;
+        }
+    }
+
+    fn header_context<'a>(
+        &'a self,
+        parent: &'a IndexEntry,
+        lookup: &'a dyn Fn(Height) -> Option<BlockHeader>,
+    ) -> HeaderContext<'a> {
+        HeaderContext {
+            parent_height: parent.height,
+            parent: &parent.header,
+            ancestor: lookup,
+        }
+    }
+
+    /// Median time past of the tip (a new block's time must exceed it).
+    pub fn tip_median_time_past(&self) -> u32 {
+        let tip = self.tip_hash();
+        let entry = self.tip_entry();
+        let lookup = |h: Height| self.ancestor(&tip, h);
+        median_time_past(&self.header_context(entry, &lookup))
+    }
+
+    /// Bits the next block on the tip must carry.
+    pub fn next_bits(&self) -> Result<u32, ConsensusError> {
+        let tip = self.tip_hash();
+        let entry = self.tip_entry();
+        let lookup = |h: Height| self.ancestor(&tip, h);
+        next_bits(&self.params, entry.height, &entry.header, &lookup)
+    }
+
+    /// Block locator of the best chain: dense for the last 10, then exponentially sparser,
+    /// ending at genesis (Bitcoin's `GetLocator`).
+    pub fn locator(&self) -> Vec<Hash256> {
+        let mut out = Vec::new();
+        let mut h = self.best.len() as i64 - 1;
+        let mut step = 1i64;
+        while h > 0 {
+            out.push(self.best[h as usize]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            h -= step;
+        }
+        out.push(self.genesis);
+        out
+    }
+
+    /// Best-chain headers after the first locator hash found on the best chain, at most
+    /// `max`, stopping after `stop` if given.
+    pub fn headers_after(&self, locator: &[Hash256], max: usize, stop: Option<Hash256>) -> Vec<BlockHeader> {
+        let start = locator
+            .iter()
+            .find_map(|h| {
+                self.index
+                    .get(h)
+                    .filter(|e| self.hash_at(e.height) == Some(*h))
+                    .map(|e| e.height.0 + 1)
+            })
+            .unwrap_or(1);
+        let mut out = Vec::new();
+        for h in (start as usize)..self.best.len() {
+            if out.len() >= max {
+                break;
+            }
+            let hash = self.best[h];
+            out.push(self.index[&hash].header);
+            if Some(hash) == stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Accepts a block from anywhere (peer, miner, RPC): validates it, stores it, and moves
+    /// the best chain if it now has the most work. Errors are rejections before storage (the
+    /// sender broke a rule, or storage failed); see [`AcceptStatus`] for the rest.
+    pub fn accept_block(&mut self, block: Arc<Block>) -> Result<AcceptOutcome, ChainError> {
+        let hash = block.hash();
+        let mut outcome = self.accept_one(block)?;
+        // Blocks waiting for this one can now be tried, breadth first.
+        let mut ready = vec![hash];
+        while let Some(parent) = ready.pop() {
+            for child in self.orphans.take_children(&parent) {
+                let child_hash = child.hash();
+                match self.accept_one(child) {
+                    Ok(o) => {
+                        outcome.events.extend(o.events);
+                        ready.push(child_hash);
+                    }
+                    Err(e) => tracing::debug!(block = %child_hash, error = %e, "orphan rejected"),
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn accept_one(&mut self, block: Arc<Block>) -> Result<AcceptOutcome, ChainError> {
+        let hash = block.hash();
+        let done = |status| {
+            Ok(AcceptOutcome {
+                hash,
+                status,
+                events: Vec::new(),
+            })
+        };
+        if let Some(entry) = self.index.get(&hash) {
+            if entry.status.is_invalid() {
+                return Err(ChainError::InvalidBlock {
+                    hash,
+                    rule: ConsensusError::InvalidParent(hash),
+                });
+            }
+            return done(AcceptStatus::AlreadyKnown);
+        }
+        if self.orphans.contains(&hash) {
+            return done(AcceptStatus::AlreadyKnown);
+        }
+        if hash == self.genesis {
+            return done(AcceptStatus::AlreadyKnown);
+        }
+        let checked = check_block(block, &self.params).map_err(|rule| ChainError::InvalidBlock { hash, rule })?;
+        let prev = checked.header().prev_hash;
+        let Some(parent) = self.index.get(&prev).copied() else {
+            let size = checked.size();
+            self.orphans.insert(hash, checked.block().clone(), size);
+            let missing = self.orphans.missing_root(&hash).unwrap_or(prev);
+            return done(AcceptStatus::Orphan { missing });
+        };
+        if parent.status.is_invalid() {
+            self.record_invalid(hash, &checked, &parent, BlockStatus::InvalidAncestor)?;
+            return Err(ChainError::InvalidBlock {
+                hash,
+                rule: ConsensusError::InvalidParent(prev),
+            });
+        }
+        let now = self.now();
+        let header_result = {
+            let lookup = |h: Height| self.ancestor(&prev, h);
+            check_header_contextual(
+                &self.params,
+                checked.header(),
+                &self.header_context(&parent, &lookup),
+                now,
+            )
+        };
+        if let Err(rule) = header_result {
+            // A block from the future may become valid later: do not remember it as invalid.
+            if !matches!(rule, ConsensusError::TimeTooNew { .. }) {
+                self.record_invalid(hash, &checked, &parent, BlockStatus::Invalid)?;
+            }
+            return Err(ChainError::InvalidBlock { hash, rule });
+        }
+        let entry = IndexEntry {
+            header: *checked.header(),
+            height: Height(parent.height.0 + 1),
+            chain_work: parent
+                .work()
+                .saturating_add(ChainWork::from_bits(checked.header().bits))
+                .to_be_bytes(),
+            status: BlockStatus::Stored,
+            seq: self.take_seq(),
+        };
+        self.store.put_block(&hash, checked.block(), &entry)?;
+        self.insert_index(hash, entry);
+        self.invalid_rules.clear();
+        let events = self.activate_best_chain(Some(&checked))?;
+        let status = match self.index.get(&hash).map(|e| e.status) {
+            Some(BlockStatus::Invalid) | Some(BlockStatus::InvalidAncestor) => AcceptStatus::Invalid {
+                rule: self
+                    .invalid_rules
+                    .remove(&hash)
+                    .unwrap_or(ConsensusError::InvalidParent(prev)),
+            },
+            _ if self.is_on_best_chain(&hash) => AcceptStatus::Connected,
+            _ => AcceptStatus::SideBranch,
+        };
+        Ok(AcceptOutcome { hash, status, events })
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Remembers a block that broke a header rule so it is refused cheaply next time.
+    fn record_invalid(
+        &mut self,
+        hash: Hash256,
+        checked: &CheckedBlock,
+        parent: &IndexEntry,
+        status: BlockStatus,
+    ) -> Result<(), ChainError> {
+        let entry = IndexEntry {
+            header: *checked.header(),
+            height: Height(parent.height.0 + 1),
+            chain_work: parent.work().to_be_bytes(),
+            status,
+            seq: self.take_seq(),
+        };
+        self.store.put_index_entries(&[(hash, entry)])?;
+        self.insert_index(hash, entry);
+        Ok(())
+    }
+}
+
+impl ChainState {
+    /// Makes the best candidate the tip. `fresh` is the block just accepted (already checked,
+    /// saving a re-hash when it is connected).
+    fn activate_best_chain(&mut self, fresh: Option<&CheckedBlock>) -> Result<Vec<ChainEvent>, ChainError> {
+        let mut events = Vec::new();
+        while let Some(&(work, _, candidate)) = self.candidates.iter().next_back() {
+            let tip = self.tip_hash();
+            if candidate == tip || work <= self.tip_entry().work() {
+                break;
+            }
+            // Path from the fork point up to the candidate.
+            let mut path = Vec::new();
+            let mut cur = candidate;
+            while !self.is_on_best_chain(&cur) {
+                path.push(cur);
+                cur = match self.index.get(&cur) {
+                    Some(e) => e.header.prev_hash,
+                    None => {
+                        return Err(ChainError::Corrupt(format!(
+                            "block index misses an ancestor of {candidate}"
+                        )))
+                    }
+                };
+            }
+            path.reverse();
+            let fork = cur;
+            let fork_height = self.index[&fork].height;
+            let mut disconnected = Vec::new();
+            while self.tip_hash() != fork {
+                let (hash, ev) = self.disconnect_tip()?;
+                disconnected.push(hash);
+                events.push(ev);
+            }
+            let mut connected = Vec::new();
+            for hash in path {
+                match self.connect_block(hash, fresh)? {
+                    Some(ev) => {
+                        connected.push(hash);
+                        events.push(ev);
+                    }
+                    // Invalid: marked with its descendants; choose again.
+                    None => break,
+                }
+            }
+            if !disconnected.is_empty() {
+                events.push(ChainEvent::Reorg {
+                    fork_height,
+                    old_tip: tip,
+                    new_tip: self.tip_hash(),
+                    disconnected,
+                    connected,
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    /// Validates the spends of the child of the tip `hash` and connects it. `Ok(None)` if it
+    /// broke a rule (it and its descendants are then marked invalid).
+    fn connect_block(&mut self, hash: Hash256, fresh: Option<&CheckedBlock>) -> Result<Option<ChainEvent>, ChainError> {
+        let checked = match fresh.filter(|c| c.hash() == hash) {
+            Some(c) => c.clone(),
+            None => {
+                let block = self
+                    .store
+                    .block(&hash)?
+                    .ok_or_else(|| ChainError::Corrupt(format!("body of {hash} missing")))?;
+                // Re-check: cheap next to the spend checks, and the store is not trusted blindly.
+                check_block(Arc::new(block), &self.params)
+                    .map_err(|rule| ChainError::Corrupt(format!("stored block {hash} fails {rule}")))?
+            }
+        };
+        let mut entry = self.index[&hash];
+        let spends = match check_block_spends(&checked, entry.height, &self.store, &self.params, &self.genesis) {
+            Ok(s) => s,
+            Err(ChainError::InvalidBlock { rule, .. }) => {
+                tracing::warn!(block = %hash, %rule, "block failed validation while connecting");
+                self.mark_invalid(hash, rule)?;
+                return Ok(None);
+            }
+            Err(other) => return Err(other),
+        };
+        entry.status = BlockStatus::Valid;
+        self.store
+            .connect(&hash, entry.height, checked.block(), checked.txids(), &spends, &entry)?;
+        self.index.insert(hash, entry);
+        self.best.push(hash);
+        Ok(Some(ChainEvent::BlockConnected {
+            hash,
+            height: entry.height,
+            block: checked.block().clone(),
+        }))
+    }
+
+    fn disconnect_tip(&mut self) -> Result<(Hash256, ChainEvent), ChainError> {
+        let hash = self.tip_hash();
+        let entry = self.index[&hash];
+        if entry.height == Height::GENESIS {
+            return Err(ChainError::Corrupt("attempt to disconnect genesis".into()));
+        }
+        let block = self
+            .store
+            .block(&hash)?
+            .ok_or_else(|| ChainError::Corrupt(format!("body of {hash} missing")))?;
+        let txids = block.txids();
+        self.store
+            .disconnect(&hash, entry.height, &block, &txids, &entry.header.prev_hash)?;
+        self.best.pop();
+        Ok((
+            hash,
+            ChainEvent::BlockDisconnected {
+                hash,
+                height: entry.height,
+                block: Arc::new(block),
+            },
+        ))
+    }
+
+    /// Marks `hash` invalid and every stored descendant invalid-by-ancestry.
+    fn mark_invalid(&mut self, hash: Hash256, rule: ConsensusError) -> Result<(), ChainError> {
+        let mut updates = Vec::new();
+        let mut stack = vec![(hash, BlockStatus::Invalid)];
+        while let Some((h, status)) = stack.pop() {
+            if let Some(mut e) = self.index.get(&h).copied() {
+                self.candidates.remove(&(e.work(), Reverse(e.seq), h));
+                e.status = status;
+                self.index.insert(h, e);
+                updates.push((h, e));
+                self.invalid_rules.entry(h).or_insert_with(|| rule.clone());
+            }
+            for child in self.children.get(&h).cloned().unwrap_or_default() {
+                stack.push((child, BlockStatus::InvalidAncestor));
+            }
+        }
+        self.store.put_index_entries(&updates)
+    }
+
+    /// Re-checks the stored best chain from genesis: every block's context-free, header and
+    /// spend rules against a UTXO set rebuilt from scratch in memory, its undo data, and
+    /// finally that the rebuilt set equals the stored one.
+    pub fn verify(&self) -> Result<VerifyReport, ChainError> {
+        let fail = |height: Height, reason: String| ChainError::VerifyFailed {
+            height: height.0,
+            reason,
+        };
+        let mut utxos: HashMap<crate::transaction::OutPoint, UtxoEntry> = HashMap::new();
+        let mut report = VerifyReport {
+            blocks: 0,
+            transactions: 0,
+            utxos: 0,
+        };
+        let now = u64::MAX / 2;
+        for (h, hash) in self.best.iter().enumerate() {
+            let height = Height(h as u32);
+            let block = self
+                .store
+                .block(hash)?
+                .ok_or_else(|| fail(height, format!("body of {hash} missing")))?;
+            if block.hash() != *hash {
+                return Err(fail(
+                    height,
+                    format!("stored body hashes to {}, index says {hash}", block.hash()),
+                ));
+            }
+            report.blocks += 1;
+            report.transactions += block.transactions.len() as u64;
+            if height == Height::GENESIS {
+                if block != self.params.genesis_block() {
+                    return Err(fail(height, "genesis differs from the network's".into()));
+                }
+                let txid = block.transactions[0].txid();
+                for (i, out) in block.transactions[0].outputs.iter().enumerate() {
+                    let op = crate::transaction::OutPoint { txid, index: i as u32 };
+                    utxos.insert(
+                        op,
+                        UtxoEntry {
+                            output: *out,
+                            height,
+                            is_coinbase: false,
+                        },
+                    );
+                }
+                continue;
+            }
+            let checked = check_block(Arc::new(block), &self.params).map_err(|e| fail(height, e.to_string()))?;
+            let parent = self
+                .index
+                .get(&checked.header().prev_hash)
+                .copied()
+                .ok_or_else(|| fail(height, "parent not indexed".into()))?;
+            if self.best[h - 1] != checked.header().prev_hash {
+                return Err(fail(height, "does not link to the previous best block".into()));
+            }
+            {
+                let prev = checked.header().prev_hash;
+                let lookup = |hh: Height| self.ancestor(&prev, hh);
+                check_header_contextual(
+                    &self.params,
+                    checked.header(),
+                    &self.header_context(&parent, &lookup),
+                    now,
+                )
+                .map_err(|e| fail(height, e.to_string()))?;
+            }
+            let spends = check_block_spends(&checked, height, &utxos, &self.params, &self.genesis)
+                .map_err(|e| fail(height, e.to_string()))?;
+            let stored_undo = self.store.undo(hash)?;
+            if stored_undo != spends.inputs {
+                return Err(fail(height, "stored undo data differs from the block's spends".into()));
+            }
+            for (op, _) in &spends.inputs {
+                utxos.remove(op);
+            }
+            for (op, entry) in &spends.created {
+                utxos.insert(*op, *entry);
+            }
+        }
+        let tip_height = self.height();
+        let mut stored = 0u64;
+        for item in self.store.utxo_iter() {
+            let (op, entry) = item?;
+            stored += 1;
+            if utxos.get(&op) != Some(&entry) {
+                return Err(fail(
+                    tip_height,
+                    format!("stored utxo {}:{} is not in the rebuilt set", op.txid, op.index),
+                ));
+            }
+        }
+        if stored != utxos.len() as u64 {
+            return Err(fail(
+                tip_height,
+                format!("store has {stored} utxos, rebuilt set has {}", utxos.len()),
+            ));
+        }
+        report.utxos = stored;
+        Ok(report)
+    }
+
+    /// An unspent output of the best chain.
+    pub fn utxo(&self, outpoint: &crate::transaction::OutPoint) -> Result<Option<UtxoEntry>, ChainError> {
+        self.store.utxo(outpoint)
+    }
+
+    /// Flushes the store to disk.
+    pub fn flush(&self) -> Result<(), ChainError> {
+        self.store.flush()
+    }
+}

@@ -1,0 +1,19 @@
+//! Consensus rules as small named checks, split by what they need:
+//!
+//! - [`tx`]: context-free transaction rules (shape, sizes, value ranges).
+//! - [`block`]: context-free block rules (size, coinbase position, merkle root, PoW against
+//!   the stated bits); produces a [`CheckedBlock`](crate::block::CheckedBlock).
+//! - [`header`]: contextual header rules (expected difficulty, median time past, future
+//!   limit).
+//! - [`spend`]: contextual transaction rules (inputs exist and are unspent, maturity, keys,
+//!   signatures, fees) and the block-level coinbase and fee rules.
+
+pub mod block;
+pub mod header;
+pub mod spend;
+pub mod tx;
+
+pub use block::check_block;
+pub use header::{check_header_contextual, median_time_past, HeaderContext};
+pub use spend::{check_block_spends, check_tx_inputs, BlockSpends, TxInputs};
+pub use tx::check_transaction;

@@ -1,0 +1,98 @@
+//! Shared harness for chain integration tests: a regtest chain in a temp dir with a fixed
+//! clock, and helpers to mine blocks on any parent.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use lode_chain::build::{assemble, coinbase, grind, key_hash, pay};
+use lode_chain::state::Clock;
+use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, Transaction};
+
+/// Fixed "now" for tests: far enough after genesis for thousands of 1-second blocks.
+pub const NOW: u64 = 1_767_225_600 + 10_000_000;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub params: ChainParams,
+    pub state: ChainState,
+    pub miner_key: SigningKey,
+}
+
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn fixed_clock() -> Clock {
+    Arc::new(|| NOW)
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_params(ChainParams::regtest())
+    }
+
+    pub fn with_params(params: ChainParams) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = ChainState::open_with_clock(dir.path(), params.clone(), fixed_clock()).expect("open");
+        Harness {
+            dir,
+            params,
+            state,
+            miner_key: key(1),
+        }
+    }
+
+    pub fn reopen(&mut self) {
+        // Drop the old handle first: sled allows one open per process per path.
+        let params = self.params.clone();
+        let path = self.dir.path().to_path_buf();
+        let placeholder_dir = tempfile::tempdir().expect("tempdir");
+        let placeholder =
+            ChainState::open_with_clock(placeholder_dir.path(), params.clone(), fixed_clock()).expect("open");
+        drop(std::mem::replace(&mut self.state, placeholder));
+        self.state = ChainState::open_with_clock(&path, params, fixed_clock()).expect("reopen");
+    }
+
+    pub fn genesis(&self) -> Hash256 {
+        self.state.genesis_hash()
+    }
+
+    /// Builds (does not accept) a block on `parent` with `txs`, the coinbase claiming
+    /// subsidy + `fees` + `extra` for the miner key; `tag` makes sibling blocks differ.
+    pub fn block_on(&self, parent: Hash256, txs: Vec<Transaction>, fees: Amount, extra: u64, tag: u64) -> Block {
+        let entry = *self.state.entry(&parent).expect("parent known");
+        let height = Height(entry.height.0 + 1);
+        let value = Amount(self.params.subsidy(height).0 + fees.0 + extra);
+        let cb = coinbase(height, tag, b"test", vec![pay(key_hash(&self.miner_key), value)]);
+        let mut all = vec![cb];
+        all.extend(txs);
+        let bits = match self.params.difficulty {
+            lode_chain::DifficultyAlgorithm::Fixed => self.params.pow_limit_bits,
+            _ => self.state.next_bits().expect("bits"),
+        };
+        let mut block = assemble(parent, entry.header.time + 1, bits, all);
+        assert!(grind(&mut block.header, &self.params.pow_limit()));
+        block
+    }
+
+    /// Mines and accepts an empty block on the tip.
+    pub fn mine(&mut self) -> Block {
+        let block = self.block_on(self.state.tip_hash(), vec![], Amount::ZERO, 0, 0);
+        self.state.accept_block(Arc::new(block.clone())).expect("accept");
+        block
+    }
+
+    /// Mines `n` empty blocks on `parent`, returning their hashes.
+    pub fn branch(&mut self, parent: Hash256, n: usize, tag: u64) -> Vec<Hash256> {
+        let mut out = Vec::new();
+        let mut p = parent;
+        for _ in 0..n {
+            let b = self.block_on(p, vec![], Amount::ZERO, 0, tag);
+            p = b.hash();
+            self.state.accept_block(Arc::new(b)).expect("accept");
+            out.push(p);
+        }
+        out
+    }
+}
