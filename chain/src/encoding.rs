@@ -2,7 +2,8 @@
 //!
 //! Every hash (block id, txid, signature digest) is taken over exactly these bytes. Decoding
 //! is strict: the input length is checked against a caller-given maximum before anything is
-//! decoded, bincode's own limit caps every allocation, and leftover bytes are an error. With
+//! decoded, bincode's own limit caps every allocation at twice the input's size tier, and
+//! leftover bytes are an error. With
 //! fixed-width integers every value has exactly one encoding, so decode → encode returns the
 //! input bytes (property-tested in `tests/encoding_prop.rs`).
 
@@ -14,30 +15,30 @@ use crate::error::DecodeError;
 /// Hard ceiling on any single decoded value (larger than any network's max block size).
 pub const MAX_DECODE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Allocation budget for bincode: twice the ceiling, because bincode charges a container's
-/// in-memory size (which can exceed its encoded size) against the limit.
-const ALLOC_LIMIT: usize = 2 * MAX_DECODE_BYTES;
+type Canonical<const N: usize> = Configuration<LittleEndian, Fixint, Limit<N>>;
 
-type Canonical = Configuration<LittleEndian, Fixint, Limit<ALLOC_LIMIT>>;
-
-fn canonical() -> Canonical {
+fn canonical<const N: usize>() -> Canonical<N> {
     config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
-        .with_limit::<ALLOC_LIMIT>()
+        .with_limit::<N>()
+}
+
+fn unlimited() -> Configuration<LittleEndian, Fixint> {
+    config::standard().with_little_endian().with_fixed_int_encoding()
 }
 
 /// Encodes `value` canonically.
 pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     // Encoding our own plain-data types into a Vec cannot fail: no custom impl returns an
     // error and the limit only applies to decoding.
-    bincode::encode_to_vec(value, canonical()).expect("canonical encoding of plain data cannot fail")
+    bincode::encode_to_vec(value, unlimited()).expect("canonical encoding of plain data cannot fail")
 }
 
 /// Length of the canonical encoding of `value`, without allocating it.
 pub fn encoded_len<T: Encode>(value: &T) -> usize {
     let mut counter = bincode::enc::write::SizeWriter::default();
-    match bincode::encode_into_writer(value, &mut counter, canonical()) {
+    match bincode::encode_into_writer(value, &mut counter, unlimited()) {
         Ok(()) => counter.bytes_written,
         Err(_) => usize::MAX,
     }
@@ -50,8 +51,16 @@ pub fn decode<T: Decode<()>>(bytes: &[u8], max_len: usize) -> Result<T, DecodeEr
     if bytes.len() > max {
         return Err(DecodeError::TooLarge { len: bytes.len(), max });
     }
-    let (value, read) =
-        bincode::decode_from_slice::<T, _>(bytes, canonical()).map_err(|e| DecodeError::Malformed(short(&e)))?;
+    // bincode charges a container's in-memory size against the limit before allocating it,
+    // and that can exceed its encoded size; so the allocation budget is twice the input's
+    // size tier: a 100-byte message can never make us allocate megabytes.
+    let decoded = match bytes.len() {
+        0..=4_096 => bincode::decode_from_slice::<T, _>(bytes, canonical::<8_192>()),
+        4_097..=262_144 => bincode::decode_from_slice::<T, _>(bytes, canonical::<524_288>()),
+        262_145..=4_194_304 => bincode::decode_from_slice::<T, _>(bytes, canonical::<8_388_608>()),
+        _ => bincode::decode_from_slice::<T, _>(bytes, canonical::<{ 2 * MAX_DECODE_BYTES }>()),
+    };
+    let (value, read) = decoded.map_err(|e| DecodeError::Malformed(short(&e)))?;
     if read != bytes.len() {
         return Err(DecodeError::TrailingBytes(bytes.len() - read));
     }
@@ -86,6 +95,17 @@ mod tests {
         assert_eq!(
             decode::<u32>(&[1, 0, 0, 0], 3),
             Err(DecodeError::TooLarge { len: 4, max: 3 })
+        );
+    }
+
+    #[test]
+    fn declared_length_beyond_the_input_tier_is_refused_before_allocating() {
+        // 16 bytes of input claiming a 1 MB byte vector: refused on the limit, no 1 MB buffer.
+        let mut bytes = 1_000_000u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            decode::<Vec<u8>>(&bytes, 1 << 20),
+            Err(DecodeError::Malformed("declared length exceeds the size limit".into()))
         );
     }
 

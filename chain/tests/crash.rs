@@ -1,0 +1,133 @@
+//! Crash safety: a child process imports blocks (with spends and short reorgs) in a loop and
+//! is SIGKILLed at random moments; after every kill the store must reopen and `verify()`
+//! must pass (the stored UTXO set equals one rebuilt from the stored best chain).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{fixed_clock, key};
+use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, OutPoint};
+
+const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
+
+/// Mines a block on `parent` carrying `txs`, with the coinbase claiming subsidy + `fees`.
+fn block_on(state: &ChainState, parent: Hash256, txs: Vec<lode_chain::Transaction>, fees: u64, tag: u64) -> Block {
+    let params = state.params();
+    let entry = *state.entry(&parent).expect("parent");
+    let height = Height(entry.height.0 + 1);
+    let value = Amount(params.subsidy(height).0 + fees);
+    let mut all = vec![coinbase(height, tag, b"crash", vec![pay(key_hash(&key(1)), value)])];
+    all.extend(txs);
+    let mut b = assemble(parent, entry.header.time + 1, params.pow_limit_bits, all);
+    assert!(grind(&mut b.header, &params.pow_limit()));
+    b
+}
+
+/// The child: import forever; the parent kills it.
+fn import_forever(dir: &str) -> ! {
+    let params = ChainParams::regtest();
+    let mut state = ChainState::open_with_clock(std::path::Path::new(dir), params, fixed_clock()).expect("child open");
+    let genesis = state.genesis_hash();
+    let mut round: u64 = 0;
+    loop {
+        round += 1;
+        let tip = state.tip_hash();
+        let height = state.height().0;
+        // Spend the coinbase that just matured, so every block changes the UTXO set both ways.
+        let mut txs = Vec::new();
+        let mut fees = 0;
+        if height >= 11 {
+            let src_hash = state.hash_at(Height(height - 10)).expect("hash");
+            let src = state.block(&src_hash).expect("read").expect("body");
+            let op = OutPoint {
+                txid: src.transactions[0].txid(),
+                index: 0,
+            };
+            let v = src.transactions[0].outputs[0].value.0;
+            // Regtest halves every 150 blocks; past ~64 halvings coinbases are worthless.
+            if v > 1_000 && state.utxo(&op).expect("read").is_some() {
+                txs.push(spend(
+                    &[op],
+                    vec![
+                        pay(key_hash(&key(2)), Amount(v / 2)),
+                        pay(key_hash(&key(3)), Amount(v / 2 - 100)),
+                    ],
+                    &key(1),
+                    &genesis,
+                ));
+                fees = 100 + v % 2;
+            }
+        }
+        let b = block_on(&state, tip, txs, fees, round);
+        state.accept_block(Arc::new(b)).expect("child accept");
+        // Every fifth round, overtake the tip with a two-block branch from its parent.
+        if round % 5 == 0 && state.height().0 > 2 {
+            let tip = state.tip_hash();
+            let parent = state.entry(&tip).expect("tip").header.prev_hash;
+            let s1 = block_on(&state, parent, vec![], 0, round + 1_000_000);
+            let s1_hash = s1.hash();
+            state.accept_block(Arc::new(s1)).expect("side 1");
+            let s2 = block_on(&state, s1_hash, vec![], 0, round + 2_000_000);
+            state.accept_block(Arc::new(s2)).expect("side 2");
+        }
+    }
+}
+
+#[test]
+fn crash_child() {
+    // Only does anything when spawned by the test below.
+    if let Ok(dir) = std::env::var(DIR_VAR) {
+        import_forever(&dir);
+    }
+}
+
+#[test]
+fn killed_importer_always_reopens_consistent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary path");
+    // A small deterministic generator for the kill delays: varied, but reproducible.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut heights = Vec::new();
+    let rounds = 24;
+    for round in 0..rounds {
+        let mut child = Command::new(&exe)
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(DIR_VAR, dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(150 + seed % 600);
+        let start = Instant::now();
+        while start.elapsed() < delay {
+            if let Some(status) = child.try_wait().expect("poll child") {
+                panic!("child exited early in round {round}: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+
+        let state = ChainState::open_with_clock(dir.path(), ChainParams::regtest(), fixed_clock())
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let report = state
+            .verify()
+            .unwrap_or_else(|e| panic!("round {round}: verify failed: {e}"));
+        assert_eq!(report.blocks, u64::from(state.height().0) + 1);
+        heights.push(state.height().0);
+    }
+    // The importer made progress across the kills (sled flushes in the background, so some
+    // rounds may lose their last unflushed blocks, never consistency).
+    eprintln!("heights after each kill: {heights:?}");
+    assert!(
+        heights.last().copied().unwrap_or(0) > 20,
+        "heights after each kill: {heights:?}"
+    );
+}
