@@ -65,7 +65,7 @@ fn import_forever(dir: &str) -> ! {
         let b = block_on(&state, tip, txs, fees, round);
         state.accept_block(Arc::new(b)).expect("child accept");
         // Every fifth round, overtake the tip with a two-block branch from its parent.
-        if round % 5 == 0 && state.height().0 > 2 {
+        if round.is_multiple_of(5) && state.height().0 > 2 {
             let tip = state.tip_hash();
             let parent = state.entry(&tip).expect("tip").header.prev_hash;
             let s1 = block_on(&state, parent, vec![], 0, round + 1_000_000);
