@@ -51,8 +51,8 @@ pub fn next_bits(
             if next_height % u64::from(RETARGET_INTERVAL) != 0 {
                 return Ok(parent.bits);
             }
-            // next_height >= 2016, so this cannot underflow.
-            let first_height = Height(parent_height.0 + 1 - RETARGET_INTERVAL);
+            // parent_height + 1 is a positive multiple of 2016: no underflow, no overflow.
+            let first_height = Height(parent_height.0 - (RETARGET_INTERVAL - 1));
             let first = fetch(first_height)?;
             retarget_bits(
                 parent.bits,
