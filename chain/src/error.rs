@@ -99,6 +99,8 @@ pub enum ConsensusError {
     TimeTooNew { time: u32, now: u64, limit: u64 },
     #[error("block claims to be genesis but differs from the network's genesis")]
     WrongGenesis,
+    #[error("ancestor at height {height} is unavailable")]
+    MissingAncestor { height: u32 },
 
     // --- contextual transaction rules ---
     #[error("coinbase height {found} does not match block height {expected}")]

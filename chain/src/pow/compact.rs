@@ -17,9 +17,12 @@ pub struct DecodedCompact {
 /// Decodes compact bits exactly like Bitcoin Core's `SetCompact`.
 pub fn decode_compact(bits: u32) -> DecodedCompact {
     let size = bits >> 24;
-    let word = bits & 0x007f_ffff;
+    let mut word = bits & 0x007f_ffff;
+    // Like Core, small sizes shift the mantissa first, and the flags test what remains:
+    // 0x00923456 decodes to zero and is not negative.
     let target = if size <= 3 {
-        U256::from(word >> (8 * (3 - size)))
+        word >>= 8 * (3 - size);
+        U256::from(word)
     } else {
         let shift = 8 * (size - 3);
         if shift >= 256 {
@@ -53,6 +56,18 @@ pub fn encode_compact(target: &U256) -> u32 {
     compact | (size << 24)
 }
 
+/// Encodes like Bitcoin Core's `GetCompact(fNegative)`: as [`encode_compact`], with the
+/// sign bit set when `negative` and the mantissa is non-zero. Consensus never produces
+/// negative bits; this exists so the decode/encode round trip of any bits can be checked.
+pub fn encode_compact_signed(target: &U256, negative: bool) -> u32 {
+    let compact = encode_compact(target);
+    if negative && compact & 0x007f_ffff != 0 {
+        compact | 0x0080_0000
+    } else {
+        compact
+    }
+}
+
 /// Decodes bits into a usable target: `None` if negative, zero or overflowing.
 pub fn target_from_bits(bits: u32) -> Option<U256> {
     let d = decode_compact(bits);
@@ -72,6 +87,14 @@ mod tests {
         let t = target_from_bits(0x1d00ffff).expect("valid");
         assert_eq!(t, U256::from(0xffffu64) << 208);
         assert_eq!(encode_compact(&t), 0x1d00ffff);
+    }
+
+    #[test]
+    fn flags_test_the_mantissa_after_the_size_shift() {
+        let d = decode_compact(0x0092_3456);
+        assert!(d.target.is_zero() && !d.negative && !d.overflow);
+        assert!(decode_compact(0x0480_0001).negative);
+        assert_eq!(encode_compact_signed(&U256::from(0x7eu64), true), 0x01fe_0000);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Proof of work: compact targets, the PoW check, chain work and difficulty algorithms.
 //! Miner and validator share [`check_proof_of_work`].
 
+pub mod asert;
 pub mod compact;
 pub mod next;
+pub mod retarget;
 pub mod work;
 
-pub use compact::{decode_compact, encode_compact, target_from_bits};
-pub use next::next_bits;
+pub use asert::{asert_next_bits, asert_next_target};
+pub use compact::{decode_compact, encode_compact, encode_compact_signed, target_from_bits};
+pub use next::{next_bits, ASERT_ANCHOR_HEIGHT};
 pub use primitive_types::U256;
+pub use retarget::{retarget_bits, retarget_target, target_timespan, RETARGET_INTERVAL};
 pub use work::ChainWork;
 
 use crate::error::ConsensusError;
