@@ -251,9 +251,13 @@ impl ChainState {
 
     /// Bits the next block on the tip must carry.
     pub fn next_bits(&self) -> Result<u32, ConsensusError> {
-        let tip = self.tip_hash();
-        let entry = self.tip_entry();
-        let lookup = |h: Height| self.ancestor(&tip, h);
+        self.next_bits_on(&self.tip_hash())
+    }
+
+    /// Bits a block on `parent` (any known block) must carry.
+    pub fn next_bits_on(&self, parent: &Hash256) -> Result<u32, ConsensusError> {
+        let entry = self.index.get(parent).ok_or(ConsensusError::UnknownParent(*parent))?;
+        let lookup = |h: Height| self.ancestor(parent, h);
         next_bits(&self.params, entry.height, &entry.header, &lookup)
     }
 

@@ -203,3 +203,19 @@ fn orphans_connect_when_their_parent_arrives() {
     assert_eq!(fresh.state.orphan_count(), 0);
     let _ = Hash256::ZERO;
 }
+
+#[test]
+fn asert_chain_follows_its_schedule_through_a_reorg() {
+    // Devnet rules (ASERT every block) with the easiest genesis target so tests can grind.
+    let mut params = lode_chain::ChainParams::devnet();
+    params.genesis_bits = params.pow_limit_bits;
+    let mut h = Harness::with_params(params);
+    // Blocks one second apart are ahead of a 2 s schedule: the target must tighten.
+    let a = h.branch(h.state.tip_hash(), 40, 0xa);
+    let bits_a = h.state.entry(&a[39]).expect("a").header.bits;
+    assert_ne!(bits_a, h.params.genesis_bits, "difficulty rose");
+    assert!(lode_chain::pow::target_from_bits(bits_a) < lode_chain::pow::target_from_bits(h.params.genesis_bits));
+    let b = h.branch(a[30], 12, 0xb);
+    assert_eq!(h.state.tip_hash(), b[11]);
+    h.state.verify().expect("verify after ASERT reorg");
+}

@@ -67,10 +67,7 @@ impl Harness {
         let cb = coinbase(height, tag, b"test", vec![pay(key_hash(&self.miner_key), value)]);
         let mut all = vec![cb];
         all.extend(txs);
-        let bits = match self.params.difficulty {
-            lode_chain::DifficultyAlgorithm::Fixed => self.params.pow_limit_bits,
-            _ => self.state.next_bits().expect("bits"),
-        };
+        let bits = self.state.next_bits_on(&parent).expect("bits");
         let mut block = assemble(parent, entry.header.time + 1, bits, all);
         assert!(grind(&mut block.header, &self.params.pow_limit()));
         block
