@@ -89,6 +89,12 @@ pub enum WalletError {
     /// The built transaction would exceed the network's size limit.
     #[error("transaction of {size} bytes exceeds the limit of {max}: too many inputs")]
     TooLarge { size: usize, max: usize },
+    /// A disconnect named a block the tracker did not connect last: its view is stale.
+    #[error("wallet tracker is out of step with the chain (asked to disconnect {got} at height {height}, its tip is {tip}): rescan")]
+    TrackerOutOfSync { got: Hash256, height: u32, tip: String },
+    /// An input of a pending transaction is already spent by another of our pending ones.
+    #[error("output {0:?} is already spent by a pending wallet transaction")]
+    AlreadyReserved(OutPoint),
     /// The payment amount is zero.
     #[error("amount must be greater than zero")]
     ZeroAmount,
