@@ -74,7 +74,12 @@ pub fn select(coins: &[Coin], amount: Amount, fee_rate: u64, min_relay_fee_rate:
     // Coins whose value does not cover their own input fee only make a payment poorer.
     let mut pool: Vec<(u128, Coin)> = coins
         .iter()
-        .filter_map(|c| u128::from(c.value.0).checked_sub(input_fee).filter(|ev| *ev > 0).map(|ev| (ev, *c)))
+        .filter_map(|c| {
+            u128::from(c.value.0)
+                .checked_sub(input_fee)
+                .filter(|ev| *ev > 0)
+                .map(|ev| (ev, *c))
+        })
         .collect();
     // Largest first; ties broken by outpoint so results are deterministic.
     pool.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.outpoint.cmp(&b.1.outpoint)));
@@ -138,7 +143,9 @@ fn finish(pool: &[(u128, Coin)], chosen: &[usize], amount: u128, rate: u128, dus
     let fee = total
         .checked_sub(amount)
         .filter(|f| *f >= u128::from(size) * rate)
-        .ok_or(WalletError::Overflow("selecting coins (selection does not cover the fee)"))?;
+        .ok_or(WalletError::Overflow(
+            "selecting coins (selection does not cover the fee)",
+        ))?;
     Ok(Selection {
         coins,
         fee: to_amount(fee)?,
@@ -240,7 +247,10 @@ mod tests {
     #[test]
     fn dust_and_zero_are_refused() {
         let coins = [coin(1, 1_000_000)];
-        assert!(matches!(select(&coins, Amount(100), 1, 1), Err(WalletError::Dust { .. })));
+        assert!(matches!(
+            select(&coins, Amount(100), 1, 1),
+            Err(WalletError::Dust { .. })
+        ));
         assert!(matches!(select(&coins, Amount(0), 1, 1), Err(WalletError::ZeroAmount)));
     }
 

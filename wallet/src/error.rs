@@ -35,7 +35,9 @@ pub enum WalletError {
     #[error("wallet file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     /// The wallet file is damaged (truncated, edited, bit rot). It is left untouched.
-    #[error("wallet file {path} is corrupted ({reason}); it was left untouched: restore it from a backup or the mnemonic")]
+    #[error(
+        "wallet file {path} is corrupted ({reason}); it was left untouched: restore it from a backup or the mnemonic"
+    )]
     Corrupted { path: PathBuf, reason: String },
     /// The wallet file was written by a newer or unknown format.
     #[error("wallet file {path} has format version {found}, this build reads version {supported}")]

@@ -213,7 +213,8 @@ impl Tracker {
                 }
             }
             // The genesis premine is spendable at once; other coinbases wait for maturity.
-            let mature_at = (coinbase && height != Height::GENESIS).then(|| Height(height.0.saturating_add(self.maturity)));
+            let mature_at =
+                (coinbase && height != Height::GENESIS).then(|| Height(height.0.saturating_add(self.maturity)));
             let mut received = lode_chain::Amount::ZERO;
             for (index, out) in tx.outputs.iter().enumerate() {
                 if !self.watched.contains(&out.pubkey_hash) {
@@ -295,7 +296,8 @@ impl Tracker {
             }
         }
         for p in undo.settled {
-            if !self.pending.contains_key(&p.txid) && p.tx.inputs.iter().all(|i| !self.reserved.contains_key(&i.prev_out))
+            if !self.pending.contains_key(&p.txid)
+                && p.tx.inputs.iter().all(|i| !self.reserved.contains_key(&i.prev_out))
             {
                 self.insert_pending(p);
             }

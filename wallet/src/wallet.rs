@@ -196,7 +196,10 @@ impl Wallet {
             unlocked: None,
             body: body.clone(),
         };
-        for (chain, keys) in [(Chain::Receive, &body.watch.receive), (Chain::Change, &body.watch.change)] {
+        for (chain, keys) in [
+            (Chain::Receive, &body.watch.receive),
+            (Chain::Change, &body.watch.change),
+        ] {
             for (i, hex_key) in keys.iter().enumerate() {
                 let mut pubkey = [0u8; 32];
                 hex::decode_to_slice(hex_key, &mut pubkey)

@@ -89,7 +89,10 @@ fn bip39_passphrase_changes_the_keys_and_is_kept() {
     assert_ne!(w.receive_address(0), Some(plain_addr));
     let addr = w.receive_address(0);
     drop(w);
-    assert_eq!(Wallet::open(dir.path(), &params).expect("open").receive_address(0), addr);
+    assert_eq!(
+        Wallet::open(dir.path(), &params).expect("open").receive_address(0),
+        addr
+    );
 }
 
 #[cfg(unix)]
@@ -103,7 +106,10 @@ fn file_mode_is_0600() {
     w.new_receive_address().expect("rewrite");
     assert_eq!(mode(&w), 0o600, "rewrites keep the mode");
     // No temporary files are left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(|e| e.ok()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .collect();
     assert_eq!(names.len(), 1);
 }
 
@@ -139,7 +145,10 @@ fn fresh_dir_gets_a_wallet() {
 fn truncated_or_corrupted_file_is_reported_and_left_unchanged() {
     let params = ChainParams::regtest();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = Wallet::create_fresh(dir.path(), &params).expect("create").path().to_path_buf();
+    let path = Wallet::create_fresh(dir.path(), &params)
+        .expect("create")
+        .path()
+        .to_path_buf();
     let good = std::fs::read(&path).expect("read");
 
     let mut damaged: Vec<Vec<u8>> = vec![good[..good.len() / 2].to_vec(), Vec::new()];
@@ -152,7 +161,10 @@ fn truncated_or_corrupted_file_is_reported_and_left_unchanged() {
 
     for bytes in damaged {
         std::fs::write(&path, &bytes).expect("write damage");
-        for attempt in [Wallet::open(dir.path(), &params), Wallet::open_or_create(dir.path(), &params)] {
+        for attempt in [
+            Wallet::open(dir.path(), &params),
+            Wallet::open_or_create(dir.path(), &params),
+        ] {
             let err = attempt.expect_err("damaged file must not open");
             assert!(matches!(err, WalletError::Corrupted { .. }), "{err}");
             assert!(err.to_string().contains("corrupted"), "{err}");

@@ -155,8 +155,14 @@ fn pays_with_change_to_a_fresh_internal_address_at_an_exact_fee() {
     let mut s = devnet_setup();
     let rate = 3;
     let amount = Amount::parse_coins("12.5").expect("amount");
-    let p = build_payment(&mut s.wallet, &mut s.tracker, &other_address(&s.params), amount, Some(rate))
-        .expect("payment");
+    let p = build_payment(
+        &mut s.wallet,
+        &mut s.tracker,
+        &other_address(&s.params),
+        amount,
+        Some(rate),
+    )
+    .expect("payment");
     assert_signed(&p, &s.wallet);
     assert_eq!(p.tx.inputs.len(), 1);
     assert_eq!(p.tx.outputs.len(), 2);
@@ -175,9 +181,26 @@ fn pays_with_change_to_a_fresh_internal_address_at_an_exact_fee() {
     // Once confirmed, the next payment spends the change and pays change to a new key.
     s.tracker.add_pending(&p.tx).expect("pending");
     s.chain.connect(&mut s.tracker, OTHER, vec![p.tx.clone()], 0);
-    let p2 = build_payment(&mut s.wallet, &mut s.tracker, &other_address(&s.params), amount, Some(rate))
-        .expect("second payment");
-    assert_eq!(p2.spent, vec![OutPoint { txid: p.txid, index: p.tx.outputs.iter().position(|o| o.pubkey_hash == change_pkh).expect("change output") as u32 }]);
+    let p2 = build_payment(
+        &mut s.wallet,
+        &mut s.tracker,
+        &other_address(&s.params),
+        amount,
+        Some(rate),
+    )
+    .expect("second payment");
+    assert_eq!(
+        p2.spent,
+        vec![OutPoint {
+            txid: p.txid,
+            index: p
+                .tx
+                .outputs
+                .iter()
+                .position(|o| o.pubkey_hash == change_pkh)
+                .expect("change output") as u32
+        }]
+    );
     let (change2, _) = p2.change.expect("change");
     assert_ne!(change2, change_pkh);
     assert_eq!(s.wallet.key_for(&change2).map(|k| k.path.index), Some(1));
@@ -189,8 +212,14 @@ fn exact_match_spends_without_change() {
     let rate = 2;
     let fee = tx_size(1, 1) * rate;
     let amount = Amount(Amount::coins(10_000).0 - fee);
-    let p = build_payment(&mut s.wallet, &mut s.tracker, &other_address(&s.params), amount, Some(rate))
-        .expect("payment");
+    let p = build_payment(
+        &mut s.wallet,
+        &mut s.tracker,
+        &other_address(&s.params),
+        amount,
+        Some(rate),
+    )
+    .expect("payment");
     assert_signed(&p, &s.wallet);
     assert_eq!(p.change, None);
     assert_eq!(p.tx.outputs.len(), 1);
@@ -271,7 +300,10 @@ fn pending_spends_are_not_reused() {
     let mut twin_tracker = Tracker::new(twin.watched_pkhs(), s.params.coinbase_maturity);
     TestChain::new(&s.params, &mut twin_tracker);
     let q = build_payment(&mut twin, &mut twin_tracker, &addr, Amount::coins(6), None).expect("twin payment");
-    assert!(matches!(s.tracker.add_pending(&q.tx), Err(WalletError::AlreadyReserved(_))));
+    assert!(matches!(
+        s.tracker.add_pending(&q.tx),
+        Err(WalletError::AlreadyReserved(_))
+    ));
     // Abandoning the pending payment frees the coin.
     assert!(s.tracker.abandon_pending(&p.txid));
     assert_eq!(s.tracker.balance().spendable, Amount::coins(10_000));
@@ -291,11 +323,20 @@ fn history_stays_right_across_a_reorg() {
     s.chain.connect(&mut s.tracker, me, vec![], 1);
     let h = s.tracker.history();
     assert_eq!(h.len(), 3);
-    assert_eq!((h[0].txid, h[0].height, h[0].net()), (genesis_txid, Some(Height(0)), i128::from(Amount::coins(10_000).0)));
-    assert_eq!((h[1].txid, h[1].height, h[1].fee), (p.txid, Some(Height(1)), Some(p.fee)));
+    assert_eq!(
+        (h[0].txid, h[0].height, h[0].net()),
+        (genesis_txid, Some(Height(0)), i128::from(Amount::coins(10_000).0))
+    );
+    assert_eq!(
+        (h[1].txid, h[1].height, h[1].fee),
+        (p.txid, Some(Height(1)), Some(p.fee))
+    );
     assert_eq!(h[1].net(), -i128::from(amount.0 + p.fee.0));
     assert!(h[2].coinbase && h[2].height == Some(Height(2)));
-    assert_eq!(s.tracker.balance().immature_coins, vec![(Height(12), Amount::coins(50))]);
+    assert_eq!(
+        s.tracker.balance().immature_coins,
+        vec![(Height(12), Amount::coins(50))]
+    );
     assert_eq!(s.tracker.pending().count(), 0);
 
     // Reorg: both blocks leave; P goes back to pending, the reward disappears.
@@ -304,9 +345,15 @@ fn history_stays_right_across_a_reorg() {
     let h = s.tracker.history();
     assert_eq!(h.len(), 2);
     assert_eq!((h[1].txid, h[1].height, h[1].fee), (p.txid, None, Some(p.fee)));
-    assert!(s.tracker.is_reserved(&p.spent[0]), "P's input stays reserved while it is back in the mempool");
+    assert!(
+        s.tracker.is_reserved(&p.spent[0]),
+        "P's input stays reserved while it is back in the mempool"
+    );
     let b = s.tracker.balance();
-    assert_eq!((b.spendable, b.immature, b.reserved), (Amount::ZERO, Amount::ZERO, Amount::coins(10_000)));
+    assert_eq!(
+        (b.spendable, b.immature, b.reserved),
+        (Amount::ZERO, Amount::ZERO, Amount::coins(10_000))
+    );
 
     // Branch B: an empty block, then P at height 2, then one more.
     s.chain.connect(&mut s.tracker, OTHER, vec![], 2);
@@ -373,7 +420,9 @@ fn a_locked_wallet_refuses_to_sign() {
         build_payment(&mut wallet, &mut tracker, &addr, Amount::coins(1), None),
         Err(WalletError::Locked)
     ));
-    wallet.unlock("pw", Some(std::time::Duration::from_secs(60))).expect("unlock");
+    wallet
+        .unlock("pw", Some(std::time::Duration::from_secs(60)))
+        .expect("unlock");
     let p = build_payment(&mut wallet, &mut tracker, &addr, Amount::coins(1), None).expect("signs");
     assert_signed(&p, &wallet);
 }

@@ -79,7 +79,8 @@ fn bip39_word_list_matches_the_published_one() {
 
 #[test]
 fn bad_mnemonics_are_refused_without_echoing_words() {
-    let bad_checksum = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon";
+    let bad_checksum =
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon";
     let e = Mnemonic::parse(bad_checksum).expect_err("checksum");
     assert!(e.to_string().contains("checksum"), "{e}");
     let e = Mnemonic::parse("abandon zzzsecretword about").expect_err("count");
@@ -155,8 +156,13 @@ fn devnet_accounts_derive_the_premine() {
     // And through the wallet as devnet node I builds it.
     let dir = tempfile::tempdir().expect("tempdir");
     for account in [0u32, 9] {
-        let w = Wallet::from_mnemonic(&dir.path().join(format!("node{account}")), DEVNET_MNEMONIC, account, &params)
-            .expect("wallet");
+        let w = Wallet::from_mnemonic(
+            &dir.path().join(format!("node{account}")),
+            DEVNET_MNEMONIC,
+            account,
+            &params,
+        )
+        .expect("wallet");
         let pkh = params.genesis_outputs[account as usize].pubkey_hash;
         assert_eq!(w.receive_address(0), pkh.to_address("ldev").ok());
     }
