@@ -56,6 +56,9 @@ pub enum WalletError {
     /// The passphrase given to unlock the wallet is wrong.
     #[error("wrong wallet passphrase")]
     WrongPassphrase,
+    /// The wallet already has a passphrase.
+    #[error("wallet is already encrypted")]
+    AlreadyEncrypted,
     /// The wallet is not encrypted, so there is nothing to unlock.
     #[error("wallet is not encrypted")]
     NotEncrypted,

@@ -84,8 +84,8 @@ impl KdfParams {
         if !(1..=64).contains(&self.t_cost) {
             return bad(format!("t_cost {} not in 1..=64", self.t_cost));
         }
-        if self.m_cost_kib < 8 * self.p_cost || self.m_cost_kib > 4 * 1024 * 1024 {
-            return bad(format!("m_cost {} KiB not in 8·p_cost..=4 GiB", self.m_cost_kib));
+        if self.m_cost_kib < 8 * self.p_cost || self.m_cost_kib > 1024 * 1024 {
+            return bad(format!("m_cost {} KiB not in 8·p_cost..=1 GiB", self.m_cost_kib));
         }
         Ok(())
     }

@@ -113,6 +113,9 @@ pub struct Tracker {
     reserved: HashMap<OutPoint, Hash256>,
     undo: Vec<BlockUndo>,
     tip: Option<(Hash256, Height)>,
+    /// Keys any connected output ever paid (kept across disconnects: a key once used stays
+    /// used, so the wallet never hands it out as fresh).
+    paid: HashSet<PubkeyHash>,
 }
 
 impl Tracker {
@@ -127,6 +130,7 @@ impl Tracker {
             reserved: HashMap::new(),
             undo: Vec::new(),
             tip: None,
+            paid: HashSet::new(),
         }
     }
 
@@ -143,6 +147,11 @@ impl Tracker {
     /// rescan if the key may have been paid before.
     pub fn watch(&mut self, pkhs: impl IntoIterator<Item = PubkeyHash>) {
         self.watched.extend(pkhs);
+    }
+
+    /// Watched keys that some connected output has paid (feed to [`crate::Wallet::mark_used`]).
+    pub fn paid_keys(&self) -> impl Iterator<Item = PubkeyHash> + '_ {
+        self.paid.iter().copied()
     }
 
     /// True if `pkh` is watched.
@@ -235,6 +244,7 @@ impl Tracker {
                     },
                 );
                 undo.added.push(outpoint);
+                self.paid.insert(out.pubkey_hash);
                 received = received.checked_add(out.value).unwrap_or(received);
             }
             if sent > lode_chain::Amount::ZERO || received > lode_chain::Amount::ZERO {

@@ -351,7 +351,7 @@ impl Wallet {
     /// Seals an unencrypted wallet's secret under `passphrase` and rewrites the file.
     pub fn encrypt(&mut self, passphrase: &str, kdf: KdfParams) -> Result<()> {
         let StoredSecret::Plain(secrets) = &self.body.secret else {
-            return Err(WalletError::InvalidKdfParams("wallet is already encrypted".into()));
+            return Err(WalletError::AlreadyEncrypted);
         };
         let sealed = keystore::seal(secrets, passphrase, kdf, &self.genesis, self.body.account)?;
         let old = std::mem::replace(&mut self.body.secret, sealed);
@@ -399,6 +399,37 @@ impl Wallet {
         }
         self.save()?;
         Ok(key)
+    }
+
+    /// Moves the issued indexes past every key in `used` (keys the chain shows were paid,
+    /// e.g. after restoring from the mnemonic), so they are not handed out again and the
+    /// look-ahead pool reaches [`LOOKAHEAD`] keys beyond them. Returns true if the set of
+    /// watched keys grew: the caller should then watch them and rescan (BIP44's gap limit).
+    /// A locked wallet advances its indexes but can only grow the pool once unlocked.
+    pub fn mark_used(&mut self, used: impl IntoIterator<Item = PubkeyHash>) -> Result<bool> {
+        let before = self.by_pkh.len();
+        let mut changed = false;
+        for pkh in used {
+            let Some(key) = self.by_pkh.get(&pkh).copied() else {
+                continue;
+            };
+            let next = match key.path.chain {
+                Chain::Receive => &mut self.body.next_receive,
+                Chain::Change => &mut self.body.next_change,
+            };
+            if key.path.index >= *next {
+                *next = key.path.index.saturating_add(1);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        if self.secrets().is_ok() {
+            self.top_up()?;
+        }
+        self.save()?;
+        Ok(self.by_pkh.len() > before)
     }
 
     /// Issues the next receive address (persisted, so it is never handed out twice).

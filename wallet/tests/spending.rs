@@ -459,3 +459,21 @@ fn disconnecting_an_unknown_block_asks_for_a_rescan() {
         .expect_err("unknown block");
     assert!(err.to_string().contains("rescan"), "{err}");
 }
+
+#[test]
+fn restored_wallet_skips_used_keys_and_extends_its_pool() {
+    let mut s = devnet_setup();
+    // Pay the wallet's 15th receive key (inside the look-ahead pool, never issued here).
+    let far = s.wallet.watched_pkhs()[15];
+    assert_eq!(
+        s.wallet.key_for(&far).map(|k| (k.path.chain, k.path.index)),
+        Some((Chain::Receive, 15))
+    );
+    s.chain.connect(&mut s.tracker, far, vec![], 0);
+    let before = s.wallet.watched_pkhs().len();
+    assert!(s.wallet.mark_used(s.tracker.paid_keys()).expect("mark"));
+    assert!(s.wallet.watched_pkhs().len() > before, "pool reaches past the used key");
+    let next = s.wallet.new_receive_address().expect("address");
+    let next_pkh = lode_wallet::address::parse_address(&next, &s.params).expect("ours");
+    assert_eq!(s.wallet.key_for(&next_pkh).map(|k| k.path.index), Some(16));
+}
