@@ -203,7 +203,8 @@ fn branch_and_bound(pool: &[(u128, Coin)], target: u128, tolerance: u128) -> Opt
             let ev = pool[index].0;
             available -= ev;
             // Excluding a coin and then including an equal one gives the same sums: skip.
-            let skip_equal = index > 0 && selection.last() != Some(&(index - 1)) && pool[index - 1].0 == ev;
+            let skip_equal =
+                !selection.is_empty() && index > 0 && selection.last() != Some(&(index - 1)) && pool[index - 1].0 == ev;
             if !skip_equal {
                 selection.push(index);
                 value += ev;
@@ -252,6 +253,56 @@ mod tests {
             Err(WalletError::Dust { .. })
         ));
         assert!(matches!(select(&coins, Amount(0), 1, 1), Err(WalletError::ZeroAmount)));
+    }
+
+    proptest::proptest! {
+        /// On small pools branch-and-bound finds the least excess a brute force finds.
+        #[test]
+        fn bnb_matches_brute_force(evs in proptest::collection::vec(1u128..2_000, 1..11),
+                                   target in 1u128..8_000, tolerance in 0u128..200) {
+            let mut pool: Vec<(u128, Coin)> = evs.iter().enumerate().map(|(i, v)| (*v, coin(i as u8, 0))).collect();
+            pool.sort_by(|a, b| b.0.cmp(&a.0));
+            let mut best: Option<u128> = None;
+            for mask in 0u32..(1 << pool.len()) {
+                let sum: u128 = (0..pool.len()).filter(|i| mask & (1 << i) != 0).map(|i| pool[i].0).sum();
+                if sum >= target && sum <= target + tolerance {
+                    best = Some(best.map_or(sum - target, |b| b.min(sum - target)));
+                }
+            }
+            let found = branch_and_bound(&pool, target, tolerance)
+                .map(|s| s.iter().map(|&i| pool[i].0).sum::<u128>() - target);
+            proptest::prop_assert_eq!(found, best);
+        }
+
+        /// Whatever the pool, a selection pays exactly: inputs = amount + change + fee, the
+        /// fee covers size × rate (exactly, when there is change), change is never dust,
+        /// and an error is only ever insufficient funds.
+        #[test]
+        fn selection_balances(values in proptest::collection::vec(1u64..5_000_000, 0..25),
+                              amount in 492u64..20_000_000, rate in 1u64..20) {
+            let coins: Vec<Coin> = values.iter().enumerate().map(|(i, v)| coin(i as u8, *v)).collect();
+            match select(&coins, Amount(amount), rate, 1) {
+                Ok(s) => {
+                    let total: u64 = s.coins.iter().map(|c| c.value.0).sum();
+                    let change = s.change.map_or(0, |c| c.0);
+                    proptest::prop_assert_eq!(total, amount + change + s.fee.0);
+                    proptest::prop_assert_eq!(s.size, tx_size(s.coins.len(), 1 + usize::from(s.change.is_some())));
+                    proptest::prop_assert!(s.fee.0 >= s.size * rate);
+                    if s.change.is_some() {
+                        proptest::prop_assert_eq!(s.fee.0, s.size * rate);
+                        proptest::prop_assert!(change >= dust_threshold(1).0);
+                    } else {
+                        // Changeless: the excess is below what a change output would be worth.
+                        proptest::prop_assert!(s.fee.0 - s.size * rate < (OUTPUT_SIZE * rate) + dust_threshold(1).0 + INPUT_SIZE * rate);
+                    }
+                }
+                Err(WalletError::InsufficientFunds { needed, available, missing }) => {
+                    proptest::prop_assert_eq!(needed.0 - available.0, missing.0);
+                    proptest::prop_assert!(missing.0 > 0);
+                }
+                Err(e) => proptest::prop_assert!(false, "unexpected error {}", e),
+            }
+        }
     }
 
     #[test]

@@ -348,6 +348,15 @@ impl Wallet {
         }
     }
 
+    /// Drops the secrets now if an unlock timeout has passed. Locking is otherwise noticed
+    /// lazily, on the next use; the node calls this on a timer so expired secrets do not
+    /// linger in memory.
+    pub fn expire(&mut self) {
+        if self.is_locked() {
+            self.unlocked = None;
+        }
+    }
+
     /// Seals an unencrypted wallet's secret under `passphrase` and rewrites the file.
     pub fn encrypt(&mut self, passphrase: &str, kdf: KdfParams) -> Result<()> {
         let StoredSecret::Plain(secrets) = &self.body.secret else {
