@@ -261,7 +261,7 @@ mod tests {
         fn bnb_matches_brute_force(evs in proptest::collection::vec(1u128..2_000, 1..11),
                                    target in 1u128..8_000, tolerance in 0u128..200) {
             let mut pool: Vec<(u128, Coin)> = evs.iter().enumerate().map(|(i, v)| (*v, coin(i as u8, 0))).collect();
-            pool.sort_by(|a, b| b.0.cmp(&a.0));
+            pool.sort_by_key(|b| std::cmp::Reverse(b.0));
             let mut best: Option<u128> = None;
             for mask in 0u32..(1 << pool.len()) {
                 let sum: u128 = (0..pool.len()).filter(|i| mask & (1 << i) != 0).map(|i| pool[i].0).sum();
