@@ -330,7 +330,16 @@ impl Wallet {
     /// Unlocks an encrypted wallet for `timeout` (`None`: until [`Wallet::lock`]). A wrong
     /// passphrase is refused and leaves the wallet locked.
     pub fn unlock(&mut self, passphrase: &str, timeout: Option<Duration>) -> Result<()> {
-        let secrets = keystore::open_secret(&self.body.secret, passphrase, &self.genesis, self.body.account)?;
+        let secrets = keystore::open_secret(&self.body.secret, passphrase, &self.genesis, self.body.account).map_err(
+            |e| match e {
+                // The keystore does not know where the file is; name it for the user.
+                WalletError::Corrupted { reason, .. } => WalletError::Corrupted {
+                    path: self.path.clone(),
+                    reason,
+                },
+                other => other,
+            },
+        )?;
         let until = timeout.and_then(|t| Instant::now().checked_add(t));
         self.install_secrets(secrets, until)?;
         if self.top_up()? {
