@@ -1,1 +1,70 @@
-fn main() {}
+//! The `lode` binary: parse flags, set up logging, run the node until Ctrl-C / SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use lode_node::cli::{Cli, Command};
+use lode_node::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = run(cli) {
+        // One line, no backtrace: `{:#}` joins the context chain with ": ".
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Node(args) = cli.command;
+    init_logging(args.log_format());
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let node = lode_node::start(config).await?;
+        wait_for_signal().await;
+        tracing::info!("shutting down (Ctrl-C again to force)");
+        // A second signal forces the exit while the graceful shutdown runs.
+        tokio::spawn(async {
+            wait_for_signal().await;
+            eprintln!("forced exit");
+            std::process::exit(130);
+        });
+        node.shutdown().await?;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,434 @@
+//! The chain task: the one writer of the chain state.
+//!
+//! It runs on its own OS thread (sled and validation block; they must not stall the tokio
+//! workers or the swarm) and serves [`ChainCommand`]s from a bounded channel in arrival
+//! order, so blocks submitted in order are connected in order. Every command carries a
+//! oneshot reply; the caller never waits on a lock. After every block it publishes the new
+//! [`TipInfo`] on a watch channel and the chain's events on a broadcast channel, so readers
+//! (network, progress, tests, later RPC and wallet) see the tip without asking.
+//!
+//! Transactions go through the [`TxSink`] seam: today [`TipCheck`] validates a transaction
+//! context-free and against the tip's UTXO set and keeps nothing; the mempool replaces it
+//! with a pool that also keeps, orders and re-admits transactions on reorgs.
+
+use std::sync::Arc;
+
+use lode_chain::error::{ChainError, ConsensusError};
+use lode_chain::header::BlockHeader;
+use lode_chain::pow::{check_proof_of_work, ChainWork};
+use lode_chain::validation::spend::verify_tx_signatures;
+use lode_chain::validation::{check_header_contextual, check_transaction, check_tx_inputs, HeaderContext};
+use lode_chain::{AcceptStatus, Block, ChainEvent, ChainState, Hash256, Height, Transaction};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// The best chain's tip as seen by everyone but the chain task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipInfo {
+    /// Tip hash.
+    pub hash: Hash256,
+    /// Tip height.
+    pub height: Height,
+    /// Cumulative work of the best chain.
+    pub work: ChainWork,
+    /// Tip header (its time and bits are what a block builder needs).
+    pub header: BlockHeader,
+    /// Block locator of the best chain (for headers-first sync).
+    pub locator: Vec<Hash256>,
+}
+
+/// What the chain made of a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockVerdict {
+    /// Stored (see the status: connected, side branch, known, orphan, or found invalid
+    /// while connecting).
+    Accepted(AcceptStatus),
+    /// Refused before storage: the sender broke this rule.
+    Rejected(ConsensusError),
+    /// Local trouble (storage); says nothing about the sender.
+    Failed(String),
+}
+
+impl BlockVerdict {
+    /// The broken rule, if the block was invalid either way.
+    pub fn broken_rule(&self) -> Option<&ConsensusError> {
+        match self {
+            BlockVerdict::Rejected(rule) | BlockVerdict::Accepted(AcceptStatus::Invalid { rule }) => Some(rule),
+            BlockVerdict::Accepted(_) | BlockVerdict::Failed(_) => None,
+        }
+    }
+}
+
+/// What the transaction sink made of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxVerdict {
+    /// Valid against the tip: relay it.
+    Accepted {
+        /// Its txid.
+        txid: Hash256,
+    },
+    /// Invalid: the sender broke this rule.
+    Rejected {
+        /// Its txid.
+        txid: Hash256,
+        /// The rule.
+        rule: ConsensusError,
+    },
+    /// Not relayed, but not the sender's fault (unknown inputs, already known, busy).
+    Ignored {
+        /// Its txid.
+        txid: Hash256,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What checking a batch of headers found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadersVerdict {
+    /// All valid. `missing` are the hashes whose bodies we lack, in chain order; `work` is
+    /// the cumulative work at the last header.
+    Valid {
+        /// Headers not yet stored with a body.
+        missing: Vec<Hash256>,
+        /// Cumulative work at the last header.
+        work: ChainWork,
+        /// Height of the last header.
+        last_height: Height,
+    },
+    /// The first header's parent is unknown (the peer ignored our locator, or a race).
+    Unconnected,
+    /// Header `index` broke a rule (bad linkage, PoW, bits or time): the peer lied.
+    Invalid {
+        /// Position in the batch.
+        index: usize,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// Requests to the chain task. Each carries its reply channel.
+pub enum ChainCommand {
+    /// Validate and store a block.
+    SubmitBlock {
+        /// The block.
+        block: Arc<Block>,
+        /// The verdict.
+        reply: oneshot::Sender<BlockVerdict>,
+    },
+    /// Validate and store blocks in order (sync), one verdict each.
+    SubmitBlocks {
+        /// The blocks, parents first.
+        blocks: Vec<Arc<Block>>,
+        /// The verdicts, in the same order.
+        reply: oneshot::Sender<Vec<BlockVerdict>>,
+    },
+    /// Validate a transaction (see [`TxSink`]).
+    SubmitTx {
+        /// The transaction.
+        tx: Transaction,
+        /// The verdict.
+        reply: oneshot::Sender<TxVerdict>,
+    },
+    /// Check a batch of headers received during sync.
+    CheckHeaders {
+        /// Headers, parents first.
+        headers: Vec<BlockHeader>,
+        /// The verdict.
+        reply: oneshot::Sender<HeadersVerdict>,
+    },
+    /// Serve a peer: best-chain headers after the locator.
+    HeadersAfter {
+        /// The peer's locator.
+        locator: Vec<Hash256>,
+        /// At most this many.
+        max: usize,
+        /// The headers.
+        reply: oneshot::Sender<Vec<BlockHeader>>,
+    },
+    /// Serve a peer: stored blocks' canonical bytes, `None` for unknown ones, stopping once
+    /// `budget` bytes are collected (the caller asks again for the rest).
+    BlockBytes {
+        /// Hashes wanted.
+        hashes: Vec<Hash256>,
+        /// Byte budget of the answer.
+        budget: usize,
+        /// One entry per hash served, in order.
+        reply: oneshot::Sender<Vec<Option<Vec<u8>>>>,
+    },
+    /// Best-chain hash at a height.
+    HashAt {
+        /// The height.
+        height: Height,
+        /// The hash, if the chain is that long.
+        reply: oneshot::Sender<Option<Hash256>>,
+    },
+}
+
+/// The seam where the mempool plugs in: the chain task hands it every transaction and
+/// every chain event, with the chain state for context.
+pub trait TxSink: Send {
+    /// Judges (and, for a mempool, keeps) a transaction.
+    fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict;
+    /// Sees every best-chain change (a mempool evicts mined and re-admits reorged txs).
+    fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent);
+}
+
+/// The stand-in sink until the mempool lands: full validation against the tip, nothing kept.
+#[derive(Debug, Default)]
+pub struct TipCheck;
+
+impl TxSink for TipCheck {
+    fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict {
+        let txid = tx.txid();
+        let params = chain.params();
+        if let Err(rule) = check_transaction(&tx, params) {
+            return TxVerdict::Rejected { txid, rule };
+        }
+        if tx.is_coinbase() {
+            return TxVerdict::Rejected {
+                txid,
+                rule: ConsensusError::UnexpectedCoinbaseInput,
+            };
+        }
+        let spend_height = Height(chain.height().0.saturating_add(1));
+        let genesis = chain.genesis_hash();
+        let inputs = match check_tx_inputs(&tx, txid, chain.store(), spend_height, params, &genesis) {
+            Ok(i) => i,
+            // Unknown inputs may be a parent we have not seen yet: not the sender's fault.
+            Err(ChainError::InvalidTx {
+                rule: ConsensusError::MissingOrSpentInput { .. },
+                ..
+            }) => {
+                return TxVerdict::Ignored {
+                    txid,
+                    reason: "spends an unknown or spent output".into(),
+                }
+            }
+            Err(e) => return tx_error(txid, e),
+        };
+        match verify_tx_signatures(txid, &inputs.signatures) {
+            Ok(()) => TxVerdict::Accepted { txid },
+            Err(e) => tx_error(txid, e),
+        }
+    }
+
+    fn on_chain_event(&mut self, _chain: &ChainState, _event: &ChainEvent) {}
+}
+
+fn tx_error(txid: Hash256, e: ChainError) -> TxVerdict {
+    match e.consensus_rule() {
+        Some(rule) => TxVerdict::Rejected {
+            txid,
+            rule: rule.clone(),
+        },
+        None => TxVerdict::Ignored {
+            txid,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Channels the chain task publishes on.
+pub struct ChainOutputs {
+    /// The tip after every change.
+    pub tip: watch::Sender<TipInfo>,
+    /// Chain events (connects, disconnects, reorgs).
+    pub events: broadcast::Sender<ChainEvent>,
+}
+
+/// The tip of `chain` as published.
+pub fn tip_info(chain: &ChainState) -> TipInfo {
+    let entry = chain.tip_entry();
+    TipInfo {
+        hash: chain.tip_hash(),
+        height: chain.height(),
+        work: entry.work(),
+        header: entry.header,
+        locator: chain.locator(),
+    }
+}
+
+/// The chain task: owns the chain state and the transaction sink.
+pub struct ChainTask {
+    chain: ChainState,
+    txs: Box<dyn TxSink>,
+    out: ChainOutputs,
+}
+
+impl ChainTask {
+    /// A task over an opened chain.
+    pub fn new(chain: ChainState, txs: Box<dyn TxSink>, out: ChainOutputs) -> ChainTask {
+        ChainTask { chain, txs, out }
+    }
+
+    /// Serves commands until every sender is gone, then flushes the store. Blocking: run it
+    /// on its own thread. Commands already queued are finished first, so a block being
+    /// written at shutdown is written whole.
+    pub fn run(mut self, mut rx: mpsc::Receiver<ChainCommand>) -> Result<(), ChainError> {
+        while let Some(cmd) = rx.blocking_recv() {
+            self.handle(cmd);
+        }
+        self.chain.flush()?;
+        tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
+        Ok(())
+    }
+
+    fn handle(&mut self, cmd: ChainCommand) {
+        // A dropped reply receiver only means the asker went away: nothing to do.
+        match cmd {
+            ChainCommand::SubmitBlock { block, reply } => {
+                let verdict = self.accept(block);
+                self.publish_tip();
+                let _ = reply.send(verdict);
+            }
+            ChainCommand::SubmitBlocks { blocks, reply } => {
+                let mut verdicts = Vec::with_capacity(blocks.len());
+                for block in blocks {
+                    let v = self.accept(block);
+                    let stop = v.broken_rule().is_some();
+                    verdicts.push(v);
+                    // The rest descend from an invalid block: not worth validating.
+                    if stop {
+                        break;
+                    }
+                }
+                self.publish_tip();
+                let _ = reply.send(verdicts);
+            }
+            ChainCommand::SubmitTx { tx, reply } => {
+                let _ = reply.send(self.txs.submit(&self.chain, tx));
+            }
+            ChainCommand::CheckHeaders { headers, reply } => {
+                let _ = reply.send(self.check_headers(&headers));
+            }
+            ChainCommand::HeadersAfter { locator, max, reply } => {
+                let _ = reply.send(self.chain.headers_after(&locator, max, None));
+            }
+            ChainCommand::BlockBytes { hashes, budget, reply } => {
+                let mut out = Vec::with_capacity(hashes.len());
+                let mut used = 0usize;
+                for h in hashes {
+                    let bytes = match self.chain.store().block_bytes(&h) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(block = %h, error = %e, "cannot read block to serve");
+                            None
+                        }
+                    };
+                    let len = bytes.as_ref().map_or(0, Vec::len);
+                    // Always serve at least one block, so a max-size block is never stuck.
+                    if !out.is_empty() && used + len > budget {
+                        break;
+                    }
+                    used += len;
+                    out.push(bytes);
+                }
+                let _ = reply.send(out);
+            }
+            ChainCommand::HashAt { height, reply } => {
+                let _ = reply.send(self.chain.hash_at(height));
+            }
+        }
+    }
+
+    fn accept(&mut self, block: Arc<Block>) -> BlockVerdict {
+        match self.chain.accept_block(block) {
+            Ok(outcome) => {
+                for event in &outcome.events {
+                    self.txs.on_chain_event(&self.chain, event);
+                    // No subscribers is normal.
+                    let _ = self.out.events.send(event.clone());
+                }
+                BlockVerdict::Accepted(outcome.status)
+            }
+            Err(e) => match e.consensus_rule() {
+                Some(rule) => BlockVerdict::Rejected(rule.clone()),
+                None => {
+                    tracing::error!(error = %e, "chain store failed while accepting a block");
+                    BlockVerdict::Failed(e.to_string())
+                }
+            },
+        }
+    }
+
+    fn publish_tip(&self) {
+        let tip = tip_info(&self.chain);
+        self.out.tip.send_if_modified(|cur| {
+            if cur.hash == tip.hash {
+                false
+            } else {
+                *cur = tip;
+                true
+            }
+        });
+    }
+
+    /// Headers-first: linkage, proof of work and the contextual header rules (bits, median
+    /// time, future limit) for a batch whose first parent we know, before any body is asked
+    /// for. Later headers' ancestors come from the batch itself.
+    fn check_headers(&self, headers: &[BlockHeader]) -> HeadersVerdict {
+        let Some(first) = headers.first() else {
+            return HeadersVerdict::Valid {
+                missing: Vec::new(),
+                work: self.chain.tip_entry().work(),
+                last_height: self.chain.height(),
+            };
+        };
+        let base_hash = first.prev_hash;
+        let Some(base) = self.chain.entry(&base_hash).copied() else {
+            return HeadersVerdict::Unconnected;
+        };
+        let params = self.chain.params();
+        let pow_limit = params.pow_limit();
+        let now = self.chain.now();
+        let mut work = base.work();
+        let mut missing = Vec::new();
+        let mut prev_header = base.header;
+        let mut prev_hash = base_hash;
+        for (i, header) in headers.iter().enumerate() {
+            let invalid = |reason: String| HeadersVerdict::Invalid { index: i, reason };
+            if header.prev_hash != prev_hash {
+                return invalid(format!("does not link to {prev_hash}"));
+            }
+            let hash = header.hash();
+            if let Err(rule) = check_proof_of_work(&hash, header.bits, &pow_limit) {
+                return invalid(rule.to_string());
+            }
+            let height = Height(base.height.0 + 1 + i as u32);
+            let parent_height = Height(height.0 - 1);
+            // Ancestors at or below the base come from the index; above it, from the batch.
+            let lookup = |h: Height| {
+                if h.0 > base.height.0 {
+                    headers.get((h.0 - base.height.0 - 1) as usize).copied()
+                } else {
+                    self.chain.ancestor(&base_hash, h)
+                }
+            };
+            let ctx = HeaderContext {
+                parent_height,
+                parent: &prev_header,
+                ancestor: &lookup,
+            };
+            match check_header_contextual(params, header, &ctx, now) {
+                Ok(()) => {}
+                // Clock skew is not a lie: stop here, the rest may be fine later.
+                Err(ConsensusError::TimeTooNew { .. }) => break,
+                Err(rule) => return invalid(rule.to_string()),
+            }
+            work = work.saturating_add(ChainWork::from_bits(header.bits));
+            // Every indexed block has its body; an indexed invalid one condemns the batch.
+            match self.chain.entry(&hash) {
+                Some(e) if e.status.is_invalid() => return invalid(format!("block {hash} is known to be invalid")),
+                Some(_) => {}
+                None => missing.push(hash),
+            }
+            prev_header = *header;
+            prev_hash = hash;
+        }
+        HeadersVerdict::Valid {
+            missing,
+            work,
+            last_height: Height(base.height.0 + headers.len() as u32),
+        }
+    }
+}

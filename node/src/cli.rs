@@ -1,0 +1,196 @@
+//! The `lode` command line (the `node` subcommand; the others belong to later work).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use libp2p::Multiaddr;
+use lode_chain::ChainParams;
+
+use crate::config::{LogFormat, NodeConfig};
+use crate::error::NodeError;
+
+/// Default libp2p port.
+pub const DEFAULT_P2P_PORT: u16 = 18444;
+
+/// `lode`: a proof-of-work blockchain node.
+#[derive(Debug, Parser)]
+#[command(name = "lode", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a full node.
+    Node(NodeArgs),
+}
+
+/// Log format flag values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// Flags of `lode node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Network: `devnet`, `regtest`, or the path of a chain-spec TOML file.
+    #[arg(long, default_value = "devnet")]
+    pub network: String,
+    /// Data directory (default: ~/.lode/NETWORK).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// libp2p listen address (repeatable).
+    #[arg(long = "p2p-listen", value_name = "MULTIADDR")]
+    pub p2p_listen: Vec<String>,
+    /// Peer to connect to, with or without /p2p/PEER_ID (repeatable).
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// RPC listen address.
+    #[arg(long, value_name = "ADDR")]
+    pub rpc_listen: Option<String>,
+    /// Mine with the embedded miner.
+    #[arg(long)]
+    pub mine: bool,
+    /// Miner threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub miner_threads: usize,
+    /// Do not discover LAN peers with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormatArg,
+}
+
+impl NodeArgs {
+    /// The log format asked for.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+
+    /// Validates every flag into a [`NodeConfig`]; errors name the flag and the value.
+    pub fn into_config(self) -> Result<NodeConfig, NodeError> {
+        let params = network_params(&self.network)?;
+        let data_dir = match self.data_dir {
+            Some(d) => d,
+            None => default_data_dir(&params.name),
+        };
+        let p2p_listen = if self.p2p_listen.is_empty() {
+            vec![parse_multiaddr("--p2p-listen", &format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"))?]
+        } else {
+            self.p2p_listen
+                .iter()
+                .map(|a| parse_multiaddr("--p2p-listen", a))
+                .collect::<Result<_, _>>()?
+        };
+        let peers = self
+            .peers
+            .iter()
+            .map(|a| parse_multiaddr("--peer", a))
+            .collect::<Result<_, _>>()?;
+        let rpc_listen = self
+            .rpc_listen
+            .as_deref()
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .map_err(|_| NodeError::Config(format!("--rpc-listen: {a:?} is not an IP:PORT address")))
+            })
+            .transpose()?;
+        if self.miner_threads == 0 {
+            return Err(NodeError::Config("--miner-threads: must be at least 1".into()));
+        }
+        Ok(NodeConfig {
+            p2p_listen,
+            peers,
+            rpc_listen,
+            mine: self.mine,
+            miner_threads: self.miner_threads,
+            mdns: !self.no_mdns,
+            kademlia: true,
+            progress_bar: true,
+            ban_duration: Duration::from_secs(3600),
+            ..NodeConfig::local(params, data_dir)
+        })
+    }
+}
+
+fn parse_multiaddr(flag: &str, s: &str) -> Result<Multiaddr, NodeError> {
+    s.parse::<Multiaddr>()
+        .map_err(|e| NodeError::Config(format!("{flag}: {s:?} is not a multiaddr ({e})")))
+}
+
+/// `devnet`, `regtest`, or a chain-spec file.
+pub fn network_params(network: &str) -> Result<ChainParams, NodeError> {
+    if let Some(p) = ChainParams::by_name(network) {
+        return Ok(p);
+    }
+    let path = PathBuf::from(network);
+    if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+        return Ok(ChainParams::from_toml_file(&path)?);
+    }
+    Err(NodeError::Config(format!(
+        "--network: {network:?} is neither devnet, regtest nor a chain-spec .toml file"
+    )))
+}
+
+fn default_data_dir(network: &str) -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".lode").join(network),
+        None => PathBuf::from(".lode").join(network),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<NodeConfig, String> {
+        let mut v = vec!["lode", "node"];
+        v.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
+        let Command::Node(a) = cli.command;
+        a.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_parse_and_bad_values_get_one_line_errors() {
+        let c = args(&[
+            "--network",
+            "regtest",
+            "--peer",
+            "/ip4/127.0.0.1/tcp/1",
+            "--peer",
+            "/ip4/127.0.0.1/tcp/2",
+            "--no-mdns",
+            "--rpc-listen",
+            "127.0.0.1:18443",
+        ])
+        .expect("valid");
+        assert_eq!(c.params.name, "regtest");
+        assert_eq!(c.peers.len(), 2);
+        assert!(!c.mdns);
+        for (flags, needle) in [
+            (vec!["--peer", "nonsense"], "--peer"),
+            (vec!["--network", "mainnet"], "--network"),
+            (vec!["--rpc-listen", "localhost"], "--rpc-listen"),
+            (vec!["--miner-threads", "0"], "--miner-threads"),
+            (vec!["--p2p-listen", "/ip4/1.2.3.4/tcpx/1"], "--p2p-listen"),
+        ] {
+            let e = args(&flags).expect_err("refused");
+            assert!(e.contains(needle), "{e}");
+            assert!(!e.trim().contains('\n'), "one line: {e}");
+        }
+    }
+}

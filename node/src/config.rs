@@ -1,0 +1,89 @@
+//! Node configuration: everything `lode node` takes from its flags, already validated.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use lode_chain::ChainParams;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A validated node configuration.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Network parameters (devnet, regtest or a chain spec).
+    pub params: ChainParams,
+    /// Data directory (chain store, node key).
+    pub data_dir: PathBuf,
+    /// Addresses to listen on for libp2p.
+    pub p2p_listen: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial when the connection drops.
+    pub peers: Vec<Multiaddr>,
+    /// RPC listen address (accepted; the RPC server is not built yet).
+    pub rpc_listen: Option<SocketAddr>,
+    /// Mine with the embedded miner (accepted; wired by the miner work).
+    pub mine: bool,
+    /// Miner threads.
+    pub miner_threads: usize,
+    /// Discover LAN peers with mDNS.
+    pub mdns: bool,
+    /// Run Kademlia (bootstrapped through `peers`).
+    pub kademlia: bool,
+    /// Most established connections in total.
+    pub max_connections: u32,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Show an indicatif bar during sync when stderr is a terminal.
+    pub progress_bar: bool,
+    /// Testing only: gossipsub `max_transmit_size` override (a hostile test peer uses it to
+    /// send oversized messages). `None` derives it from the max block size.
+    pub gossip_max_transmit_override: Option<usize>,
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for `params` in `data_dir`, listening on an OS-chosen
+    /// loopback port with mDNS and Kademlia off: what tests and embedders start from.
+    pub fn local(params: ChainParams, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            params,
+            data_dir,
+            // A literal known to parse; see the unit test below.
+            p2p_listen: vec![loopback_any_port()],
+            peers: Vec::new(),
+            rpc_listen: None,
+            mine: false,
+            miner_threads: 1,
+            mdns: false,
+            kademlia: false,
+            max_connections: 64,
+            ban_duration: Duration::from_secs(3600),
+            progress_bar: false,
+            gossip_max_transmit_override: None,
+        }
+    }
+
+    /// Largest gossip message: a max-size block plus room for gossipsub's framing (topic,
+    /// signature, key, sequence number), equal on every node of the network.
+    pub fn gossip_max_transmit(&self) -> usize {
+        self.gossip_max_transmit_override
+            .unwrap_or(self.params.max_block_size + GOSSIP_FRAME_OVERHEAD)
+    }
+}
+
+/// Bytes of gossipsub framing allowed on top of a max-size block.
+pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
+
+fn loopback_any_port() -> Multiaddr {
+    use libp2p::multiaddr::Protocol;
+    Multiaddr::empty()
+        .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+        .with(Protocol::Tcp(0))
+}

@@ -1,0 +1,30 @@
+//! lode-node: the Lode node as a library; `main.rs` only parses flags and waits for signals.
+//!
+//! # Tasks and ownership
+//!
+//! | task | runs on | owns | talks through |
+//! |---|---|---|---|
+//! | chain task ([`chain_task`]) | its own OS thread (`lode-chain`) | the [`ChainState`](lode_chain::ChainState) (sled) — its **only writer** — and the transaction sink ([`chain_task::TxSink`]; the mempool and wallet tracker go here) | a bounded `mpsc` of [`chain_task::ChainCommand`]s with oneshot replies; publishes the tip on a `watch` and chain events on a `broadcast` |
+//! | network event loop ([`network`]) | one tokio task | the libp2p `Swarm` (gossipsub, sync request-response, identify, ping, mDNS, Kademlia, bans), the sync manager, peer scores | a bounded `mpsc` of [`network::NetCommand`]s; sends work to the chain task with `try_send` and awaits verdicts as futures polled by its `select!`, never inside an event handler |
+//! | node handle ([`NodeHandle`]) | the caller | the senders, the tip receiver, the join handles | `submit_block`, `submit_tx`, `dial`, `peers`, `shutdown` … |
+//! | `main` | the tokio runtime | the handle | Ctrl-C / SIGTERM → [`NodeHandle::shutdown`]; a second Ctrl-C exits at once |
+//!
+//! Mining is wired separately (the miner submits through the handle like any block source).
+//!
+//! # Shutdown
+//! The shutdown signal stops the event loop, which closes its connections; the chain task
+//! then sees its command queue close, finishes every command already queued (so a block
+//! being written is written whole), flushes sled and exits; [`NodeHandle::shutdown`]
+//! returns when both have.
+
+pub mod chain_task;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod network;
+pub mod node;
+pub mod progress;
+
+pub use config::{LogFormat, NodeConfig};
+pub use error::NodeError;
+pub use node::{start, NodeHandle};

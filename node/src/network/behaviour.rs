@@ -1,0 +1,94 @@
+//! The combined libp2p behaviour.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{allow_block_list, connection_limits, gossipsub, identify, mdns, ping, request_response, StreamProtocol};
+
+use super::gossip::{self, Names};
+use super::protocol::SyncCodec;
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+
+/// Everything the node speaks, in one behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Bans: blocked peers are disconnected and refused.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Connection limits.
+    pub limits: connection_limits::Behaviour,
+    /// Identify: our chain (genesis) and listen addresses.
+    pub identify: identify::Behaviour,
+    /// Keep-alive and round-trip times.
+    pub ping: ping::Behaviour,
+    /// Block and transaction gossip.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Headers-first sync.
+    pub sync: request_response::Behaviour<SyncCodec>,
+    /// LAN discovery (off with `--no-mdns`).
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Wider discovery, bootstrapped through `--peer`.
+    pub kad: Toggle<kad::Behaviour<MemoryStore>>,
+}
+
+/// Most concurrent sync streams per connection (body download pipelines requests).
+const SYNC_STREAMS: usize = 64;
+/// A sync request unanswered for this long has failed.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Behaviour {
+    /// Builds the behaviour for `config`.
+    pub fn new(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<Behaviour, NodeError> {
+        let peer_id = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_pending_incoming(Some(config.max_connections))
+            // Two, not one: simultaneous dials briefly give a pair of connections.
+            .with_max_established_per_peer(Some(2));
+        let identify = identify::Behaviour::new(
+            identify::Config::new(names.identify_version(), key.public())
+                .with_agent_version(format!("lode/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let sync_protocol = StreamProtocol::try_from_owned(names.sync_protocol())
+            .map_err(|e| NodeError::Network(format!("sync protocol name: {e}")))?;
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec::new(config.params.max_block_size),
+            [(sync_protocol, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(SYNC_TIMEOUT)
+                .with_max_concurrent_streams(SYNC_STREAMS),
+        );
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| NodeError::Network(format!("mdns: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let kad = if config.kademlia {
+            let protocol = StreamProtocol::try_from_owned(names.kad_protocol())
+                .map_err(|e| NodeError::Network(format!("kad protocol name: {e}")))?;
+            let mut k = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad::Config::new(protocol));
+            // Serve the DHT too: on a LAN nobody is behind NAT, and client-only nodes
+            // would leave the DHT empty.
+            k.set_mode(Some(kad::Mode::Server));
+            Some(k)
+        } else {
+            None
+        };
+        Ok(Behaviour {
+            blocked: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(limits),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            gossipsub: gossip::behaviour(key, names, config.gossip_max_transmit())?,
+            sync,
+            mdns: mdns.into(),
+            kad: kad.into(),
+        })
+    }
+}

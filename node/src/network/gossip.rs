@@ -1,0 +1,139 @@
+//! Gossipsub set-up: topics, content-hash message ids, validation and scoring parameters.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{
+    self, IdentTopic, Message, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
+    TopicScoreParams, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use lode_chain::header::HEADER_SIZE;
+use lode_chain::Hash256;
+
+use crate::error::NodeError;
+
+/// Which of our topics a message came on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicKind {
+    /// `/lode/<genesis-prefix>/blocks/1`
+    Blocks,
+    /// `/lode/<genesis-prefix>/txs/1`
+    Txs,
+}
+
+/// The network's topics and protocol names, all derived from the genesis hash so nodes of
+/// different chains never share one.
+#[derive(Clone, Debug)]
+pub struct Names {
+    /// First 16 hex characters of the genesis hash.
+    pub prefix: String,
+    /// Blocks topic.
+    pub blocks: IdentTopic,
+    /// Transactions topic.
+    pub txs: IdentTopic,
+}
+
+impl Names {
+    /// Names for the chain with this genesis.
+    pub fn new(genesis: &Hash256) -> Names {
+        let prefix: String = genesis.to_hex().chars().take(16).collect();
+        Names {
+            blocks: IdentTopic::new(format!("/lode/{prefix}/blocks/1")),
+            txs: IdentTopic::new(format!("/lode/{prefix}/txs/1")),
+            prefix,
+        }
+    }
+
+    /// Identify's protocol version: peers announcing another are of another chain.
+    pub fn identify_version(&self) -> String {
+        format!("/lode/{}/1.0.0", self.prefix)
+    }
+
+    /// The sync request-response protocol.
+    pub fn sync_protocol(&self) -> String {
+        format!("/lode/{}/sync/1", self.prefix)
+    }
+
+    /// Kademlia's protocol (own name per chain, so DHTs of different chains never mix).
+    pub fn kad_protocol(&self) -> String {
+        format!("/lode/{}/kad/1.0.0", self.prefix)
+    }
+
+    /// The kind of a topic hash, if it is one of ours.
+    pub fn kind(&self, topic: &gossipsub::TopicHash) -> Option<TopicKind> {
+        if *topic == self.blocks.hash() {
+            Some(TopicKind::Blocks)
+        } else if *topic == self.txs.hash() {
+            Some(TopicKind::Txs)
+        } else {
+            None
+        }
+    }
+}
+
+/// Content-hash message ids: a block's id is its hash (double SHA-256 of the 80 header
+/// bytes, which its canonical encoding starts with), anything else's the double SHA-256
+/// of its bytes, which for a transaction is its txid. The same block relayed by different
+/// peers is thus one message.
+pub fn message_id(message: &Message) -> MessageId {
+    let data = &message.data;
+    let is_block_topic = message.topic.as_str().ends_with("/blocks/1");
+    let hash = if is_block_topic && data.len() >= HEADER_SIZE {
+        Hash256::sha256d(&data[..HEADER_SIZE])
+    } else {
+        Hash256::sha256d(data)
+    };
+    MessageId::from(hash.0.to_vec())
+}
+
+/// Builds the gossipsub behaviour.
+pub fn behaviour(key: &Keypair, names: &Names, max_transmit: usize) -> Result<gossipsub::Behaviour, NodeError> {
+    let config = gossipsub::ConfigBuilder::default()
+        // Hold every message until the chain task's verdict; forward only accepted ones.
+        .validate_messages()
+        .validation_mode(ValidationMode::Strict)
+        .message_id_fn(message_id)
+        .max_transmit_size(max_transmit)
+        // Mesh sized for devnets of 2–8 nodes: keep whoever we have, graft quickly.
+        .mesh_n_low(1)
+        .mesh_n(4)
+        .mesh_n_high(8)
+        .mesh_outbound_min(1)
+        .gossip_lazy(4)
+        .heartbeat_interval(Duration::from_millis(500))
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .build()
+        .map_err(|e| NodeError::Network(format!("gossipsub config: {e}")))?;
+    let mut gs = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| NodeError::Network(format!("gossipsub: {e}")))?;
+    gs.with_peer_score(score_params(names), PeerScoreThresholds::default())
+        .map_err(|e| NodeError::Network(format!("gossipsub scoring: {e}")))?;
+    Ok(gs)
+}
+
+/// Scoring: invalid messages (P4) cost heavily; delivery-rate penalties (P3) are off
+/// because blocks come seconds apart and a small mesh cannot meet a delivery quota; IP
+/// colocation is off because devnets run on one machine.
+fn score_params(names: &Names) -> PeerScoreParams {
+    let topic = TopicScoreParams {
+        topic_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..TopicScoreParams::default()
+    };
+    let mut params = PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    };
+    // An invalid transaction may be an honest mistake (a race with a block): gossipsub
+    // graylists only after a few, so our own three-strikes ban (see `peers`) sees them.
+    let txs = TopicScoreParams {
+        invalid_message_deliveries_weight: -5.0,
+        ..topic.clone()
+    };
+    params.topics.insert(names.blocks.hash(), topic);
+    params.topics.insert(names.txs.hash(), txs);
+    params
+}

@@ -1,0 +1,691 @@
+//! The network: one event loop owns the libp2p swarm.
+//!
+//! The loop `select!`s over swarm events, commands from the [`NodeHandle`](crate::NodeHandle),
+//! replies from the chain task, tip changes, a one-second tick and the shutdown signal.
+//! Nothing slow runs in it: a gossip block is decoded (bounded by the max block size) and
+//! handed to the chain task with `try_send`; the verdict comes back as a future in
+//! `pending` and only then is the message reported Accept/Ignore/Reject to gossipsub.
+//! Sync requests from peers are answered the same way, always (an `Error` answer when the
+//! chain is busy or the peer over its rate limit).
+
+pub mod behaviour;
+pub mod gossip;
+pub mod peers;
+pub mod protocol;
+pub mod sync;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use lode_chain::{encoding, AcceptStatus, Block, ChainParams, Transaction};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::behaviour::{Behaviour, BehaviourEvent};
+use self::gossip::{Names, TopicKind};
+use self::peers::{Misbehaviour, PeerBook};
+use self::protocol::{SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR};
+use self::sync::{Progress, SyncManager, SyncNet, SyncOutput};
+use crate::chain_task::{BlockVerdict, ChainCommand, HeadersVerdict, TipInfo, TxVerdict};
+use crate::progress::ProgressReporter;
+
+/// Commands to the event loop.
+pub enum NetCommand {
+    /// Dial an address (with or without `/p2p/PEER_ID`).
+    Dial {
+        /// Where.
+        addr: Multiaddr,
+        /// Whether the dial was started.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Publish bytes on a topic (a block or transaction the chain accepted locally).
+    Publish {
+        /// Topic.
+        topic: TopicKind,
+        /// Canonical bytes.
+        bytes: Vec<u8>,
+        /// Result (`NoPeersSubscribedToTopic` is reported, not fatal).
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Peers with at least one connection that identified as our chain.
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    /// Whether a peer is banned.
+    IsBanned(PeerId, oneshot::Sender<bool>),
+    /// Sync progress.
+    Progress(oneshot::Sender<Progress>),
+}
+
+enum Completion {
+    GossipBlock {
+        msg_id: MessageId,
+        source: PeerId,
+        verdict: Option<BlockVerdict>,
+    },
+    GossipTx {
+        msg_id: MessageId,
+        source: PeerId,
+        verdict: Option<TxVerdict>,
+    },
+    Headers {
+        peer: PeerId,
+        verdict: Option<HeadersVerdict>,
+    },
+    Submitted(Option<Vec<BlockVerdict>>),
+    Serve {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+}
+
+/// Per-peer token bucket for inbound sync requests.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Sustained sync requests per second a peer may send, and its burst.
+const RATE_PER_SEC: f64 = 100.0;
+const RATE_BURST: f64 = 200.0;
+/// How often configured peers that dropped are re-dialled.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The request-response behaviour seen by the sync manager.
+struct Requests<'a>(&'a mut request_response::Behaviour<SyncCodec>);
+
+impl SyncNet for Requests<'_> {
+    fn send(&mut self, peer: &PeerId, req: SyncRequest) -> OutboundRequestId {
+        self.0.send_request(peer, req)
+    }
+}
+
+/// Channels and settings the event loop is built with.
+pub struct LoopParts {
+    /// The swarm (listening already).
+    pub swarm: Swarm<Behaviour>,
+    /// Topic and protocol names.
+    pub names: Names,
+    /// Network parameters (size limits).
+    pub params: ChainParams,
+    /// To the chain task.
+    pub chain: mpsc::Sender<ChainCommand>,
+    /// From the node handle.
+    pub commands: mpsc::Receiver<NetCommand>,
+    /// The chain's tip.
+    pub tip: watch::Receiver<TipInfo>,
+    /// Where listen addresses are published.
+    pub listen_addrs: watch::Sender<Vec<Multiaddr>>,
+    /// Set to true to stop.
+    pub shutdown: watch::Receiver<bool>,
+    /// Peers to dial and keep dialling.
+    pub peers: Vec<Multiaddr>,
+    /// How long bans last.
+    pub ban_duration: Duration,
+    /// Whether to draw a progress bar on a terminal.
+    pub progress_bar: bool,
+}
+
+/// The event loop. See the module doc.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    names: Names,
+    params: ChainParams,
+    chain: mpsc::Sender<ChainCommand>,
+    commands: mpsc::Receiver<NetCommand>,
+    tip: watch::Receiver<TipInfo>,
+    listen_addrs: watch::Sender<Vec<Multiaddr>>,
+    shutdown: watch::Receiver<bool>,
+    sync: SyncManager,
+    book: PeerBook,
+    pending: FuturesUnordered<BoxFuture<'static, Completion>>,
+    persistent: Vec<(Multiaddr, Option<PeerId>)>,
+    last_redial: Instant,
+    ready: HashSet<PeerId>,
+    rate: HashMap<PeerId, Bucket>,
+    progress: ProgressReporter,
+}
+
+/// The peer id at the end of a multiaddr, if any.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().last().and_then(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+impl EventLoop {
+    /// Builds the loop.
+    pub fn new(parts: LoopParts) -> EventLoop {
+        let tip = parts.tip.borrow().clone();
+        EventLoop {
+            sync: SyncManager::new(tip, parts.params.max_block_size),
+            swarm: parts.swarm,
+            names: parts.names,
+            params: parts.params,
+            chain: parts.chain,
+            commands: parts.commands,
+            tip: parts.tip,
+            listen_addrs: parts.listen_addrs,
+            shutdown: parts.shutdown,
+            book: PeerBook::new(parts.ban_duration),
+            pending: FuturesUnordered::new(),
+            persistent: parts.peers.into_iter().map(|a| (a, None)).collect(),
+            last_redial: Instant::now(),
+            ready: HashSet::new(),
+            rate: HashMap::new(),
+            progress: ProgressReporter::new(parts.progress_bar),
+        }
+    }
+
+    /// Runs until shutdown (or until the node handle is gone), then closes connections.
+    pub async fn run(mut self) {
+        let addrs: Vec<Multiaddr> = self.persistent.iter().map(|(a, _)| a.clone()).collect();
+        for addr in addrs {
+            if let Err(e) = self.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial peer");
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(done) = self.pending.next(), if !self.pending.is_empty() => self.on_completion(done),
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                changed = self.tip.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let tip = self.tip.borrow_and_update().clone();
+                    self.sync.on_local_tip(tip, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                    self.drain_sync();
+                }
+                _ = tick.tick() => self.on_tick(),
+                _ = self.shutdown.changed() => break,
+            }
+        }
+        self.progress.finish();
+        self.close().await;
+    }
+
+    /// Closes every connection and lets the swarm flush the goodbyes, briefly.
+    async fn close(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(deadline);
+        while self.swarm.network_info().num_peers() > 0 {
+            tokio::select! {
+                _ = self.swarm.select_next_some() => {}
+                _ = &mut deadline => break,
+            }
+        }
+        tracing::debug!("network stopped");
+    }
+
+    fn dial(&mut self, addr: Multiaddr) -> Result<(), String> {
+        // PortUse::New: with port reuse, two peers dialling each other at once end in a
+        // TCP simultaneous open on which Noise fails. There is no NAT to punch here.
+        let opts = match peer_id_of(&addr) {
+            Some(peer) => DialOpts::peer_id(peer).addresses(vec![addr]).allocate_new_port().build(),
+            None => DialOpts::unknown_peer_id().address(addr).allocate_new_port().build(),
+        };
+        self.swarm.dial(opts).map_err(|e| e.to_string())
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for peer in self.book.tick(now) {
+            tracing::info!(%peer, "ban lifted");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&peer);
+        }
+        self.sync.tick(now, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+        self.drain_sync();
+        if now.duration_since(self.last_redial) >= REDIAL_INTERVAL {
+            self.last_redial = now;
+            let lost: Vec<Multiaddr> = self
+                .persistent
+                .iter()
+                .filter(|(_, id)| id.is_none_or(|id| !self.swarm.is_connected(&id) && !self.book.is_banned(&id)))
+                .map(|(a, _)| a.clone())
+                .collect();
+            for addr in lost {
+                if let Err(e) = self.dial(addr.clone()) {
+                    tracing::debug!(%addr, error = %e, "re-dial failed");
+                }
+            }
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                let _ = kad.bootstrap();
+            }
+        }
+        self.progress.update(self.sync.progress(), self.sync.is_syncing());
+    }
+
+    fn on_command(&mut self, cmd: NetCommand) {
+        match cmd {
+            NetCommand::Dial { addr, reply } => {
+                let _ = reply.send(self.dial(addr));
+            }
+            NetCommand::Publish { topic, bytes, reply } => {
+                let t = match topic {
+                    TopicKind::Blocks => self.names.blocks.clone(),
+                    TopicKind::Txs => self.names.txs.clone(),
+                };
+                let result = match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
+                    Ok(_) => Ok(()),
+                    // Normal on a lone node or right after start; sync repairs it.
+                    Err(PublishError::NoPeersSubscribedToTopic) => {
+                        tracing::debug!(?topic, "published with no peers subscribed");
+                        Err("no peers subscribed".to_string())
+                    }
+                    Err(PublishError::Duplicate) => Ok(()),
+                    Err(e) => {
+                        tracing::warn!(?topic, error = %e, "publish failed");
+                        Err(e.to_string())
+                    }
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(result);
+                }
+            }
+            NetCommand::Peers(reply) => {
+                let peers = self
+                    .ready
+                    .iter()
+                    .filter(|p| self.swarm.is_connected(p))
+                    .copied()
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            NetCommand::IsBanned(peer, reply) => {
+                let _ = reply.send(self.book.is_banned(&peer));
+            }
+            NetCommand::Progress(reply) => {
+                let _ = reply.send(self.sync.progress());
+            }
+        }
+    }
+
+    fn penalise(&mut self, peer: PeerId, what: Misbehaviour) {
+        tracing::debug!(%peer, ?what, "peer misbehaved");
+        if self.book.report(peer, &what, Instant::now()) {
+            tracing::warn!(%peer, reason = ?what, "banning peer");
+            let b = self.swarm.behaviour_mut();
+            b.blocked.block_peer(peer);
+            b.gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.send_modify(|v| v.push(address));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let remote = endpoint.get_remote_address().clone();
+                for (addr, id) in &mut self.persistent {
+                    if id.is_none() && endpoint.is_dialer() && strip_p2p(addr) == strip_p2p(&remote) {
+                        *id = Some(peer_id);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, "disconnected");
+                self.ready.remove(&peer_id);
+                self.rate.remove(&peer_id);
+                self.sync.on_peer_gone(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                if info.protocol_version != self.names.identify_version() {
+                    tracing::info!(peer = %peer_id, theirs = %info.protocol_version, "peer is of another chain; disconnecting");
+                    self.penalise(peer_id, Misbehaviour::WrongChain(info.protocol_version));
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for a in &info.listen_addrs {
+                        kad.add_address(&peer_id, a.clone());
+                    }
+                }
+                if self.ready.insert(peer_id) {
+                    tracing::info!(peer = %peer_id, agent = %info.agent_version, "peer ready");
+                    self.sync.on_peer_ready(peer_id, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                    self.drain_sync();
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) && !self.book.is_banned(&peer) {
+                        let _ = self.dial(addr.with(Protocol::P2p(peer)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn report(&mut self, msg_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(msg_id, source, acceptance);
+    }
+
+    fn on_gossip(&mut self, source: PeerId, msg_id: MessageId, message: gossipsub::Message) {
+        match self.names.kind(&message.topic) {
+            Some(TopicKind::Blocks) => match Block::from_bytes(&message.data, self.params.max_block_size) {
+                Err(e) => {
+                    self.report(&msg_id, &source, MessageAcceptance::Reject);
+                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
+                }
+                Ok(block) => {
+                    let (reply, rx) = oneshot::channel();
+                    let cmd = ChainCommand::SubmitBlock {
+                        block: Arc::new(block),
+                        reply,
+                    };
+                    if self.chain.try_send(cmd).is_ok() {
+                        self.pending.push(
+                            async move {
+                                Completion::GossipBlock {
+                                    msg_id,
+                                    source,
+                                    verdict: rx.await.ok(),
+                                }
+                            }
+                            .boxed(),
+                        );
+                    } else {
+                        // Chain busy: drop it; sync fetches what we miss.
+                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
+                    }
+                }
+            },
+            Some(TopicKind::Txs) => match encoding::decode::<Transaction>(&message.data, self.params.max_tx_size) {
+                Err(e) => {
+                    self.report(&msg_id, &source, MessageAcceptance::Reject);
+                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip tx: {e}")));
+                }
+                Ok(tx) => {
+                    let (reply, rx) = oneshot::channel();
+                    if self.chain.try_send(ChainCommand::SubmitTx { tx, reply }).is_ok() {
+                        self.pending.push(
+                            async move {
+                                Completion::GossipTx {
+                                    msg_id,
+                                    source,
+                                    verdict: rx.await.ok(),
+                                }
+                            }
+                            .boxed(),
+                        );
+                    } else {
+                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
+                    }
+                }
+            },
+            None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
+        }
+    }
+
+    fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
+                request_response::Message::Response { request_id, response } => {
+                    self.sync
+                        .on_response(request_id, peer, response, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                    self.drain_sync();
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer, request_id, error, ..
+            } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                if let OutboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.penalise(peer, Misbehaviour::Undecodable(format!("sync answer: {e}")));
+                    }
+                }
+                let timeout = matches!(error, OutboundFailure::Timeout);
+                self.sync
+                    .on_failure(request_id, timeout, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                self.drain_sync();
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.penalise(peer, Misbehaviour::Oversized(format!("sync request: {e}")));
+                    }
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn allow_request(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        let b = self.rate.entry(peer).or_insert(Bucket {
+            tokens: RATE_BURST,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn respond(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
+        // Fails only if the peer is gone or gave up: nothing left to do.
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+    }
+
+    /// Answers a sync request: status at once, the rest through the chain task.
+    fn serve(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+        if !self.allow_request(peer) {
+            self.penalise(peer, Misbehaviour::RateLimited);
+            self.respond(channel, SyncResponse::Error("rate limited".into()));
+            return;
+        }
+        match request {
+            SyncRequest::Status => {
+                let tip = self.tip.borrow().clone();
+                self.respond(
+                    channel,
+                    SyncResponse::Status {
+                        height: tip.height.0,
+                        work: tip.work.to_be_bytes(),
+                        tip: tip.hash,
+                    },
+                );
+            }
+            SyncRequest::Headers { mut locator } => {
+                locator.truncate(MAX_LOCATOR);
+                let (reply, rx) = oneshot::channel();
+                let cmd = ChainCommand::HeadersAfter {
+                    locator,
+                    max: MAX_HEADERS,
+                    reply,
+                };
+                self.serve_via_chain(channel, cmd, rx.map(|r| match r {
+                    Ok(h) => SyncResponse::Headers(h),
+                    Err(_) => SyncResponse::Error("node is shutting down".into()),
+                }));
+            }
+            SyncRequest::Blocks { hashes } => {
+                if hashes.len() > MAX_BLOCKS_PER_REQUEST {
+                    self.respond(
+                        channel,
+                        SyncResponse::Error(format!("at most {MAX_BLOCKS_PER_REQUEST} blocks per request")),
+                    );
+                    return;
+                }
+                let (reply, rx) = oneshot::channel();
+                let cmd = ChainCommand::BlockBytes {
+                    hashes,
+                    budget: BLOCKS_RESPONSE_BUDGET,
+                    reply,
+                };
+                self.serve_via_chain(channel, cmd, rx.map(|r| match r {
+                    Ok(b) => SyncResponse::Blocks(b.into_iter().map(Option::unwrap_or_default).collect()),
+                    Err(_) => SyncResponse::Error("node is shutting down".into()),
+                }));
+            }
+        }
+    }
+
+    fn serve_via_chain(
+        &mut self,
+        channel: ResponseChannel<SyncResponse>,
+        cmd: ChainCommand,
+        answer: impl std::future::Future<Output = SyncResponse> + Send + 'static,
+    ) {
+        if self.chain.try_send(cmd).is_err() {
+            self.respond(channel, SyncResponse::Error("busy".into()));
+            return;
+        }
+        self.pending.push(
+            async move {
+                Completion::Serve {
+                    channel,
+                    response: answer.await,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    /// Carries out what the sync manager asked for.
+    fn drain_sync(&mut self) {
+        for out in self.sync.take_outputs() {
+            match out {
+                SyncOutput::Penalise(peer, what) => self.penalise(peer, what),
+                SyncOutput::CheckHeaders { peer, headers } => {
+                    let (reply, rx) = oneshot::channel();
+                    let chain = self.chain.clone();
+                    // Waiting for room in the chain's queue happens in the future, not here.
+                    self.pending.push(
+                        async move {
+                            let sent = chain.send(ChainCommand::CheckHeaders { headers, reply }).await.is_ok();
+                            let verdict = if sent { rx.await.ok() } else { None };
+                            Completion::Headers { peer, verdict }
+                        }
+                        .boxed(),
+                    );
+                }
+                SyncOutput::Submit(blocks) => {
+                    let (reply, rx) = oneshot::channel();
+                    let chain = self.chain.clone();
+                    self.pending.push(
+                        async move {
+                            let sent = chain.send(ChainCommand::SubmitBlocks { blocks, reply }).await.is_ok();
+                            Completion::Submitted(if sent { rx.await.ok() } else { None })
+                        }
+                        .boxed(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_completion(&mut self, done: Completion) {
+        match done {
+            Completion::GossipBlock { msg_id, source, verdict } => {
+                let acceptance = match &verdict {
+                    Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
+                        MessageAcceptance::Accept
+                    }
+                    Some(BlockVerdict::Accepted(AcceptStatus::Orphan { .. })) => {
+                        self.sync
+                            .on_orphan(source, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                        MessageAcceptance::Ignore
+                    }
+                    Some(v) => match v.broken_rule() {
+                        // A clock ahead of ours is not a lie.
+                        Some(lode_chain::ConsensusError::TimeTooNew { .. }) => MessageAcceptance::Ignore,
+                        Some(rule) => {
+                            let rule = rule.to_string();
+                            tracing::warn!(peer = %source, %rule, "invalid block from gossip");
+                            self.penalise(source, Misbehaviour::InvalidBlock(rule));
+                            MessageAcceptance::Reject
+                        }
+                        None => MessageAcceptance::Ignore,
+                    },
+                    None => MessageAcceptance::Ignore,
+                };
+                self.report(&msg_id, &source, acceptance);
+            }
+            Completion::GossipTx { msg_id, source, verdict } => {
+                let acceptance = match verdict {
+                    Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
+                    Some(TxVerdict::Rejected { txid, rule }) => {
+                        tracing::debug!(peer = %source, %txid, %rule, "invalid transaction from gossip");
+                        self.penalise(source, Misbehaviour::InvalidTx(rule.to_string()));
+                        MessageAcceptance::Reject
+                    }
+                    Some(TxVerdict::Ignored { .. }) | None => MessageAcceptance::Ignore,
+                };
+                self.report(&msg_id, &source, acceptance);
+            }
+            Completion::Headers { peer, verdict } => {
+                // No verdict means the chain task is gone (shutdown): not the peer's fault.
+                let verdict = verdict.unwrap_or(HeadersVerdict::Valid {
+                    missing: Vec::new(),
+                    work: lode_chain::pow::ChainWork::default(),
+                    last_height: lode_chain::Height(0),
+                });
+                self.sync
+                    .on_headers_verdict(peer, verdict, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+            }
+            Completion::Submitted(verdicts) => {
+                let tip = self.tip.borrow_and_update().clone();
+                self.sync.set_local(tip);
+                self.sync.on_submitted(
+                    verdicts.unwrap_or_default(),
+                    &mut Requests(&mut self.swarm.behaviour_mut().sync),
+                );
+            }
+            Completion::Serve { channel, response } => self.respond(channel, response),
+        }
+        self.drain_sync();
+    }
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+}

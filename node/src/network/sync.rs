@@ -1,0 +1,552 @@
+//! Headers-first sync: which peer is ahead, which headers to ask for, which bodies to fetch
+//! from whom, and the order to hand them to the chain.
+//!
+//! A state machine without I/O. The event loop feeds it peer events, responses and the
+//! chain's verdicts; it sends requests through [`SyncNet`] and leaves work for the chain
+//! task and penalties in [`SyncManager::take_outputs`].
+//!
+//! One round: ask a peer with more work for headers after our locator (one headers request
+//! at a time) → the chain task checks linkage, PoW, bits and time → the missing bodies are
+//! queued and fetched from every peer that has them, at most [`WINDOW`] blocks in flight
+//! and [`PER_PEER_REQUESTS`] requests per peer, failed or timed-out requests re-queued →
+//! received bodies go to the chain task in chain order, a batch at a time → when the round
+//! is done, ask again until no peer has more work.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p::request_response::OutboundRequestId;
+use libp2p::PeerId;
+use lode_chain::pow::ChainWork;
+use lode_chain::{Block, Hash256};
+
+use super::peers::Misbehaviour;
+use super::protocol::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS};
+use crate::chain_task::{BlockVerdict, HeadersVerdict, TipInfo};
+
+/// Most blocks requested and not yet received.
+pub const WINDOW: usize = 512;
+/// Most outstanding block requests per peer.
+pub const PER_PEER_REQUESTS: usize = 4;
+/// Most blocks handed to the chain task at once (keeps its queue short and verdicts quick).
+pub const SUBMIT_BATCH: usize = 64;
+/// How often each peer is asked for its tip (repairs anything gossip missed).
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+/// A round with blocks queued but nobody to fetch them from is dropped after this.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sending requests (the event loop's request-response behaviour).
+pub trait SyncNet {
+    /// Sends `req` to `peer`.
+    fn send(&mut self, peer: &PeerId, req: SyncRequest) -> OutboundRequestId;
+}
+
+/// Work for others that sync produced.
+#[derive(Debug)]
+pub enum SyncOutput {
+    /// Ask the chain task to check these headers from `peer`.
+    CheckHeaders {
+        /// Who sent them.
+        peer: PeerId,
+        /// The headers.
+        headers: Vec<lode_chain::header::BlockHeader>,
+    },
+    /// Hand these blocks (in chain order) to the chain task.
+    Submit(Vec<Arc<Block>>),
+    /// Penalise a peer.
+    Penalise(PeerId, Misbehaviour),
+}
+
+#[derive(Debug)]
+struct PeerState {
+    height: u32,
+    work: ChainWork,
+    status_pending: bool,
+    last_status: Option<Instant>,
+    block_requests: usize,
+    /// Hashes this peer answered "unknown" for in the current round.
+    lacks: HashSet<Hash256>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Status(PeerId),
+    Headers(PeerId),
+    Blocks(PeerId, Vec<Hash256>),
+}
+
+/// Sync progress for reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Our height.
+    pub height: u32,
+    /// Best height a peer has told us of.
+    pub target: u32,
+}
+
+/// The sync state machine. See the module doc.
+#[derive(Debug)]
+pub struct SyncManager {
+    peers: HashMap<PeerId, PeerState>,
+    local: TipInfo,
+    pending: HashMap<OutboundRequestId, Pending>,
+    headers_from: Option<PeerId>,
+    /// Headers sent to the chain task, verdict awaited.
+    checking: bool,
+    /// The round's blocks in chain order, not yet connected.
+    order: VecDeque<Hash256>,
+    /// Blocks waiting to be requested.
+    queue: VecDeque<Hash256>,
+    in_flight: HashMap<Hash256, PeerId>,
+    received: HashMap<Hash256, (Arc<Block>, PeerId)>,
+    /// Blocks handed to the chain task, verdicts awaited, with who delivered them.
+    submitted: Vec<(Hash256, PeerId)>,
+    round_source: Option<PeerId>,
+    round_work: ChainWork,
+    round_full: bool,
+    last_progress: Instant,
+    outputs: Vec<SyncOutput>,
+    max_block_size: usize,
+}
+
+impl SyncManager {
+    /// A manager starting from our current tip.
+    pub fn new(local: TipInfo, max_block_size: usize) -> SyncManager {
+        SyncManager {
+            peers: HashMap::new(),
+            local,
+            pending: HashMap::new(),
+            headers_from: None,
+            checking: false,
+            order: VecDeque::new(),
+            queue: VecDeque::new(),
+            in_flight: HashMap::new(),
+            received: HashMap::new(),
+            submitted: Vec::new(),
+            round_source: None,
+            round_work: ChainWork::default(),
+            round_full: false,
+            last_progress: Instant::now(),
+            outputs: Vec::new(),
+            max_block_size,
+        }
+    }
+
+    /// Work for the chain task and penalties accumulated since the last call.
+    pub fn take_outputs(&mut self) -> Vec<SyncOutput> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Our height and the best height peers told us of.
+    pub fn progress(&self) -> Progress {
+        let target = self.peers.values().map(|p| p.height).max().unwrap_or(0);
+        Progress {
+            height: self.local.height.0,
+            target: target.max(self.local.height.0),
+        }
+    }
+
+    /// True while a round is under way.
+    pub fn is_syncing(&self) -> bool {
+        !self.order.is_empty() || self.headers_from.is_some() || self.checking
+    }
+
+    /// Records the chain's tip without acting on it (before handing over chain verdicts).
+    pub fn set_local(&mut self, tip: TipInfo) {
+        self.local = tip;
+    }
+
+    /// The chain's tip moved (any cause).
+    pub fn on_local_tip(&mut self, tip: TipInfo, net: &mut dyn SyncNet) {
+        self.local = tip;
+        self.maybe_request_headers(net);
+    }
+
+    /// A peer of our chain is ready (identified): ask for its tip.
+    pub fn on_peer_ready(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+        self.peers.entry(peer).or_insert(PeerState {
+            height: 0,
+            work: ChainWork::default(),
+            status_pending: false,
+            last_status: None,
+            block_requests: 0,
+            lacks: HashSet::new(),
+        });
+        self.request_status(peer, net);
+    }
+
+    /// A peer is gone. Its pending requests fail separately (connection closed).
+    pub fn on_peer_gone(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
+    /// A gossip block from `peer` did not connect (parent unknown): the peer is ahead of us.
+    pub fn on_orphan(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+        if self.peers.contains_key(&peer) {
+            self.request_status(peer, net);
+        }
+    }
+
+    fn request_status(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.status_pending {
+            return;
+        }
+        p.status_pending = true;
+        p.last_status = Some(Instant::now());
+        let id = net.send(&peer, SyncRequest::Status);
+        self.pending.insert(id, Pending::Status(peer));
+    }
+
+    /// Once a second: poll peers' tips, drop a stalled round, schedule downloads.
+    pub fn tick(&mut self, now: Instant, net: &mut dyn SyncNet) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.status_pending && p.last_status.is_none_or(|t| now.duration_since(t) >= STATUS_INTERVAL))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in due {
+            self.request_status(peer, net);
+        }
+        if !self.order.is_empty() && self.in_flight.is_empty() && self.submitted.is_empty() {
+            if now.duration_since(self.last_progress) > STALL_TIMEOUT {
+                tracing::info!(queued = self.order.len(), "sync round stalled; starting over");
+                self.reset_round();
+            }
+        } else {
+            self.last_progress = now;
+        }
+        self.schedule(net);
+        self.maybe_request_headers(net);
+    }
+
+    fn reset_round(&mut self) {
+        self.order.clear();
+        self.queue.clear();
+        self.received.clear();
+        self.round_source = None;
+        self.round_full = false;
+        for p in self.peers.values_mut() {
+            p.lacks.clear();
+        }
+        // In-flight requests still complete; their blocks are then simply not wanted.
+        self.in_flight.clear();
+    }
+
+    fn maybe_request_headers(&mut self, net: &mut dyn SyncNet) {
+        if self.headers_from.is_some() || self.checking || !self.order.is_empty() {
+            return;
+        }
+        let best = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.work > self.local.work)
+            .max_by_key(|(_, p)| p.work)
+            .map(|(id, _)| *id);
+        let Some(peer) = best else { return };
+        self.headers_from = Some(peer);
+        let id = net.send(
+            &peer,
+            SyncRequest::Headers {
+                locator: self.local.locator.clone(),
+            },
+        );
+        self.pending.insert(id, Pending::Headers(peer));
+    }
+
+    /// A response arrived.
+    pub fn on_response(&mut self, id: OutboundRequestId, peer: PeerId, response: SyncResponse, net: &mut dyn SyncNet) {
+        let Some(pending) = self.pending.remove(&id) else { return };
+        match (pending, response) {
+            (Pending::Status(p), SyncResponse::Status { height, work, .. }) => {
+                if let Some(ps) = self.peers.get_mut(&p) {
+                    ps.status_pending = false;
+                    ps.height = height;
+                    ps.work = ChainWork::from_be_bytes(&work);
+                }
+                self.maybe_request_headers(net);
+            }
+            (Pending::Headers(p), SyncResponse::Headers(headers)) => {
+                self.headers_from = None;
+                if headers.len() > MAX_HEADERS {
+                    self.outputs.push(SyncOutput::Penalise(
+                        p,
+                        Misbehaviour::Oversized(format!("{} headers", headers.len())),
+                    ));
+                } else if headers.is_empty() {
+                    // Nothing after our locator: its work claim was stale; ask again later.
+                    if let Some(ps) = self.peers.get_mut(&p) {
+                        ps.work = self.local.work;
+                    }
+                } else {
+                    self.checking = true;
+                    self.round_full = headers.len() == MAX_HEADERS;
+                    self.outputs.push(SyncOutput::CheckHeaders { peer: p, headers });
+                }
+            }
+            (Pending::Blocks(p, hashes), SyncResponse::Blocks(bodies)) => {
+                self.on_blocks(p, hashes, bodies);
+            }
+            (pending, other) => {
+                // An error answer, or an answer of the wrong kind.
+                let wrong_kind = !matches!(other, SyncResponse::Error(_));
+                if wrong_kind {
+                    self.outputs.push(SyncOutput::Penalise(
+                        peer,
+                        Misbehaviour::Undecodable("answer of the wrong kind".into()),
+                    ));
+                } else {
+                    tracing::debug!(%peer, ?other, "sync request refused");
+                }
+                self.on_failed(pending, false);
+            }
+        }
+        self.schedule(net);
+        self.try_submit();
+        self.maybe_request_headers(net);
+    }
+
+    /// A request failed (timeout, connection closed, protocol error).
+    pub fn on_failure(&mut self, id: OutboundRequestId, timeout: bool, net: &mut dyn SyncNet) {
+        if let Some(pending) = self.pending.remove(&id) {
+            self.on_failed(pending, timeout);
+        }
+        self.schedule(net);
+        self.maybe_request_headers(net);
+    }
+
+    fn on_failed(&mut self, pending: Pending, timeout: bool) {
+        let peer = match pending {
+            Pending::Status(p) => {
+                if let Some(ps) = self.peers.get_mut(&p) {
+                    ps.status_pending = false;
+                }
+                p
+            }
+            Pending::Headers(p) => {
+                self.headers_from = None;
+                p
+            }
+            Pending::Blocks(p, hashes) => {
+                if let Some(ps) = self.peers.get_mut(&p) {
+                    ps.block_requests = ps.block_requests.saturating_sub(1);
+                }
+                for h in hashes.into_iter().rev() {
+                    if self.in_flight.remove(&h).is_some() {
+                        self.queue.push_front(h);
+                    }
+                }
+                p
+            }
+        };
+        if timeout {
+            self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::Timeout));
+        }
+    }
+
+    fn on_blocks(&mut self, peer: PeerId, hashes: Vec<Hash256>, bodies: Vec<Vec<u8>>) {
+        if let Some(ps) = self.peers.get_mut(&peer) {
+            ps.block_requests = ps.block_requests.saturating_sub(1);
+        }
+        if bodies.len() > hashes.len() {
+            self.outputs.push(SyncOutput::Penalise(
+                peer,
+                Misbehaviour::Oversized(format!("{} blocks for {} hashes", bodies.len(), hashes.len())),
+            ));
+        }
+        let mut unserved = Vec::new();
+        for (i, hash) in hashes.iter().enumerate() {
+            let wanted = self.in_flight.get(hash) == Some(&peer);
+            match bodies.get(i) {
+                Some(bytes) if !bytes.is_empty() => {
+                    if !wanted {
+                        continue;
+                    }
+                    self.in_flight.remove(hash);
+                    match Block::from_bytes(bytes, self.max_block_size) {
+                        Ok(block) if block.hash() == *hash => {
+                            self.received.insert(*hash, (Arc::new(block), peer));
+                        }
+                        Ok(_) => {
+                            self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::WrongBlock));
+                            unserved.push(*hash);
+                        }
+                        Err(e) => {
+                            self.outputs
+                                .push(SyncOutput::Penalise(peer, Misbehaviour::Undecodable(e.to_string())));
+                            unserved.push(*hash);
+                        }
+                    }
+                }
+                Some(_) => {
+                    // Unknown to this peer: fetch it elsewhere.
+                    if wanted {
+                        self.in_flight.remove(hash);
+                        if let Some(ps) = self.peers.get_mut(&peer) {
+                            ps.lacks.insert(*hash);
+                        }
+                        unserved.push(*hash);
+                    }
+                }
+                None => {
+                    // Past the server's byte budget: ask again.
+                    if wanted {
+                        self.in_flight.remove(hash);
+                        unserved.push(*hash);
+                    }
+                }
+            }
+        }
+        for h in unserved.into_iter().rev() {
+            self.queue.push_front(h);
+        }
+    }
+
+    /// The chain task's verdict on headers from `peer`.
+    pub fn on_headers_verdict(&mut self, peer: PeerId, verdict: HeadersVerdict, net: &mut dyn SyncNet) {
+        self.checking = false;
+        match verdict {
+            HeadersVerdict::Valid { missing, work, .. } => {
+                if missing.is_empty() || work <= self.local.work {
+                    // Nothing new worth having (known, or not more work than ours).
+                    if let Some(ps) = self.peers.get_mut(&peer) {
+                        ps.work = ps.work.min(self.local.work);
+                    }
+                    self.round_full = false;
+                } else {
+                    tracing::debug!(%peer, blocks = missing.len(), "headers valid; fetching bodies");
+                    self.order = missing.iter().copied().collect();
+                    self.queue = missing.into_iter().collect();
+                    self.round_source = Some(peer);
+                    self.round_work = work;
+                    self.last_progress = Instant::now();
+                    for p in self.peers.values_mut() {
+                        p.lacks.clear();
+                    }
+                }
+            }
+            HeadersVerdict::Unconnected => {
+                self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::UnconnectedHeaders));
+            }
+            HeadersVerdict::Invalid { index, reason } => {
+                self.outputs.push(SyncOutput::Penalise(
+                    peer,
+                    Misbehaviour::InvalidHeaders(format!("header {index}: {reason}")),
+                ));
+            }
+        }
+        self.schedule(net);
+        self.maybe_request_headers(net);
+    }
+
+    /// Sends block requests while the window and the peers allow.
+    fn schedule(&mut self, net: &mut dyn SyncNet) {
+        while !self.queue.is_empty() && self.in_flight.len() < WINDOW {
+            // Peers that can serve this round: at least the round's work, or its source.
+            let source = self.round_source;
+            let round_work = self.round_work;
+            let front = self.queue[0];
+            let chosen = self
+                .peers
+                .iter()
+                .filter(|(id, p)| {
+                    p.block_requests < PER_PEER_REQUESTS
+                        && (Some(**id) == source || p.work >= round_work)
+                        && !p.lacks.contains(&front)
+                })
+                .min_by_key(|(_, p)| p.block_requests)
+                .map(|(id, _)| *id);
+            let Some(peer) = chosen else { break };
+            let mut hashes = Vec::with_capacity(MAX_BLOCKS_PER_REQUEST);
+            while hashes.len() < MAX_BLOCKS_PER_REQUEST && self.in_flight.len() < WINDOW {
+                let Some(h) = self.queue.pop_front() else { break };
+                if self.received.contains_key(&h) || !self.order.contains(&h) {
+                    continue;
+                }
+                self.in_flight.insert(h, peer);
+                hashes.push(h);
+            }
+            if hashes.is_empty() {
+                continue;
+            }
+            if let Some(ps) = self.peers.get_mut(&peer) {
+                ps.block_requests += 1;
+            }
+            let id = net.send(&peer, SyncRequest::Blocks { hashes: hashes.clone() });
+            self.pending.insert(id, Pending::Blocks(peer, hashes));
+        }
+        // Every peer lacks the front block: forget what they lacked and try again later.
+        if !self.queue.is_empty() && self.in_flight.is_empty() {
+            let front = self.queue[0];
+            if self.peers.values().all(|p| p.lacks.contains(&front)) {
+                for p in self.peers.values_mut() {
+                    p.lacks.clear();
+                }
+            }
+        }
+    }
+
+    /// Hands the next received blocks, in chain order, to the chain task.
+    fn try_submit(&mut self) {
+        if !self.submitted.is_empty() {
+            return;
+        }
+        let mut batch = Vec::new();
+        for h in self.order.iter() {
+            if batch.len() >= SUBMIT_BATCH {
+                break;
+            }
+            let Some((block, peer)) = self.received.remove(h) else { break };
+            self.submitted.push((*h, peer));
+            batch.push(block);
+        }
+        if !batch.is_empty() {
+            self.outputs.push(SyncOutput::Submit(batch));
+        }
+    }
+
+    /// The chain task's verdicts on the last submitted batch.
+    pub fn on_submitted(&mut self, verdicts: Vec<BlockVerdict>, net: &mut dyn SyncNet) {
+        let submitted = std::mem::take(&mut self.submitted);
+        let mut failed = false;
+        for (i, (hash, peer)) in submitted.iter().enumerate() {
+            match verdicts.get(i) {
+                Some(v) if v.broken_rule().is_some() => {
+                    let rule = v.broken_rule().map(|r| r.to_string()).unwrap_or_default();
+                    tracing::warn!(%peer, block = %hash, %rule, "peer served an invalid block");
+                    self.outputs
+                        .push(SyncOutput::Penalise(*peer, Misbehaviour::InvalidBlock(rule)));
+                    failed = true;
+                    break;
+                }
+                Some(BlockVerdict::Failed(e)) => {
+                    tracing::warn!(block = %hash, error = %e, "chain could not store a synced block");
+                    failed = true;
+                    break;
+                }
+                Some(BlockVerdict::Accepted(lode_chain::AcceptStatus::Orphan { .. })) | None => {
+                    failed = true;
+                    break;
+                }
+                Some(_) => {
+                    if self.order.front() == Some(hash) {
+                        self.order.pop_front();
+                    }
+                }
+            }
+        }
+        if failed {
+            self.reset_round();
+        }
+        self.last_progress = Instant::now();
+        if self.order.is_empty() && !failed && self.round_full {
+            // The peer had more than one answer's worth: continue after the new tip.
+            self.round_full = false;
+        }
+        self.try_submit();
+        self.schedule(net);
+        self.maybe_request_headers(net);
+    }
+}

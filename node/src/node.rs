@@ -1,0 +1,384 @@
+//! Starting and stopping a node, and the handle to a running one.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+use lode_chain::{AcceptStatus, Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::chain_task::{tip_info, BlockVerdict, ChainCommand, ChainOutputs, ChainTask, TipCheck, TipInfo, TxVerdict};
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::network::behaviour::Behaviour;
+use crate::network::gossip::{Names, TopicKind};
+use crate::network::sync::Progress;
+use crate::network::{EventLoop, LoopParts, NetCommand};
+
+/// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
+/// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
+const CHAIN_QUEUE: usize = 256;
+/// Capacity of the network's command queue.
+const NET_QUEUE: usize = 64;
+/// File holding the node's libp2p key (hex of the Ed25519 secret), so its peer id is stable.
+pub const NODE_KEY_FILE: &str = "node_key";
+/// Directory of the chain store inside the data dir.
+pub const CHAIN_DIR: &str = "chain";
+
+/// A running node. Dropping it stops the node without waiting; [`NodeHandle::shutdown`]
+/// stops it and waits until the store is flushed and closed.
+pub struct NodeHandle {
+    peer_id: PeerId,
+    listen: Vec<Multiaddr>,
+    params: ChainParams,
+    chain: mpsc::Sender<ChainCommand>,
+    net: mpsc::Sender<NetCommand>,
+    tip: watch::Receiver<TipInfo>,
+    events: broadcast::Sender<ChainEvent>,
+    shutdown: watch::Sender<bool>,
+    net_task: Option<tokio::task::JoinHandle<()>>,
+    chain_thread: Option<std::thread::JoinHandle<Result<(), lode_chain::error::ChainError>>>,
+}
+
+/// Loads the node key from the data dir, creating it (mode 0600) on first start.
+pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, NodeError> {
+    let path = data_dir.join(NODE_KEY_FILE);
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut bytes = hex::decode(text.trim()).map_err(|e| NodeError::NodeKey {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| NodeError::NodeKey {
+                path: shown,
+                reason: e.to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = libp2p::identity::ed25519::Keypair::generate();
+            let secret = hex::encode(key.secret().as_ref());
+            write_private(&path, secret.as_bytes()).map_err(|source| NodeError::Io { path: shown, source })?;
+            Ok(Keypair::from(key))
+        }
+        Err(source) => Err(NodeError::Io { path: shown, source }),
+    }
+}
+
+/// Writes a secret file atomically (temp file, then rename) readable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Starts a node: opens the chain, spawns the chain task and the network event loop,
+/// listens, dials the configured peers, and returns once it is listening.
+pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::Io {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let key = load_or_create_key(&data_dir)?;
+    let peer_id = key.public().to_peer_id();
+
+    let params = config.params.clone();
+    let chain_path = data_dir.join(CHAIN_DIR);
+    let chain = tokio::task::spawn_blocking({
+        let params = params.clone();
+        move || ChainState::open(&chain_path, params)
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))??;
+    let genesis = chain.genesis_hash();
+    let names = Names::new(&genesis);
+
+    let (tip_tx, tip_rx) = watch::channel(tip_info(&chain));
+    let (events_tx, _) = broadcast::channel(1024);
+    let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
+    let task = ChainTask::new(
+        chain,
+        Box::new(TipCheck),
+        ChainOutputs {
+            tip: tip_tx,
+            events: events_tx.clone(),
+        },
+    );
+    let chain_thread = std::thread::Builder::new()
+        .name("lode-chain".into())
+        .spawn(move || task.run(chain_rx))
+        .map_err(|e| NodeError::Task(format!("cannot spawn the chain thread: {e}")))?;
+
+    let swarm = build_swarm(&key, &names, &config)?;
+    let mut swarm = swarm;
+    for addr in &config.p2p_listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    for topic in [&names.blocks, &names.txs] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(topic)
+            .map_err(|e| NodeError::Network(format!("subscribe: {e}")))?;
+    }
+
+    let (listen_tx, mut listen_rx) = watch::channel(Vec::new());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
+    let event_loop = EventLoop::new(LoopParts {
+        swarm,
+        names,
+        params: params.clone(),
+        chain: chain_tx.clone(),
+        commands: net_rx,
+        tip: tip_rx.clone(),
+        listen_addrs: listen_tx,
+        shutdown: shutdown_rx,
+        peers: config.peers.clone(),
+        ban_duration: config.ban_duration,
+        progress_bar: config.progress_bar,
+    });
+    let net_task = tokio::spawn(event_loop.run());
+
+    // Return once every listener has reported its address (port 0 becomes a real port).
+    let want = config.p2p_listen.len();
+    let wait = listen_rx.wait_for(|v| v.len() >= want);
+    let listen = match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(Ok(v)) => v.clone(),
+        _ => return Err(NodeError::Network("listeners did not come up within 10 s".into())),
+    };
+
+    let tip = tip_rx.borrow().clone();
+    tracing::info!(
+        network = %params.name,
+        genesis = %genesis,
+        peer_id = %peer_id,
+        listen = ?listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        data_dir = %data_dir.display(),
+        height = tip.height.0,
+        tip = %tip.hash,
+        "lode node started"
+    );
+    if let Some(rpc) = config.rpc_listen {
+        tracing::warn!(%rpc, "--rpc-listen accepted, but the RPC server is not available yet");
+    }
+    if config.mine {
+        tracing::warn!(threads = config.miner_threads, "--mine accepted, but the embedded miner is not wired yet");
+    }
+
+    Ok(NodeHandle {
+        peer_id,
+        listen,
+        params,
+        chain: chain_tx,
+        net: net_tx,
+        tip: tip_rx,
+        events: events_tx,
+        shutdown: shutdown_tx,
+        net_task: Some(net_task),
+        chain_thread: Some(chain_thread),
+    })
+}
+
+fn build_swarm(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<libp2p::Swarm<Behaviour>, NodeError> {
+    let behaviour = Behaviour::new(key, names, config)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NodeError::Network(format!("transport: {e}")))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+impl NodeHandle {
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses it listens on.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen
+    }
+
+    /// Listen addresses with `/p2p/PEER_ID` appended (what `--peer` takes).
+    pub fn p2p_addrs(&self) -> Vec<Multiaddr> {
+        self.listen
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+
+    /// Network parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The current tip.
+    pub fn tip(&self) -> TipInfo {
+        self.tip.borrow().clone()
+    }
+
+    /// A receiver that sees every tip change.
+    pub fn watch_tip(&self) -> watch::Receiver<TipInfo> {
+        self.tip.clone()
+    }
+
+    /// Chain events (connects, disconnects, reorgs) from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask_chain<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> ChainCommand) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.chain.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    async fn ask_net<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> NetCommand) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.net.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Submits a block found locally (miner, RPC, tests): the chain judges it and, if it
+    /// was stored on a valid branch, it is announced to peers.
+    pub async fn submit_block(&self, block: Block) -> Result<BlockVerdict, NodeError> {
+        let block = Arc::new(block);
+        let verdict = self
+            .ask_chain(|reply| ChainCommand::SubmitBlock {
+                block: block.clone(),
+                reply,
+            })
+            .await?;
+        if matches!(
+            verdict,
+            BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)
+        ) {
+            self.publish(TopicKind::Blocks, block.to_bytes()).await?;
+        }
+        Ok(verdict)
+    }
+
+    /// Submits a transaction (wallet, RPC): judged by the chain task's transaction sink
+    /// and, if accepted, announced.
+    pub async fn submit_tx(&self, tx: Transaction) -> Result<TxVerdict, NodeError> {
+        let bytes = lode_chain::encoding::encode(&tx);
+        let verdict = self.ask_chain(|reply| ChainCommand::SubmitTx { tx, reply }).await?;
+        if matches!(verdict, TxVerdict::Accepted { .. }) {
+            self.publish(TopicKind::Txs, bytes).await?;
+        }
+        Ok(verdict)
+    }
+
+    async fn publish(&self, topic: TopicKind, bytes: Vec<u8>) -> Result<(), NodeError> {
+        self.net
+            .send(NetCommand::Publish {
+                topic,
+                bytes,
+                reply: None,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Testing and debugging: publishes raw bytes on a topic without any local check (how a
+    /// hostile peer is simulated). Returns the publish result.
+    #[doc(hidden)]
+    pub async fn publish_raw(&self, topic: TopicKind, bytes: Vec<u8>) -> Result<Result<(), String>, NodeError> {
+        self.ask_net(|reply| NetCommand::Publish {
+            topic,
+            bytes,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Best-chain block hash at `height`.
+    pub async fn hash_at(&self, height: Height) -> Result<Option<Hash256>, NodeError> {
+        self.ask_chain(|reply| ChainCommand::HashAt { height, reply }).await
+    }
+
+    /// Dials a peer (multiaddr with or without `/p2p/PEER_ID`).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.ask_net(|reply| NetCommand::Dial { addr, reply })
+            .await?
+            .map_err(NodeError::Network)
+    }
+
+    /// Connected peers that identified as our chain.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.ask_net(NetCommand::Peers).await
+    }
+
+    /// Whether `peer` is banned.
+    pub async fn is_banned(&self, peer: PeerId) -> Result<bool, NodeError> {
+        self.ask_net(|reply| NetCommand::IsBanned(peer, reply)).await
+    }
+
+    /// Sync progress (our height and the best height peers report).
+    pub async fn progress(&self) -> Result<Progress, NodeError> {
+        self.ask_net(NetCommand::Progress).await
+    }
+
+    /// Stops the node: closes connections, lets the chain task finish what it has queued
+    /// (a block being written is written whole), flushes and closes the store.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        self.join().await
+    }
+
+    /// Stops the node abruptly, as a crash would (connections are dropped, not closed);
+    /// still waits for the chain thread so the data dir can be reopened in this process.
+    pub async fn kill(mut self) -> Result<(), NodeError> {
+        if let Some(t) = self.net_task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        self.join().await
+    }
+
+    async fn join(&mut self) -> Result<(), NodeError> {
+        if let Some(t) = self.net_task.take() {
+            t.await.map_err(|e| NodeError::Task(e.to_string()))?;
+        }
+        // The chain task stops when its last sender is gone: ours and the event loop's.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.chain, closed));
+        if let Some(t) = self.chain_thread.take() {
+            tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))?
+                .map_err(|_| NodeError::Task("chain thread panicked".into()))??;
+        }
+        tracing::info!("node stopped");
+        Ok(())
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        // Without an explicit shutdown, still stop the tasks (they exit on their own).
+        let _ = self.shutdown.send(true);
+    }
+}

@@ -1,0 +1,236 @@
+//! End-to-end network tests: real libp2p on 127.0.0.1, real sled, regtest blocks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lode_chain::build::{assemble, coinbase, pay};
+use lode_chain::{Amount, ChainParams, Hash256, Height, OutPoint, PubkeyHash, Transaction, TxIn, TxOut, Unlock};
+use lode_node::network::gossip::TopicKind;
+use lode_node::NodeConfig;
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_in_a_line_reach_the_same_tip() {
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    let b = start(dirs[1].path(), vec![addr(&a)]).await;
+    let c = start(dirs[2].path(), vec![addr(&b)]).await;
+    let d = start(dirs[3].path(), vec![addr(&c)]).await;
+    wait_peers(&b, 2, T).await;
+    wait_peers(&c, 2, T).await;
+    wait_peers(&d, 1, T).await;
+
+    // Propagation A → D over two relays, one block at a time.
+    let mut latencies = Vec::new();
+    for _ in 0..30 {
+        let block = block_on_tip(&a, 1);
+        let hash = block.hash();
+        let started = Instant::now();
+        a.submit_block(block).await.expect("submit");
+        wait_tip(&[&d], hash, T).await;
+        latencies.push(started.elapsed());
+    }
+    wait_tip(&[&a, &b, &c, &d], a.tip().hash, T).await;
+    assert_eq!(d.tip().height, Height(30));
+    let (median, max) = stats(latencies);
+    eprintln!("A→D propagation over 3 hops: median {median:?}, max {max:?}");
+    for n in [a, b, c, d] {
+        n.shutdown().await.expect("clean shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_node_syncs_300_blocks_and_a_restarted_node_catches_up() {
+    init_logs();
+    let da = tempfile::tempdir().expect("tempdir");
+    let db = tempfile::tempdir().expect("tempdir");
+    let a = start(da.path(), vec![]).await;
+    mine(&a, 300, 1).await;
+    assert_eq!(a.tip().height, Height(300));
+
+    let started = Instant::now();
+    let b = start(db.path(), vec![addr(&a)]).await;
+    wait_tip(&[&b], a.tip().hash, T).await;
+    eprintln!("late node synced 300 blocks in {:?}", started.elapsed());
+    let b_id = b.peer_id();
+
+    // Killed (no goodbye), while A goes on; restarted on the same data dir.
+    b.kill().await.expect("kill");
+    mine(&a, 25, 1).await;
+    let b = start(db.path(), vec![addr(&a)]).await;
+    assert_eq!(b.peer_id(), b_id, "node key persists");
+    assert!(b.tip().height >= Height(300), "restart resumes the stored chain");
+    let started = Instant::now();
+    wait_tip(&[&b], a.tip().hash, T).await;
+    eprintln!("restarted node caught up 25 blocks in {:?}", started.elapsed());
+    assert_eq!(b.hash_at(Height(310)).await.expect("ask"), a.hash_at(Height(310)).await.expect("ask"));
+    b.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_groups_converge_on_the_most_work_branch() {
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    let b = start(dirs[1].path(), vec![addr(&a)]).await;
+    let c = start(dirs[2].path(), vec![]).await;
+    let d = start(dirs[3].path(), vec![addr(&c)]).await;
+    wait_peers(&a, 1, T).await;
+    wait_peers(&c, 1, T).await;
+    mine(&a, 3, 1).await; // common history? no: the groups share only genesis
+    mine(&a, 4, 1).await;
+    mine(&c, 10, 2).await;
+    wait_tip(&[&a, &b], a.tip().hash, T).await;
+    wait_tip(&[&c, &d], c.tip().hash, T).await;
+    assert_ne!(a.tip().hash, c.tip().hash);
+
+    // Heal: one link between the groups. Fixed difficulty: the longer branch has more work.
+    let winner = c.tip().hash;
+    b.dial(addr(&c)).await.expect("dial");
+    let started = Instant::now();
+    wait_tip(&[&a, &b, &c, &d], winner, T).await;
+    eprintln!("partition healed (7 vs 10 blocks) in {:?}", started.elapsed());
+
+    // And the healed network keeps working: a block from the old losing side reaches all.
+    let block = block_on_tip(&a, 3);
+    let hash = block.hash();
+    a.submit_block(block).await.expect("submit");
+    wait_tip(&[&a, &b, &c, &d], hash, T).await;
+    for n in [a, b, c, d] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Publishes raw bytes from `node`, retrying until a peer has subscribed.
+async fn publish_until_sent(node: &lode_node::NodeHandle, topic: TopicKind, bytes: Vec<u8>) {
+    wait_for("a subscribed peer to publish to", T, || {
+        let bytes = bytes.clone();
+        async move { matches!(node.publish_raw(topic, bytes).await, Ok(Ok(()))) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
+    init_logs();
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    let b = start(dirs[1].path(), vec![addr(&a)]).await;
+    // The hostile nodes may send messages larger than the network allows.
+    let hostile = |i: usize| {
+        let a_addr = addr(&a);
+        let dir = dirs[i].path().to_path_buf();
+        async move {
+            start_with(&dir, |c: &mut NodeConfig| {
+                c.peers = vec![a_addr];
+                c.gossip_max_transmit_override = Some(8 << 20);
+            })
+            .await
+        }
+    };
+    let h_bytes = hostile(2).await;
+    let h_pow = hostile(3).await;
+    let h_big = hostile(4).await;
+    let h_txs = hostile(5).await;
+    wait_peers(&a, 5, T).await;
+    mine(&a, 3, 1).await;
+    wait_tip(&[&b, &h_bytes, &h_pow, &h_big, &h_txs], a.tip().hash, T).await;
+    let tip = a.tip();
+
+    // 1. Bytes that are no block.
+    publish_until_sent(&h_bytes, TopicKind::Blocks, vec![0xde, 0xad, 0xbe, 0xef]).await;
+    // 2. A block on the tip whose hash misses its target.
+    let params = ChainParams::regtest();
+    let mut bad = block_on(&params, tip.hash, tip.height, tip.header.time, 9);
+    loop {
+        bad.header.nonce = bad.header.nonce.wrapping_add(1);
+        if lode_chain::pow::check_proof_of_work(&bad.header.hash(), bad.header.bits, &params.pow_limit()).is_err() {
+            break;
+        }
+    }
+    publish_until_sent(&h_pow, TopicKind::Blocks, bad.to_bytes()).await;
+    // 3. A message over the network's size limit (gossipsub refuses it at the frame).
+    publish_until_sent(&h_big, TopicKind::Blocks, vec![0u8; 3 << 20]).await;
+    // 4. A flood of invalid transactions (no outputs: a context-free rule).
+    for i in 0..10u32 {
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: OutPoint {
+                    txid: Hash256([i as u8 + 1; 32]),
+                    index: i,
+                },
+                unlock: Unlock::Key(lode_chain::KeyUnlock {
+                    pubkey: [1; 32],
+                    signature: [2; 64],
+                }),
+            }],
+            outputs: Vec::<TxOut>::new(),
+            lock_time: 0,
+        };
+        let _ = h_txs.publish_raw(TopicKind::Txs, lode_chain::encoding::encode(&tx)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    for (name, h) in [("malformed bytes", &h_bytes), ("bad PoW", &h_pow), ("invalid txs", &h_txs)] {
+        let id = h.peer_id();
+        wait_for(&format!("the {name} peer to be banned"), T, || async {
+            a.is_banned(id).await.unwrap_or(false)
+        })
+        .await;
+        wait_for(&format!("the {name} peer to be disconnected"), T, || async {
+            !a.peers().await.unwrap_or_default().contains(&id)
+        })
+        .await;
+    }
+    assert_eq!(a.tip().hash, tip.hash, "nothing hostile reached the chain");
+
+    // The honest nodes keep serving and stay in consensus.
+    mine(&a, 2, 1).await;
+    wait_tip(&[&a, &b], a.tip().hash, T).await;
+    let late = tempfile::tempdir().expect("tempdir");
+    let e = start(late.path(), vec![addr(&a)]).await;
+    wait_tip(&[&e], a.tip().hash, T).await;
+    let _ = (assemble, coinbase, pay, Amount::ZERO, PubkeyHash([0; 20]));
+    for n in [a, b, e, h_bytes, h_pow, h_big, h_txs] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_connect() {
+    init_logs();
+    for round in 0..3 {
+        let da = tempfile::tempdir().expect("tempdir");
+        let db = tempfile::tempdir().expect("tempdir");
+        let a = start(da.path(), vec![]).await;
+        let b = start(db.path(), vec![]).await;
+        let (ra, rb) = tokio::join!(a.dial(addr(&b)), b.dial(addr(&a)));
+        ra.expect("a dials");
+        rb.expect("b dials");
+        wait_peers(&a, 1, T).await;
+        wait_peers(&b, 1, T).await;
+        mine(&a, 1, round).await;
+        wait_tip(&[&b], a.tip().hash, T).await;
+        a.shutdown().await.expect("shutdown");
+        b.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_another_network_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = start(dir.path(), vec![]).await;
+    n.shutdown().await.expect("shutdown");
+    let config = NodeConfig::local(ChainParams::devnet(), dir.path().to_path_buf());
+    let err = match lode_node::start(config).await {
+        Ok(_) => panic!("a regtest data dir must not open as devnet"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("regtest") && err.contains("devnet"), "{err}");
+}
