@@ -88,7 +88,10 @@ impl NodeArgs {
             None => default_data_dir(&params.name),
         };
         let p2p_listen = if self.p2p_listen.is_empty() {
-            vec![parse_multiaddr("--p2p-listen", &format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"))?]
+            vec![parse_multiaddr(
+                "--p2p-listen",
+                &format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"),
+            )?]
         } else {
             self.p2p_listen
                 .iter()

@@ -180,7 +180,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         tracing::warn!(%rpc, "--rpc-listen accepted, but the RPC server is not available yet");
     }
     if config.mine {
-        tracing::warn!(threads = config.miner_threads, "--mine accepted, but the embedded miner is not wired yet");
+        tracing::warn!(
+            threads = config.miner_threads,
+            "--mine accepted, but the embedded miner is not wired yet"
+        );
     }
 
     Ok(NodeHandle {
@@ -201,7 +204,11 @@ fn build_swarm(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<libp
     let behaviour = Behaviour::new(key, names, config)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| NodeError::Network(format!("transport: {e}")))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?

@@ -50,7 +50,9 @@ impl ProgressReporter {
                 self.bar = Some(bar);
             }
         }
-        let Some((start, start_height)) = self.started else { return };
+        let Some((start, start_height)) = self.started else {
+            return;
+        };
         let elapsed = start.elapsed().as_secs_f64().max(0.001);
         let rate = f64::from(p.height.saturating_sub(start_height)) / elapsed;
         if let Some(bar) = &self.bar {
@@ -67,7 +69,11 @@ impl ProgressReporter {
         }
         if behind == 0 && !syncing {
             self.finish();
-            tracing::info!(height = p.height, blocks_per_sec = format!("{rate:.1}"), "sync complete");
+            tracing::info!(
+                height = p.height,
+                blocks_per_sec = format!("{rate:.1}"),
+                "sync complete"
+            );
             self.started = None;
         }
     }

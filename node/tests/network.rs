@@ -67,7 +67,10 @@ async fn late_node_syncs_300_blocks_and_a_restarted_node_catches_up() {
     let started = Instant::now();
     wait_tip(&[&b], a.tip().hash, T).await;
     eprintln!("restarted node caught up 25 blocks in {:?}", started.elapsed());
-    assert_eq!(b.hash_at(Height(310)).await.expect("ask"), a.hash_at(Height(310)).await.expect("ask"));
+    assert_eq!(
+        b.hash_at(Height(310)).await.expect("ask"),
+        a.hash_at(Height(310)).await.expect("ask")
+    );
     b.shutdown().await.expect("shutdown");
     a.shutdown().await.expect("shutdown");
 }
@@ -173,11 +176,17 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
             outputs: Vec::<TxOut>::new(),
             lock_time: 0,
         };
-        let _ = h_txs.publish_raw(TopicKind::Txs, lode_chain::encoding::encode(&tx)).await;
+        let _ = h_txs
+            .publish_raw(TopicKind::Txs, lode_chain::encoding::encode(&tx))
+            .await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    for (name, h) in [("malformed bytes", &h_bytes), ("bad PoW", &h_pow), ("invalid txs", &h_txs)] {
+    for (name, h) in [
+        ("malformed bytes", &h_bytes),
+        ("bad PoW", &h_pow),
+        ("invalid txs", &h_txs),
+    ] {
         let id = h.peer_id();
         wait_for(&format!("the {name} peer to be banned"), T, || async {
             a.is_banned(id).await.unwrap_or(false)

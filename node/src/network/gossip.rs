@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use libp2p::gossipsub::{
-    self, IdentTopic, Message, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
-    TopicScoreParams, ValidationMode,
+    self, IdentTopic, Message, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
+    ValidationMode,
 };
 use libp2p::identity::Keypair;
 use lode_chain::header::HEADER_SIZE;

@@ -24,7 +24,7 @@ use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use lode_chain::{encoding, AcceptStatus, Block, ChainParams, Transaction};
@@ -33,7 +33,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use self::behaviour::{Behaviour, BehaviourEvent};
 use self::gossip::{Names, TopicKind};
 use self::peers::{Misbehaviour, PeerBook};
-use self::protocol::{SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR};
+use self::protocol::{
+    SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR,
+};
 use self::sync::{Progress, SyncManager, SyncNet, SyncOutput};
 use crate::chain_task::{BlockVerdict, ChainCommand, HeadersVerdict, TipInfo, TxVerdict};
 use crate::progress::ProgressReporter;
@@ -236,14 +238,29 @@ impl EventLoop {
         tracing::debug!("network stopped");
     }
 
-    fn dial(&mut self, addr: Multiaddr) -> Result<(), String> {
+    /// Dials `addr`. `always`: dial even if connected or dialling already (an explicit
+    /// request; the per-peer connection limit still applies).
+    fn dial_with(&mut self, addr: Multiaddr, always: bool) -> Result<(), String> {
         // PortUse::New: with port reuse, two peers dialling each other at once end in a
         // TCP simultaneous open on which Noise fails. There is no NAT to punch here.
+        let condition = if always {
+            PeerCondition::Always
+        } else {
+            PeerCondition::DisconnectedAndNotDialing
+        };
         let opts = match peer_id_of(&addr) {
-            Some(peer) => DialOpts::peer_id(peer).addresses(vec![addr]).allocate_new_port().build(),
+            Some(peer) => DialOpts::peer_id(peer)
+                .condition(condition)
+                .addresses(vec![addr])
+                .allocate_new_port()
+                .build(),
             None => DialOpts::unknown_peer_id().address(addr).allocate_new_port().build(),
         };
         self.swarm.dial(opts).map_err(|e| e.to_string())
+    }
+
+    fn dial(&mut self, addr: Multiaddr) -> Result<(), String> {
+        self.dial_with(addr, false)
     }
 
     fn on_tick(&mut self) {
@@ -278,7 +295,7 @@ impl EventLoop {
     fn on_command(&mut self, cmd: NetCommand) {
         match cmd {
             NetCommand::Dial { addr, reply } => {
-                let _ = reply.send(self.dial(addr));
+                let _ = reply.send(self.dial_with(addr, true));
             }
             NetCommand::Publish { topic, bytes, reply } => {
                 let t = match topic {
@@ -373,7 +390,8 @@ impl EventLoop {
                 }
                 if self.ready.insert(peer_id) {
                     tracing::info!(peer = %peer_id, agent = %info.agent_version, "peer ready");
-                    self.sync.on_peer_ready(peer_id, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                    self.sync
+                        .on_peer_ready(peer_id, &mut Requests(&mut self.swarm.behaviour_mut().sync));
                     self.drain_sync();
                 }
             }
@@ -463,13 +481,20 @@ impl EventLoop {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
                 request_response::Message::Response { request_id, response } => {
-                    self.sync
-                        .on_response(request_id, peer, response, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                    self.sync.on_response(
+                        request_id,
+                        peer,
+                        response,
+                        &mut Requests(&mut self.swarm.behaviour_mut().sync),
+                    );
                     self.drain_sync();
                 }
             },
             request_response::Event::OutboundFailure {
-                peer, request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
                 tracing::debug!(%peer, %error, "sync request failed");
                 if let OutboundFailure::Io(e) = &error {
@@ -542,10 +567,14 @@ impl EventLoop {
                     max: MAX_HEADERS,
                     reply,
                 };
-                self.serve_via_chain(channel, cmd, rx.map(|r| match r {
-                    Ok(h) => SyncResponse::Headers(h),
-                    Err(_) => SyncResponse::Error("node is shutting down".into()),
-                }));
+                self.serve_via_chain(
+                    channel,
+                    cmd,
+                    rx.map(|r| match r {
+                        Ok(h) => SyncResponse::Headers(h),
+                        Err(_) => SyncResponse::Error("node is shutting down".into()),
+                    }),
+                );
             }
             SyncRequest::Blocks { hashes } => {
                 if hashes.len() > MAX_BLOCKS_PER_REQUEST {
@@ -561,10 +590,14 @@ impl EventLoop {
                     budget: BLOCKS_RESPONSE_BUDGET,
                     reply,
                 };
-                self.serve_via_chain(channel, cmd, rx.map(|r| match r {
-                    Ok(b) => SyncResponse::Blocks(b.into_iter().map(Option::unwrap_or_default).collect()),
-                    Err(_) => SyncResponse::Error("node is shutting down".into()),
-                }));
+                self.serve_via_chain(
+                    channel,
+                    cmd,
+                    rx.map(|r| match r {
+                        Ok(b) => SyncResponse::Blocks(b.into_iter().map(Option::unwrap_or_default).collect()),
+                        Err(_) => SyncResponse::Error("node is shutting down".into()),
+                    }),
+                );
             }
         }
     }
@@ -595,6 +628,13 @@ impl EventLoop {
         for out in self.sync.take_outputs() {
             match out {
                 SyncOutput::Penalise(peer, what) => self.penalise(peer, what),
+                SyncOutput::Announce(block) => {
+                    let topic = self.names.blocks.clone();
+                    match self.swarm.behaviour_mut().gossipsub.publish(topic, block.to_bytes()) {
+                        Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
+                        Err(e) => tracing::debug!(error = %e, "tip announcement failed"),
+                    }
+                }
                 SyncOutput::CheckHeaders { peer, headers } => {
                     let (reply, rx) = oneshot::channel();
                     let chain = self.chain.clone();
@@ -625,7 +665,11 @@ impl EventLoop {
 
     fn on_completion(&mut self, done: Completion) {
         match done {
-            Completion::GossipBlock { msg_id, source, verdict } => {
+            Completion::GossipBlock {
+                msg_id,
+                source,
+                verdict,
+            } => {
                 let acceptance = match &verdict {
                     Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
                         MessageAcceptance::Accept
@@ -650,7 +694,11 @@ impl EventLoop {
                 };
                 self.report(&msg_id, &source, acceptance);
             }
-            Completion::GossipTx { msg_id, source, verdict } => {
+            Completion::GossipTx {
+                msg_id,
+                source,
+                verdict,
+            } => {
                 let acceptance = match verdict {
                     Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
                     Some(TxVerdict::Rejected { txid, rule }) => {

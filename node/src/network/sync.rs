@@ -56,6 +56,9 @@ pub enum SyncOutput {
     Submit(Vec<Arc<Block>>),
     /// Penalise a peer.
     Penalise(PeerId, Misbehaviour),
+    /// A round ended with this block as our new tip: gossip it, so peers that only talk to
+    /// us learn of the branch at once (to them it is an orphan, which starts their sync).
+    Announce(Arc<Block>),
 }
 
 #[derive(Debug)]
@@ -102,9 +105,10 @@ pub struct SyncManager {
     received: HashMap<Hash256, (Arc<Block>, PeerId)>,
     /// Blocks handed to the chain task, verdicts awaited, with who delivered them.
     submitted: Vec<(Hash256, PeerId)>,
+    /// The last block handed to the chain task.
+    last_submitted: Option<Arc<Block>>,
     round_source: Option<PeerId>,
     round_work: ChainWork,
-    round_full: bool,
     last_progress: Instant,
     outputs: Vec<SyncOutput>,
     max_block_size: usize,
@@ -124,9 +128,9 @@ impl SyncManager {
             in_flight: HashMap::new(),
             received: HashMap::new(),
             submitted: Vec::new(),
+            last_submitted: None,
             round_source: None,
             round_work: ChainWork::default(),
-            round_full: false,
             last_progress: Instant::now(),
             outputs: Vec::new(),
             max_block_size,
@@ -204,7 +208,9 @@ impl SyncManager {
         let due: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.status_pending && p.last_status.is_none_or(|t| now.duration_since(t) >= STATUS_INTERVAL))
+            .filter(|(_, p)| {
+                !p.status_pending && p.last_status.is_none_or(|t| now.duration_since(t) >= STATUS_INTERVAL)
+            })
             .map(|(id, _)| *id)
             .collect();
         for peer in due {
@@ -227,7 +233,6 @@ impl SyncManager {
         self.queue.clear();
         self.received.clear();
         self.round_source = None;
-        self.round_full = false;
         for p in self.peers.values_mut() {
             p.lacks.clear();
         }
@@ -258,7 +263,9 @@ impl SyncManager {
 
     /// A response arrived.
     pub fn on_response(&mut self, id: OutboundRequestId, peer: PeerId, response: SyncResponse, net: &mut dyn SyncNet) {
-        let Some(pending) = self.pending.remove(&id) else { return };
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
         match (pending, response) {
             (Pending::Status(p), SyncResponse::Status { height, work, .. }) => {
                 if let Some(ps) = self.peers.get_mut(&p) {
@@ -282,7 +289,6 @@ impl SyncManager {
                     }
                 } else {
                     self.checking = true;
-                    self.round_full = headers.len() == MAX_HEADERS;
                     self.outputs.push(SyncOutput::CheckHeaders { peer: p, headers });
                 }
             }
@@ -414,7 +420,6 @@ impl SyncManager {
                     if let Some(ps) = self.peers.get_mut(&peer) {
                         ps.work = ps.work.min(self.local.work);
                     }
-                    self.round_full = false;
                 } else {
                     tracing::debug!(%peer, blocks = missing.len(), "headers valid; fetching bodies");
                     self.order = missing.iter().copied().collect();
@@ -428,7 +433,8 @@ impl SyncManager {
                 }
             }
             HeadersVerdict::Unconnected => {
-                self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::UnconnectedHeaders));
+                self.outputs
+                    .push(SyncOutput::Penalise(peer, Misbehaviour::UnconnectedHeaders));
             }
             HeadersVerdict::Invalid { index, reason } => {
                 self.outputs.push(SyncOutput::Penalise(
@@ -498,8 +504,11 @@ impl SyncManager {
             if batch.len() >= SUBMIT_BATCH {
                 break;
             }
-            let Some((block, peer)) = self.received.remove(h) else { break };
+            let Some((block, peer)) = self.received.remove(h) else {
+                break;
+            };
             self.submitted.push((*h, peer));
+            self.last_submitted = Some(block.clone());
             batch.push(block);
         }
         if !batch.is_empty() {
@@ -541,9 +550,12 @@ impl SyncManager {
             self.reset_round();
         }
         self.last_progress = Instant::now();
-        if self.order.is_empty() && !failed && self.round_full {
-            // The peer had more than one answer's worth: continue after the new tip.
-            self.round_full = false;
+        if self.order.is_empty() && !failed {
+            if let Some(block) = self.last_submitted.take() {
+                if block.hash() == self.local.hash {
+                    self.outputs.push(SyncOutput::Announce(block));
+                }
+            }
         }
         self.try_submit();
         self.schedule(net);
