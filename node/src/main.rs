@@ -1,5 +1,7 @@
 //! The `lode` binary: parse flags, set up logging, run the node until Ctrl-C / SIGTERM.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use lode_node::cli::{Cli, Command};
@@ -22,7 +24,8 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -321,6 +321,19 @@ impl NodeHandle {
         .await
     }
 
+    /// Testing: sends a raw sync request to `peer` outside the sync manager.
+    #[doc(hidden)]
+    pub async fn send_raw_sync_request(
+        &self,
+        peer: PeerId,
+        request: crate::network::protocol::RequestFrame,
+    ) -> Result<(), NodeError> {
+        self.net
+            .send(NetCommand::RawSyncRequest(peer, request))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
     /// Best-chain block hash at `height`.
     pub async fn hash_at(&self, height: Height) -> Result<Option<Hash256>, NodeError> {
         self.ask_chain(|reply| ChainCommand::HashAt { height, reply }).await

@@ -5,9 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lode_chain::build::{assemble, coinbase, pay};
-use lode_chain::{Amount, ChainParams, Hash256, Height, OutPoint, PubkeyHash, Transaction, TxIn, TxOut, Unlock};
+use lode_chain::{ChainParams, Hash256, Height, OutPoint, Transaction, TxIn, TxOut, Unlock};
 use lode_node::network::gossip::TopicKind;
+use lode_node::network::protocol::{RequestFrame, SyncRequest};
 use lode_node::NodeConfig;
 
 const T: Duration = Duration::from_secs(60);
@@ -85,8 +85,8 @@ async fn partitioned_groups_converge_on_the_most_work_branch() {
     let d = start(dirs[3].path(), vec![addr(&c)]).await;
     wait_peers(&a, 1, T).await;
     wait_peers(&c, 1, T).await;
-    mine(&a, 3, 1).await; // common history? no: the groups share only genesis
-    mine(&a, 4, 1).await;
+    // The groups share only genesis.
+    mine(&a, 7, 1).await;
     mine(&c, 10, 2).await;
     wait_tip(&[&a, &b], a.tip().hash, T).await;
     wait_tip(&[&c, &d], c.tip().hash, T).await;
@@ -205,8 +205,54 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
     let late = tempfile::tempdir().expect("tempdir");
     let e = start(late.path(), vec![addr(&a)]).await;
     wait_tip(&[&e], a.tip().hash, T).await;
-    let _ = (assemble, coinbase, pay, Amount::ZERO, PubkeyHash([0; 20]));
     for n in [a, b, e, h_bytes, h_pow, h_big, h_txs] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sync_requests_are_banned_and_the_node_keeps_serving() {
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    mine(&a, 5, 1).await;
+    let big = start(dirs[1].path(), vec![addr(&a)]).await;
+    let flood = start(dirs[2].path(), vec![addr(&a)]).await;
+    wait_tip(&[&big, &flood], a.tip().hash, T).await;
+
+    // A request frame over the protocol's limit (1,000 hashes ≈ 32 KB > 16 KB).
+    let oversized = SyncRequest::Blocks {
+        hashes: vec![Hash256([1; 32]); 1000],
+    };
+    let mut raw = Vec::new();
+    let body = lode_chain::encoding::encode(&oversized);
+    raw.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    raw.extend_from_slice(&body);
+    big.send_raw_sync_request(a.peer_id(), RequestFrame::Raw(raw))
+        .await
+        .expect("send");
+    // A flood far past the per-peer rate limit (burst 200, then 100/s), paced so that
+    // libp2p's per-connection stream cap (64) does not simply drop most of it.
+    for i in 0..800 {
+        flood
+            .send_raw_sync_request(a.peer_id(), RequestFrame::Request(SyncRequest::Status))
+            .await
+            .expect("send");
+        if i % 32 == 31 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    for (name, h) in [("oversized request", &big), ("request flood", &flood)] {
+        let id = h.peer_id();
+        wait_for(&format!("the {name} peer to be banned"), T, || async {
+            a.is_banned(id).await.unwrap_or(false)
+        })
+        .await;
+    }
+    // Still serving honest peers.
+    let honest = start(dirs[3].path(), vec![addr(&a)]).await;
+    wait_tip(&[&honest], a.tip().hash, T).await;
+    for n in [a, big, flood, honest] {
         n.shutdown().await.expect("shutdown");
     }
 }

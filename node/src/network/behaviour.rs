@@ -72,7 +72,11 @@ impl Behaviour {
         let kad = if config.kademlia {
             let protocol = StreamProtocol::try_from_owned(names.kad_protocol())
                 .map_err(|e| NodeError::Network(format!("kad protocol name: {e}")))?;
-            let mut k = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad::Config::new(protocol));
+            let mut kc = kad::Config::new(protocol);
+            // The event loop bootstraps once it has a peer; kad's own timer would only warn
+            // "no known peers" on a node started without `--peer`.
+            kc.set_periodic_bootstrap_interval(None);
+            let mut k = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kc);
             // Serve the DHT too: on a LAN nobody is behind NAT, and client-only nodes
             // would leave the DHT empty.
             k.set_mode(Some(kad::Mode::Server));

@@ -34,7 +34,8 @@ use self::behaviour::{Behaviour, BehaviourEvent};
 use self::gossip::{Names, TopicKind};
 use self::peers::{Misbehaviour, PeerBook};
 use self::protocol::{
-    SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR,
+    RequestFrame, SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS,
+    MAX_LOCATOR,
 };
 use self::sync::{Progress, SyncManager, SyncNet, SyncOutput};
 use crate::chain_task::{BlockVerdict, ChainCommand, HeadersVerdict, TipInfo, TxVerdict};
@@ -64,6 +65,9 @@ pub enum NetCommand {
     IsBanned(PeerId, oneshot::Sender<bool>),
     /// Sync progress.
     Progress(oneshot::Sender<Progress>),
+    /// Testing: send any sync request to a peer, bypassing the sync manager (a hostile
+    /// peer's oversized or flooding requests). The answer is dropped.
+    RawSyncRequest(PeerId, RequestFrame),
 }
 
 enum Completion {
@@ -99,13 +103,15 @@ const RATE_PER_SEC: f64 = 100.0;
 const RATE_BURST: f64 = 200.0;
 /// How often configured peers that dropped are re-dialled.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(5);
+/// How often Kademlia re-bootstraps.
+const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The request-response behaviour seen by the sync manager.
 struct Requests<'a>(&'a mut request_response::Behaviour<SyncCodec>);
 
 impl SyncNet for Requests<'_> {
     fn send(&mut self, peer: &PeerId, req: SyncRequest) -> OutboundRequestId {
-        self.0.send_request(peer, req)
+        self.0.send_request(peer, RequestFrame::Request(req))
     }
 }
 
@@ -150,6 +156,8 @@ pub struct EventLoop {
     pending: FuturesUnordered<BoxFuture<'static, Completion>>,
     persistent: Vec<(Multiaddr, Option<PeerId>)>,
     last_redial: Instant,
+    /// `None` until the first bootstrap (done on the first tick that has a peer).
+    last_bootstrap: Option<Instant>,
     ready: HashSet<PeerId>,
     rate: HashMap<PeerId, Bucket>,
     progress: ProgressReporter,
@@ -181,6 +189,7 @@ impl EventLoop {
             pending: FuturesUnordered::new(),
             persistent: parts.peers.into_iter().map(|a| (a, None)).collect(),
             last_redial: Instant::now(),
+            last_bootstrap: None,
             ready: HashSet::new(),
             rate: HashMap::new(),
             progress: ProgressReporter::new(parts.progress_bar),
@@ -285,6 +294,13 @@ impl EventLoop {
                     tracing::debug!(%addr, error = %e, "re-dial failed");
                 }
             }
+        }
+        // Refresh the DHT now and then, once there is someone to ask.
+        let bootstrap_due = self
+            .last_bootstrap
+            .is_none_or(|t| now.duration_since(t) >= BOOTSTRAP_INTERVAL);
+        if bootstrap_due && !self.ready.is_empty() {
+            self.last_bootstrap = Some(now);
             if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                 let _ = kad.bootstrap();
             }
@@ -333,6 +349,9 @@ impl EventLoop {
             }
             NetCommand::Progress(reply) => {
                 let _ = reply.send(self.sync.progress());
+            }
+            NetCommand::RawSyncRequest(peer, request) => {
+                self.swarm.behaviour_mut().sync.send_request(&peer, request);
             }
         }
     }
@@ -476,10 +495,20 @@ impl EventLoop {
         }
     }
 
-    fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+    fn on_sync_event(&mut self, ev: request_response::Event<RequestFrame, SyncResponse>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
+                request_response::Message::Request { request, channel, .. } => match request {
+                    RequestFrame::Request(r) => self.serve(peer, r, channel),
+                    RequestFrame::Malformed(reason) => {
+                        self.respond(channel, SyncResponse::Error(format!("malformed request: {reason}")));
+                        self.penalise(peer, Misbehaviour::Oversized(format!("sync request: {reason}")));
+                    }
+                    // The codec never reads this variant; answer it like a malformed one.
+                    RequestFrame::Raw(_) => {
+                        self.respond(channel, SyncResponse::Error("malformed request".into()));
+                    }
+                },
                 request_response::Message::Response { request_id, response } => {
                     self.sync.on_response(
                         request_id,

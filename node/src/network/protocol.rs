@@ -42,6 +42,20 @@ pub enum SyncRequest {
     },
 }
 
+/// A request as the codec carries it. libp2p reports a request that fails to *read* only
+/// to the codec, never to the behaviour, so the codec hands malformed frames up as a value
+/// and the event loop can answer them and penalise the sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestFrame {
+    /// A well-formed request.
+    Request(SyncRequest),
+    /// Read side: a frame over the limit or not decodable, with the reason.
+    Malformed(String),
+    /// Write side, testing only: these bytes verbatim (length prefix included), as a
+    /// hostile peer would send them.
+    Raw(Vec<u8>),
+}
+
 /// A sync response. Every request gets one, an `Error` if need be.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum SyncResponse {
@@ -109,15 +123,22 @@ fn decode<T: Decode<()>>(bytes: &[u8], max: usize) -> io::Result<T> {
 
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
+    type Request = RequestFrame;
     type Response = SyncResponse;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<RequestFrame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_frame(io, MAX_REQUEST_BYTES).await?;
-        decode(&bytes, MAX_REQUEST_BYTES)
+        let frame = match read_frame(io, MAX_REQUEST_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(RequestFrame::Malformed(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        Ok(match decode(&frame, MAX_REQUEST_BYTES) {
+            Ok(req) => RequestFrame::Request(req),
+            Err(e) => RequestFrame::Malformed(e.to_string()),
+        })
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
@@ -128,11 +149,18 @@ impl libp2p::request_response::Codec for SyncCodec {
         decode(&bytes, self.max_response)
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: RequestFrame) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &encoding::encode(&req)).await
+        match req {
+            RequestFrame::Request(r) => write_frame(io, &encoding::encode(&r)).await,
+            RequestFrame::Raw(bytes) => {
+                io.write_all(&bytes).await?;
+                io.close().await
+            }
+            RequestFrame::Malformed(reason) => Err(io::Error::new(io::ErrorKind::InvalidInput, reason)),
+        }
     }
 
     async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: SyncResponse) -> io::Result<()>
@@ -156,14 +184,29 @@ mod tests {
             locator: vec![Hash256::ZERO; 3],
         };
         let mut buf = futures::io::Cursor::new(Vec::new());
-        codec.write_request(&proto, &mut buf, req.clone()).await.expect("write");
+        codec
+            .write_request(&proto, &mut buf, RequestFrame::Request(req.clone()))
+            .await
+            .expect("write");
         let mut rd = futures::io::Cursor::new(buf.into_inner());
-        assert_eq!(codec.read_request(&proto, &mut rd).await.expect("read"), req);
+        assert_eq!(
+            codec.read_request(&proto, &mut rd).await.expect("read"),
+            RequestFrame::Request(req)
+        );
 
         let mut huge = (u32::MAX).to_le_bytes().to_vec();
         huge.extend_from_slice(&[0; 8]);
         let mut rd = futures::io::Cursor::new(huge);
-        let err = codec.read_request(&proto, &mut rd).await.expect_err("refused");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let got = codec.read_request(&proto, &mut rd).await.expect("read");
+        assert!(
+            matches!(got, RequestFrame::Malformed(ref m) if m.contains("exceeds")),
+            "{got:?}"
+        );
+
+        let mut garbage = 3u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[9, 9, 9]);
+        let mut rd = futures::io::Cursor::new(garbage);
+        let got = codec.read_request(&proto, &mut rd).await.expect("read");
+        assert!(matches!(got, RequestFrame::Malformed(_)), "{got:?}");
     }
 }
