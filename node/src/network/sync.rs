@@ -29,6 +29,9 @@ use crate::chain_task::{BlockVerdict, HeadersVerdict, TipInfo};
 pub const WINDOW: usize = 512;
 /// Most outstanding block requests per peer.
 pub const PER_PEER_REQUESTS: usize = 4;
+/// Most bytes of received bodies waiting for their turn to connect: past it, no new
+/// requests go out (the window in blocks alone would allow 512 max-size blocks ≈ 1 GB).
+pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// Most blocks handed to the chain task at once (keeps its queue short and verdicts quick).
 pub const SUBMIT_BATCH: usize = 64;
 /// How often each peer is asked for its tip (repairs anything gossip missed).
@@ -103,6 +106,8 @@ pub struct SyncManager {
     queue: VecDeque<Hash256>,
     in_flight: HashMap<Hash256, PeerId>,
     received: HashMap<Hash256, (Arc<Block>, PeerId)>,
+    /// Encoded bytes held in `received`.
+    received_bytes: usize,
     /// Blocks handed to the chain task, verdicts awaited, with who delivered them.
     submitted: Vec<(Hash256, PeerId)>,
     /// The last block handed to the chain task.
@@ -127,6 +132,7 @@ impl SyncManager {
             queue: VecDeque::new(),
             in_flight: HashMap::new(),
             received: HashMap::new(),
+            received_bytes: 0,
             submitted: Vec::new(),
             last_submitted: None,
             round_source: None,
@@ -232,6 +238,7 @@ impl SyncManager {
         self.order.clear();
         self.queue.clear();
         self.received.clear();
+        self.received_bytes = 0;
         self.round_source = None;
         for p in self.peers.values_mut() {
             p.lacks.clear();
@@ -373,6 +380,7 @@ impl SyncManager {
                     self.in_flight.remove(hash);
                     match Block::from_bytes(bytes, self.max_block_size) {
                         Ok(block) if block.hash() == *hash => {
+                            self.received_bytes += bytes.len();
                             self.received.insert(*hash, (Arc::new(block), peer));
                         }
                         Ok(_) => {
@@ -449,7 +457,7 @@ impl SyncManager {
 
     /// Sends block requests while the window and the peers allow.
     fn schedule(&mut self, net: &mut dyn SyncNet) {
-        while !self.queue.is_empty() && self.in_flight.len() < WINDOW {
+        while !self.queue.is_empty() && self.in_flight.len() < WINDOW && self.received_bytes < MAX_BUFFERED_BYTES {
             // Peers that can serve this round: at least the round's work, or its source.
             let source = self.round_source;
             let round_work = self.round_work;
@@ -507,6 +515,7 @@ impl SyncManager {
             let Some((block, peer)) = self.received.remove(h) else {
                 break;
             };
+            self.received_bytes = self.received_bytes.saturating_sub(block.size());
             self.submitted.push((*h, peer));
             self.last_submitted = Some(block.clone());
             batch.push(block);

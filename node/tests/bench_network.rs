@@ -1,0 +1,118 @@
+//! Network benchmarks, run on demand:
+//! `cargo test -p lode-node --release --test bench_network -- --ignored --nocapture`.
+//!
+//! Propagation: time from "block submitted at the first node" to "tip at the last node", measured with
+//! the tip watch channel (no polling interval in the figure), over 100 blocks, for 3 nodes
+//! and 8 nodes in a line (the worst topology: every hop is a relay).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use lode_chain::{ChainParams, ChainState};
+
+async fn run(n: usize, blocks: usize) -> (Duration, Duration, Duration) {
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let peers = if i == 0 { vec![] } else { vec![addr(&nodes[i - 1])] };
+        nodes.push(start(d.path(), peers).await);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let want = if i == 0 || i == n - 1 { 1 } else { 2 };
+        wait_peers(node, want, Duration::from_secs(30)).await;
+    }
+    // Let the gossip meshes form (heartbeat 500 ms) and warm up.
+    mine(&nodes[0], 5, 1).await;
+    wait_tip(
+        &nodes.iter().collect::<Vec<_>>(),
+        nodes[0].tip().hash,
+        Duration::from_secs(30),
+    )
+    .await;
+    let first = &nodes[0];
+    let last = &nodes[n - 1];
+    let mut samples = Vec::with_capacity(blocks);
+    for _ in 0..blocks {
+        let block = block_on_tip(first, 1);
+        let hash = block.hash();
+        let mut tip = last.watch_tip();
+        let started = Instant::now();
+        first.submit_block(block).await.expect("submit");
+        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.hash == hash))
+            .await
+            .expect("propagated in time")
+            .expect("node running");
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    let max = samples[samples.len() - 1];
+    for node in nodes {
+        node.shutdown().await.expect("shutdown");
+    }
+    (median, p99, max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run on demand"]
+async fn block_propagation_3_and_8_nodes() {
+    for n in [3, 8] {
+        let (median, p99, max) = run(n, 100).await;
+        eprintln!("{n} nodes in a line, 100 blocks: median {median:?}, p99 {p99:?}, max {max:?}");
+    }
+}
+
+/// Initial sync of 2,000 (coinbase-only) blocks from one peer, next to the chain crate's own
+/// connect rate for the same blocks measured in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run on demand"]
+async fn initial_sync_2000_blocks_vs_chain_connect_rate() {
+    const N: usize = 2000;
+    let params = ChainParams::regtest();
+    let da = tempfile::tempdir().expect("tempdir");
+    let db = tempfile::tempdir().expect("tempdir");
+    let chain_dir = da.path().join(lode_node::node::CHAIN_DIR);
+    let blocks = {
+        let state = ChainState::open(&chain_dir, params.clone()).expect("open");
+        let mut blocks = Vec::with_capacity(N);
+        let (mut parent, mut height, mut time) = (state.tip_hash(), state.height(), state.tip_entry().header.time);
+        for _ in 0..N {
+            let b = block_on(&params, parent, height, time, 1);
+            parent = b.hash();
+            height = lode_chain::Height(height.0 + 1);
+            time = b.header.time;
+            blocks.push(Arc::new(b));
+        }
+        blocks
+    };
+    let connect_rate = {
+        let mut state = ChainState::open(&chain_dir, params.clone()).expect("open");
+        let started = Instant::now();
+        for b in &blocks {
+            state.accept_block(b.clone()).expect("accept");
+        }
+        state.flush().expect("flush");
+        N as f64 / started.elapsed().as_secs_f64()
+    };
+    let a = start(da.path(), vec![]).await;
+    assert_eq!(a.tip().height.0 as usize, N);
+    let started = Instant::now();
+    let b = start(db.path(), vec![addr(&a)]).await;
+    let mut tip = b.watch_tip();
+    let want = a.tip().hash;
+    tokio::time::timeout(Duration::from_secs(120), tip.wait_for(|t| t.hash == want))
+        .await
+        .expect("synced in time")
+        .expect("running");
+    let sync_rate = N as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "initial sync of {N} blocks: {sync_rate:.0} blocks/s; chain connect rate {connect_rate:.0} blocks/s; ratio {:.0}%",
+        100.0 * sync_rate / connect_rate
+    );
+    b.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("shutdown");
+}
