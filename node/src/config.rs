@@ -55,7 +55,6 @@ impl NodeConfig {
         NodeConfig {
             params,
             data_dir,
-            // A literal known to parse; see the unit test below.
             p2p_listen: vec![loopback_any_port()],
             peers: Vec::new(),
             rpc_listen: None,

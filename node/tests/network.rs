@@ -19,7 +19,8 @@ async fn four_nodes_in_a_line_reach_the_same_tip() {
     let a = start(dirs[0].path(), vec![]).await;
     let b = start(dirs[1].path(), vec![addr(&a)]).await;
     let c = start(dirs[2].path(), vec![addr(&b)]).await;
-    let d = start(dirs[3].path(), vec![addr(&c)]).await;
+    // `--peer` without `/p2p/PEER_ID` works too.
+    let d = start(dirs[3].path(), vec![c.listen_addrs()[0].clone()]).await;
     wait_peers(&b, 2, T).await;
     wait_peers(&c, 2, T).await;
     wait_peers(&d, 1, T).await;
@@ -288,4 +289,27 @@ async fn a_data_dir_of_another_network_is_refused() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("regtest") && err.contains("devnet"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_chain_is_disconnected() {
+    init_logs();
+    let dr = tempfile::tempdir().expect("tempdir");
+    let dd = tempfile::tempdir().expect("tempdir");
+    let regtest = start(dr.path(), vec![]).await;
+    let devnet = lode_node::start(NodeConfig {
+        peers: vec![addr(&regtest)],
+        ..NodeConfig::local(ChainParams::devnet(), dd.path().to_path_buf())
+    })
+    .await
+    .expect("devnet node starts");
+    let id = devnet.peer_id();
+    wait_for("the other chain's peer to be refused", T, || async {
+        regtest.is_banned(id).await.unwrap_or(false)
+    })
+    .await;
+    assert!(regtest.peers().await.expect("peers").is_empty());
+    assert!(devnet.peers().await.expect("peers").is_empty());
+    devnet.shutdown().await.expect("shutdown");
+    regtest.shutdown().await.expect("shutdown");
 }
