@@ -432,3 +432,83 @@ impl ChainTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lode_chain::build::{assemble, coinbase, grind, pay};
+    use lode_chain::{ChainParams, PubkeyHash};
+
+    fn task(dir: &std::path::Path) -> ChainTask {
+        let chain = ChainState::open(dir, ChainParams::regtest()).expect("open");
+        let (tip, _) = watch::channel(tip_info(&chain));
+        let (events, _) = broadcast::channel(16);
+        ChainTask::new(chain, Box::new(TipCheck), ChainOutputs { tip, events })
+    }
+
+    fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {
+        let g = params.genesis_block();
+        let (mut parent, mut time) = (g.hash(), g.header.time);
+        (1..=n)
+            .map(|h| {
+                let cb = coinbase(
+                    Height(h),
+                    0,
+                    b"",
+                    vec![pay(PubkeyHash([1; 20]), params.subsidy(Height(h)))],
+                );
+                let mut b = assemble(parent, time + 1, params.pow_limit_bits, vec![cb]);
+                assert!(grind(&mut b.header, &params.pow_limit()));
+                parent = b.hash();
+                time = b.header.time;
+                b.header
+            })
+            .collect()
+    }
+
+    #[test]
+    fn headers_are_checked_for_linkage_pow_bits_and_time_before_bodies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = task(dir.path());
+        let params = ChainParams::regtest();
+        let hs = headers(&params, 20);
+        match t.check_headers(&hs) {
+            HeadersVerdict::Valid {
+                missing, last_height, ..
+            } => {
+                assert_eq!(missing.len(), 20);
+                assert_eq!(last_height, Height(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Broken linkage.
+        let mut bad = hs.clone();
+        bad.remove(5);
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 5, .. }
+        ));
+        // Bad proof of work.
+        let mut bad = hs.clone();
+        loop {
+            bad[19].nonce = bad[19].nonce.wrapping_add(1);
+            if check_proof_of_work(&bad[19].hash(), bad[19].bits, &params.pow_limit()).is_err() {
+                break;
+            }
+        }
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 19, .. }
+        ));
+        // Time not after the median of the previous 11.
+        let mut bad = hs[..12].to_vec();
+        bad[11].time = bad[0].time;
+        grind(&mut bad[11], &params.pow_limit());
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 11, .. }
+        ));
+        // Not connected to anything we know.
+        assert_eq!(t.check_headers(&hs[1..]), HeadersVerdict::Unconnected);
+    }
+}

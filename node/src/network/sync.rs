@@ -40,9 +40,9 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sending requests (the event loop's request-response behaviour).
-pub trait SyncNet {
-    /// Sends `req` to `peer`.
-    fn send(&mut self, peer: &PeerId, req: SyncRequest) -> OutboundRequestId;
+pub trait SyncNet<Id = OutboundRequestId> {
+    /// Sends `req` to `peer`, returning the request's id.
+    fn send(&mut self, peer: &PeerId, req: SyncRequest) -> Id;
 }
 
 /// Work for others that sync produced.
@@ -91,12 +91,13 @@ pub struct Progress {
     pub target: u32,
 }
 
-/// The sync state machine. See the module doc.
+/// The sync state machine. See the module doc. `Id` is the transport's request id
+/// (libp2p's in the node, plain numbers in unit tests).
 #[derive(Debug)]
-pub struct SyncManager {
+pub struct SyncManager<Id = OutboundRequestId> {
     peers: HashMap<PeerId, PeerState>,
     local: TipInfo,
-    pending: HashMap<OutboundRequestId, Pending>,
+    pending: HashMap<Id, Pending>,
     headers_from: Option<PeerId>,
     /// Headers sent to the chain task, verdict awaited.
     checking: bool,
@@ -119,9 +120,9 @@ pub struct SyncManager {
     max_block_size: usize,
 }
 
-impl SyncManager {
+impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
     /// A manager starting from our current tip.
-    pub fn new(local: TipInfo, max_block_size: usize) -> SyncManager {
+    pub fn new(local: TipInfo, max_block_size: usize) -> SyncManager<Id> {
         SyncManager {
             peers: HashMap::new(),
             local,
@@ -168,13 +169,13 @@ impl SyncManager {
     }
 
     /// The chain's tip moved (any cause).
-    pub fn on_local_tip(&mut self, tip: TipInfo, net: &mut dyn SyncNet) {
+    pub fn on_local_tip(&mut self, tip: TipInfo, net: &mut dyn SyncNet<Id>) {
         self.local = tip;
         self.maybe_request_headers(net);
     }
 
     /// A peer of our chain is ready (identified): ask for its tip.
-    pub fn on_peer_ready(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+    pub fn on_peer_ready(&mut self, peer: PeerId, net: &mut dyn SyncNet<Id>) {
         self.peers.entry(peer).or_insert(PeerState {
             height: 0,
             work: ChainWork::default(),
@@ -192,13 +193,13 @@ impl SyncManager {
     }
 
     /// A gossip block from `peer` did not connect (parent unknown): the peer is ahead of us.
-    pub fn on_orphan(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+    pub fn on_orphan(&mut self, peer: PeerId, net: &mut dyn SyncNet<Id>) {
         if self.peers.contains_key(&peer) {
             self.request_status(peer, net);
         }
     }
 
-    fn request_status(&mut self, peer: PeerId, net: &mut dyn SyncNet) {
+    fn request_status(&mut self, peer: PeerId, net: &mut dyn SyncNet<Id>) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         if p.status_pending {
             return;
@@ -210,7 +211,7 @@ impl SyncManager {
     }
 
     /// Once a second: poll peers' tips, drop a stalled round, schedule downloads.
-    pub fn tick(&mut self, now: Instant, net: &mut dyn SyncNet) {
+    pub fn tick(&mut self, now: Instant, net: &mut dyn SyncNet<Id>) {
         let due: Vec<PeerId> = self
             .peers
             .iter()
@@ -247,7 +248,7 @@ impl SyncManager {
         self.in_flight.clear();
     }
 
-    fn maybe_request_headers(&mut self, net: &mut dyn SyncNet) {
+    fn maybe_request_headers(&mut self, net: &mut dyn SyncNet<Id>) {
         if self.headers_from.is_some() || self.checking || !self.order.is_empty() {
             return;
         }
@@ -269,7 +270,7 @@ impl SyncManager {
     }
 
     /// A response arrived.
-    pub fn on_response(&mut self, id: OutboundRequestId, peer: PeerId, response: SyncResponse, net: &mut dyn SyncNet) {
+    pub fn on_response(&mut self, id: Id, peer: PeerId, response: SyncResponse, net: &mut dyn SyncNet<Id>) {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
@@ -322,7 +323,7 @@ impl SyncManager {
     }
 
     /// A request failed (timeout, connection closed, protocol error).
-    pub fn on_failure(&mut self, id: OutboundRequestId, timeout: bool, net: &mut dyn SyncNet) {
+    pub fn on_failure(&mut self, id: Id, timeout: bool, net: &mut dyn SyncNet<Id>) {
         if let Some(pending) = self.pending.remove(&id) {
             self.on_failed(pending, timeout);
         }
@@ -419,7 +420,7 @@ impl SyncManager {
     }
 
     /// The chain task's verdict on headers from `peer`.
-    pub fn on_headers_verdict(&mut self, peer: PeerId, verdict: HeadersVerdict, net: &mut dyn SyncNet) {
+    pub fn on_headers_verdict(&mut self, peer: PeerId, verdict: HeadersVerdict, net: &mut dyn SyncNet<Id>) {
         self.checking = false;
         match verdict {
             HeadersVerdict::Valid { missing, work, .. } => {
@@ -456,7 +457,7 @@ impl SyncManager {
     }
 
     /// Sends block requests while the window and the peers allow.
-    fn schedule(&mut self, net: &mut dyn SyncNet) {
+    fn schedule(&mut self, net: &mut dyn SyncNet<Id>) {
         while !self.queue.is_empty() && self.in_flight.len() < WINDOW && self.received_bytes < MAX_BUFFERED_BYTES {
             // Peers that can serve this round: at least the round's work, or its source.
             let source = self.round_source;
@@ -526,7 +527,7 @@ impl SyncManager {
     }
 
     /// The chain task's verdicts on the last submitted batch.
-    pub fn on_submitted(&mut self, verdicts: Vec<BlockVerdict>, net: &mut dyn SyncNet) {
+    pub fn on_submitted(&mut self, verdicts: Vec<BlockVerdict>, net: &mut dyn SyncNet<Id>) {
         let submitted = std::mem::take(&mut self.submitted);
         let mut failed = false;
         for (i, (hash, peer)) in submitted.iter().enumerate() {
@@ -569,5 +570,226 @@ impl SyncManager {
         self.try_submit();
         self.schedule(net);
         self.maybe_request_headers(net);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lode_chain::build::{assemble, coinbase, grind, pay};
+    use lode_chain::{ChainParams, Height, PubkeyHash};
+
+    /// Records requests; ids are their positions.
+    #[derive(Default)]
+    struct Recorder(Vec<(PeerId, SyncRequest)>);
+
+    impl SyncNet<usize> for Recorder {
+        fn send(&mut self, peer: &PeerId, req: SyncRequest) -> usize {
+            self.0.push((*peer, req));
+            self.0.len() - 1
+        }
+    }
+
+    fn chain(n: usize) -> (ChainParams, Vec<Block>) {
+        let params = ChainParams::regtest();
+        let genesis = params.genesis_block();
+        let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
+        let mut out = Vec::new();
+        for h in 1..=n as u32 {
+            let cb = coinbase(
+                Height(h),
+                0,
+                b"",
+                vec![pay(PubkeyHash([1; 20]), params.subsidy(Height(h)))],
+            );
+            let mut b = assemble(parent, time + 1, params.pow_limit_bits, vec![cb]);
+            assert!(grind(&mut b.header, &params.pow_limit()));
+            parent = b.hash();
+            time = b.header.time;
+            out.push(b);
+        }
+        (params, out)
+    }
+
+    fn genesis_tip(params: &ChainParams) -> TipInfo {
+        let g = params.genesis_block();
+        TipInfo {
+            hash: g.hash(),
+            height: Height(0),
+            work: ChainWork::from_bits(g.header.bits),
+            header: g.header,
+            locator: vec![g.hash()],
+        }
+    }
+
+    fn status(height: u32) -> SyncResponse {
+        let work = ChainWork::from_bits(lode_chain::params::EASIEST_BITS);
+        let mut total = work;
+        for _ in 0..height {
+            total = total.saturating_add(work);
+        }
+        SyncResponse::Status {
+            height,
+            work: total.to_be_bytes(),
+            tip: Hash256::ZERO,
+        }
+    }
+
+    #[test]
+    fn headers_first_then_bodies_from_both_peers_then_blocks_in_order() {
+        let (params, blocks) = chain(40);
+        let mut sync: SyncManager<usize> = SyncManager::new(genesis_tip(&params), params.max_block_size);
+        let mut net = Recorder::default();
+        let (p1, p2) = (PeerId::random(), PeerId::random());
+        sync.on_peer_ready(p1, &mut net);
+        sync.on_peer_ready(p2, &mut net);
+        assert!(net.0.iter().all(|(_, r)| *r == SyncRequest::Status));
+
+        // Both are ahead; headers are asked of one only.
+        sync.on_response(0, p1, status(40), &mut net);
+        sync.on_response(1, p2, status(40), &mut net);
+        let headers_reqs: Vec<_> = net
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| matches!(r, SyncRequest::Headers { .. }))
+            .collect();
+        assert_eq!(headers_reqs.len(), 1);
+        let (hid, hpeer) = (headers_reqs[0].0, headers_reqs[0].1 .0);
+        let headers: Vec<_> = blocks.iter().map(|b| b.header).collect();
+        sync.on_response(hid, hpeer, SyncResponse::Headers(headers.clone()), &mut net);
+        let outs = sync.take_outputs();
+        assert!(matches!(&outs[..], [SyncOutput::CheckHeaders { headers: h, .. }] if *h == headers));
+
+        // No body is asked for before the chain's verdict on the headers.
+        assert!(!net.0.iter().any(|(_, r)| matches!(r, SyncRequest::Blocks { .. })));
+        let missing: Vec<Hash256> = blocks.iter().map(Block::hash).collect();
+        let work = match status(40) {
+            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
+            _ => unreachable!(),
+        };
+        sync.on_headers_verdict(
+            hpeer,
+            HeadersVerdict::Valid {
+                missing: missing.clone(),
+                work,
+                last_height: Height(40),
+            },
+            &mut net,
+        );
+        let block_reqs: Vec<(usize, PeerId, Vec<Hash256>)> = net
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (p, r))| match r {
+                SyncRequest::Blocks { hashes } => Some((i, *p, hashes.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(block_reqs.iter().map(|r| r.2.len()).sum::<usize>(), 40);
+        assert!(block_reqs.iter().any(|r| r.1 == p1) && block_reqs.iter().any(|r| r.1 == p2));
+
+        // Answer in reverse order: the chain still gets them parents first.
+        let by_hash: HashMap<Hash256, &Block> = blocks.iter().map(|b| (b.hash(), b)).collect();
+        for (id, peer, hashes) in block_reqs.iter().rev() {
+            let bodies = hashes.iter().map(|h| by_hash[h].to_bytes()).collect();
+            sync.on_response(*id, *peer, SyncResponse::Blocks(bodies), &mut net);
+        }
+        let mut submitted = Vec::new();
+        loop {
+            let outs = sync.take_outputs();
+            let Some(SyncOutput::Submit(batch)) = outs.into_iter().find(|o| matches!(o, SyncOutput::Submit(_))) else {
+                break;
+            };
+            let n = batch.len();
+            submitted.extend(batch.iter().map(|b| b.hash()));
+            // The chain task's tip moves before its verdicts come back (as in the loop).
+            let last = batch[n - 1].clone();
+            let height = submitted.len() as u32;
+            let SyncResponse::Status { work, .. } = status(height) else {
+                unreachable!()
+            };
+            sync.set_local(TipInfo {
+                hash: last.hash(),
+                height: Height(height),
+                work: ChainWork::from_be_bytes(&work),
+                header: last.header,
+                locator: vec![last.hash()],
+            });
+            sync.on_submitted(
+                vec![BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected); n],
+                &mut net,
+            );
+        }
+        assert_eq!(submitted, missing);
+        // Caught up with both peers: no further round.
+        assert!(!sync.is_syncing());
+    }
+
+    #[test]
+    fn a_peer_serving_a_different_block_is_penalised_and_the_block_refetched() {
+        let (params, blocks) = chain(2);
+        let mut sync: SyncManager<usize> = SyncManager::new(genesis_tip(&params), params.max_block_size);
+        let mut net = Recorder::default();
+        let p = PeerId::random();
+        sync.on_peer_ready(p, &mut net);
+        sync.on_response(0, p, status(2), &mut net);
+        let missing: Vec<Hash256> = blocks.iter().map(Block::hash).collect();
+        sync.on_response(
+            1,
+            p,
+            SyncResponse::Headers(blocks.iter().map(|b| b.header).collect()),
+            &mut net,
+        );
+        let _ = sync.take_outputs();
+        sync.on_headers_verdict(
+            p,
+            HeadersVerdict::Valid {
+                missing,
+                work: ChainWork::from_bits(0x207f_ffff),
+                last_height: Height(2),
+            },
+            &mut net,
+        );
+        // The work claim in the verdict is below ours: nothing is fetched.
+        assert!(!net.0.iter().any(|(_, r)| matches!(r, SyncRequest::Blocks { .. })));
+        let _ = sync.take_outputs();
+
+        // Now with real work: bodies are asked for; a wrong body costs a ban-level penalty.
+        let work = match status(2) {
+            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
+            _ => unreachable!(),
+        };
+        sync.on_headers_verdict(
+            p,
+            HeadersVerdict::Valid {
+                missing: blocks.iter().map(Block::hash).collect(),
+                work,
+                last_height: Height(2),
+            },
+            &mut net,
+        );
+        let (id, hashes) = net
+            .0
+            .iter()
+            .enumerate()
+            .find_map(|(i, (_, r))| match r {
+                SyncRequest::Blocks { hashes } => Some((i, hashes.clone())),
+                _ => None,
+            })
+            .expect("blocks requested");
+        let wrong = vec![blocks[1].to_bytes(), blocks[0].to_bytes()];
+        sync.on_response(id, p, SyncResponse::Blocks(wrong), &mut net);
+        let outs = sync.take_outputs();
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, SyncOutput::Penalise(peer, Misbehaviour::WrongBlock) if *peer == p)));
+        // Re-requested.
+        let again = net
+            .0
+            .iter()
+            .skip(id + 1)
+            .any(|(_, r)| matches!(r, SyncRequest::Blocks { hashes: h } if h.contains(&hashes[0])));
+        assert!(again);
     }
 }
