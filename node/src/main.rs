@@ -21,7 +21,9 @@ fn main() {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        // Kademlia warns about an empty routing table on every lone start: noise on a devnet.
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p_kad=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

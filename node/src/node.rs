@@ -88,6 +88,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Starts a node: opens the chain, spawns the chain task and the network event loop,
 /// listens, dials the configured peers, and returns once it is listening.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    for addr in &config.p2p_listen {
+        check_port_free(addr)?;
+    }
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::Io {
         path: data_dir.display().to_string(),
@@ -198,6 +201,39 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         net_task: Some(net_task),
         chain_thread: Some(chain_thread),
     })
+}
+
+/// Fails if a fixed TCP listen port is taken. libp2p's TCP transport binds with
+/// SO_REUSEPORT, so on Linux a second node on the same port would *succeed* and share the
+/// port's connections with the first; a plain bind first finds the conflict and names it.
+fn check_port_free(addr: &Multiaddr) -> Result<(), NodeError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(NodeError::Listen {
+            addr: addr.to_string(),
+            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("port {port} is already in use")
+            } else {
+                e.to_string()
+            },
+        }),
+    }
 }
 
 fn build_swarm(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<libp2p::Swarm<Behaviour>, NodeError> {

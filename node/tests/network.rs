@@ -313,3 +313,17 @@ async fn a_peer_of_another_chain_is_disconnected() {
     devnet.shutdown().await.expect("shutdown");
     regtest.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = NodeConfig::local(ChainParams::regtest(), dir.path().to_path_buf());
+    config.p2p_listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("multiaddr")];
+    let err = match lode_node::start(config).await {
+        Ok(_) => panic!("the port is taken"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&port.to_string()) && err.contains("in use"), "{err}");
+}
