@@ -16,6 +16,7 @@ pub mod height;
 pub mod merkle;
 pub mod params;
 pub mod pow;
+pub mod sig;
 pub mod transaction;
 
 pub use address::PubkeyHash;
