@@ -1,10 +1,10 @@
 //! Signature verification rates on 2,000 signatures, all in one run so they are comparable:
 //! single strict checks, dalek's (non-consensus) `verify_batch` as the ceiling, and our exact
-//! `verify_all` / `verify_all_batched`. Rates are criterion's elements/s (one element = one signature).
+//! `verify_all` / `verify_all_batched`, plus `SigCache::verify_all` when every signature is cached. Rates are criterion's elements/s (one element = one signature).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use lode_chain::sig::{verify_all, verify_all_batched, verify_each, SigItem};
+use lode_chain::sig::{verify_all, verify_all_batched, verify_each, SigCache, SigItem};
 use sha2::{Digest, Sha256};
 
 const N: usize = 2_000;
@@ -42,6 +42,10 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("verify_all_batched_exact", |b| b.iter(|| verify_all_batched(&items)));
     g.bench_function("verify_all", |b| b.iter(|| verify_all(&items)));
+    // Block connect after the mempool verified the same signatures: every lookup hits.
+    let mut cache = SigCache::new(N);
+    assert_eq!(cache.verify_all(&items), Ok(()));
+    g.bench_function("sig_cache_all_hits", |b| b.iter(|| cache.verify_all(&items)));
     g.finish();
 }
 
