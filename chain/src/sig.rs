@@ -150,6 +150,7 @@ fn settle<M: AsRef<[u8]>>(
 }
 
 /// An item that passed every precondition of the batched path, decoded once.
+#[derive(Clone, Copy)]
 struct Prepared {
     a: EdwardsPoint,
     r: EdwardsPoint,
@@ -318,6 +319,59 @@ impl SigCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The batch equation alone, without the fallback that would hide a false rejection: on every
+    /// CCTV case that passes the preconditions, a batch of that case plus valid signatures must
+    /// give exactly the strict verdict (repeated, since the coefficients are random).
+    #[test]
+    fn batch_equation_alone_matches_strict_on_cctv() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/testdata/ed25519/cctv_ed25519vectors.json");
+        let text = std::fs::read_to_string(path).expect("test data present");
+        let cases: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let valid: Vec<Prepared> = (0u8..3)
+            .map(|i| {
+                let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
+                let msg = [i; 32];
+                let item = SigItem {
+                    pubkey: key.verifying_key().to_bytes(),
+                    signature: ed25519_dalek::Signer::sign(&key, &msg).to_bytes(),
+                    msg,
+                };
+                Prepared::new(&item).expect("valid signature is batch-safe")
+            })
+            .collect();
+        let (mut batched, mut mixed_torsion_accepted) = (0, 0);
+        for case in cases.as_array().expect("array") {
+            let hex_field = |name: &str| hex::decode(case[name].as_str().expect("field")).expect("hex");
+            let item = SigItem {
+                pubkey: hex_field("key").try_into().expect("32 bytes"),
+                signature: hex_field("sig").try_into().expect("64 bytes"),
+                msg: case["msg"].as_str().expect("msg").as_bytes().to_vec(),
+            };
+            let strict = item.verify().is_ok();
+            let Some(p) = Prepared::new(&item) else {
+                // Only inputs strict rejects, or accepts with torsion in W, may skip the batch;
+                // W carries the full torsion of Q, so an accepted item never does.
+                assert!(!strict, "case {} accepted by strict but not batch-safe", case["number"]);
+                continue;
+            };
+            batched += 1;
+            let flags = case["flags"].to_string();
+            if strict && flags.contains("low_order_component") {
+                mixed_torsion_accepted += 1;
+            }
+            let batch = [valid[0], valid[1], p, valid[2]];
+            for _ in 0..8 {
+                assert_eq!(batch_ok(&batch), strict, "case {}", case["number"]);
+            }
+        }
+        // All 43 strict-valid cases batch, 42 of them with torsion in A and/or R.
+        assert_eq!(mixed_torsion_accepted, 42);
+        // No strict-rejected CCTV case gets this far: encoding, small-order and W-torsion checks
+        // catch them all (including the 12 a naive batch accepts on torsion alone).
+        assert_eq!(batched, 43);
+    }
 
     #[test]
     fn canonical_y_boundary() {
