@@ -24,12 +24,16 @@ macro_rules! k4 {
 /// Rounds `4g..4g + 4` on every lane, message words `$w` (lane 0 = W[4g]).
 macro_rules! rounds4 {
     ($abef:ident, $cdgh:ident, $w:ident, $g:expr) => {
+        let mut wk = $w;
+        // `sha256rnds2(cdgh, abef, wk)` runs two rounds and returns the new ABEF; the old
+        // ABEF is then the new CDGH, so the two names simply swap roles. Lanes alternate so
+        // each lane's dependent instruction comes N instructions later.
         for j in 0..$abef.len() {
-            let wk = _mm_add_epi32($w[j], k4!($g));
-            // `sha256rnds2(cdgh, abef, wk)` runs two rounds and returns the new ABEF; the old
-            // ABEF is then the new CDGH, so the two names simply swap roles.
-            $cdgh[j] = _mm_sha256rnds2_epu32($cdgh[j], $abef[j], wk);
-            $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk));
+            wk[j] = _mm_add_epi32(wk[j], k4!($g));
+            $cdgh[j] = _mm_sha256rnds2_epu32($cdgh[j], $abef[j], wk[j]);
+        }
+        for j in 0..$abef.len() {
+            $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk[j]));
         }
     };
 }
