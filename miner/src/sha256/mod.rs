@@ -330,20 +330,25 @@ impl HeaderHasher {
     }
 }
 
-/// Runs `iterations` × `streams` independent SHA-NI compressions (2 or 4 streams) and returns
-/// a checksum, or `None` without SHA-NI or for another stream count. Benchmark support: the
-/// bound the nonce kernel is judged against, built from the same instruction sequence.
+/// Runs `iterations` × `streams` independent SHA-NI compressions and returns a checksum, or
+/// `None` without SHA-NI or for a variant that does not exist. `streams` is 2 or 4;
+/// `alternate` orders each pair of rounds lane by lane (see `shani.rs`). Benchmark support:
+/// the bound the nonce kernel is judged against, built from the same instruction sequence.
 #[doc(hidden)]
-pub fn shani_compression_bound(streams: usize, iterations: u64) -> Option<u32> {
+pub fn shani_compression_bound(streams: usize, alternate: bool, iterations: u64) -> Option<u32> {
     #[cfg(target_arch = "x86_64")]
     if has_sha_ni() {
         // SAFETY: the CPU features the kernel is compiled for were just detected.
-        return match streams {
-            2 => Some(unsafe { shani::independent_compressions::<2>(iterations) }),
-            4 => Some(unsafe { shani::independent_compressions::<4>(iterations) }),
-            _ => None,
+        return unsafe {
+            match (streams, alternate) {
+                (2, false) => Some(shani::independent_compressions::<2, false>(iterations)),
+                (2, true) => Some(shani::independent_compressions::<2, true>(iterations)),
+                (4, false) => Some(shani::independent_compressions::<4, false>(iterations)),
+                (4, true) => Some(shani::independent_compressions::<4, true>(iterations)),
+                _ => None,
+            }
         };
     }
-    let _ = (streams, iterations);
+    let _ = (streams, alternate, iterations);
     None
 }

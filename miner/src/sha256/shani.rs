@@ -26,14 +26,23 @@ macro_rules! rounds4 {
     ($abef:ident, $cdgh:ident, $w:ident, $g:expr) => {
         let mut wk = $w;
         // `sha256rnds2(cdgh, abef, wk)` runs two rounds and returns the new ABEF; the old
-        // ABEF is then the new CDGH, so the two names simply swap roles. Lanes alternate so
-        // each lane's dependent instruction comes N instructions later.
-        for j in 0..$abef.len() {
-            wk[j] = _mm_add_epi32(wk[j], k4!($g));
-            $cdgh[j] = _mm_sha256rnds2_epu32($cdgh[j], $abef[j], wk[j]);
-        }
-        for j in 0..$abef.len() {
-            $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk[j]));
+        // ABEF is then the new CDGH, so the two names simply swap roles. With `ALTERNATE`,
+        // every lane's first pair of rounds comes before any lane's second (measured slower
+        // for the nonce kernel, so only the bound tries it).
+        if ALTERNATE {
+            for j in 0..$abef.len() {
+                wk[j] = _mm_add_epi32(wk[j], k4!($g));
+                $cdgh[j] = _mm_sha256rnds2_epu32($cdgh[j], $abef[j], wk[j]);
+            }
+            for j in 0..$abef.len() {
+                $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk[j]));
+            }
+        } else {
+            for j in 0..$abef.len() {
+                wk[j] = _mm_add_epi32(wk[j], k4!($g));
+                $cdgh[j] = _mm_sha256rnds2_epu32($cdgh[j], $abef[j], wk[j]);
+                $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk[j]));
+            }
         }
     };
 }
@@ -121,6 +130,7 @@ impl Vectors {
 #[inline]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn double_sha<const N: usize, const FULL: bool>(v: &Vectors, nonce: u32) -> ([__m128i; N], [__m128i; N]) {
+    const ALTERNATE: bool = false;
     let zero = _mm_setzero_si128();
 
     // First SHA-256, tail block: W0..W2 from the header, W3 the nonce, then fixed padding.
@@ -234,7 +244,7 @@ pub(super) fn hash_words(t: &Template, nonce: u32) -> [u32; 8] {
 /// feed-forward included): the throughput bound the nonce kernel is measured against.
 /// Returns a value derived from every state so nothing is optimised away.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-pub(super) fn independent_compressions<const N: usize>(iterations: u64) -> u32 {
+pub(super) fn independent_compressions<const N: usize, const ALTERNATE: bool>(iterations: u64) -> u32 {
     let h0 = pack(&H0);
     let mut state = [h0; N];
     for i in 0..iterations {
