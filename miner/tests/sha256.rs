@@ -217,3 +217,21 @@ fn raising_the_stop_flag_aborts_a_running_search_quickly() {
         });
     }
 }
+
+#[test]
+fn a_target_is_met_up_to_and_including_itself() {
+    let target = Target::from_bits(0x1d00ffff).expect("bitcoin's limit");
+    let mut at = [0u8; 32];
+    at[26] = 0xff;
+    at[27] = 0xff;
+    assert_eq!(target, Target::from_le_bytes(at));
+    assert!(target.is_met_by(&at));
+    let mut above = at;
+    above[0] = 1;
+    assert!(!target.is_met_by(&above));
+    let mut below = at;
+    below[26] = 0xfe;
+    below[0] = 0xff;
+    assert!(target.is_met_by(&below));
+    assert_eq!(Target::from_bits(0x0100_0000), None);
+}

@@ -27,27 +27,43 @@ fn small_sigma1(x: u32) -> u32 {
     x.rotate_right(17) ^ x.rotate_right(19) ^ (x >> 10)
 }
 
+/// One round, with the working variables named in their current roles: instead of moving
+/// eight values per round, the next round is called with the names rotated.
+macro_rules! round {
+    ($w:ident, $t:expr, $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {{
+        let t = $t;
+        let t1 = $h
+            .wrapping_add(big_sigma1($e))
+            .wrapping_add(($e & $f) ^ (!$e & $g))
+            .wrapping_add(K[t])
+            .wrapping_add($w[t]);
+        let t2 = big_sigma0($a).wrapping_add(($a & $b) ^ ($a & $c) ^ ($b & $c));
+        $d = $d.wrapping_add(t1);
+        $h = t1.wrapping_add(t2);
+    }};
+}
+
 /// Rounds `from..to` of one compression on `s` (a..h), with the expanded schedule `w`.
 #[inline(always)]
 pub(super) fn rounds(s: &mut [u32; 8], w: &[u32; 64], from: usize, to: usize) {
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *s;
-    for t in from..to {
-        let ch = (e & f) ^ (!e & g);
-        let maj = (a & b) ^ (a & c) ^ (b & c);
-        let t1 = h
-            .wrapping_add(big_sigma1(e))
-            .wrapping_add(ch)
-            .wrapping_add(K[t])
-            .wrapping_add(w[t]);
-        let t2 = big_sigma0(a).wrapping_add(maj);
-        h = g;
-        g = f;
-        f = e;
-        e = d.wrapping_add(t1);
-        d = c;
-        c = b;
-        b = a;
-        a = t1.wrapping_add(t2);
+    let mut t = from;
+    // Eight rounds bring the names back to their places.
+    while t + 8 <= to {
+        round!(w, t, a, b, c, d, e, f, g, h);
+        round!(w, t + 1, h, a, b, c, d, e, f, g);
+        round!(w, t + 2, g, h, a, b, c, d, e, f);
+        round!(w, t + 3, f, g, h, a, b, c, d, e);
+        round!(w, t + 4, e, f, g, h, a, b, c, d);
+        round!(w, t + 5, d, e, f, g, h, a, b, c);
+        round!(w, t + 6, c, d, e, f, g, h, a, b);
+        round!(w, t + 7, b, c, d, e, f, g, h, a);
+        t += 8;
+    }
+    while t < to {
+        round!(w, t, a, b, c, d, e, f, g, h);
+        (a, b, c, d, e, f, g, h) = (h, a, b, c, d, e, f, g);
+        t += 1;
     }
     *s = [a, b, c, d, e, f, g, h];
 }
