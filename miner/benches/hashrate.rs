@@ -72,8 +72,18 @@ fn sha2_midstate_loop(header: &[u8; 80], count: u32) -> u32 {
     hits
 }
 
-/// Nonces per second over `threads` threads, each hashing `per_thread` nonces.
-fn threaded_rate(hasher: &HeaderHasher, threads: u32, per_thread: u32) -> f64 {
+/// This thread's CPU time so far (Linux schedstat), if available.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Nonces per second over `threads` threads, each hashing `per_thread` nonces: by wall clock,
+/// and per CPU-second of a thread (NaN without schedstat). The second says whether threads
+/// slow each other down when they do run; the first also counts time spent waiting for a
+/// core another process holds.
+fn threaded_rate(hasher: &HeaderHasher, threads: u32, per_thread: u32) -> (f64, f64) {
     let barrier = Barrier::new(threads as usize + 1);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -81,19 +91,25 @@ fn threaded_rate(hasher: &HeaderHasher, threads: u32, per_thread: u32) -> f64 {
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
+                    let cpu = thread_cpu_time();
                     search(hasher, t * per_thread, per_thread);
-                    Instant::now()
+                    let cpu = thread_cpu_time().zip(cpu).map(|(end, start)| end.saturating_sub(start));
+                    (Instant::now(), cpu)
                 })
             })
             .collect();
         barrier.wait();
         let started = Instant::now();
-        let ended = workers
-            .into_iter()
-            .map(|w| w.join().expect("worker"))
-            .max()
-            .unwrap_or(started);
-        f64::from(threads) * f64::from(per_thread) / (ended - started).as_secs_f64()
+        let mut ended = started;
+        let mut cpu = Some(Duration::ZERO);
+        for w in workers {
+            let (end, used) = w.join().expect("worker");
+            ended = ended.max(end);
+            cpu = cpu.zip(used).map(|(a, b)| a + b);
+        }
+        let nonces = f64::from(threads) * f64::from(per_thread);
+        let per_cpu = cpu.map_or(f64::NAN, |c| nonces / c.as_secs_f64());
+        (nonces / (ended - started).as_secs_f64(), per_cpu)
     })
 }
 
@@ -162,6 +178,7 @@ fn ratio_report() {
     let mut one = Vec::new();
     let mut two = Vec::new();
     let mut scaling = Vec::new();
+    let mut cpu_scaling = Vec::new();
     let mut sha2_ref = Vec::new();
     for _ in 0..REPS {
         let a = if has_bound {
@@ -191,11 +208,13 @@ fn ratio_report() {
         sha2_ref.push(rate(f64::from(NONCES), || {
             black_box(sha2_midstate_loop(&header, NONCES));
         }));
-        let r1 = threaded_rate(&best, 1, NONCES);
-        let r2 = threaded_rate(&best, 2, NONCES);
+        let (r1, c1) = threaded_rate(&best, 1, NONCES);
+        let (r2, c2) = threaded_rate(&best, 2, NONCES);
         one.push(r1);
         two.push(r2);
         scaling.push(r2 / r1);
+        // Two threads would do 2× if each got a core: 2 × (per-CPU-second rate ratio).
+        cpu_scaling.push(2.0 * c2 / c1);
     }
 
     let m = |x: f64| x / 1e6;
@@ -241,6 +260,10 @@ fn ratio_report() {
         m(median(two.clone())),
         median(scaling.clone()),
         max(&scaling)
+    );
+    eprintln!(
+        "    by CPU time per thread (what 2 threads do when each holds a core): 2-thread/1-thread = {:.3}",
+        median(cpu_scaling.clone())
     );
     eprintln!(
         "load average at the end: {}",
