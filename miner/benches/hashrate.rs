@@ -160,7 +160,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Back-to-back measurements, repeated; each ratio's numerator and denominator come from the
 /// same repetition. Reports the median over repetitions and the best (least disturbed) rate.
 fn ratio_report() {
-    const REPS: usize = 7;
+    const REPS: usize = 9;
     const NONCES: u32 = 3_000_000;
     const BOUND_ITERS: u64 = 750_000;
     let header = header();

@@ -90,16 +90,19 @@ pub enum Kernel {
     ShaNi3,
     /// SHA-NI, four nonces interleaved.
     ShaNi4,
+    /// SHA-NI, two nonces in each of two pipelined stages (first and second SHA-256).
+    ShaNiPipelined,
 }
 
 impl Kernel {
     /// Every kernel, supported here or not.
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 6] = [
         Kernel::Portable,
         Kernel::ShaNi1,
         Kernel::ShaNi2,
         Kernel::ShaNi3,
         Kernel::ShaNi4,
+        Kernel::ShaNiPipelined,
     ];
 
     /// The fastest kernel this CPU supports.
@@ -116,7 +119,7 @@ impl Kernel {
     pub fn is_supported(self) -> bool {
         match self {
             Kernel::Portable => true,
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => has_sha_ni(),
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => has_sha_ni(),
         }
     }
 
@@ -128,6 +131,7 @@ impl Kernel {
             Kernel::ShaNi2 => "sha-ni x2",
             Kernel::ShaNi3 => "sha-ni x3",
             Kernel::ShaNi4 => "sha-ni x4",
+            Kernel::ShaNiPipelined => "sha-ni 2+2 pipelined",
         }
     }
 }
@@ -248,13 +252,13 @@ impl HeaderHasher {
         let words = match self.kernel {
             Kernel::Portable => portable::hash_words(&self.template, nonce),
             #[cfg(target_arch = "x86_64")]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => {
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
                 // SAFETY: a hasher holds a SHA-NI kernel only if `with_kernel` or `new` found
                 // the CPU features the kernel is compiled for.
                 unsafe { shani::hash_words(&self.template, nonce) }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => {
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
                 portable::hash_words(&self.template, nonce)
             }
         };
@@ -314,7 +318,7 @@ impl HeaderHasher {
         let t = &self.template;
         match self.kernel {
             Kernel::Portable => portable::scan(t, start, count, top),
-            // SAFETY (all four): a hasher holds a SHA-NI kernel only if `with_kernel` or `new`
+            // SAFETY (all five): a hasher holds a SHA-NI kernel only if `with_kernel` or `new`
             // found the CPU features the kernel is compiled for.
             #[cfg(target_arch = "x86_64")]
             Kernel::ShaNi1 => unsafe { shani::scan::<1>(t, start, count, top) },
@@ -324,8 +328,12 @@ impl HeaderHasher {
             Kernel::ShaNi3 => unsafe { shani::scan::<3>(t, start, count, top) },
             #[cfg(target_arch = "x86_64")]
             Kernel::ShaNi4 => unsafe { shani::scan::<4>(t, start, count, top) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNiPipelined => unsafe { shani::scan_pipelined(t, start, count, top) },
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => portable::scan(t, start, count, top),
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
+                portable::scan(t, start, count, top)
+            }
         }
     }
 }

@@ -223,6 +223,80 @@ pub(super) fn scan<const N: usize>(t: &Template, start: u32, count: u32, top: u3
     None
 }
 
+/// [`scan`] as a two-stage pipeline: each iteration runs the second SHA-256 of two nonces
+/// and the first SHA-256 of the next two, four independent chains in lock-step. Unlike four
+/// nonces in the same stage, no lane waits at the boundary between the two hashes for its
+/// second message schedule: that schedule comes from the previous iteration.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+pub(super) fn scan_pipelined(t: &Template, start: u32, count: u32, top: u32) -> Option<u32> {
+    const ALTERNATE: bool = false;
+    let v = Vectors::load(t);
+    let h0 = pack(&H0);
+    let zero = _mm_setzero_si128();
+    // First hashes (a b c d, e f g h) of the two nonces whose second SHA-256 runs next.
+    let mut carried = [[zero; 2]; 2];
+    // One more iteration than the range needs, to drain the second stage.
+    for it in 0..=count.div_ceil(2) {
+        let first_nonce = start.wrapping_add(2 * it);
+        // Lanes 0 and 1: second SHA-256. Lanes 2 and 3: tail block of the first.
+        let mut w0 = [carried[0][0], carried[1][0], zero, zero];
+        let mut w1 = [carried[0][1], carried[1][1], zero, zero];
+        let mut w2 = [_mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32); 4];
+        let mut w3 = [_mm_set_epi32(256, 0, 0, 0); 4];
+        let mut w4 = [zero; 4];
+        for j in 2..4 {
+            // The header stores the nonce little-endian; SHA-256 reads big-endian words.
+            let nonce = first_nonce.wrapping_add(j as u32 - 2).swap_bytes();
+            w0[j] = _mm_insert_epi32::<3>(v.tail, nonce as i32);
+            w1[j] = _mm_set_epi32(0, 0, 0, 0x8000_0000_u32 as i32);
+            w2[j] = zero;
+            w3[j] = _mm_set_epi32(640, 0, 0, 0);
+        }
+        let mut abef = [h0.0, h0.0, v.after2.0, v.after2.0];
+        let mut cdgh = [h0.1, h0.1, v.after2.1, v.after2.1];
+        for j in 0..4 {
+            let wk = _mm_add_epi32(w0[j], k4!(0));
+            if j < 2 {
+                cdgh[j] = _mm_sha256rnds2_epu32(cdgh[j], abef[j], wk);
+                abef[j] = _mm_sha256rnds2_epu32(abef[j], cdgh[j], _mm_shuffle_epi32::<0x0E>(wk));
+            } else {
+                // Rounds 0 and 1 of the tail block were run by the template.
+                let next = _mm_sha256rnds2_epu32(cdgh[j], abef[j], _mm_shuffle_epi32::<0x0E>(wk));
+                cdgh[j] = abef[j];
+                abef[j] = next;
+            }
+        }
+        rounds4!(abef, cdgh, w1, 1);
+        rounds4!(abef, cdgh, w2, 2);
+        rounds4!(abef, cdgh, w3, 3);
+        rounds_16_to_60!(abef, cdgh, w0, w1, w2, w3, w4);
+        for j in 0..4 {
+            let wk = _mm_add_epi32(w0[j], k4!(15));
+            cdgh[j] = _mm_sha256rnds2_epu32(cdgh[j], abef[j], wk);
+            if j >= 2 {
+                abef[j] = _mm_sha256rnds2_epu32(abef[j], cdgh[j], _mm_shuffle_epi32::<0x0E>(wk));
+            }
+        }
+        // The second stage finished nonces first_nonce - 2 and - 1 (none on the first pass).
+        if it > 0 {
+            for (j, x) in cdgh.iter().take(2).enumerate() {
+                let index = 2 * (it - 1) + j as u32;
+                // Word 7 is f after rounds 60 and 61 (see `double_sha`).
+                let h7 = (_mm_cvtsi128_si32(*x) as u32).wrapping_add(H0[7]);
+                if index < count && h7.swap_bytes() <= top {
+                    return Some(start.wrapping_add(index));
+                }
+            }
+        }
+        for j in 2..4 {
+            let feba = _mm_shuffle_epi32::<0x1B>(_mm_add_epi32(abef[j], v.mid.0));
+            let dchg = _mm_shuffle_epi32::<0xB1>(_mm_add_epi32(cdgh[j], v.mid.1));
+            carried[j - 2] = [_mm_blend_epi16::<0xF0>(feba, dchg), _mm_alignr_epi8::<8>(dchg, feba)];
+        }
+    }
+    None
+}
+
 /// The double SHA-256 state words a..h for `nonce`.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(super) fn hash_words(t: &Template, nonce: u32) -> [u32; 8] {
