@@ -90,19 +90,16 @@ pub enum Kernel {
     ShaNi3,
     /// SHA-NI, four nonces interleaved.
     ShaNi4,
-    /// SHA-NI, two nonces in each of two pipelined stages (first and second SHA-256).
-    ShaNiPipelined,
 }
 
 impl Kernel {
     /// Every kernel, supported here or not.
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 5] = [
         Kernel::Portable,
         Kernel::ShaNi1,
         Kernel::ShaNi2,
         Kernel::ShaNi3,
         Kernel::ShaNi4,
-        Kernel::ShaNiPipelined,
     ];
 
     /// The fastest kernel this CPU supports.
@@ -119,7 +116,7 @@ impl Kernel {
     pub fn is_supported(self) -> bool {
         match self {
             Kernel::Portable => true,
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => has_sha_ni(),
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => has_sha_ni(),
         }
     }
 
@@ -131,7 +128,6 @@ impl Kernel {
             Kernel::ShaNi2 => "sha-ni x2",
             Kernel::ShaNi3 => "sha-ni x3",
             Kernel::ShaNi4 => "sha-ni x4",
-            Kernel::ShaNiPipelined => "sha-ni 2+2 pipelined",
         }
     }
 }
@@ -252,13 +248,13 @@ impl HeaderHasher {
         let words = match self.kernel {
             Kernel::Portable => portable::hash_words(&self.template, nonce),
             #[cfg(target_arch = "x86_64")]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => {
                 // SAFETY: a hasher holds a SHA-NI kernel only if `with_kernel` or `new` found
                 // the CPU features the kernel is compiled for.
                 unsafe { shani::hash_words(&self.template, nonce) }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => {
                 portable::hash_words(&self.template, nonce)
             }
         };
@@ -318,7 +314,7 @@ impl HeaderHasher {
         let t = &self.template;
         match self.kernel {
             Kernel::Portable => portable::scan(t, start, count, top),
-            // SAFETY (all five): a hasher holds a SHA-NI kernel only if `with_kernel` or `new`
+            // SAFETY (all four): a hasher holds a SHA-NI kernel only if `with_kernel` or `new`
             // found the CPU features the kernel is compiled for.
             #[cfg(target_arch = "x86_64")]
             Kernel::ShaNi1 => unsafe { shani::scan::<1>(t, start, count, top) },
@@ -328,12 +324,8 @@ impl HeaderHasher {
             Kernel::ShaNi3 => unsafe { shani::scan::<3>(t, start, count, top) },
             #[cfg(target_arch = "x86_64")]
             Kernel::ShaNi4 => unsafe { shani::scan::<4>(t, start, count, top) },
-            #[cfg(target_arch = "x86_64")]
-            Kernel::ShaNiPipelined => unsafe { shani::scan_pipelined(t, start, count, top) },
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 | Kernel::ShaNiPipelined => {
-                portable::scan(t, start, count, top)
-            }
+            Kernel::ShaNi1 | Kernel::ShaNi2 | Kernel::ShaNi3 | Kernel::ShaNi4 => portable::scan(t, start, count, top),
         }
     }
 }
