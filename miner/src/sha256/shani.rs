@@ -1,6 +1,11 @@
 //! The SHA-NI nonce kernel: both compressions of a nonce inlined into the search loop, with
 //! `N` nonces interleaved so one nonce's `sha256rnds2` latency hides behind another's.
 //!
+//! Why interleave: on the project's Zen 3 VMs `sha256rnds2` has about 4 cycles of latency
+//! but issues about once a cycle, so a single nonce's chain of 62 dependent `sha256rnds2`
+//! leaves the unit mostly idle. Four nonces measured fastest; more spill registers and
+//! lose (figures in BENCHMARKS.md).
+//!
 //! Every function here is compiled for `sha,sse2,ssse3,sse4.1`; callers must have checked
 //! the CPU (see [`super::Kernel::is_supported`]). No function takes a pointer, so none needs
 //! an `unsafe` block inside: only calling them from code without those features is unsafe.
