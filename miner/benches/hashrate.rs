@@ -2,14 +2,16 @@
 //!
 //! Criterion reports each rate; afterwards a ratio report (stderr) repeats the key
 //! measurements back to back, several times, and prints:
-//! - the bound (a): independent SHA-NI compressions per second on one core (the fastest of 2
-//!   or 4 interleaved message streams, two lane orders), and (a)/2, since a nonce costs two
+//! - the bound (a): independent SHA-NI compressions per second on one core (the fastest of 2,
+//!   3 or 4 interleaved message streams, two lane orders), and (a)/2, since a nonce costs two
 //!   compressions;
 //! - one worker thread's nonce rate (b) per kernel, and (b) / ((a)/2) (goal ≥ 0.85);
 //! - two threads against one (goal ≥ 1.85 on two idle cores);
 //! - sha2's out-of-line `compress256` in a midstate loop, for scale.
 //!
-//! Absolute numbers move with the load on the machine; the ratios are what to compare.
+//! Every figure is given by wall clock and by the thread's CPU time: on a machine shared with
+//! other jobs the second leaves out time spent waiting for a core. Absolute numbers move with
+//! the load; the ratios are what to compare.
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
@@ -22,7 +24,7 @@ use lode_miner::{HeaderHasher, Kernel, SearchOutcome, Target};
 use sha2::digest::generic_array::GenericArray;
 
 /// The bound's variants (streams, lane order); the bound is the fastest of them.
-const BOUND_VARIANTS: [(usize, bool); 4] = [(2, false), (2, true), (4, false), (4, true)];
+const BOUND_VARIANTS: [(usize, bool); 6] = [(2, false), (2, true), (3, false), (3, true), (4, false), (4, true)];
 
 /// A target no hash meets, so every search runs its whole range.
 const NEVER: [u8; 32] = [0; 32];
@@ -113,10 +115,38 @@ fn threaded_rate(hasher: &HeaderHasher, threads: u32, per_thread: u32) -> (f64, 
     })
 }
 
-fn rate<F: FnMut()>(work: f64, mut f: F) -> f64 {
-    let t = Instant::now();
+/// Work per second by wall clock and per second of this thread's CPU time (NaN without
+/// schedstat). On a machine shared with other jobs, the CPU-time rate leaves out the time
+/// the thread waited for a core.
+fn rate<F: FnOnce()>(work: f64, f: F) -> (f64, f64) {
+    let cpu = thread_cpu_time();
+    let started = Instant::now();
     f();
-    work / t.elapsed().as_secs_f64()
+    let wall = started.elapsed();
+    let cpu = thread_cpu_time().zip(cpu).map(|(end, start)| end.saturating_sub(start));
+    (
+        work / wall.as_secs_f64(),
+        cpu.map_or(f64::NAN, |c| work / c.as_secs_f64()),
+    )
+}
+
+/// One quantity measured once per repetition, by wall clock and by CPU time.
+#[derive(Clone, Default)]
+struct Series {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Series {
+    fn push(&mut self, (wall, cpu): (f64, f64)) {
+        self.wall.push(wall);
+        self.cpu.push(cpu);
+    }
+
+    /// Medians (wall, CPU).
+    fn medians(&self) -> (f64, f64) {
+        (median(self.wall.clone()), median(self.cpu.clone()))
+    }
 }
 
 fn criterion_benches(c: &mut Criterion) {
@@ -158,11 +188,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Back-to-back measurements, repeated; each ratio's numerator and denominator come from the
-/// same repetition. Reports the median over repetitions and the best (least disturbed) rate.
+/// same repetition, and the report gives the median over repetitions, by wall clock and by
+/// CPU time.
 fn ratio_report() {
-    const REPS: usize = 9;
-    const NONCES: u32 = 3_000_000;
-    const BOUND_ITERS: u64 = 750_000;
+    const REPS: usize = 15;
+    const NONCES: u32 = 1_500_000;
+    const BOUND_ITERS: u64 = 400_000;
     let header = header();
     let best = HeaderHasher::new(&header);
     let kernels: Vec<HeaderHasher> = Kernel::ALL
@@ -171,29 +202,26 @@ fn ratio_report() {
         .collect();
     let has_bound = shani_compression_bound(2, false, 1).is_some();
 
-    let mut bound = Vec::new();
-    let mut bound_variants = vec![Vec::new(); BOUND_VARIANTS.len()];
-    let mut per_kernel = vec![Vec::new(); kernels.len()];
-    let mut kernel_ratio = vec![Vec::new(); kernels.len()];
-    let mut one = Vec::new();
-    let mut two = Vec::new();
-    let mut scaling = Vec::new();
-    let mut cpu_scaling = Vec::new();
-    let mut sha2_ref = Vec::new();
+    let mut bound = Series::default();
+    let mut bound_variants = vec![Series::default(); BOUND_VARIANTS.len()];
+    let mut per_kernel = vec![Series::default(); kernels.len()];
+    let mut kernel_ratio = vec![Series::default(); kernels.len()];
+    let mut sha2_ref = Series::default();
+    let mut one = Series::default();
+    let mut two = Series::default();
+    let mut scaling = Series::default();
     for _ in 0..REPS {
-        let a = if has_bound {
-            let mut a = 0.0f64;
+        let mut a = (f64::NAN, f64::NAN);
+        if has_bound {
+            a = (0.0, 0.0);
             for (i, (streams, alternate)) in BOUND_VARIANTS.into_iter().enumerate() {
                 let r = rate(streams as f64 * BOUND_ITERS as f64, || {
                     black_box(shani_compression_bound(streams, alternate, BOUND_ITERS));
                 });
                 bound_variants[i].push(r);
-                a = a.max(r);
+                a = (a.0.max(r.0), a.1.max(r.1));
             }
-            a
-        } else {
-            f64::NAN
-        };
+        }
         bound.push(a);
         for (i, hasher) in kernels.iter().enumerate() {
             let n = if hasher.kernel() == Kernel::Portable {
@@ -203,67 +231,75 @@ fn ratio_report() {
             };
             let b = rate(f64::from(n), || search(hasher, 0, n));
             per_kernel[i].push(b);
-            kernel_ratio[i].push(b / (a / 2.0));
+            kernel_ratio[i].push((b.0 / (a.0 / 2.0), b.1 / (a.1 / 2.0)));
         }
         sha2_ref.push(rate(f64::from(NONCES), || {
             black_box(sha2_midstate_loop(&header, NONCES));
         }));
-        let (r1, c1) = threaded_rate(&best, 1, NONCES);
-        let (r2, c2) = threaded_rate(&best, 2, NONCES);
+        let r1 = threaded_rate(&best, 1, NONCES);
+        let r2 = threaded_rate(&best, 2, NONCES);
         one.push(r1);
         two.push(r2);
-        scaling.push(r2 / r1);
-        // Two threads would do 2× if each got a core: 2 × (per-CPU-second rate ratio).
-        cpu_scaling.push(2.0 * c2 / c1);
+        // By CPU time, two threads would do 2× if each got a core: 2 × the per-CPU-second ratio.
+        scaling.push((r2.0 / r1.0, 2.0 * r2.1 / r1.1));
     }
 
     let m = |x: f64| x / 1e6;
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
     eprintln!();
-    eprintln!("=== ratio report ({REPS} repetitions; median [best]) ===");
+    eprintln!("=== ratio report: medians of {REPS} repetitions, by wall clock | by thread CPU time ===");
     eprintln!("kernel chosen at run time: {}", lode_miner::kernel_name());
+    let (aw, ac) = bound.medians();
     eprintln!(
-        "(a) bound, independent SHA-NI compressions/s, 1 core: {:.2} M [{:.2} M]; (a)/2 = {:.2} M nonces/s",
-        m(median(bound.clone())),
-        m(max(&bound)),
-        m(median(bound.clone())) / 2.0
+        "(a) bound, independent SHA-NI compressions/s on 1 core: {:.2} M | {:.2} M; (a)/2 = {:.2} M | {:.2} M nonces/s",
+        m(aw),
+        m(ac),
+        m(aw) / 2.0,
+        m(ac) / 2.0
     );
     for (i, (streams, alternate)) in BOUND_VARIANTS.into_iter().enumerate() {
-        if !bound_variants[i].is_empty() {
+        if !bound_variants[i].wall.is_empty() {
+            let (w, c) = bound_variants[i].medians();
             eprintln!(
-                "    bound variant: {streams} streams, alternate {alternate:5}: {:.2} M compressions/s",
-                m(median(bound_variants[i].clone()))
+                "    bound variant {streams} streams, alternate {alternate:5}: {:.2} M | {:.2} M",
+                m(w),
+                m(c)
             );
         }
     }
     for (i, hasher) in kernels.iter().enumerate() {
+        let (w, c) = per_kernel[i].medians();
+        let (rw, rc) = kernel_ratio[i].medians();
         eprintln!(
-            "(b) {:<10} 1 thread: {:6.2} M nonces/s [{:6.2} M]   (b)/((a)/2) = {:.3} [best/best {:.3}]",
+            "(b) {:<10} 1 thread: {:6.2} M | {:6.2} M nonces/s   (b)/((a)/2) = {:.3} | {:.3}",
             hasher.kernel_name(),
-            m(median(per_kernel[i].clone())),
-            m(max(&per_kernel[i])),
-            median(kernel_ratio[i].clone()),
-            max(&per_kernel[i]) / (max(&bound) / 2.0)
+            m(w),
+            m(c),
+            rw,
+            rc
         );
     }
+    let (sw, sc) = sha2_ref.medians();
     eprintln!(
-        "sha2 compress256 midstate loop: {:.2} M nonces/s [{:.2} M]; {}/sha2 = {:.2}",
-        m(median(sha2_ref.clone())),
-        m(max(&sha2_ref)),
+        "sha2 compress256 midstate loop: {:.2} M | {:.2} M nonces/s",
+        m(sw),
+        m(sc)
+    );
+    let (ow, oc) = one.medians();
+    let (tw, _) = two.medians();
+    let (kw, kc) = scaling.medians();
+    eprintln!(
+        "(c) {}: 1 thread {:.2} M, 2 threads {:.2} M nonces/s (wall); 2-thread/1-thread = {:.3} | {:.3}",
         best.kernel_name(),
-        median(one.clone()) / median(sha2_ref.clone())
+        m(ow),
+        m(tw),
+        kw,
+        kc
     );
     eprintln!(
-        "(c) {}: 1 thread {:.2} M, 2 threads {:.2} M nonces/s; 2-thread/1-thread = {:.3} [best {:.3}]",
+        "    {} / sha2 midstate loop = {:.2} | {:.2}",
         best.kernel_name(),
-        m(median(one.clone())),
-        m(median(two.clone())),
-        median(scaling.clone()),
-        max(&scaling)
-    );
-    eprintln!(
-        "    by CPU time per thread (what 2 threads do when each holds a core): 2-thread/1-thread = {:.3}",
-        median(cpu_scaling.clone())
+        ow / sw,
+        oc / sc
     );
     eprintln!(
         "load average at the end: {}",

@@ -331,7 +331,7 @@ impl HeaderHasher {
 }
 
 /// Runs `iterations` × `streams` independent SHA-NI compressions and returns a checksum, or
-/// `None` without SHA-NI or for a variant that does not exist. `streams` is 2 or 4;
+/// `None` without SHA-NI or for a variant that does not exist. `streams` is 2, 3 or 4;
 /// `alternate` orders each pair of rounds lane by lane (see `shani.rs`). Benchmark support:
 /// the bound the nonce kernel is judged against, built from the same instruction sequence.
 #[doc(hidden)]
@@ -343,6 +343,8 @@ pub fn shani_compression_bound(streams: usize, alternate: bool, iterations: u64)
             match (streams, alternate) {
                 (2, false) => Some(shani::independent_compressions::<2, false>(iterations)),
                 (2, true) => Some(shani::independent_compressions::<2, true>(iterations)),
+                (3, false) => Some(shani::independent_compressions::<3, false>(iterations)),
+                (3, true) => Some(shani::independent_compressions::<3, true>(iterations)),
                 (4, false) => Some(shani::independent_compressions::<4, false>(iterations)),
                 (4, true) => Some(shani::independent_compressions::<4, true>(iterations)),
                 _ => None,
