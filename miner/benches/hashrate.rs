@@ -191,9 +191,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// same repetition, and the report gives the median over repetitions, by wall clock and by
 /// CPU time.
 fn ratio_report() {
-    const REPS: usize = 15;
-    const NONCES: u32 = 1_500_000;
-    const BOUND_ITERS: u64 = 400_000;
+    const REPS: usize = 9;
+    const NONCES: u32 = 6_000_000;
+    const BOUND_ITERS: u64 = 1_500_000;
     let header = header();
     let best = HeaderHasher::new(&header);
     let kernels: Vec<HeaderHasher> = Kernel::ALL

@@ -49,6 +49,32 @@ macro_rules! rounds4 {
                 $abef[j] = _mm_sha256rnds2_epu32($abef[j], $cdgh[j], _mm_shuffle_epi32::<0x0E>(wk[j]));
             }
         }
+        if LOCKSTEP {
+            lockstep!($abef);
+        }
+    };
+}
+
+/// Keeps the lanes in step: without it LLVM's register-pressure scheduling runs one lane's
+/// whole hash before the next one's, which leaves the lanes too far apart for the CPU to
+/// overlap them. Each `asm!` (a comment, no instruction) makes a lane's next rounds depend (for the compiler only:
+/// no instruction is emitted) on its neighbour's.
+macro_rules! lockstep {
+    ($abef:ident) => {
+        for j in 1..$abef.len() {
+            let (mut x, mut y) = ($abef[j - 1], $abef[j]);
+            // SAFETY: the template is only a comment; the block passes two values through registers.
+            unsafe {
+                core::arch::asm!(
+                    "/* lockstep {0} {1} */",
+                    inout(xmm_reg) x,
+                    inout(xmm_reg) y,
+                    options(pure, nomem, nostack, preserves_flags)
+                )
+            };
+            $abef[j - 1] = x;
+            $abef[j] = y;
+        }
     };
 }
 
@@ -136,6 +162,7 @@ impl Vectors {
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn double_sha<const N: usize, const FULL: bool>(v: &Vectors, nonce: u32) -> ([__m128i; N], [__m128i; N]) {
     const ALTERNATE: bool = false;
+    const LOCKSTEP: bool = true;
     let zero = _mm_setzero_si128();
 
     // First SHA-256, tail block: W0..W2 from the header, W3 the nonce, then fixed padding.
@@ -250,6 +277,7 @@ pub(super) fn hash_words(t: &Template, nonce: u32) -> [u32; 8] {
 /// Returns a value derived from every state so nothing is optimised away.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(super) fn independent_compressions<const N: usize, const ALTERNATE: bool>(iterations: u64) -> u32 {
+    const LOCKSTEP: bool = true;
     let h0 = pack(&H0);
     let mut state = [h0; N];
     for i in 0..iterations {
