@@ -104,7 +104,8 @@ impl Kernel {
 
     /// The fastest kernel this CPU supports.
     pub fn best() -> Kernel {
-        // Four interleaved nonces measured fastest on the project's Zen 3 VMs (BENCHMARKS.md).
+        // Three and four interleaved nonces measured fastest (a tie) on the project's Zen 3
+        // VMs; four also divides the search chunk (BENCHMARKS.md).
         if Kernel::ShaNi4.is_supported() {
             Kernel::ShaNi4
         } else {
