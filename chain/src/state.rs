@@ -701,6 +701,40 @@ impl ChainState {
         self.store.utxo(outpoint)
     }
 
+    /// Checks a block template on the tip with the same consensus code as any block, except
+    /// proof of work: every context-free rule, the header rules (bits, time) and every spend.
+    /// Returns the total fees.
+    pub fn check_template(&self, block: &Block) -> Result<crate::amount::Amount, ChainError> {
+        let hash = block.hash();
+        let invalid = |rule| ChainError::InvalidBlock { hash, rule };
+        let tip = self.tip_hash();
+        if block.header.prev_hash != tip {
+            return Err(invalid(ConsensusError::UnknownParent(block.header.prev_hash)));
+        }
+        let checked = crate::validation::check_block_unmined(Arc::new(block.clone()), &self.params).map_err(invalid)?;
+        let parent = self.tip_entry();
+        {
+            let lookup = |h: Height| self.ancestor(&tip, h);
+            check_header_contextual(
+                &self.params,
+                checked.header(),
+                &self.header_context(parent, &lookup),
+                self.now(),
+            )
+            .map_err(invalid)?;
+        }
+        let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let spends = check_block_spends(
+            &checked,
+            Height(parent.height.0 + 1),
+            &self.store,
+            &self.params,
+            &self.genesis,
+            Some(&cache),
+        )?;
+        Ok(spends.fees)
+    }
+
     /// The signature cache shared with the mempool: signatures verified there are not
     /// verified again when their block connects.
     pub fn sig_cache(&self) -> &Arc<Mutex<SigCache>> {
