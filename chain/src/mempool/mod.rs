@@ -109,12 +109,17 @@ struct Mode {
     signatures: bool,
     /// Conflicts may replace (off when rebuilding: then the first in order wins).
     replace: bool,
+    /// Enforce the ancestor/descendant limits (off when rebuilding after a reorg: returned
+    /// transactions lengthen packages already in the pool, and dropping valid transactions
+    /// for that would lose them; Core lets the limits be exceeded there too).
+    limits: bool,
 }
 
 const RELAY: Mode = Mode {
     relay_fee: true,
     signatures: true,
     replace: true,
+    limits: true,
 };
 
 /// A transaction that passed every check, with what the commit needs.
@@ -480,29 +485,8 @@ impl Mempool {
             .map(|i| i.prev_out.txid)
             .filter(|t| self.entries.contains_key(t))
             .collect();
-        let ancestors = self.ancestors_of_set(&parents);
-        if ancestors.len() + 1 > self.policy.max_ancestors {
-            return Err(MempoolError::TooManyAncestors {
-                count: ancestors.len() + 1,
-                max: self.policy.max_ancestors,
-            });
-        }
-        let mut evicted_below: HashMap<Hash256, usize> = HashMap::new();
-        for x in &evicted {
-            for a in self.ancestors_of(x) {
-                *evicted_below.entry(a).or_default() += 1;
-            }
-        }
-        for a in &ancestors {
-            let Some(e) = self.entries.get(a) else { continue };
-            let count = e.descendants.count - evicted_below.get(a).copied().unwrap_or(0) + 1;
-            if count > self.policy.max_descendants {
-                return Err(MempoolError::TooManyDescendants {
-                    ancestor: *a,
-                    count,
-                    max: self.policy.max_descendants,
-                });
-            }
+        if mode.limits {
+            self.check_limits(&parents, &evicted)?;
         }
 
         if !evicted.is_empty() {
@@ -522,6 +506,40 @@ impl Mempool {
             evicted,
             height: chain.height(),
         }))
+    }
+
+    /// Ancestor count (with itself) and every ancestor's descendant count (with itself and
+    /// the newcomer) stay within the policy, not counting transactions a replacement evicts.
+    fn check_limits(&self, parents: &BTreeSet<Hash256>, evicted: &BTreeSet<Hash256>) -> Result<(), MempoolError> {
+        let ancestors = self.ancestors_of_set(parents);
+        if ancestors.len() + 1 > self.policy.max_ancestors {
+            return Err(MempoolError::TooManyAncestors {
+                count: ancestors.len() + 1,
+                max: self.policy.max_ancestors,
+            });
+        }
+        let mut evicted_below: HashMap<Hash256, usize> = HashMap::new();
+        for x in evicted {
+            for a in self.ancestors_of(x) {
+                *evicted_below.entry(a).or_default() += 1;
+            }
+        }
+        for a in &ancestors {
+            let Some(e) = self.entries.get(a) else { continue };
+            let count = e
+                .descendants
+                .count
+                .saturating_sub(evicted_below.get(a).copied().unwrap_or(0))
+                + 1;
+            if count > self.policy.max_descendants {
+                return Err(MempoolError::TooManyDescendants {
+                    ancestor: *a,
+                    count,
+                    max: self.policy.max_descendants,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Inserts a checked transaction, first removing what it replaces (returned).
@@ -797,6 +815,7 @@ impl Mempool {
                 relay_fee: false,
                 signatures: false,
                 replace: false,
+                limits: false,
             };
             match self.check(&tx, txid, chain, mode) {
                 Ok(Verdict::Ready(checked)) => {
@@ -948,9 +967,6 @@ impl Mempool {
             }
             if anc != e.ancestors || desc != e.descendants {
                 return fail(format!("{txid} cached package totals are stale"));
-            }
-            if anc.count > self.policy.max_ancestors || desc.count > self.policy.max_descendants {
-                return fail(format!("{txid} exceeds the package limits"));
             }
             if chain.store().tx_location(&txid).map_err(|e| e.to_string())?.is_some() {
                 return fail(format!("{txid} is both in the pool and confirmed"));
