@@ -876,3 +876,23 @@ fn random_reorgs_lose_and_duplicate_nothing() {
         assert!(w.seen.iter().all(|&n| n > 0), "seed {seed} coverage {:?}", w.seen);
     }
 }
+
+#[test]
+fn fee_estimate_outbids_what_would_not_fit_in_the_next_block() {
+    // Room for two 188-byte transactions per block.
+    let mut s = setup_with(13, |p| p.max_block_size = 1_000 + 2 * SIZE_1_1);
+    assert_eq!(s.pool.fee_rate_estimate(), 1, "empty pool: the relay floor");
+    let rates = [5u64, 3, 9];
+    let txs: Vec<Transaction> = rates
+        .iter()
+        .enumerate()
+        .map(|(i, r)| spend_coinbase(&s.h, coinbase_at(&s.h, i as u32 + 1), r * SIZE_1_1 as u64, 1))
+        .collect();
+    added(&mut s, &txs[0]);
+    added(&mut s, &txs[1]);
+    assert_eq!(s.pool.fee_rate_estimate(), 1, "everything fits");
+    added(&mut s, &txs[2]);
+    let order: Vec<Hash256> = s.pool.by_ancestor_fee_rate().iter().map(|e| e.txid()).collect();
+    assert_eq!(order, vec![txs[2].txid(), txs[0].txid(), txs[1].txid()]);
+    assert_eq!(s.pool.fee_rate_estimate(), 4, "just above the 3 per byte left out");
+}

@@ -290,6 +290,19 @@ impl Mempool {
         self.orphans.contains(txid)
     }
 
+    /// Entries by ancestor fee rate, highest first, ties in pool order: the order in which
+    /// package selection considers them (a child is not ready before its ancestors; the
+    /// miner handles that). O(n log n).
+    pub fn by_ancestor_fee_rate(&self) -> Vec<&MempoolEntry> {
+        let mut sorted: Vec<&MempoolEntry> = self.entries.values().collect();
+        sorted.sort_by(|a, b| {
+            b.ancestor_fee_rate()
+                .cmp(&a.ancestor_fee_rate())
+                .then(a.seq.cmp(&b.seq))
+        });
+        sorted
+    }
+
     /// Fee rate (units per byte) a wallet should pay to be mined soon; never below the
     /// minimum relay rate, never an error. When the pool holds more than a block, it is just
     /// above the ancestor fee rate where a block filled by ancestor fee rate would end; when
@@ -300,14 +313,8 @@ impl Mempool {
         // Room for the coinbase and header.
         let budget = self.policy.max_block_size.saturating_sub(1_000);
         if self.bytes > budget {
-            let mut sorted: Vec<&MempoolEntry> = self.entries.values().collect();
-            sorted.sort_by(|a, b| {
-                b.ancestor_fee_rate()
-                    .cmp(&a.ancestor_fee_rate())
-                    .then(a.seq.cmp(&b.seq))
-            });
             let mut used = 0usize;
-            for e in sorted {
+            for e in self.by_ancestor_fee_rate() {
                 used += e.size;
                 if used > budget {
                     rate = rate.max(e.ancestor_fee_rate().per_byte_ceil().saturating_add(1));
@@ -447,6 +454,11 @@ impl Mempool {
         } else {
             let mut all = conflicts.clone();
             for c in &conflicts {
+                // Stop walking once rule 5 is broken anyway: a transaction with many
+                // conflicting inputs must not make us walk the whole pool.
+                if all.len() > self.policy.max_replacements {
+                    break;
+                }
                 all.extend(self.descendants_of(c));
             }
             rbf::check_structure(tx, &conflicts, &all, &self.entries, &self.policy)?;
@@ -655,7 +667,7 @@ impl Mempool {
     }
 
     /// Evicts the lowest eviction score (with its descendants) until the pool fits.
-    fn trim(&mut self) -> Vec<Hash256> {
+    fn trim(&mut self) -> Vec<MempoolEntry> {
         let mut evicted = Vec::new();
         while self.bytes > self.policy.max_bytes {
             let Some(&(_, _, lowest)) = self.by_score.first() else {
@@ -663,7 +675,7 @@ impl Mempool {
             };
             let mut set = self.descendants_of(&lowest);
             set.insert(lowest);
-            evicted.extend(self.remove_set(&set).into_iter().map(|e| e.txid));
+            evicted.extend(self.remove_set(&set));
         }
         if !evicted.is_empty() {
             tracing::debug!(
@@ -840,8 +852,14 @@ impl Mempool {
                 Err(error) => update.dropped.push((txid, error)),
             }
         }
-        for txid in self.trim() {
-            update.dropped.push((txid, MempoolError::PoolFull { fee: 0, size: 0 }));
+        for e in self.trim() {
+            update.dropped.push((
+                e.txid,
+                MempoolError::PoolFull {
+                    fee: e.fee,
+                    size: e.size,
+                },
+            ));
         }
         update.returned = returned.into_iter().filter(|t| self.entries.contains_key(t)).collect();
         update.orphans_added = self.process_orphans(update.returned.clone(), chain);
@@ -952,18 +970,20 @@ impl Mempool {
                 }
             }
             for p in &e.parents {
-                let parent = &self.entries[p];
+                let Some(parent) = self.entries.get(p) else {
+                    return fail(format!("{txid} links to missing parent {p}"));
+                };
                 if !parent.children.contains(&txid) || parent.seq >= e.seq {
                     return fail(format!("{txid} and parent {p} are out of order or unlinked"));
                 }
             }
             let mut anc = PackageStats::single(e.size, e.fee);
-            for a in self.ancestors_of(&txid) {
-                anc.add(self.entries[&a].size, self.entries[&a].fee);
+            for a in self.ancestors_of(&txid).iter().filter_map(|a| self.entries.get(a)) {
+                anc.add(a.size, a.fee);
             }
             let mut desc = PackageStats::single(e.size, e.fee);
-            for d in self.descendants_of(&txid) {
-                desc.add(self.entries[&d].size, self.entries[&d].fee);
+            for d in self.descendants_of(&txid).iter().filter_map(|d| self.entries.get(d)) {
+                desc.add(d.size, d.fee);
             }
             if anc != e.ancestors || desc != e.descendants {
                 return fail(format!("{txid} cached package totals are stale"));
