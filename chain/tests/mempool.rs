@@ -373,8 +373,15 @@ fn transactions_expire_with_their_descendants() {
     let expired: BTreeSet<Hash256> = s.pool.expire().into_iter().collect();
     assert_eq!(expired, BTreeSet::from([old.txid(), young_child.txid()]));
     assert_eq!(s.pool.txids(), vec![young.txid()]);
+    // Orphans wait 20 minutes at most.
+    let lost_parent = spend_coinbase(&s.h, coinbase_at(&s.h, 4), 1000, 1);
+    let orphan = pay_out(&s.h, &[out(&lost_parent, 0)], &[lost_parent.outputs[0].value.0 - 1000]);
+    assert!(matches!(accept(&mut s, &orphan), Ok(TxAccepted::Orphan { .. })));
+    s.time.store(NOW + 100 + 20 * 60, Ordering::SeqCst);
+    s.pool.expire();
+    assert_eq!(s.pool.orphan_count(), 0);
     // Accepting also expires first.
-    s.time.store(NOW + 160, Ordering::SeqCst);
+    s.time.store(NOW + 100 + 20 * 60 + 60, Ordering::SeqCst);
     let newer = spend_coinbase(&s.h, coinbase_at(&s.h, 3), 1000, 1);
     added(&mut s, &newer);
     assert_eq!(s.pool.txids(), vec![newer.txid()]);

@@ -823,6 +823,8 @@ impl Mempool {
         let mut returned = Vec::new();
         for (tx, time, from_block) in topological(candidates) {
             let txid = tx.txid();
+            // A returned transaction may also have arrived as an orphan meanwhile.
+            self.orphans.discard(&txid);
             let mode = Mode {
                 relay_fee: false,
                 signatures: false,

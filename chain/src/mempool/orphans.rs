@@ -118,6 +118,11 @@ impl OrphanTxPool {
         old
     }
 
+    /// Forgets an orphan (it turned up in a block).
+    pub(crate) fn discard(&mut self, txid: &Hash256) -> bool {
+        self.remove(txid).is_some()
+    }
+
     fn remove(&mut self, txid: &Hash256) -> Option<Orphan> {
         let orphan = self.orphans.remove(txid)?;
         self.bytes -= orphan.size;
