@@ -484,10 +484,13 @@ fn other_refusals_are_typed() {
     if let Unlock::Key(k) = &mut bad_sig.inputs[0].unlock {
         k.signature[0] ^= 1;
     }
-    assert!(matches!(
-        accept(&mut s, &bad_sig),
-        Err(MempoolError::InvalidSignature { index: 0 })
-    ));
+    let err = accept(&mut s, &bad_sig).expect_err("bad signature");
+    assert!(matches!(err, MempoolError::InvalidSignature { index: 0 }) && err.breaks_consensus());
+    let good = Arc::new(spend_coinbase(&s.h, cb, 1000, 1));
+    assert_eq!(
+        s.pool.test_accept(&good, &s.h.state).expect("valid"),
+        Some(Amount(1000))
+    );
 
     let wrong_key = spend(
         &[cb],

@@ -114,3 +114,36 @@ pub enum MempoolError {
     #[error("chain state error: {0}")]
     Chain(#[from] ChainError),
 }
+
+impl MempoolError {
+    /// True if the transaction can never be valid (a consensus rule is broken, whatever the
+    /// chain): the network layer penalises the sender. False for policy refusals and for
+    /// refusals that depend on what this node has seen (conflicts, missing inputs, fees).
+    pub fn breaks_consensus(&self) -> bool {
+        match self {
+            MempoolError::Coinbase
+            | MempoolError::Consensus(_)
+            | MempoolError::WrongKey { .. }
+            | MempoolError::InvalidSignature { .. }
+            | MempoolError::OutputsExceedInputs { .. } => true,
+            MempoolError::TooLarge { .. }
+            | MempoolError::AlreadyInPool(_)
+            | MempoolError::AlreadyOrphan(_)
+            | MempoolError::AlreadyConfirmed(_)
+            | MempoolError::MissingOrSpent { .. }
+            | MempoolError::Conflict { .. }
+            | MempoolError::ImmatureCoinbase { .. }
+            | MempoolError::FeeTooLow { .. }
+            | MempoolError::TooManyAncestors { .. }
+            | MempoolError::TooManyDescendants { .. }
+            | MempoolError::PoolFull { .. }
+            | MempoolError::RbfTooManyEvictions { .. }
+            | MempoolError::RbfSpendsEvicted(_)
+            | MempoolError::RbfNewUnconfirmedInput { .. }
+            | MempoolError::RbfFeeRateTooLow { .. }
+            | MempoolError::RbfFeeTooLow { .. }
+            | MempoolError::RbfRelayFeeNotPaid { .. }
+            | MempoolError::Chain(_) => false,
+        }
+    }
+}

@@ -379,6 +379,16 @@ impl Mempool {
         }
     }
 
+    /// What [`Mempool::accept`] would decide, without changing anything (for
+    /// `testmempoolaccept`): `Ok(Some(fee))` if it would enter the pool, `Ok(None)` if it
+    /// would wait as an orphan. Does not predict eviction from a full pool.
+    pub fn test_accept(&self, tx: &Arc<Transaction>, chain: &ChainState) -> Result<Option<Amount>, MempoolError> {
+        match self.check(tx, tx.txid(), chain, RELAY)? {
+            Verdict::Ready(checked) => Ok(Some(Amount(checked.fee))),
+            Verdict::Orphan(_) => Ok(None),
+        }
+    }
+
     /// Every check, in order of cost; nothing is changed.
     fn check(
         &self,
