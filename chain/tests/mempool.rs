@@ -545,6 +545,8 @@ fn miner_view_packages_and_totals() {
     assert_eq!(s.pool.total_fees(), Amount(6216));
     assert_eq!(s.pool.bytes(), 2 * SIZE_1_1 + SIZE_1_2);
     assert_eq!(s.pool.descendants(&parent.txid()), vec![child.txid()]);
+    // Their signatures were remembered for when their block connects.
+    assert_eq!(s.h.state.sig_cache().lock().expect("lock").len(), 3);
 }
 
 #[test]

@@ -46,7 +46,6 @@ use crate::params::ChainParams;
 use crate::state::{ChainState, Clock};
 use crate::transaction::{OutPoint, Transaction};
 use crate::utxo::{UtxoEntry, UtxoView};
-use crate::validation::spend::verify_tx_signatures;
 use crate::validation::{check_transaction, check_tx_inputs};
 
 /// What happened to a transaction the pool took.
@@ -515,9 +514,15 @@ impl Mempool {
             rbf::check_fees(fee, size, &evicted, &self.entries, &self.policy)?;
         }
 
-        // Signatures last: the expensive part.
+        // Signatures last: the expensive part. Verified through the chain's cache, which
+        // remembers them so the block that mines this transaction connects faster.
         if mode.signatures {
-            verify_tx_signatures(txid, &inputs.signatures).map_err(|e| spend_error(e, spend_height))?;
+            // A poisoned lock only means a panic elsewhere mid-insert; the cache holds
+            // verified triples only, so it is still sound.
+            let mut cache = chain.sig_cache().lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .verify_all(&inputs.signatures)
+                .map_err(|index| MempoolError::InvalidSignature { index })?;
         }
         Ok(Verdict::Ready(Checked {
             tx: tx.clone(),
