@@ -14,6 +14,7 @@ pub mod event;
 pub mod hash;
 pub mod header;
 pub mod height;
+pub mod mempool;
 pub mod merkle;
 pub mod orphan;
 pub mod params;
