@@ -266,3 +266,17 @@ pub fn select_packages(candidates: Vec<TemplateTx>, budget: usize) -> Vec<Templa
     let mut slots: Vec<Option<TemplateTx>> = candidates.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
+
+impl TxSource for lode_chain::mempool::Mempool {
+    fn template_candidates(&self) -> Vec<TemplateTx> {
+        self.iter()
+            .map(|e| TemplateTx {
+                tx: (**e.tx()).clone(),
+                txid: e.txid(),
+                fee: e.fee(),
+                size: e.size(),
+                parents: e.parents().iter().copied().collect(),
+            })
+            .collect()
+    }
+}
