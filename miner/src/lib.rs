@@ -8,12 +8,14 @@
 //! - [`stats`]: hash rate per thread over a sliding window, blocks found/stale, rewards.
 
 pub mod error;
+pub mod generate;
 pub mod sha256;
 pub mod stats;
 pub mod template;
 pub mod worker;
 
 pub use error::MinerError;
+pub use generate::generate;
 pub use sha256::{kernel_name, HeaderHasher, Kernel, SearchOutcome, Target};
 pub use stats::{MinerStats, StatsSnapshot};
 pub use template::{build_template, BlockTemplate, TemplateTx, TxSource};

@@ -189,3 +189,37 @@ fn a_new_template_abandons_the_old_search() {
     let stats = miner.stats().snapshot();
     assert!(stats.total_hashes > 0);
 }
+
+#[test]
+fn generate_mines_pool_transactions_through_the_normal_path() {
+    let (_dir, mut state) = chain();
+    let mut pool = lode_chain::mempool::Mempool::new(state.params(), Arc::new(|| NOW));
+    let miner_key = key(1);
+    let stop = AtomicBool::new(false);
+    let (hashes, events) =
+        lode_miner::generate(&mut state, &mut pool, key_hash(&miner_key), 11, 1, &stop).expect("generate");
+    assert_eq!(hashes.len(), 11);
+    assert_eq!(events.len(), 11);
+    assert_eq!(state.height(), Height(11));
+    let cb = state.block(&hashes[0]).expect("read").expect("body").transactions[0].clone();
+    let tx = spend(
+        &[OutPoint {
+            txid: cb.txid(),
+            index: 0,
+        }],
+        vec![pay(key_hash(&key(2)), Amount(cb.outputs[0].value.0 - 1_000))],
+        &miner_key,
+        &state.genesis_hash(),
+    );
+    let txid = tx.txid();
+    pool.accept(Arc::new(tx), &state).expect("pool accepts");
+    let (hashes, _) = lode_miner::generate(&mut state, &mut pool, key_hash(&miner_key), 1, 2, &stop).expect("generate");
+    let block = state.block(&hashes[0]).expect("read").expect("body");
+    assert_eq!(block.transactions[1].txid(), txid);
+    assert_eq!(
+        block.transactions[0].output_total(),
+        Some(Amount(state.params().subsidy(Height(12)).0 + 1_000))
+    );
+    assert!(pool.is_empty(), "mined transaction left the pool");
+    state.verify().expect("verify");
+}
