@@ -7,6 +7,7 @@
 //! - [`worker`]: N low-priority search threads; a new template abandons stale work at once.
 //! - [`stats`]: hash rate per thread over a sliding window, blocks found/stale, rewards.
 
+pub mod controller;
 pub mod error;
 pub mod generate;
 pub mod sha256;
@@ -14,6 +15,7 @@ pub mod stats;
 pub mod template;
 pub mod worker;
 
+pub use controller::{MiningController, Refresh};
 pub use error::MinerError;
 pub use generate::generate;
 pub use sha256::{kernel_name, HeaderHasher, Kernel, SearchOutcome, Target};

@@ -223,3 +223,44 @@ fn generate_mines_pool_transactions_through_the_normal_path() {
     assert!(pool.is_empty(), "mined transaction left the pool");
     state.verify().expect("verify");
 }
+
+#[test]
+fn controller_refreshes_on_new_tip_and_on_more_fees_only_after_the_interval() {
+    use lode_miner::{MiningController, Refresh};
+    let (_dir, mut state) = chain();
+    let mut pool = lode_chain::mempool::Mempool::new(state.params(), Arc::new(|| NOW));
+    let miner_key = key(1);
+    let stop = AtomicBool::new(false);
+    lode_miner::generate(&mut state, &mut pool, key_hash(&miner_key), 11, 1, &stop).expect("generate");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut ctl = MiningController::start(1, key_hash(&miner_key), tx).with_refresh(Duration::from_secs(3));
+    let t0 = Instant::now();
+    assert_eq!(ctl.update(&state, &pool, t0).expect("update"), Refresh::NewTip);
+    assert_eq!(ctl.update(&state, &pool, t0).expect("update"), Refresh::Kept);
+    // Regtest: the workers find a block at once; accepting it moves the tip.
+    let found = rx.recv_timeout(Duration::from_secs(20)).expect("a block");
+    let outcome = state.accept_block(Arc::new(found.block)).expect("accept");
+    assert_eq!(outcome.status, AcceptStatus::Connected);
+    assert_eq!(ctl.update(&state, &pool, t0).expect("update"), Refresh::NewTip);
+    // More fees in the pool: kept until the interval has passed, then refreshed.
+    let h1 = state.hash_at(Height(1)).expect("h1");
+    let cb = state.block(&h1).expect("read").expect("body").transactions[0].clone();
+    let tx = spend(
+        &[OutPoint {
+            txid: cb.txid(),
+            index: 0,
+        }],
+        vec![pay(key_hash(&key(2)), Amount(cb.outputs[0].value.0 - 5_000))],
+        &miner_key,
+        &state.genesis_hash(),
+    );
+    pool.accept(Arc::new(tx), &state).expect("accepted");
+    assert_eq!(
+        ctl.update(&state, &pool, t0 + Duration::from_secs(1)).expect("update"),
+        Refresh::Kept
+    );
+    assert_eq!(
+        ctl.update(&state, &pool, t0 + Duration::from_secs(4)).expect("update"),
+        Refresh::MoreFees
+    );
+}
