@@ -314,21 +314,9 @@ impl SigCache {
     /// [`verify_all`] that skips items already in the cache and, when everything passes, adds the
     /// newly verified ones. Returns the index (into `items`) of the first failing item.
     pub fn verify_all<M: AsRef<[u8]>>(&mut self, items: &[SigItem<M>]) -> Result<(), usize> {
-        let mut todo = Vec::new();
-        let mut indices = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            if !self.contains(item) {
-                todo.push(SigItem {
-                    pubkey: item.pubkey,
-                    signature: item.signature,
-                    msg: item.msg.as_ref(),
-                });
-                indices.push(i);
-            }
-        }
         // Cached items are valid, so the first failure among the rest is the first overall.
-        verify_all(&todo).map_err(|j| indices.get(j).copied().unwrap_or(j))?;
-        for item in &todo {
+        self.verify_all_uncached(items)?;
+        for item in items {
             self.insert(item);
         }
         Ok(())
