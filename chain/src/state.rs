@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::block::{Block, CheckedBlock};
@@ -23,6 +23,7 @@ use crate::height::Height;
 use crate::orphan::OrphanPool;
 use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
+use crate::sig::SigCache;
 use crate::store::{BlockStatus, IndexEntry, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
 use crate::validation::{check_block, check_block_spends, check_header_contextual, median_time_past, HeaderContext};
@@ -92,7 +93,12 @@ pub struct ChainState {
     clock: Clock,
     /// Rules broken by blocks marked invalid during the current activation.
     invalid_rules: HashMap<Hash256, ConsensusError>,
+    /// Signatures already verified (by the mempool), skipped when connecting blocks.
+    sig_cache: Arc<Mutex<SigCache>>,
 }
+
+/// Entries of the signature cache (about 100 bytes each): room for a full mempool.
+pub const SIG_CACHE_ENTRIES: usize = 200_000;
 
 impl ChainState {
     /// Opens the chain at `path` with the system clock.
@@ -117,6 +123,7 @@ impl ChainState {
             orphans: OrphanPool::default(),
             clock,
             invalid_rules: HashMap::new(),
+            sig_cache: Arc::new(Mutex::new(SigCache::new(SIG_CACHE_ENTRIES))),
         };
         for (hash, entry) in state.store.load_index()? {
             state.next_seq = state.next_seq.max(entry.seq + 1);
@@ -510,7 +517,20 @@ impl ChainState {
             }
         };
         let mut entry = self.index[&hash];
-        let spends = match check_block_spends(&checked, entry.height, &self.store, &self.params, &self.genesis) {
+        let spends = {
+            // A poisoned lock only means another thread panicked mid-insert; the cache holds
+            // verified triples only, so its contents are still sound.
+            let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
+            check_block_spends(
+                &checked,
+                entry.height,
+                &self.store,
+                &self.params,
+                &self.genesis,
+                Some(&cache),
+            )
+        };
+        let spends = match spends {
             Ok(s) => s,
             Err(ChainError::InvalidBlock { rule, .. }) => {
                 tracing::warn!(block = %hash, %rule, "block failed validation while connecting");
@@ -641,7 +661,7 @@ impl ChainState {
                 )
                 .map_err(|e| fail(height, e.to_string()))?;
             }
-            let spends = check_block_spends(&checked, height, &utxos, &self.params, &self.genesis)
+            let spends = check_block_spends(&checked, height, &utxos, &self.params, &self.genesis, None)
                 .map_err(|e| fail(height, e.to_string()))?;
             let stored_undo = self.store.undo(hash)?;
             if stored_undo != spends.inputs {
@@ -679,6 +699,46 @@ impl ChainState {
     /// An unspent output of the best chain.
     pub fn utxo(&self, outpoint: &crate::transaction::OutPoint) -> Result<Option<UtxoEntry>, ChainError> {
         self.store.utxo(outpoint)
+    }
+
+    /// Checks a block template on the tip with the same consensus code as any block, except
+    /// proof of work: every context-free rule, the header rules (bits, time) and every spend.
+    /// Returns the total fees.
+    pub fn check_template(&self, block: &Block) -> Result<crate::amount::Amount, ChainError> {
+        let hash = block.hash();
+        let invalid = |rule| ChainError::InvalidBlock { hash, rule };
+        let tip = self.tip_hash();
+        if block.header.prev_hash != tip {
+            return Err(invalid(ConsensusError::UnknownParent(block.header.prev_hash)));
+        }
+        let checked = crate::validation::check_block_unmined(Arc::new(block.clone()), &self.params).map_err(invalid)?;
+        let parent = self.tip_entry();
+        {
+            let lookup = |h: Height| self.ancestor(&tip, h);
+            check_header_contextual(
+                &self.params,
+                checked.header(),
+                &self.header_context(parent, &lookup),
+                self.now(),
+            )
+            .map_err(invalid)?;
+        }
+        let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let spends = check_block_spends(
+            &checked,
+            Height(parent.height.0 + 1),
+            &self.store,
+            &self.params,
+            &self.genesis,
+            Some(&cache),
+        )?;
+        Ok(spends.fees)
+    }
+
+    /// The signature cache shared with the mempool: signatures verified there are not
+    /// verified again when their block connects.
+    pub fn sig_cache(&self) -> &Arc<Mutex<SigCache>> {
+        &self.sig_cache
     }
 
     /// Flushes the store to disk.

@@ -95,6 +95,8 @@ pub enum WalletError {
     #[error("transaction of {size} bytes exceeds the limit of {max}: too many inputs")]
     TooLarge { size: usize, max: usize },
     /// A disconnect named a block the tracker did not connect last: its view is stale.
+    #[error("reading the chain for a rescan failed: {0}")]
+    Chain(#[from] lode_chain::error::ChainError),
     #[error("wallet tracker is out of step with the chain (asked to disconnect {got} at height {height}, its tip is {tip}): rescan")]
     TrackerOutOfSync { got: Hash256, height: u32, tip: String },
     /// An input of a pending transaction is already spent by another of our pending ones.

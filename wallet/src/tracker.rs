@@ -143,6 +143,38 @@ impl Tracker {
         }
     }
 
+    /// Rebuilds the view from the chain's address index: only blocks that paid or spent a
+    /// watched key are read and replayed, then the tip is set to the chain's. Returns how
+    /// many blocks were read.
+    pub fn rescan_from_index(&mut self, chain: &lode_chain::ChainState) -> Result<usize> {
+        let mut heights = std::collections::BTreeSet::new();
+        for pkh in &self.watched {
+            for event in chain.store().address_events(pkh)? {
+                heights.insert(event.height);
+            }
+        }
+        let mut blocks = Vec::with_capacity(heights.len());
+        for height in heights {
+            // The address index only holds best-chain blocks.
+            let Some(hash) = chain.hash_at(height) else { continue };
+            if let Some(block) = chain.block(&hash)? {
+                blocks.push((hash, height, block));
+            }
+        }
+        let read = blocks.len();
+        self.rescan(blocks.iter().map(|(h, n, b)| (*h, *n, b)));
+        self.tip = Some((chain.tip_hash(), chain.height()));
+        Ok(read)
+    }
+
+    /// True if `block` pays a watched key or spends one of our coins.
+    fn touches(&self, block: &Block) -> bool {
+        block.transactions.iter().any(|tx| {
+            tx.outputs.iter().any(|o| self.watched.contains(&o.pubkey_hash))
+                || tx.inputs.iter().any(|i| self.utxos.contains_key(&i.prev_out))
+        })
+    }
+
     /// Adds keys to watch (new addresses). Outputs already connected are not revisited:
     /// rescan if the key may have been paid before.
     pub fn watch(&mut self, pkhs: impl IntoIterator<Item = PubkeyHash>) {
@@ -280,6 +312,14 @@ impl Tracker {
             _ => None,
         };
         let Some(undo) = undo else {
+            // After a rescan from the address index only blocks that touched the wallet were
+            // replayed; a later block above them that touches nothing of ours just moves the
+            // tip back.
+            let above = self.undo.last().is_none_or(|u| u.height < height);
+            if above && self.tip.is_some_and(|(h, _)| h == hash) && !self.touches(block) {
+                self.tip = height.0.checked_sub(1).map(|p| (block.header.prev_hash, Height(p)));
+                return Ok(());
+            }
             return Err(WalletError::TrackerOutOfSync {
                 got: hash,
                 height: height.0,

@@ -146,7 +146,7 @@ impl Store {
     /// Opens (creating if needed) the store at `path` for `params`' network. Refuses a data
     /// dir of another network or storage format. Returns whether it was freshly created.
     pub fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
         let open = |name: &str| db.open_tree(name);
         let store = Store {
             meta: open(trees::META)?,

@@ -17,6 +17,17 @@ use crate::validation::tx::check_transaction;
 pub fn check_block(block: Arc<Block>, params: &ChainParams) -> Result<CheckedBlock, ConsensusError> {
     let hash = block.hash();
     check_pow(&block, &hash, params)?;
+    check_body(block, hash, params)
+}
+
+/// Every context-free rule except proof of work: what a miner checks on its template before
+/// searching for a nonce.
+pub fn check_block_unmined(block: Arc<Block>, params: &ChainParams) -> Result<CheckedBlock, ConsensusError> {
+    let hash = block.hash();
+    check_body(block, hash, params)
+}
+
+fn check_body(block: Arc<Block>, hash: Hash256, params: &ChainParams) -> Result<CheckedBlock, ConsensusError> {
     let size = check_size(&block, params)?;
     check_coinbase_position(&block)?;
     for tx in &block.transactions {

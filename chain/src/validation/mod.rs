@@ -13,7 +13,7 @@ pub mod header;
 pub mod spend;
 pub mod tx;
 
-pub use block::check_block;
+pub use block::{check_block, check_block_unmined};
 pub use header::{check_header_contextual, median_time_past, HeaderContext};
 pub use spend::{check_block_spends, check_tx_inputs, BlockSpends, TxInputs};
 pub use tx::check_transaction;

@@ -10,7 +10,7 @@ use crate::error::{ChainError, ConsensusError};
 use crate::hash::Hash256;
 use crate::height::Height;
 use crate::params::ChainParams;
-use crate::sig::{verify_all, SigItem};
+use crate::sig::{verify_all, SigCache, SigItem};
 use crate::transaction::{OutPoint, Transaction, Unlock};
 use crate::utxo::{UtxoEntry, UtxoView};
 
@@ -134,13 +134,15 @@ impl UtxoView for BlockView<'_> {
 
 /// Runs every contextual transaction rule of a block at `height` over `view` (the UTXO set
 /// at its parent): coinbase height, spends, no double spend within the block, signatures
-/// (batched), and coinbase ≤ subsidy + fees. Returns the UTXO changes to commit.
+/// (skipping those in `sig_cache`, verified at mempool entry), and coinbase ≤ subsidy + fees.
+/// Returns the UTXO changes to commit.
 pub fn check_block_spends(
     block: &CheckedBlock,
     height: Height,
     view: &dyn UtxoView,
     params: &ChainParams,
     genesis: &Hash256,
+    sig_cache: Option<&SigCache>,
 ) -> Result<BlockSpends, ChainError> {
     let hash = block.hash();
     let invalid = |rule: ConsensusError| ChainError::InvalidBlock { hash, rule };
@@ -223,8 +225,12 @@ pub fn check_block_spends(
         return Err(invalid(ConsensusError::CoinbaseTooLarge { claimed, allowed }));
     }
 
-    // Signatures last: they are the expensive part, and batched.
-    if let Err(i) = verify_all(&signatures) {
+    // Signatures last: they are the expensive part.
+    let verdict = match sig_cache {
+        Some(cache) => cache.verify_all_uncached(&signatures),
+        None => verify_all(&signatures),
+    };
+    if let Err(i) = verdict {
         let (_, input) = owners[i];
         return Err(invalid(ConsensusError::BadSignature { index: input }));
     }
