@@ -7,14 +7,15 @@
 //! [`TipInfo`] on a watch channel and the chain's events on a broadcast channel, so readers
 //! (network, progress, tests, later RPC and wallet) see the tip without asking.
 //!
-//! Transactions go through the [`TxSink`] seam: today [`TipCheck`] validates a transaction
-//! context-free and against the tip's UTXO set and keeps nothing; the mempool replaces it
-//! with a pool that also keeps, orders and re-admits transactions on reorgs.
+//! Transactions go through the [`TxSink`] seam: the node uses [`MempoolSink`] (the chain
+//! crate's mempool: keeps, orders, replaces and re-admits transactions on reorgs, fed every
+//! chain event); [`TipCheck`] validates against the tip and keeps nothing.
 
 use std::sync::Arc;
 
 use lode_chain::error::{ChainError, ConsensusError};
 use lode_chain::header::BlockHeader;
+use lode_chain::mempool::{Mempool, TxAccepted};
 use lode_chain::pow::{check_proof_of_work, ChainWork};
 use lode_chain::validation::spend::verify_tx_signatures;
 use lode_chain::validation::{check_header_contextual, check_transaction, check_tx_inputs, HeaderContext};
@@ -66,12 +67,12 @@ pub enum TxVerdict {
         /// Its txid.
         txid: Hash256,
     },
-    /// Invalid: the sender broke this rule.
+    /// Invalid whatever the chain: the sender broke a consensus rule (penalised).
     Rejected {
         /// Its txid.
         txid: Hash256,
-        /// The rule.
-        rule: ConsensusError,
+        /// The broken rule.
+        reason: String,
     },
     /// Not relayed, but not the sender's fault (unknown inputs, already known, busy).
     Ignored {
@@ -155,6 +156,11 @@ pub enum ChainCommand {
         /// One entry per hash served, in order.
         reply: oneshot::Sender<Vec<Option<Vec<u8>>>>,
     },
+    /// Transactions held by the sink (the mempool).
+    MempoolTxids {
+        /// Their txids.
+        reply: oneshot::Sender<Vec<Hash256>>,
+    },
     /// Best-chain hash at a height.
     HashAt {
         /// The height.
@@ -171,9 +177,63 @@ pub trait TxSink: Send {
     fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict;
     /// Sees every best-chain change (a mempool evicts mined and re-admits reorged txs).
     fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent);
+    /// Transactions held (none for a sink that keeps nothing).
+    fn txids(&self) -> Vec<Hash256>;
 }
 
-/// The stand-in sink until the mempool lands: full validation against the tip, nothing kept.
+/// The mempool as the transaction sink: what it accepts is relayed; what breaks consensus
+/// is penalised; policy refusals, conflicts and orphans are neither (they depend on what
+/// this node has seen).
+pub struct MempoolSink {
+    pool: Mempool,
+}
+
+impl MempoolSink {
+    /// An empty pool with the network's default policy.
+    pub fn new(params: &lode_chain::ChainParams) -> MempoolSink {
+        MempoolSink {
+            pool: Mempool::new(params, lode_chain::state::system_clock()),
+        }
+    }
+}
+
+impl TxSink for MempoolSink {
+    fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict {
+        let txid = tx.txid();
+        match self.pool.accept(Arc::new(tx), chain) {
+            Ok(TxAccepted::Added { .. }) => TxVerdict::Accepted { txid },
+            Ok(TxAccepted::Orphan { missing, .. }) => TxVerdict::Ignored {
+                txid,
+                reason: format!("waits for {} unknown parent(s)", missing.len()),
+            },
+            Err(e) if e.breaks_consensus() => TxVerdict::Rejected {
+                txid,
+                reason: e.to_string(),
+            },
+            Err(e) => TxVerdict::Ignored {
+                txid,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent) {
+        let update = self.pool.apply(event, chain);
+        if !update.dropped.is_empty() {
+            tracing::debug!(
+                dropped = update.dropped.len(),
+                "mempool dropped transactions after a reorg"
+            );
+        }
+    }
+
+    fn txids(&self) -> Vec<Hash256> {
+        self.pool.txids()
+    }
+}
+
+/// A sink that keeps nothing: full validation against the tip only (for embedders and
+/// tests that want no pool).
 #[derive(Debug, Default)]
 pub struct TipCheck;
 
@@ -182,12 +242,15 @@ impl TxSink for TipCheck {
         let txid = tx.txid();
         let params = chain.params();
         if let Err(rule) = check_transaction(&tx, params) {
-            return TxVerdict::Rejected { txid, rule };
+            return TxVerdict::Rejected {
+                txid,
+                reason: rule.to_string(),
+            };
         }
         if tx.is_coinbase() {
             return TxVerdict::Rejected {
                 txid,
-                rule: ConsensusError::UnexpectedCoinbaseInput,
+                reason: ConsensusError::UnexpectedCoinbaseInput.to_string(),
             };
         }
         let spend_height = Height(chain.height().0.saturating_add(1));
@@ -213,13 +276,17 @@ impl TxSink for TipCheck {
     }
 
     fn on_chain_event(&mut self, _chain: &ChainState, _event: &ChainEvent) {}
+
+    fn txids(&self) -> Vec<Hash256> {
+        Vec::new()
+    }
 }
 
 fn tx_error(txid: Hash256, e: ChainError) -> TxVerdict {
     match e.consensus_rule() {
         Some(rule) => TxVerdict::Rejected {
             txid,
-            rule: rule.clone(),
+            reason: rule.to_string(),
         },
         None => TxVerdict::Ignored {
             txid,
@@ -324,6 +391,9 @@ impl ChainTask {
                     out.push(bytes);
                 }
                 let _ = reply.send(out);
+            }
+            ChainCommand::MempoolTxids { reply } => {
+                let _ = reply.send(self.txs.txids());
             }
             ChainCommand::HashAt { height, reply } => {
                 let _ = reply.send(self.chain.hash_at(height));

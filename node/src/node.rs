@@ -11,7 +11,9 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use lode_chain::{AcceptStatus, Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::chain_task::{tip_info, BlockVerdict, ChainCommand, ChainOutputs, ChainTask, TipCheck, TipInfo, TxVerdict};
+use crate::chain_task::{
+    tip_info, BlockVerdict, ChainCommand, ChainOutputs, ChainTask, MempoolSink, TipInfo, TxVerdict,
+};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::network::behaviour::Behaviour;
@@ -115,7 +117,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
     let task = ChainTask::new(
         chain,
-        Box::new(TipCheck),
+        Box::new(MempoolSink::new(&params)),
         ChainOutputs {
             tip: tip_tx,
             events: events_tx.clone(),
@@ -368,6 +370,11 @@ impl NodeHandle {
             .send(NetCommand::RawSyncRequest(peer, request))
             .await
             .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Txids in the mempool.
+    pub async fn mempool_txids(&self) -> Result<Vec<Hash256>, NodeError> {
+        self.ask_chain(|reply| ChainCommand::MempoolTxids { reply }).await
     }
 
     /// Best-chain block hash at `height`.

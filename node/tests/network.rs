@@ -329,3 +329,78 @@ async fn a_listen_port_in_use_is_named() {
     };
     assert!(err.contains(&port.to_string()) && err.contains("in use"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_from_the_end_of_a_line_reaches_the_miner_and_is_mined() {
+    use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+    use lode_chain::Amount;
+
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    let b = start(dirs[1].path(), vec![addr(&a)]).await;
+    let c = start(dirs[2].path(), vec![addr(&b)]).await;
+    let d = start(dirs[3].path(), vec![addr(&c)]).await;
+    wait_peers(&b, 2, T).await;
+    wait_peers(&c, 2, T).await;
+    let params = ChainParams::regtest();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let genesis = params.genesis_hash();
+
+    // A block paying `key`, then 10 more so its coinbase matures (regtest maturity 10).
+    let block_with = |node: &lode_node::NodeHandle, txs: Vec<Transaction>, fees: u64| {
+        let tip = node.tip();
+        let h = Height(tip.height.0 + 1);
+        let value = Amount(params.subsidy(h).0 + fees);
+        let mut all = vec![coinbase(h, 0, b"tx test", vec![pay(key_hash(&key), value)])];
+        all.extend(txs);
+        let mut blk = assemble(tip.hash, tip.header.time + 1, params.pow_limit_bits, all);
+        assert!(grind(&mut blk.header, &params.pow_limit()));
+        blk
+    };
+    let first = block_with(&a, vec![], 0);
+    let funding = first.transactions[0].txid();
+    a.submit_block(first).await.expect("submit");
+    mine(&a, 10, 1).await;
+    wait_tip(&[&a, &b, &c, &d], a.tip().hash, T).await;
+
+    // Submitted at D, relayed over C and B into A's mempool.
+    let fee = 10_000;
+    let value = Amount(params.subsidy(Height(1)).0 - fee);
+    let tx = spend(
+        &[OutPoint {
+            txid: funding,
+            index: 0,
+        }],
+        vec![pay(lode_chain::PubkeyHash([9; 20]), value)],
+        &key,
+        &genesis,
+    );
+    let txid = tx.txid();
+    let verdict = d.submit_tx(tx.clone()).await.expect("submit tx");
+    assert!(
+        matches!(verdict, lode_node::chain_task::TxVerdict::Accepted { .. }),
+        "{verdict:?}"
+    );
+    let started = Instant::now();
+    wait_for("the transaction in A's mempool", T, || async {
+        a.mempool_txids().await.unwrap_or_default().contains(&txid)
+    })
+    .await;
+    eprintln!("transaction D→A over 3 hops in {:?}", started.elapsed());
+
+    // A mines it; every node confirms it and empties its pool.
+    let blk = block_with(&a, vec![tx], fee);
+    let hash = blk.hash();
+    a.submit_block(blk).await.expect("submit");
+    wait_tip(&[&a, &b, &c, &d], hash, T).await;
+    for n in [&a, &b, &c, &d] {
+        wait_for("empty mempools", T, || async {
+            n.mempool_txids().await.map(|v| v.is_empty()).unwrap_or(false)
+        })
+        .await;
+    }
+    for n in [a, b, c, d] {
+        n.shutdown().await.expect("shutdown");
+    }
+}

@@ -730,9 +730,9 @@ impl EventLoop {
             } => {
                 let acceptance = match verdict {
                     Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
-                    Some(TxVerdict::Rejected { txid, rule }) => {
-                        tracing::debug!(peer = %source, %txid, %rule, "invalid transaction from gossip");
-                        self.penalise(source, Misbehaviour::InvalidTx(rule.to_string()));
+                    Some(TxVerdict::Rejected { txid, reason }) => {
+                        tracing::debug!(peer = %source, %txid, %reason, "invalid transaction from gossip");
+                        self.penalise(source, Misbehaviour::InvalidTx(reason));
                         MessageAcceptance::Reject
                     }
                     Some(TxVerdict::Ignored { .. }) | None => MessageAcceptance::Ignore,
