@@ -404,3 +404,90 @@ async fn a_transaction_from_the_end_of_a_line_reaches_the_miner_and_is_mined() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_mined() {
+    use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+    use lode_chain::{Amount, Block};
+
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    let b = start(dirs[1].path(), vec![addr(&a)]).await;
+    let c = start(dirs[2].path(), vec![]).await;
+    let d = start(dirs[3].path(), vec![addr(&c)]).await;
+    wait_peers(&a, 1, T).await;
+    wait_peers(&c, 1, T).await;
+    let params = ChainParams::regtest();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+    let genesis = params.genesis_hash();
+    let build = |parent: &lode_node::chain_task::TipInfo, txs: Vec<Transaction>, fees: u64, tag: u64| -> Block {
+        let h = Height(parent.height.0 + 1);
+        let value = Amount(params.subsidy(h).0 + fees);
+        let mut all = vec![coinbase(h, tag, b"reorg", vec![pay(key_hash(&key), value)])];
+        all.extend(txs);
+        let mut blk = assemble(parent.hash, parent.header.time + 1, params.pow_limit_bits, all);
+        assert!(grind(&mut blk.header, &params.pow_limit()));
+        blk
+    };
+
+    // A shared history of 11 blocks, given to both groups separately (they never talked).
+    let mut funding = None;
+    for _ in 0..11 {
+        let blk = build(&a.tip(), vec![], 0, 0);
+        funding.get_or_insert(blk.transactions[0].txid());
+        a.submit_block(blk.clone()).await.expect("submit");
+        c.submit_block(blk).await.expect("submit");
+    }
+    let funding = funding.expect("funded");
+    wait_tip(&[&a, &b, &c, &d], a.tip().hash, T).await;
+
+    // Group A–B confirms a payment in a one-block branch; C–D builds three blocks.
+    let fee = 5_000;
+    let tx = spend(
+        &[OutPoint {
+            txid: funding,
+            index: 0,
+        }],
+        vec![pay(
+            lode_chain::PubkeyHash([3; 20]),
+            Amount(params.subsidy(Height(1)).0 - fee),
+        )],
+        &key,
+        &genesis,
+    );
+    let txid = tx.txid();
+    a.submit_tx(tx.clone()).await.expect("submit tx");
+    a.submit_block(build(&a.tip(), vec![tx.clone()], fee, 1))
+        .await
+        .expect("submit");
+    for _ in 0..3 {
+        c.submit_block(build(&c.tip(), vec![], 0, 2)).await.expect("submit");
+    }
+    wait_tip(&[&a, &b], a.tip().hash, T).await;
+    wait_tip(&[&c, &d], c.tip().hash, T).await;
+
+    // Heal: the payment's block loses; the payment goes back to A's and B's pools.
+    b.dial(addr(&c)).await.expect("dial");
+    wait_tip(&[&a, &b, &c, &d], c.tip().hash, T).await;
+    for n in [&a, &b] {
+        wait_for("the payment back in the mempool", T, || async {
+            n.mempool_txids().await.unwrap_or_default().contains(&txid)
+        })
+        .await;
+    }
+    // Re-mined on the winning branch; confirmed everywhere.
+    let blk = build(&a.tip(), vec![tx], fee, 3);
+    let hash = blk.hash();
+    a.submit_block(blk).await.expect("submit");
+    wait_tip(&[&a, &b, &c, &d], hash, T).await;
+    for n in [&a, &b, &c, &d] {
+        wait_for("empty mempools", T, || async {
+            n.mempool_txids().await.map(|v| v.is_empty()).unwrap_or(false)
+        })
+        .await;
+    }
+    for n in [a, b, c, d] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
