@@ -179,6 +179,10 @@ pub trait TxSink: Send {
     fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent);
     /// Transactions held (none for a sink that keeps nothing).
     fn txids(&self) -> Vec<Hash256>;
+    /// Transactions that entered the pool without being submitted (returned from
+    /// disconnected blocks, orphans whose parents arrived): peers have not seen them from
+    /// us, so they are announced. Drained by the chain task after every command.
+    fn take_relay(&mut self) -> Vec<Arc<Transaction>>;
 }
 
 /// The mempool as the transaction sink: what it accepts is relayed; what breaks consensus
@@ -186,6 +190,7 @@ pub trait TxSink: Send {
 /// this node has seen).
 pub struct MempoolSink {
     pool: Mempool,
+    relay: Vec<Hash256>,
 }
 
 impl MempoolSink {
@@ -193,6 +198,7 @@ impl MempoolSink {
     pub fn new(params: &lode_chain::ChainParams) -> MempoolSink {
         MempoolSink {
             pool: Mempool::new(params, lode_chain::state::system_clock()),
+            relay: Vec::new(),
         }
     }
 }
@@ -201,7 +207,10 @@ impl TxSink for MempoolSink {
     fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict {
         let txid = tx.txid();
         match self.pool.accept(Arc::new(tx), chain) {
-            Ok(TxAccepted::Added { .. }) => TxVerdict::Accepted { txid },
+            Ok(TxAccepted::Added { orphans_added, .. }) => {
+                self.relay.extend(orphans_added);
+                TxVerdict::Accepted { txid }
+            }
             Ok(TxAccepted::Orphan { missing, .. }) => TxVerdict::Ignored {
                 txid,
                 reason: format!("waits for {} unknown parent(s)", missing.len()),
@@ -219,6 +228,8 @@ impl TxSink for MempoolSink {
 
     fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent) {
         let update = self.pool.apply(event, chain);
+        self.relay
+            .extend(update.returned.iter().chain(&update.orphans_added).copied());
         if !update.dropped.is_empty() {
             tracing::debug!(
                 dropped = update.dropped.len(),
@@ -229,6 +240,14 @@ impl TxSink for MempoolSink {
 
     fn txids(&self) -> Vec<Hash256> {
         self.pool.txids()
+    }
+
+    fn take_relay(&mut self) -> Vec<Arc<Transaction>> {
+        // Only what is still in the pool (a later event may have confirmed or dropped it).
+        std::mem::take(&mut self.relay)
+            .iter()
+            .filter_map(|txid| self.pool.get(txid).map(|e| e.tx().clone()))
+            .collect()
     }
 }
 
@@ -280,6 +299,10 @@ impl TxSink for TipCheck {
     fn txids(&self) -> Vec<Hash256> {
         Vec::new()
     }
+
+    fn take_relay(&mut self) -> Vec<Arc<Transaction>> {
+        Vec::new()
+    }
 }
 
 fn tx_error(txid: Hash256, e: ChainError) -> TxVerdict {
@@ -301,6 +324,9 @@ pub struct ChainOutputs {
     pub tip: watch::Sender<TipInfo>,
     /// Chain events (connects, disconnects, reorgs).
     pub events: broadcast::Sender<ChainEvent>,
+    /// Transactions to announce (see [`TxSink::take_relay`]). A broadcast, not an mpsc:
+    /// the chain task never blocks on the network (which itself waits on the chain task).
+    pub relay_txs: broadcast::Sender<Arc<Transaction>>,
 }
 
 /// The tip of `chain` as published.
@@ -341,6 +367,14 @@ impl ChainTask {
     }
 
     fn handle(&mut self, cmd: ChainCommand) {
+        self.serve(cmd);
+        for tx in self.txs.take_relay() {
+            // No receiver (network stopped) is fine.
+            let _ = self.out.relay_txs.send(tx);
+        }
+    }
+
+    fn serve(&mut self, cmd: ChainCommand) {
         // A dropped reply receiver only means the asker went away: nothing to do.
         match cmd {
             ChainCommand::SubmitBlock { block, reply } => {
@@ -513,7 +547,8 @@ mod tests {
         let chain = ChainState::open(dir, ChainParams::regtest()).expect("open");
         let (tip, _) = watch::channel(tip_info(&chain));
         let (events, _) = broadcast::channel(16);
-        ChainTask::new(chain, Box::new(TipCheck), ChainOutputs { tip, events })
+        let (relay_txs, _) = broadcast::channel(16);
+        ChainTask::new(chain, Box::new(TipCheck), ChainOutputs { tip, events, relay_txs })
     }
 
     fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {

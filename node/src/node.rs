@@ -114,6 +114,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 
     let (tip_tx, tip_rx) = watch::channel(tip_info(&chain));
     let (events_tx, _) = broadcast::channel(1024);
+    let (relay_tx, _) = broadcast::channel(1024);
     let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
     let task = ChainTask::new(
         chain,
@@ -121,6 +122,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         ChainOutputs {
             tip: tip_tx,
             events: events_tx.clone(),
+            relay_txs: relay_tx.clone(),
         },
     );
     let chain_thread = std::thread::Builder::new()
@@ -154,6 +156,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         chain: chain_tx.clone(),
         commands: net_rx,
         tip: tip_rx.clone(),
+        relay_txs: relay_tx.subscribe(),
         listen_addrs: listen_tx,
         shutdown: shutdown_rx,
         peers: config.peers.clone(),

@@ -467,19 +467,20 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
     wait_tip(&[&a, &b], a.tip().hash, T).await;
     wait_tip(&[&c, &d], c.tip().hash, T).await;
 
-    // Heal: the payment's block loses; the payment goes back to A's and B's pools.
+    // Heal: the payment's block loses; the payment goes back to A's and B's pools, and they
+    // announce it, so the winning side (which never saw it) has it too.
     b.dial(addr(&c)).await.expect("dial");
     wait_tip(&[&a, &b, &c, &d], c.tip().hash, T).await;
-    for n in [&a, &b] {
-        wait_for("the payment back in the mempool", T, || async {
+    for n in [&a, &b, &c, &d] {
+        wait_for("the payment in every mempool", T, || async {
             n.mempool_txids().await.unwrap_or_default().contains(&txid)
         })
         .await;
     }
-    // Re-mined on the winning branch; confirmed everywhere.
-    let blk = build(&a.tip(), vec![tx], fee, 3);
+    // Re-mined by the winning side; confirmed everywhere.
+    let blk = build(&c.tip(), vec![tx], fee, 3);
     let hash = blk.hash();
-    a.submit_block(blk).await.expect("submit");
+    c.submit_block(blk).await.expect("submit");
     wait_tip(&[&a, &b, &c, &d], hash, T).await;
     for n in [&a, &b, &c, &d] {
         wait_for("empty mempools", T, || async {

@@ -28,7 +28,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use lode_chain::{encoding, AcceptStatus, Block, ChainParams, Transaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use self::behaviour::{Behaviour, BehaviourEvent};
 use self::gossip::{Names, TopicKind};
@@ -129,6 +129,8 @@ pub struct LoopParts {
     pub commands: mpsc::Receiver<NetCommand>,
     /// The chain's tip.
     pub tip: watch::Receiver<TipInfo>,
+    /// Transactions the mempool took in without a submit (reorgs, orphans): announced.
+    pub relay_txs: broadcast::Receiver<Arc<Transaction>>,
     /// Where listen addresses are published.
     pub listen_addrs: watch::Sender<Vec<Multiaddr>>,
     /// Set to true to stop.
@@ -149,6 +151,7 @@ pub struct EventLoop {
     chain: mpsc::Sender<ChainCommand>,
     commands: mpsc::Receiver<NetCommand>,
     tip: watch::Receiver<TipInfo>,
+    relay_txs: broadcast::Receiver<Arc<Transaction>>,
     listen_addrs: watch::Sender<Vec<Multiaddr>>,
     shutdown: watch::Receiver<bool>,
     sync: SyncManager,
@@ -183,6 +186,7 @@ impl EventLoop {
             chain: parts.chain,
             commands: parts.commands,
             tip: parts.tip,
+            relay_txs: parts.relay_txs,
             listen_addrs: parts.listen_addrs,
             shutdown: parts.shutdown,
             book: PeerBook::new(parts.ban_duration),
@@ -222,6 +226,13 @@ impl EventLoop {
                     self.sync.on_local_tip(tip, &mut Requests(&mut self.swarm.behaviour_mut().sync));
                     self.drain_sync();
                 }
+                relayed = self.relay_txs.recv() => match relayed {
+                    Ok(tx) => self.publish_quietly(TopicKind::Txs, encoding::encode(&*tx)),
+                    // Fell behind a burst: those are announced by nobody; peers still get
+                    // them in blocks. Closed: the chain task is gone; shutdown follows.
+                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(n, "relay queue lagged"),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
                 _ = tick.tick() => self.on_tick(),
                 _ = self.shutdown.changed() => break,
             }
@@ -353,6 +364,18 @@ impl EventLoop {
             NetCommand::RawSyncRequest(peer, request) => {
                 self.swarm.behaviour_mut().sync.send_request(&peer, request);
             }
+        }
+    }
+
+    /// Publishes, treating "no peers" and "already published" as normal.
+    fn publish_quietly(&mut self, topic: TopicKind, bytes: Vec<u8>) {
+        let t = match topic {
+            TopicKind::Blocks => self.names.blocks.clone(),
+            TopicKind::Txs => self.names.txs.clone(),
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
+            Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => tracing::debug!(?topic, error = %e, "announcement failed"),
         }
     }
 
@@ -657,13 +680,7 @@ impl EventLoop {
         for out in self.sync.take_outputs() {
             match out {
                 SyncOutput::Penalise(peer, what) => self.penalise(peer, what),
-                SyncOutput::Announce(block) => {
-                    let topic = self.names.blocks.clone();
-                    match self.swarm.behaviour_mut().gossipsub.publish(topic, block.to_bytes()) {
-                        Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
-                        Err(e) => tracing::debug!(error = %e, "tip announcement failed"),
-                    }
-                }
+                SyncOutput::Announce(block) => self.publish_quietly(TopicKind::Blocks, block.to_bytes()),
                 SyncOutput::CheckHeaders { peer, headers } => {
                     let (reply, rx) = oneshot::channel();
                     let chain = self.chain.clone();
