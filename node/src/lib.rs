@@ -4,7 +4,7 @@
 //!
 //! | task | runs on | owns | talks through |
 //! |---|---|---|---|
-//! | chain task ([`chain_task`]) | its own OS thread (`lode-chain`) | the [`ChainState`](lode_chain::ChainState) (sled) — its **only writer** — and the mempool (behind the [`chain_task::TxSink`] seam; the wallet tracker goes here too) | a bounded `mpsc` of [`chain_task::ChainCommand`]s with oneshot replies; publishes the tip on a `watch` and chain events on a `broadcast` |
+//! | chain task ([`chain_task`]) | its own OS thread (`lode-chain`) | the [`ChainState`](lode_chain::ChainState) (sled) — its **only writer** — and the mempool (behind the [`chain_task::TxSink`] seam; the wallet tracker goes here too) | a bounded `mpsc` of [`chain_task::ChainCommand`]s with oneshot replies; publishes the tip on a `watch`, chain events on a `broadcast`, and transactions to announce (returned by reorgs, unlocked orphans) on another `broadcast` — it never blocks on the network |
 //! | network event loop ([`network`]) | one tokio task | the libp2p `Swarm` (gossipsub, sync request-response, identify, ping, mDNS, Kademlia, bans), the sync manager, peer scores | a bounded `mpsc` of [`network::NetCommand`]s; sends work to the chain task with `try_send` and awaits verdicts as futures polled by its `select!`, never inside an event handler |
 //! | node handle ([`NodeHandle`]) | the caller | the senders, the tip receiver, the join handles | `submit_block`, `submit_tx`, `dial`, `peers`, `shutdown` … |
 //! | `main` | the tokio runtime | the handle | Ctrl-C / SIGTERM → [`NodeHandle::shutdown`]; a second Ctrl-C exits at once |
