@@ -116,3 +116,113 @@ async fn initial_sync_2000_blocks_vs_chain_connect_rate() {
     b.shutdown().await.expect("shutdown");
     a.shutdown().await.expect("shutdown");
 }
+
+/// Initial sync of blocks of 500 transactions each (`LODE_BENCH_TX_BLOCKS` blocks, default
+/// 200), next to the chain's connect rate for the same blocks in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run on demand"]
+async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
+    use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+    use lode_chain::{Amount, Block, Height, OutPoint};
+
+    const TXS: usize = 500;
+    let n: usize = std::env::var("LODE_BENCH_TX_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let params = ChainParams::regtest();
+    let genesis = params.genesis_block();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    let to = key_hash(&key);
+    let mut blocks: Vec<Arc<Block>> = Vec::new();
+    let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
+    let mut make = |h: u32, txs: Vec<lode_chain::Transaction>, blocks: &mut Vec<Arc<Block>>| {
+        let mut all = vec![coinbase(
+            Height(h),
+            0,
+            b"bench",
+            vec![pay(to, params.subsidy(Height(h)))],
+        )];
+        all.extend(txs);
+        let mut b = assemble(parent, time + 1, params.pow_limit_bits, all);
+        assert!(grind(&mut b.header, &params.pow_limit()));
+        parent = b.hash();
+        time = b.header.time;
+        blocks.push(Arc::new(b));
+    };
+    // Height 1 funds the key; 2–11 let it mature; 12 fans it out into 500 outputs.
+    make(1, vec![], &mut blocks);
+    let funding = blocks[0].transactions[0].txid();
+    for h in 2..=11 {
+        make(h, vec![], &mut blocks);
+    }
+    let each = Amount(params.subsidy(Height(1)).0 / TXS as u64);
+    let fan = spend(
+        &[OutPoint {
+            txid: funding,
+            index: 0,
+        }],
+        vec![pay(to, each); TXS],
+        &key,
+        &genesis.hash(),
+    );
+    let mut outs: Vec<OutPoint> = (0..TXS as u32)
+        .map(|i| OutPoint {
+            txid: fan.txid(),
+            index: i,
+        })
+        .collect();
+    make(12, vec![fan], &mut blocks);
+    let build_started = Instant::now();
+    for h in 13..13 + n as u32 {
+        let txs: Vec<_> = outs
+            .iter()
+            .map(|op| spend(&[*op], vec![pay(to, each)], &key, &genesis.hash()))
+            .collect();
+        outs = txs
+            .iter()
+            .map(|t| OutPoint {
+                txid: t.txid(),
+                index: 0,
+            })
+            .collect();
+        make(h, txs, &mut blocks);
+    }
+    eprintln!("built {n} blocks × {TXS} txs in {:?}", build_started.elapsed());
+
+    let da = tempfile::tempdir().expect("tempdir");
+    let db = tempfile::tempdir().expect("tempdir");
+    let chain_dir = da.path().join(lode_node::node::CHAIN_DIR);
+    let (connect_bps, connect_tps) = {
+        let mut state = ChainState::open(&chain_dir, params.clone()).expect("open");
+        for b in &blocks[..12] {
+            state.accept_block(b.clone()).expect("accept");
+        }
+        let started = Instant::now();
+        for b in &blocks[12..] {
+            state.accept_block(b.clone()).expect("accept");
+        }
+        state.flush().expect("flush");
+        let s = started.elapsed().as_secs_f64();
+        ((n + 1) as f64 / s, ((n + 1) * TXS) as f64 / s)
+    };
+    let a = start(da.path(), vec![]).await;
+    let started = Instant::now();
+    let b = start(db.path(), vec![addr(&a)]).await;
+    let mut tip = b.watch_tip();
+    let want = a.tip().hash;
+    tokio::time::timeout(Duration::from_secs(600), tip.wait_for(|t| t.hash == want))
+        .await
+        .expect("synced in time")
+        .expect("running");
+    let s = started.elapsed().as_secs_f64();
+    let total = blocks.len();
+    let (sync_bps, sync_tps) = (total as f64 / s, ((n + 1) * TXS) as f64 / s);
+    eprintln!(
+        "initial sync of {total} blocks ({n} × {TXS} txs): {sync_bps:.0} blocks/s, {sync_tps:.0} tx/s; \
+         chain connect {connect_bps:.0} blocks/s, {connect_tps:.0} tx/s; ratio {:.0}%",
+        100.0 * sync_tps / connect_tps
+    );
+    b.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("shutdown");
+}
