@@ -126,6 +126,7 @@ async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
     use lode_chain::{Amount, Block, Height, OutPoint};
 
     const TXS: usize = 500;
+    init_logs();
     let n: usize = std::env::var("LODE_BENCH_TX_BLOCKS")
         .ok()
         .and_then(|v| v.parse().ok())
