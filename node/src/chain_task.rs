@@ -161,6 +161,13 @@ pub enum ChainCommand {
         /// Their txids.
         reply: oneshot::Sender<Vec<Hash256>>,
     },
+    /// Timer: lets the miner refresh its template for more fees.
+    Tick,
+    /// The built-in wallet's balance and addresses (`None` without a wallet).
+    WalletInfo {
+        /// The answer.
+        reply: oneshot::Sender<Option<WalletInfo>>,
+    },
     /// Best-chain hash at a height.
     HashAt {
         /// The height.
@@ -168,6 +175,15 @@ pub enum ChainCommand {
         /// The hash, if the chain is that long.
         reply: oneshot::Sender<Option<Hash256>>,
     },
+}
+
+/// What the built-in wallet holds.
+#[derive(Clone, Debug)]
+pub struct WalletInfo {
+    /// Balances (spendable, immature with maturity heights, reserved, pending).
+    pub balance: lode_wallet::tracker::Balance,
+    /// Receive addresses issued so far.
+    pub addresses: Vec<String>,
 }
 
 /// The seam where the mempool plugs in: the chain task hands it every transaction and
@@ -183,6 +199,10 @@ pub trait TxSink: Send {
     /// disconnected blocks, orphans whose parents arrived): peers have not seen them from
     /// us, so they are announced. Drained by the chain task after every command.
     fn take_relay(&mut self) -> Vec<Arc<Transaction>>;
+    /// The pool, if this sink keeps one (the miner takes its transactions from it).
+    fn mempool(&self) -> Option<&Mempool> {
+        None
+    }
 }
 
 /// The mempool as the transaction sink: what it accepts is relayed; what breaks consensus
@@ -240,6 +260,10 @@ impl TxSink for MempoolSink {
 
     fn txids(&self) -> Vec<Hash256> {
         self.pool.txids()
+    }
+
+    fn mempool(&self) -> Option<&Mempool> {
+        Some(&self.pool)
     }
 
     fn take_relay(&mut self) -> Vec<Arc<Transaction>> {
@@ -341,17 +365,43 @@ pub fn tip_info(chain: &ChainState) -> TipInfo {
     }
 }
 
-/// The chain task: owns the chain state and the transaction sink.
+/// The chain task: owns the chain state, the transaction sink, and (optionally) the
+/// built-in wallet's view and the miner's template feed.
 pub struct ChainTask {
     chain: ChainState,
     txs: Box<dyn TxSink>,
     out: ChainOutputs,
+    wallet: Option<crate::mining::NodeWallet>,
+    miner: Option<crate::mining::NodeMiner>,
 }
 
 impl ChainTask {
     /// A task over an opened chain.
     pub fn new(chain: ChainState, txs: Box<dyn TxSink>, out: ChainOutputs) -> ChainTask {
-        ChainTask { chain, txs, out }
+        ChainTask {
+            chain,
+            txs,
+            out,
+            wallet: None,
+            miner: None,
+        }
+    }
+
+    /// Keeps the built-in wallet's view current.
+    pub fn with_wallet(mut self, wallet: crate::mining::NodeWallet) -> ChainTask {
+        self.wallet = Some(wallet);
+        self
+    }
+
+    /// Feeds the embedded miner templates.
+    pub fn with_miner(mut self, miner: crate::mining::NodeMiner) -> ChainTask {
+        self.miner = Some(miner);
+        self
+    }
+
+    /// The chain (for start-up work before the task runs).
+    pub fn chain(&self) -> &ChainState {
+        &self.chain
     }
 
     /// Serves commands until every sender is gone, then flushes the store. Blocking: run it
@@ -368,6 +418,9 @@ impl ChainTask {
 
     fn handle(&mut self, cmd: ChainCommand) {
         self.serve(cmd);
+        if let (Some(miner), Some(pool)) = (self.miner.as_mut(), self.txs.mempool()) {
+            miner.update(&self.chain, pool);
+        }
         for tx in self.txs.take_relay() {
             // No receiver (network stopped) is fine.
             let _ = self.out.relay_txs.send(tx);
@@ -429,6 +482,18 @@ impl ChainTask {
             ChainCommand::MempoolTxids { reply } => {
                 let _ = reply.send(self.txs.txids());
             }
+            ChainCommand::Tick => {
+                if let Some(w) = self.wallet.as_mut() {
+                    w.wallet.expire();
+                }
+            }
+            ChainCommand::WalletInfo { reply } => {
+                let info = self.wallet.as_ref().map(|w| WalletInfo {
+                    balance: w.tracker.balance(),
+                    addresses: w.wallet.issued_addresses(),
+                });
+                let _ = reply.send(info);
+            }
             ChainCommand::HashAt { height, reply } => {
                 let _ = reply.send(self.chain.hash_at(height));
             }
@@ -440,6 +505,12 @@ impl ChainTask {
             Ok(outcome) => {
                 for event in &outcome.events {
                     self.txs.on_chain_event(&self.chain, event);
+                    if let Some(w) = self.wallet.as_mut() {
+                        w.on_chain_event(&self.chain, event);
+                    }
+                    if let Some(m) = self.miner.as_ref() {
+                        m.on_chain_event(event);
+                    }
                     // No subscribers is normal.
                     let _ = self.out.events.send(event.clone());
                 }

@@ -60,9 +60,18 @@ pub struct NodeArgs {
     /// Mine with the embedded miner.
     #[arg(long)]
     pub mine: bool,
-    /// Miner threads.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub miner_threads: usize,
+    /// Miner threads (default: all cores but one, at least one).
+    #[arg(long, value_name = "N")]
+    pub miner_threads: Option<usize>,
+    /// Pay the coinbase to this address instead of a fresh address of the built-in wallet.
+    #[arg(long, value_name = "ADDRESS")]
+    pub mining_address: Option<String>,
+    /// Create the built-in wallet from the BIP39 mnemonic in this file (first start only).
+    #[arg(long, value_name = "PATH")]
+    pub wallet_mnemonic_file: Option<PathBuf>,
+    /// Account of that mnemonic the wallet uses.
+    #[arg(long, value_name = "I", default_value_t = 0)]
+    pub wallet_account: u32,
     /// Do not discover LAN peers with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -111,15 +120,43 @@ impl NodeArgs {
                     .map_err(|_| NodeError::Config(format!("--rpc-listen: {a:?} is not an IP:PORT address")))
             })
             .transpose()?;
-        if self.miner_threads == 0 {
-            return Err(NodeError::Config("--miner-threads: must be at least 1".into()));
+        let miner_threads = match self.miner_threads {
+            Some(0) => return Err(NodeError::Config("--miner-threads: must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1).max(1))
+                .unwrap_or(1),
+        };
+        let mining_address = self
+            .mining_address
+            .as_deref()
+            .map(|a| {
+                lode_chain::PubkeyHash::from_address(a, &params.hrp)
+                    .map_err(|e| NodeError::Config(format!("--mining-address: {e}")))
+            })
+            .transpose()?;
+        if self.wallet_account >= 1 << 31 {
+            return Err(NodeError::Config("--wallet-account: must be below 2^31".into()));
+        }
+        if let Some(f) = &self.wallet_mnemonic_file {
+            if !f.is_file() {
+                return Err(NodeError::Config(format!(
+                    "--wallet-mnemonic-file: {} is not a readable file",
+                    f.display()
+                )));
+            }
         }
         Ok(NodeConfig {
             p2p_listen,
             peers,
             rpc_listen,
             mine: self.mine,
-            miner_threads: self.miner_threads,
+            miner_threads,
+            mining_address,
+            wallet: crate::mining::WalletConfig {
+                mnemonic_file: self.wallet_mnemonic_file,
+                account: self.wallet_account,
+            },
             mdns: !self.no_mdns,
             kademlia: true,
             progress_bar: true,

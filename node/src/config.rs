@@ -29,10 +29,14 @@ pub struct NodeConfig {
     pub peers: Vec<Multiaddr>,
     /// RPC listen address (accepted; the RPC server is not built yet).
     pub rpc_listen: Option<SocketAddr>,
-    /// Mine with the embedded miner (accepted; wired by the miner work).
+    /// Mine with the embedded miner.
     pub mine: bool,
     /// Miner threads.
     pub miner_threads: usize,
+    /// Where the coinbase pays instead of a fresh wallet address.
+    pub mining_address: Option<lode_chain::PubkeyHash>,
+    /// How the built-in wallet is chosen.
+    pub wallet: crate::mining::WalletConfig,
     /// Discover LAN peers with mDNS.
     pub mdns: bool,
     /// Run Kademlia (bootstrapped through `peers`).
@@ -60,6 +64,8 @@ impl NodeConfig {
             rpc_listen: None,
             mine: false,
             miner_threads: 1,
+            mining_address: None,
+            wallet: crate::mining::WalletConfig::default(),
             mdns: false,
             kademlia: false,
             max_connections: 64,

@@ -41,6 +41,9 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// The built-in wallet could not be opened or used.
+    #[error("wallet: {0}")]
+    Wallet(String),
     /// The node is shutting down or one of its tasks has stopped.
     #[error("node is shutting down")]
     Stopped,

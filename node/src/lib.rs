@@ -9,7 +9,9 @@
 //! | node handle ([`NodeHandle`]) | the caller | the senders, the tip receiver, the join handles | `submit_block`, `submit_tx`, `dial`, `peers`, `shutdown` … |
 //! | `main` | the tokio runtime | the handle | Ctrl-C / SIGTERM → [`NodeHandle::shutdown`]; a second Ctrl-C exits at once |
 //!
-//! Mining is wired separately (the miner submits through the handle like any block source).
+//! | built-in wallet ([`mining::NodeWallet`]) | inside the chain task | keys (`DATA_DIR/wallet/`) and the coin view | fed every chain event by the chain task |
+//! | miner workers ([`mining::NodeMiner`]) | N low-priority OS threads | nonce search only | templates from the chain task; found blocks on a std channel to a bridge thread, which submits them like any block and gossips them |
+//! | tick | one tokio task | nothing | sends `Tick` to the chain task every second (template refresh for fees) |
 //!
 //! # Shutdown
 //! The shutdown signal stops the event loop, which closes its connections; the chain task
@@ -21,6 +23,7 @@ pub mod chain_task;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod mining;
 pub mod network;
 pub mod node;
 pub mod progress;

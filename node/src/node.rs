@@ -116,7 +116,33 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (events_tx, _) = broadcast::channel(1024);
     let (relay_tx, _) = broadcast::channel(1024);
     let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
-    let task = ChainTask::new(
+    // The built-in wallet, rebuilt from the chain's address index, and the miner paying it.
+    let (chain, mut wallet) = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        let wallet_cfg = config.wallet.clone();
+        move || {
+            let wallet = crate::mining::NodeWallet::open(&data_dir, &wallet_cfg, &chain);
+            (chain, wallet)
+        }
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))?;
+    let mut found_rx = None;
+    let miner = if config.mine {
+        let pay_to = match config.mining_address {
+            Some(p) => p,
+            None => wallet
+                .as_mut()
+                .map_err(|e| NodeError::Wallet(e.to_string()))?
+                .fresh_pkh(&params.hrp)?,
+        };
+        let (found_tx, rx) = std::sync::mpsc::channel();
+        found_rx = Some(rx);
+        Some(crate::mining::NodeMiner::start(config.miner_threads, pay_to, found_tx))
+    } else {
+        None
+    };
+    let mut task = ChainTask::new(
         chain,
         Box::new(MempoolSink::new(&params)),
         ChainOutputs {
@@ -124,7 +150,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             events: events_tx.clone(),
             relay_txs: relay_tx.clone(),
         },
-    );
+    )
+    .with_wallet(wallet?);
+    if let Some(m) = miner {
+        task = task.with_miner(m);
+    }
     let chain_thread = std::thread::Builder::new()
         .name("lode-chain".into())
         .spawn(move || task.run(chain_rx))
@@ -164,6 +194,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         progress_bar: config.progress_bar,
     });
     let net_task = tokio::spawn(event_loop.run());
+    spawn_tick(&chain_tx);
+    if let Some(rx) = found_rx {
+        spawn_found_bridge(rx, &chain_tx, &net_tx)?;
+    }
 
     // Return once every listener has reported its address (port 0 becomes a real port).
     let want = config.p2p_listen.len();
@@ -187,12 +221,6 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     if let Some(rpc) = config.rpc_listen {
         tracing::warn!(%rpc, "--rpc-listen accepted, but the RPC server is not available yet");
     }
-    if config.mine {
-        tracing::warn!(
-            threads = config.miner_threads,
-            "--mine accepted, but the embedded miner is not wired yet"
-        );
-    }
 
     Ok(NodeHandle {
         peer_id,
@@ -206,6 +234,81 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         net_task: Some(net_task),
         chain_thread: Some(chain_thread),
     })
+}
+
+/// Every second, a `Tick` to the chain task (fee refresh of the miner's template, wallet
+/// unlock expiry). Holds only a weak sender, so it never keeps the chain task alive.
+fn spawn_tick(chain: &mpsc::Sender<ChainCommand>) {
+    let weak = chain.downgrade();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let Some(chain) = weak.upgrade() else { break };
+            // A full queue means the task is busy: skipping a tick is harmless.
+            let _ = chain.try_send(ChainCommand::Tick);
+        }
+    });
+}
+
+/// Carries blocks the miner found into the chain task, through the same acceptance path as
+/// blocks from peers, and announces the ones that were stored. Holds only weak senders:
+/// when the node stops, the chain task drops the miner, whose channel then closes.
+fn spawn_found_bridge(
+    found: std::sync::mpsc::Receiver<lode_miner::FoundBlock>,
+    chain: &mpsc::Sender<ChainCommand>,
+    net: &mpsc::Sender<NetCommand>,
+) -> Result<(), NodeError> {
+    let (chain, net) = (chain.downgrade(), net.downgrade());
+    let rt = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("lode-found".into())
+        .spawn(move || {
+            while let Ok(f) = found.recv() {
+                let (Some(chain), Some(net)) = (chain.upgrade(), net.upgrade()) else {
+                    break;
+                };
+                let hash = f.block.hash();
+                let verdict = rt.block_on(submit_and_announce(&chain, &net, Arc::new(f.block)));
+                match verdict {
+                    Ok(v) => tracing::info!(block = %hash, reward = %f.reward, verdict = ?v, "mined a block"),
+                    Err(e) => tracing::warn!(block = %hash, error = %e, "mined block not submitted"),
+                }
+            }
+        })
+        .map_err(|e| NodeError::Task(format!("cannot spawn the miner bridge: {e}")))?;
+    Ok(())
+}
+
+/// Submits a locally found block to the chain task and gossips it if it was stored on a
+/// valid branch.
+async fn submit_and_announce(
+    chain: &mpsc::Sender<ChainCommand>,
+    net: &mpsc::Sender<NetCommand>,
+    block: Arc<Block>,
+) -> Result<BlockVerdict, NodeError> {
+    let (reply, rx) = oneshot::channel();
+    chain
+        .send(ChainCommand::SubmitBlock {
+            block: block.clone(),
+            reply,
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)?;
+    let verdict = rx.await.map_err(|_| NodeError::Stopped)?;
+    if matches!(
+        verdict,
+        BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)
+    ) {
+        net.send(NetCommand::Publish {
+            topic: TopicKind::Blocks,
+            bytes: block.to_bytes(),
+            reply: None,
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)?;
+    }
+    Ok(verdict)
 }
 
 /// Fails if a fixed TCP listen port is taken. libp2p's TCP transport binds with
@@ -312,20 +415,12 @@ impl NodeHandle {
     /// Submits a block found locally (miner, RPC, tests): the chain judges it and, if it
     /// was stored on a valid branch, it is announced to peers.
     pub async fn submit_block(&self, block: Block) -> Result<BlockVerdict, NodeError> {
-        let block = Arc::new(block);
-        let verdict = self
-            .ask_chain(|reply| ChainCommand::SubmitBlock {
-                block: block.clone(),
-                reply,
-            })
-            .await?;
-        if matches!(
-            verdict,
-            BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)
-        ) {
-            self.publish(TopicKind::Blocks, block.to_bytes()).await?;
-        }
-        Ok(verdict)
+        submit_and_announce(&self.chain, &self.net, Arc::new(block)).await
+    }
+
+    /// The built-in wallet's balance and addresses.
+    pub async fn wallet_info(&self) -> Result<Option<crate::chain_task::WalletInfo>, NodeError> {
+        self.ask_chain(|reply| ChainCommand::WalletInfo { reply }).await
     }
 
     /// Submits a transaction (wallet, RPC): judged by the chain task's transaction sink
