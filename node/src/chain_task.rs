@@ -184,6 +184,10 @@ pub struct WalletInfo {
     pub balance: lode_wallet::tracker::Balance,
     /// Receive addresses issued so far.
     pub addresses: Vec<String>,
+    /// The wallet's first receive address (watched from the start).
+    pub first_address: Option<String>,
+    /// Confirmed history: (txid, height, net amount in base units).
+    pub history: Vec<(Hash256, Option<Height>, i128)>,
 }
 
 /// The seam where the mempool plugs in: the chain task hands it every transaction and
@@ -491,6 +495,13 @@ impl ChainTask {
                 let info = self.wallet.as_ref().map(|w| WalletInfo {
                     balance: w.tracker.balance(),
                     addresses: w.wallet.issued_addresses(),
+                    first_address: w.wallet.receive_address(0),
+                    history: w
+                        .tracker
+                        .history()
+                        .iter()
+                        .map(|h| (h.txid, h.height, h.net()))
+                        .collect(),
                 });
                 let _ = reply.send(info);
             }

@@ -364,7 +364,10 @@ async fn a_transaction_from_the_end_of_a_line_reaches_the_miner_and_is_mined() {
     mine(&a, 10, 1).await;
     wait_tip(&[&a, &b, &c, &d], a.tip().hash, T).await;
 
-    // Submitted at D, relayed over C and B into A's mempool.
+    // Submitted at D, paying D's built-in wallet, relayed over C and B into A's mempool.
+    let d_wallet = d.wallet_info().await.expect("ask").expect("D has a wallet");
+    let d_address = d_wallet.first_address.expect("a receive address");
+    let d_pkh = lode_chain::PubkeyHash::from_address(&d_address, &params.hrp).expect("D's address");
     let fee = 10_000;
     let value = Amount(params.subsidy(Height(1)).0 - fee);
     let tx = spend(
@@ -372,7 +375,7 @@ async fn a_transaction_from_the_end_of_a_line_reaches_the_miner_and_is_mined() {
             txid: funding,
             index: 0,
         }],
-        vec![pay(lode_chain::PubkeyHash([9; 20]), value)],
+        vec![pay(d_pkh, value)],
         &key,
         &genesis,
     );
@@ -400,6 +403,14 @@ async fn a_transaction_from_the_end_of_a_line_reaches_the_miner_and_is_mined() {
         })
         .await;
     }
+    // D's wallet sees the payment confirmed in that block.
+    wait_for("D's wallet to see the confirmation", T, || async {
+        let info = d.wallet_info().await.ok().flatten();
+        info.is_some_and(|i| {
+            i.balance.spendable == value && i.history.iter().any(|(t, h, _)| *t == txid && h.is_some())
+        })
+    })
+    .await;
     for n in [a, b, c, d] {
         n.shutdown().await.expect("shutdown");
     }
@@ -442,17 +453,32 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
     let funding = funding.expect("funded");
     wait_tip(&[&a, &b, &c, &d], a.tip().hash, T).await;
 
-    // Group A–B confirms a payment in a one-block branch; C–D builds three blocks.
+    // Group A–B confirms a payment to B's wallet in a one-block branch; C–D builds three.
+    let b_address = b
+        .wallet_info()
+        .await
+        .expect("ask")
+        .and_then(|i| i.first_address)
+        .expect("B's address");
+    let b_pkh = lode_chain::PubkeyHash::from_address(&b_address, &params.hrp).expect("address");
+    let paid = Amount(params.subsidy(Height(1)).0 - 5_000);
+    let b_balance = |want: Amount| {
+        let b = &b;
+        async move {
+            b.wallet_info()
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|i| i.balance.spendable == want)
+        }
+    };
     let fee = 5_000;
     let tx = spend(
         &[OutPoint {
             txid: funding,
             index: 0,
         }],
-        vec![pay(
-            lode_chain::PubkeyHash([3; 20]),
-            Amount(params.subsidy(Height(1)).0 - fee),
-        )],
+        vec![pay(b_pkh, paid)],
         &key,
         &genesis,
     );
@@ -466,6 +492,8 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
     }
     wait_tip(&[&a, &b], a.tip().hash, T).await;
     wait_tip(&[&c, &d], c.tip().hash, T).await;
+    wait_for("B's wallet to see the payment confirmed", T, || b_balance(paid)).await;
+    wait_for("B's wallet to see the payment confirmed", T, || b_balance(paid)).await;
 
     // Heal: the payment's block loses; the payment goes back to A's and B's pools, and they
     // announce it, so the winning side (which never saw it) has it too.
@@ -477,11 +505,14 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
         })
         .await;
     }
-    // Re-mined by the winning side; confirmed everywhere.
+    // B's wallet agrees with the chain: the payment is no longer confirmed.
+    wait_for("B's wallet to drop the reorged payment", T, || b_balance(Amount::ZERO)).await;
+    // Re-mined by the winning side; confirmed everywhere, and in B's wallet again.
     let blk = build(&c.tip(), vec![tx], fee, 3);
     let hash = blk.hash();
     c.submit_block(blk).await.expect("submit");
     wait_tip(&[&a, &b, &c, &d], hash, T).await;
+    wait_for("B's wallet to see the re-mined payment", T, || b_balance(paid)).await;
     for n in [&a, &b, &c, &d] {
         wait_for("empty mempools", T, || async {
             n.mempool_txids().await.map(|v| v.is_empty()).unwrap_or(false)
