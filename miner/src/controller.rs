@@ -45,18 +45,22 @@ pub struct MiningController {
 
 impl MiningController {
     /// Starts `threads` workers paying `pay_to`; found blocks go to `found`.
-    pub fn start(threads: usize, pay_to: PubkeyHash, found: Sender<FoundBlock>) -> MiningController {
+    pub fn start(
+        threads: usize,
+        pay_to: PubkeyHash,
+        found: Sender<FoundBlock>,
+    ) -> Result<MiningController, MinerError> {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        MiningController {
-            miner: Miner::start(threads, found),
+        Ok(MiningController {
+            miner: Miner::start(threads, found)?,
             pay_to,
             current: None,
             refresh: FEE_REFRESH,
             extra_nonce: seed << 16,
-        }
+        })
     }
 
     /// Sets the fee-refresh interval (tests use a short one).

@@ -19,4 +19,6 @@ pub enum MinerError {
     Difficulty(#[from] ConsensusError),
     #[error("the nonce search stopped before a block was found")]
     Stopped,
+    #[error("cannot start a miner thread: {0}")]
+    Spawn(String),
 }

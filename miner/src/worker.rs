@@ -55,7 +55,7 @@ pub struct Miner {
 
 impl Miner {
     /// Starts `threads` idle workers that send found blocks to `found`.
-    pub fn start(threads: usize, found: Sender<FoundBlock>) -> Miner {
+    pub fn start(threads: usize, found: Sender<FoundBlock>) -> Result<Miner, MinerError> {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             job: Mutex::new(None),
@@ -65,21 +65,22 @@ impl Miner {
             stats: Arc::new(MinerStats::new(threads)),
             started: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         });
-        let handles = (0..threads)
-            .map(|w| {
-                let shared = shared.clone();
-                let found = found.clone();
-                std::thread::Builder::new()
-                    .name(format!("miner-{w}"))
-                    .spawn(move || worker(w, threads, &shared, &found))
-                    .expect("spawning a miner thread")
-            })
-            .collect();
-        Miner {
-            shared,
-            handles,
+        let mut miner = Miner {
+            shared: shared.clone(),
+            handles: Vec::with_capacity(threads),
             threads,
+        };
+        for w in 0..threads {
+            let shared = shared.clone();
+            let found = found.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("miner-{w}"))
+                .spawn(move || worker(w, threads, &shared, &found))
+                // Returning drops `miner`, which stops and joins the workers already started.
+                .map_err(|e| MinerError::Spawn(e.to_string()))?;
+            miner.handles.push(handle);
         }
+        Ok(miner)
     }
 
     /// Number of worker threads.
@@ -204,7 +205,7 @@ fn worker(w: usize, threads: usize, shared: &Shared, found: &Sender<FoundBlock>)
 /// `generate`, and tests.
 pub fn mine_blocking(template: &BlockTemplate, threads: usize, stop: &AtomicBool) -> Result<Block, MinerError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let miner = Miner::start(threads, tx);
+    let miner = Miner::start(threads, tx)?;
     miner.set_template(template.clone())?;
     loop {
         if stop.load(Ordering::Relaxed) {

@@ -158,7 +158,7 @@ fn a_new_template_abandons_the_old_search() {
     let mut hard = template.clone();
     hard.block.header.bits = 0x0300_0001;
     let (tx, rx) = std::sync::mpsc::channel();
-    let miner = Miner::start(2, tx);
+    let miner = Miner::start(2, tx).expect("miner starts");
     let first = miner.set_template(hard.clone()).expect("job");
     let deadline = Instant::now() + Duration::from_secs(20);
     while miner.started_jobs() != vec![first, first] {
@@ -233,7 +233,9 @@ fn controller_refreshes_on_new_tip_and_on_more_fees_only_after_the_interval() {
     let stop = AtomicBool::new(false);
     lode_miner::generate(&mut state, &mut pool, key_hash(&miner_key), 11, 1, &stop).expect("generate");
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut ctl = MiningController::start(1, key_hash(&miner_key), tx).with_refresh(Duration::from_secs(3));
+    let mut ctl = MiningController::start(1, key_hash(&miner_key), tx)
+        .expect("miner starts")
+        .with_refresh(Duration::from_secs(3));
     let t0 = Instant::now();
     assert_eq!(ctl.update(&state, &pool, t0).expect("update"), Refresh::NewTip);
     assert_eq!(ctl.update(&state, &pool, t0).expect("update"), Refresh::Kept);

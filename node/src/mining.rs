@@ -100,12 +100,14 @@ pub struct NodeMiner {
 
 impl NodeMiner {
     /// Starts `threads` workers paying `pay_to`; found blocks go to `found`.
-    pub fn start(threads: usize, pay_to: PubkeyHash, found: std::sync::mpsc::Sender<FoundBlock>) -> NodeMiner {
+    pub fn start(
+        threads: usize,
+        pay_to: PubkeyHash,
+        found: std::sync::mpsc::Sender<FoundBlock>,
+    ) -> Result<NodeMiner, NodeError> {
+        let controller = MiningController::start(threads, pay_to, found).map_err(|e| NodeError::Task(e.to_string()))?;
         tracing::info!(threads, kernel = lode_miner::kernel_name(), "embedded miner started");
-        NodeMiner {
-            controller: MiningController::start(threads, pay_to, found),
-            pay_to,
-        }
+        Ok(NodeMiner { controller, pay_to })
     }
 
     /// Gives the workers a fresh template when the tip moved or more fees wait.

@@ -138,7 +138,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         };
         let (found_tx, rx) = std::sync::mpsc::channel();
         found_rx = Some(rx);
-        Some(crate::mining::NodeMiner::start(config.miner_threads, pay_to, found_tx))
+        Some(crate::mining::NodeMiner::start(config.miner_threads, pay_to, found_tx)?)
     } else {
         None
     };
