@@ -523,3 +523,30 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
         n.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kademlia_finds_a_peer_nobody_named() {
+    init_logs();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start_with(dirs[0].path(), |c| c.kademlia = true).await;
+    let b = start_with(dirs[1].path(), |c| {
+        c.kademlia = true;
+        c.peers = vec![addr(&a)];
+    })
+    .await;
+    wait_peers(&b, 1, T).await;
+    // C is told only about B; a Kademlia lookup through B must lead it to A.
+    let c = start_with(dirs[2].path(), |c| {
+        c.kademlia = true;
+        c.peers = vec![addr(&b)];
+    })
+    .await;
+    let a_id = a.peer_id();
+    wait_for("C to connect to A through the DHT", T, || async {
+        c.peers().await.unwrap_or_default().contains(&a_id)
+    })
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
