@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BatchSize, Criterion};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, seeded_key, spend};
 use lode_chain::{Amount, Block, ChainParams, ChainState, Height, OutPoint, TxOut, Unlock};
 
 const TXS: usize = 2_000;
@@ -22,13 +22,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let keys: Vec<SigningKey> = (0..TXS)
-        .map(|i| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-            SigningKey::from_bytes(&seed)
-        })
-        .collect();
+    let keys: Vec<SigningKey> = (0..TXS).map(|i| seeded_key(i as u64 + 1)).collect();
     let mut params = ChainParams::regtest();
     params.name = "bench".into();
     params.genesis_outputs = keys

@@ -97,6 +97,14 @@ pub fn spend(inputs: &[OutPoint], outputs: Vec<TxOut>, key: &SigningKey, genesis
     tx
 }
 
+/// A deterministic signing key numbered `n` (benches and tests that need many distinct keys).
+/// Never for real funds: the secret is the number.
+pub fn seeded_key(n: u64) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&n.to_le_bytes());
+    SigningKey::from_bytes(&seed)
+}
+
 /// The address (public-key hash) of a signing key.
 pub fn key_hash(key: &SigningKey) -> PubkeyHash {
     PubkeyHash::from_pubkey(&key.verifying_key().to_bytes())

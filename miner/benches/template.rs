@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use ed25519_dalek::SigningKey;
-use lode_chain::build::{key_hash, pay, spend};
+use lode_chain::build::{key_hash, pay, seeded_key, spend};
 use lode_chain::mempool::Mempool;
 use lode_chain::{Amount, ChainParams, ChainState, OutPoint, PubkeyHash, TxOut};
 use lode_miner::template::{build_template, select_packages, TxSource};
@@ -25,13 +25,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let keys: Vec<SigningKey> = (0..PARENTS)
-        .map(|i| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-            SigningKey::from_bytes(&seed)
-        })
-        .collect();
+    let keys: Vec<SigningKey> = (0..PARENTS).map(|i| seeded_key(i as u64 + 1)).collect();
     let mut params = ChainParams::regtest();
     params.name = "bench".into();
     params.max_block_size = 4_000_000;
