@@ -97,6 +97,25 @@ pub fn spend(inputs: &[OutPoint], outputs: Vec<TxOut>, key: &SigningKey, genesis
     tx
 }
 
+/// `n` fixed-difficulty blocks on genesis, each with only a coinbase paying `to`, one
+/// second apart (regtest chains for tests). Grinds each nonce, so only for easy targets.
+pub fn empty_chain(params: &crate::params::ChainParams, n: u32, to: PubkeyHash) -> Vec<Block> {
+    let genesis = params.genesis_block();
+    let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
+    let mut out = Vec::with_capacity(n as usize);
+    for h in 1..=n {
+        let cb = coinbase(Height(h), 0, b"", vec![pay(to, params.subsidy(Height(h)))]);
+        let mut b = assemble(parent, time + 1, params.pow_limit_bits, vec![cb]);
+        if !grind(&mut b.header, &params.pow_limit()) {
+            break;
+        }
+        parent = b.hash();
+        time = b.header.time;
+        out.push(b);
+    }
+    out
+}
+
 /// A deterministic signing key numbered `n` (benches and tests that need many distinct keys).
 /// Never for real funds: the secret is the number.
 pub fn seeded_key(n: u64) -> SigningKey {

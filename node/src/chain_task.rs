@@ -622,7 +622,7 @@ impl ChainTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lode_chain::build::{assemble, coinbase, grind, pay};
+    use lode_chain::build::{empty_chain, grind};
     use lode_chain::{ChainParams, PubkeyHash};
 
     fn task(dir: &std::path::Path) -> ChainTask {
@@ -634,22 +634,9 @@ mod tests {
     }
 
     fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {
-        let g = params.genesis_block();
-        let (mut parent, mut time) = (g.hash(), g.header.time);
-        (1..=n)
-            .map(|h| {
-                let cb = coinbase(
-                    Height(h),
-                    0,
-                    b"",
-                    vec![pay(PubkeyHash([1; 20]), params.subsidy(Height(h)))],
-                );
-                let mut b = assemble(parent, time + 1, params.pow_limit_bits, vec![cb]);
-                assert!(grind(&mut b.header, &params.pow_limit()));
-                parent = b.hash();
-                time = b.header.time;
-                b.header
-            })
+        empty_chain(params, n, PubkeyHash([1; 20]))
+            .into_iter()
+            .map(|b| b.header)
             .collect()
     }
 

@@ -576,7 +576,6 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lode_chain::build::{assemble, coinbase, grind, pay};
     use lode_chain::{ChainParams, Height, PubkeyHash};
 
     /// Records requests; ids are their positions.
@@ -592,23 +591,8 @@ mod tests {
 
     fn chain(n: usize) -> (ChainParams, Vec<Block>) {
         let params = ChainParams::regtest();
-        let genesis = params.genesis_block();
-        let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
-        let mut out = Vec::new();
-        for h in 1..=n as u32 {
-            let cb = coinbase(
-                Height(h),
-                0,
-                b"",
-                vec![pay(PubkeyHash([1; 20]), params.subsidy(Height(h)))],
-            );
-            let mut b = assemble(parent, time + 1, params.pow_limit_bits, vec![cb]);
-            assert!(grind(&mut b.header, &params.pow_limit()));
-            parent = b.hash();
-            time = b.header.time;
-            out.push(b);
-        }
-        (params, out)
+        let blocks = lode_chain::build::empty_chain(&params, n as u32, PubkeyHash([1; 20]));
+        (params, blocks)
     }
 
     fn genesis_tip(params: &ChainParams) -> TipInfo {
