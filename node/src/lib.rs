@@ -21,6 +21,7 @@
 
 pub mod chain_task;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod mining;

@@ -1,0 +1,174 @@
+//! A JSON-RPC / REST client of a node's HTTP port: what `lode wallet|mine|chain|devnet`
+//! speak. See `docs/API.md` for the methods.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Why a call to a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached (not running, wrong URL, timeout).
+    #[error("cannot reach the node at {url}: {reason}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What the HTTP client said.
+        reason: String,
+    },
+    /// The node answered with a JSON-RPC error.
+    #[error("{message} (code {code})")]
+    Rpc {
+        /// JSON-RPC error code (see docs/API.md).
+        code: i64,
+        /// The node's message.
+        message: String,
+    },
+    /// The node answered with an HTTP error status.
+    #[error("HTTP {status} from {url}: {message}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The body's error message, if any.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the node: {0}")]
+    Malformed(String),
+    /// The cookie file could not be read.
+    #[error("cannot read the cookie {path}: {reason}")]
+    Cookie {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A client of one node.
+#[derive(Clone, Debug)]
+pub struct RpcClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl RpcClient {
+    /// A client of the node at `base` (`http://127.0.0.1:18443`), authenticating with
+    /// `token` when given.
+    pub fn new(base: &str, token: Option<String>) -> RpcClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        RpcClient {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        }
+    }
+
+    /// A client authenticating with the token in a cookie file.
+    pub fn with_cookie(base: &str, cookie: &Path) -> Result<RpcClient, ClientError> {
+        let token = read_cookie(cookie)?;
+        Ok(RpcClient::new(base, Some(token)))
+    }
+
+    /// The node's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Calls a JSON-RPC method with positional params and returns its result.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let url = format!("{}/rpc", self.base);
+        let mut req = self.http.post(&url).json(&body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|_| ClientError::Http {
+            url: url.clone(),
+            status: status.as_u16(),
+            message: text.chars().take(200).collect(),
+        })?;
+        if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
+            return Err(ClientError::Rpc {
+                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string(),
+            });
+        }
+        if !status.is_success() {
+            return Err(ClientError::Http {
+                url,
+                status: status.as_u16(),
+                message: text.chars().take(200).collect(),
+            });
+        }
+        value
+            .get("result")
+            .cloned()
+            .ok_or_else(|| ClientError::Malformed(format!("{method}: no result")))
+    }
+
+    /// `GET` a path (`/api/v1/status`, `/health`) and parse the JSON body, whatever the
+    /// status (`/health` answers 503 with a reason when not ready).
+    pub async fn get(&self, path: &str) -> Result<(u16, Value), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
+        let value = serde_json::from_str(&text).map_err(|_| {
+            ClientError::Malformed(format!(
+                "{path}: not JSON: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        Ok((status, value))
+    }
+}
+
+/// Reads a node's cookie file (the token, trimmed).
+pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ClientError::Cookie {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let token = text.trim();
+    if token.is_empty() || token.len() > 256 {
+        return Err(ClientError::Cookie {
+            path: path.display().to_string(),
+            reason: "not a cookie file".into(),
+        });
+    }
+    Ok(token.to_string())
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
+    // reqwest's Display omits the cause ("error sending request"); the source says why.
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    ClientError::Unreachable {
+        url: url.to_string(),
+        reason,
+    }
+}
