@@ -75,6 +75,10 @@ pub struct NodeArgs {
     /// Do not discover LAN peers with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Devnet only: target block time (`N` or `Ns`, whole seconds; default 2 s). Every node
+    /// of a devnet must use the same value: blocks mined under one are invalid under another.
+    #[arg(long, value_name = "SECS")]
+    pub block_time: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormatArg,
@@ -91,7 +95,17 @@ impl NodeArgs {
 
     /// Validates every flag into a [`NodeConfig`]; errors name the flag and the value.
     pub fn into_config(self) -> Result<NodeConfig, NodeError> {
-        let params = network_params(&self.network)?;
+        let mut params = network_params(&self.network)?;
+        if let Some(text) = &self.block_time {
+            let secs = parse_block_time(text).map_err(|e| NodeError::Config(format!("--block-time: {e}")))?;
+            if params.name != "devnet" || self.network != "devnet" {
+                return Err(NodeError::Config(format!(
+                    "--block-time: only the devnet takes a block time (network is {:?})",
+                    self.network
+                )));
+            }
+            params = ChainParams::devnet_with_spacing(secs);
+        }
         let data_dir = match self.data_dir {
             Some(d) => d,
             None => default_data_dir(&params.name),
@@ -166,6 +180,17 @@ impl NodeArgs {
     }
 }
 
+/// Parses a block time: whole seconds, `N` or `Ns`, from 1 to 3600.
+pub fn parse_block_time(s: &str) -> Result<u64, String> {
+    let digits = s.strip_suffix('s').unwrap_or(s);
+    match digits.parse::<u64>() {
+        Ok(n) if (1..=3600).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a block time (whole seconds from 1 to 3600, e.g. 2s)"
+        )),
+    }
+}
+
 fn parse_multiaddr(flag: &str, s: &str) -> Result<Multiaddr, NodeError> {
     s.parse::<Multiaddr>()
         .map_err(|e| NodeError::Config(format!("{flag}: {s:?} is not a multiaddr ({e})")))
@@ -205,6 +230,16 @@ mod tests {
     }
 
     #[test]
+    fn block_time_selects_the_devnet_spacing() {
+        let c = args(&["--block-time", "1s"]).expect("valid");
+        assert_eq!(c.params.target_spacing, 1);
+        assert_eq!(c.params.genesis_hash(), ChainParams::devnet().genesis_hash());
+        let c = args(&["--block-time", "5"]).expect("valid");
+        assert_eq!(c.params.target_spacing, 5);
+        assert_eq!(args(&[]).expect("valid").params.target_spacing, 2);
+    }
+
+    #[test]
     fn flags_parse_and_bad_values_get_one_line_errors() {
         let c = args(&[
             "--network",
@@ -227,6 +262,9 @@ mod tests {
             (vec!["--rpc-listen", "localhost"], "--rpc-listen"),
             (vec!["--miner-threads", "0"], "--miner-threads"),
             (vec!["--p2p-listen", "/ip4/1.2.3.4/tcpx/1"], "--p2p-listen"),
+            (vec!["--block-time", "0s"], "--block-time"),
+            (vec!["--block-time", "1.5s"], "--block-time"),
+            (vec!["--network", "regtest", "--block-time", "1s"], "--block-time"),
         ] {
             let e = args(&flags).expect_err("refused");
             assert!(e.contains(needle), "{e}");
