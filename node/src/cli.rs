@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a full node.
     Node(NodeArgs),
+    /// Run a local network of several nodes (`up`, `status`, `down`, `partition`, `heal`, `reset`).
+    Devnet(crate::devnet::DevnetArgs),
 }
 
 /// Log format flag values.
@@ -225,7 +227,9 @@ mod tests {
         let mut v = vec!["lode", "node"];
         v.extend_from_slice(extra);
         let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
-        let Command::Node(a) = cli.command;
+        let Command::Node(a) = cli.command else {
+            return Err("not `lode node`".into());
+        };
         a.into_config().map_err(|e| e.to_string())
     }
 

@@ -20,10 +20,10 @@ fn main() {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         // Kademlia warns about an empty routing table on every lone start: noise on a devnet.
-        .unwrap_or_else(|_| EnvFilter::new("info,libp2p_kad=error"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -35,8 +35,27 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Node(args) = cli.command;
-    init_logging(args.log_format());
+    match cli.command {
+        Command::Node(args) => run_node(args),
+        Command::Devnet(args) => run_devnet(args),
+    }
+}
+
+fn run_devnet(args: lode_node::devnet::DevnetArgs) -> anyhow::Result<()> {
+    // The supervisor's own logs would break its table and status line: warnings only.
+    init_logging(LogFormat::Human, "warn");
+    // Current-thread: node processes are spawned from this (main) thread, which lives as
+    // long as `devnet up`, so their parent-death signal fires only when `up` itself dies.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(lode_node::devnet::run(args))?;
+    Ok(())
+}
+
+fn run_node(args: lode_node::cli::NodeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format(), "info,libp2p_kad=error");
     let config = args.into_config()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
