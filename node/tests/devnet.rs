@@ -1,0 +1,404 @@
+//! `lode devnet` end to end: the real `lode` binary supervising real node processes in a
+//! temp dir, on free ports found here. Every wait has a deadline; every process started is
+//! killed by a guard when the test ends, however it ends.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lode_node::client::RpcClient;
+use lode_node::devnet::file::DevnetFile;
+use serde_json::{json, Value};
+
+const LODE: &str = env!("CARGO_BIN_EXE_lode");
+/// Start-up of a debug build on a busy two-core machine: generous, never a timing claim.
+const READY: Duration = Duration::from_secs(120);
+const STOP: Duration = Duration::from_secs(40);
+
+/// A base port with `2 * nodes` free ports above it, outside Linux's ephemeral range.
+fn free_base(nodes: u16) -> u16 {
+    let seed = std::process::id() % 500;
+    for attempt in 0..500u32 {
+        let base = 20_000 + u16::try_from(((seed + attempt * 37) % 500) * 20).unwrap_or(0);
+        let free = (base..base + 2 * nodes).all(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+/// Whether `pid` is a live process (a zombie — reparented, never reaped — counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_string()))
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `lode ARGS` to completion (bounded) and returns its output.
+fn lode(args: &[&str]) -> Output {
+    let mut child = Command::new(LODE)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lode");
+    let deadline = Instant::now() + STOP + Duration::from_secs(20);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lode {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `lode devnet up`, killed with its nodes on drop.
+struct Up {
+    child: Option<Child>,
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl Up {
+    fn start(dir: &Path, extra: &[&str]) -> Up {
+        let out = dir.with_extension(format!("up{}.out", std::process::id()));
+        let stdout = std::fs::File::create(&out).expect("stdout file");
+        let stderr = stdout.try_clone().expect("clone");
+        let child = Command::new(LODE)
+            .args(["devnet", "up", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn devnet up");
+        Up {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            out,
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits for the ready line; panics with the output if `up` exits first.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY;
+        loop {
+            let out = self.output();
+            if out.contains("devnet ready:") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("devnet up exited ({status}) before ready:\n{out}");
+            }
+            assert!(Instant::now() < deadline, "devnet not ready after {READY:?}:\n{out}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn file(&self) -> DevnetFile {
+        DevnetFile::read(&self.dir).expect("devnet.json")
+    }
+
+    /// Sends `sig` to `up` and waits for it to exit; returns whether it exited with 0.
+    fn stop_with(&mut self, sig: &str) -> bool {
+        signal(self.pid(), sig);
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let deadline = Instant::now() + STOP;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("devnet up did not exit after {sig}:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(file) = DevnetFile::read(&self.dir) {
+            for pid in file.nodes.iter().filter_map(|n| n.pid).filter(|p| alive(*p)) {
+                signal(pid, "-KILL");
+            }
+        }
+    }
+}
+
+async fn height(rpc: &str) -> Option<u64> {
+    RpcClient::new(rpc, None)
+        .call("getblockcount", json!([]))
+        .await
+        .ok()?
+        .as_u64()
+}
+
+async fn call(rpc: &str, method: &str, params: Value) -> Option<Value> {
+    RpcClient::new(rpc, None).call(method, params).await.ok()
+}
+
+#[test]
+fn a_taken_port_fails_fast_and_a_second_up_on_the_same_dir_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = free_base(3);
+    // node1's P2P port taken.
+    let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 2)).expect("bind");
+    let out = lode(&[
+        "devnet",
+        "up",
+        "--dir",
+        &tmp.path().join("a").display().to_string(),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("port {}", base + 2)) && err.contains("node1 P2P"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    drop(squatter);
+
+    let dir = tmp.path().join("b");
+    let mut first = Up::start(&dir, &["--nodes", "2", "--base-port", &base.to_string()]);
+    first.wait_ready();
+    let out = lode(&[
+        "devnet",
+        "up",
+        "--dir",
+        &dir.display().to_string(),
+        "--nodes",
+        "2",
+        "--base-port",
+        &(base + 100).to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("already running") && err.contains(&first.pid().to_string()),
+        "{err}"
+    );
+    assert!(first.stop_with("-TERM"), "{}", first.output());
+}
+
+#[tokio::test]
+async fn up_status_ctrl_c_resume_and_death_of_the_supervisor() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("devnet");
+    let base = free_base(3).to_string();
+    let args = ["--nodes", "3", "--block-time", "1s", "--base-port", base.as_str()];
+    let mut up = Up::start(&dir, &args);
+    up.wait_ready();
+
+    // devnet.json: the spec's fields, ports from the documented scheme.
+    let raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("devnet.json")).expect("read")).expect("json");
+    assert_eq!(raw["network"], "devnet");
+    let nodes = raw["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3);
+    for (i, n) in nodes.iter().enumerate() {
+        for key in ["name", "rpc", "p2p", "data_dir", "cookie", "mining", "pid"] {
+            assert!(n.get(key).is_some(), "node {i} lacks {key}: {n}");
+        }
+        assert_eq!(n["name"], format!("node{i}"));
+        assert_eq!(n["mining"], i == 0);
+        let p2p = n["p2p"].as_str().expect("p2p");
+        assert!(p2p.contains("/p2p/12D3KooW"), "{p2p}");
+    }
+    let file = up.file();
+    let pids: Vec<u32> = file.nodes.iter().filter_map(|n| n.pid).collect();
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(|p| alive(*p)));
+
+    // status lists the three nodes, all answering.
+    let out = lode(&["devnet", "status", "--dir", &dir.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for name in ["node0", "node1", "node2"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name) && !l.contains(" down ")),
+            "{name}: {text}"
+        );
+    }
+
+    // Let the chain grow a little, then Ctrl-C: up exits 0 and no node is left.
+    let rpc0 = file.nodes[0].rpc.clone();
+    wait_until_async("node0 at height 2", READY, || async {
+        height(&rpc0).await.is_some_and(|h| h >= 2)
+    })
+    .await;
+    let before = height(&rpc0).await.expect("height");
+    assert!(up.stop_with("-INT"), "{}", up.output());
+    for pid in &pids {
+        wait_until("node process gone", STOP, || !alive(*pid));
+    }
+
+    // Running up again resumes the same chain; the node keys (peer ids) are unchanged.
+    let mut again = Up::start(&dir, &args);
+    again.wait_ready();
+    let resumed = again.file();
+    assert_eq!(
+        resumed.nodes.iter().map(|n| &n.p2p).collect::<Vec<_>>(),
+        file.nodes.iter().map(|n| &n.p2p).collect::<Vec<_>>()
+    );
+    let after = height(&rpc0).await.expect("height after resume");
+    assert!(after >= before, "resumed at {after}, was {before}");
+
+    // SIGKILL of up: the nodes die with it (parent-death signal).
+    let pids: Vec<u32> = resumed.nodes.iter().filter_map(|n| n.pid).collect();
+    let mut child = again.child.take().expect("child");
+    child.kill().expect("kill");
+    let _ = child.wait();
+    for pid in &pids {
+        wait_until("orphaned node to exit", STOP, || !alive(*pid));
+    }
+    // And `down` on a stopped devnet says so, successfully.
+    let out = lode(&["devnet", "down", "--dir", &dir.display().to_string()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no devnet running"));
+}
+
+/// Chain work as a comparable number (hex of up to 256 bits; devnet work fits in u128).
+fn work(info: &Value) -> u128 {
+    let hex = info["chainwork"].as_str().unwrap_or("0").trim_start_matches('0');
+    u128::from_str_radix(if hex.is_empty() { "0" } else { hex }, 16).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn partition_forks_and_heal_reorgs_the_minority_onto_one_tip() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("devnet");
+    let dir_s = dir.display().to_string();
+    let base = free_base(3).to_string();
+    let mut up = Up::start(
+        &dir,
+        &[
+            "--nodes",
+            "3",
+            "--miners",
+            "3",
+            "--block-time",
+            "1s",
+            "--base-port",
+            &base,
+        ],
+    );
+    up.wait_ready();
+    let file = up.file();
+    let rpc: Vec<String> = file.nodes.iter().map(|n| n.rpc.clone()).collect();
+
+    let out = lode(&["devnet", "partition", "--dir", &dir_s, "node0,node1", "/", "node2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fork = height(&rpc[2]).await.expect("node2 height");
+
+    // Both sides mine: node2 alone builds two blocks of its own past the cut …
+    wait_until_async("node2 to mine 2 blocks alone", READY, || async {
+        height(&rpc[2]).await.is_some_and(|h| h >= fork + 2)
+    })
+    .await;
+    // … then stops, so the two-miner side surely ends with more work.
+    let cookie = std::fs::read_to_string(&file.nodes[2].cookie).expect("cookie");
+    RpcClient::new(&rpc[2], Some(cookie.trim().to_string()))
+        .call("setgenerate", json!([false]))
+        .await
+        .expect("setgenerate false");
+    wait_until_async("the majority to out-work node2", READY, || async {
+        let (Some(a), Some(b)) = (
+            call(&rpc[0], "getblockchaininfo", json!([])).await,
+            call(&rpc[2], "getblockchaininfo", json!([])).await,
+        ) else {
+            return false;
+        };
+        work(&a) > work(&b) && a["blocks"].as_u64() > b["blocks"].as_u64()
+    })
+    .await;
+    // The first height where the sides differ (a block in flight at the cut may have made
+    // it to node2, so start looking at the height read then).
+    let top = height(&rpc[2]).await.expect("node2 height");
+    let mut diverged = None;
+    for h in fork..=top {
+        let (Some(a), Some(b)) = (
+            call(&rpc[0], "getblockhash", json!([h])).await,
+            call(&rpc[2], "getblockhash", json!([h])).await,
+        ) else {
+            panic!("getblockhash {h} failed");
+        };
+        if a != b {
+            diverged = Some((h, a, b));
+            break;
+        }
+    }
+    let (fork_height, majority_block, minority_block) = diverged.expect("the sides forked");
+
+    let out = lode(&["devnet", "heal", "--dir", &dir_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // All nodes converge on one tip, and node2's own block at the fork was replaced.
+    wait_until_async("one tip everywhere", READY, || async {
+        let mut tips = Vec::new();
+        for r in &rpc {
+            tips.push(call(r, "getbestblockhash", json!([])).await);
+        }
+        tips.iter().all(|t| t.is_some() && *t == tips[0])
+    })
+    .await;
+    let now = call(&rpc[2], "getblockhash", json!([fork_height])).await.expect("hash");
+    assert_ne!(now, minority_block, "node2 reorganised away from its own branch");
+    assert_eq!(now, majority_block);
+    assert!(up.stop_with("-TERM"), "{}", up.output());
+}
