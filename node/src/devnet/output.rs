@@ -165,21 +165,36 @@ pub fn table(nodes: &[(DevnetNode, Probe)]) {
     out(text.trim_end());
 }
 
-/// One status line: height, short tip and peer count per node, mempool, total hash rate.
+/// One status line: height and short tip per node (once when all agree), peers per node,
+/// mempool, total hash rate.
 pub fn status_text(nodes: &[(DevnetNode, Probe)]) -> String {
-    let per_node: Vec<String> = nodes
-        .iter()
-        .map(|(n, p)| {
-            if p.is_down() {
-                format!("{} down", n.name)
-            } else {
-                format!("{} {} {} {}p", n.name, p.height, short_hash(&p.tip), p.peers.len())
-            }
-        })
-        .collect();
+    let first_tip = nodes.first().map(|(_, p)| p.tip.as_str()).unwrap_or_default();
+    let agree = !first_tip.is_empty() && nodes.iter().all(|(_, p)| !p.is_down() && p.tip == first_tip);
+    let chain = if agree {
+        let height = nodes.first().map_or(0, |(_, p)| p.height);
+        let peers: Vec<String> = nodes.iter().map(|(_, p)| p.peers.len().to_string()).collect();
+        format!(
+            "height {height} {} on all {} nodes | peers {}",
+            short_hash(first_tip),
+            nodes.len(),
+            peers.join(" ")
+        )
+    } else {
+        let per_node: Vec<String> = nodes
+            .iter()
+            .map(|(n, p)| {
+                if p.is_down() {
+                    format!("{} down", n.name)
+                } else {
+                    format!("{} {} {} {}p", n.name, p.height, short_hash(&p.tip), p.peers.len())
+                }
+            })
+            .collect();
+        per_node.join(" | ")
+    };
     let mempool = nodes.iter().map(|(_, p)| p.mempool).max().unwrap_or(0);
     let rate: f64 = nodes.iter().map(|(_, p)| p.hashps).sum();
-    format!("{} | mempool {mempool} | {}", per_node.join(" | "), hash_rate(rate))
+    format!("{chain} | mempool {mempool} | {}", hash_rate(rate))
 }
 
 /// The live status line: rewritten in place every second on a terminal, a plain line
@@ -258,6 +273,42 @@ pub fn confirm(question: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(i: usize, height: u64, tip: &str) -> (DevnetNode, Probe) {
+        let node = DevnetNode {
+            name: format!("node{i}"),
+            rpc: String::new(),
+            p2p: String::new(),
+            data_dir: "/d".into(),
+            cookie: "/d/.cookie".into(),
+            mining: false,
+            pid: None,
+            wallet_account: None,
+        };
+        let probe = Probe {
+            ready: true,
+            height,
+            tip: tip.into(),
+            peers: vec!["a".into()],
+            hashps: 1000.0,
+            ..Probe::default()
+        };
+        (node, probe)
+    }
+
+    #[test]
+    fn status_line_is_compact_when_all_agree_and_per_node_otherwise() {
+        let same = status_text(&[row(0, 7, "00aa11223344"), row(1, 7, "00aa11223344")]);
+        assert_eq!(
+            same,
+            "height 7 …11223344 on all 2 nodes | peers 1 1 | mempool 0 | 2.0 kH/s"
+        );
+        let split = status_text(&[row(0, 7, "00aa11223344"), row(1, 6, "00bb55667788")]);
+        assert!(
+            split.starts_with("node0 7 …11223344 1p | node1 6 …55667788 1p |"),
+            "{split}"
+        );
+    }
 
     #[test]
     fn short_forms() {
