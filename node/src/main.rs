@@ -41,40 +41,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         let node = lode_node::start(config).await?;
+        let mut signals = Signals::new()?;
         tokio::select! {
-            _ = wait_for_signal() => {}
+            _ = signals.recv() => {}
             _ = node.stop_requested() => {}
         }
-        tracing::info!("shutting down (Ctrl-C again to force)");
-        // A second signal forces the exit while the graceful shutdown runs.
-        tokio::spawn(async {
-            wait_for_signal().await;
+        // A second signal forces the exit while the graceful shutdown runs (the listeners
+        // stay registered, so a second Ctrl-C right after the first is never missed).
+        tokio::spawn(async move {
+            signals.recv().await;
             eprintln!("forced exit");
             std::process::exit(130);
         });
+        tracing::info!("shutting down (Ctrl-C again to force)");
         node.shutdown().await?;
         anyhow::Ok(())
     })
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, listened for from the moment this is created (not first polled),
+/// so a signal right after creation is never missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
