@@ -23,6 +23,7 @@ pub mod chain_task;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod devnet_file;
 pub mod error;
 pub mod mining;
 pub mod network;
