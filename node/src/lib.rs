@@ -22,6 +22,7 @@
 pub mod chain_task;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod devnet_file;
 pub mod error;
