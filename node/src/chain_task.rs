@@ -175,6 +175,11 @@ pub enum ChainCommand {
         /// The hash, if the chain is that long.
         reply: oneshot::Sender<Option<Hash256>>,
     },
+    /// Runs a closure on the chain thread with the whole task: how the RPC reads the chain,
+    /// the mempool and the wallet, and acts on them (a payment is built, admitted and
+    /// reserved in one step, with no other command in between). The closure replies
+    /// through a channel it captured; it must not block on anything but the chain.
+    Run(Box<dyn FnOnce(&mut ChainTask) + Send>),
 }
 
 /// What the built-in wallet holds.
@@ -355,6 +360,8 @@ pub struct ChainOutputs {
     /// Transactions to announce (see [`TxSink::take_relay`]). A broadcast, not an mpsc:
     /// the chain task never blocks on the network (which itself waits on the chain task).
     pub relay_txs: broadcast::Sender<Arc<Transaction>>,
+    /// Txids the sink accepted (RPC event stream); no receiver is fine.
+    pub accepted_txs: broadcast::Sender<Hash256>,
 }
 
 /// The tip of `chain` as published.
@@ -377,6 +384,8 @@ pub struct ChainTask {
     out: ChainOutputs,
     wallet: Option<crate::mining::NodeWallet>,
     miner: Option<crate::mining::NodeMiner>,
+    mining_address: Option<lode_chain::PubkeyHash>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl ChainTask {
@@ -388,7 +397,79 @@ impl ChainTask {
             out,
             wallet: None,
             miner: None,
+            mining_address: None,
+            metrics: None,
         }
+    }
+
+    /// Where a miner started later (RPC `setgenerate`) pays instead of a fresh wallet address.
+    pub fn with_mining_address(mut self, pkh: Option<lode_chain::PubkeyHash>) -> ChainTask {
+        self.mining_address = pkh;
+        self
+    }
+
+    /// Records block validation times and chain figures.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> ChainTask {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The mempool, if the transaction sink keeps one.
+    pub fn mempool(&self) -> Option<&Mempool> {
+        self.txs.mempool()
+    }
+
+    /// The built-in wallet.
+    pub fn wallet(&self) -> Option<&crate::mining::NodeWallet> {
+        self.wallet.as_ref()
+    }
+
+    /// The built-in wallet, to act on.
+    pub fn wallet_mut(&mut self) -> Option<&mut crate::mining::NodeWallet> {
+        self.wallet.as_mut()
+    }
+
+    /// Takes the wallet out (to use it beside the chain); give it back with
+    /// [`ChainTask::put_wallet`] before the closure returns.
+    pub fn take_wallet(&mut self) -> Option<crate::mining::NodeWallet> {
+        self.wallet.take()
+    }
+
+    /// Puts the wallet back.
+    pub fn put_wallet(&mut self, wallet: crate::mining::NodeWallet) {
+        self.wallet = Some(wallet);
+    }
+
+    /// The embedded miner, if mining.
+    pub fn miner(&self) -> Option<&crate::mining::NodeMiner> {
+        self.miner.as_ref()
+    }
+
+    /// Installs or removes (stops) the embedded miner. A new miner gets a template at once.
+    pub fn set_miner(&mut self, miner: Option<crate::mining::NodeMiner>) {
+        self.miner = miner;
+    }
+
+    /// The configured coinbase address, if any.
+    pub fn mining_address(&self) -> Option<lode_chain::PubkeyHash> {
+        self.mining_address
+    }
+
+    /// Judges (and keeps) a transaction, as if it had arrived from a peer.
+    pub fn submit_tx(&mut self, tx: Transaction) -> TxVerdict {
+        let verdict = self.txs.submit(&self.chain, tx);
+        if let TxVerdict::Accepted { txid } = &verdict {
+            let _ = self.out.accepted_txs.send(*txid);
+        }
+        verdict
+    }
+
+    /// Validates and stores a block, feeding every consumer its events, and publishes the
+    /// new tip.
+    pub fn submit_block(&mut self, block: Arc<Block>) -> BlockVerdict {
+        let v = self.accept(block);
+        self.publish_tip();
+        v
     }
 
     /// Keeps the built-in wallet's view current.
@@ -454,7 +535,7 @@ impl ChainTask {
                 let _ = reply.send(verdicts);
             }
             ChainCommand::SubmitTx { tx, reply } => {
-                let _ = reply.send(self.txs.submit(&self.chain, tx));
+                let _ = reply.send(self.submit_tx(tx));
             }
             ChainCommand::CheckHeaders { headers, reply } => {
                 let _ = reply.send(self.check_headers(&headers));
@@ -508,11 +589,17 @@ impl ChainTask {
             ChainCommand::HashAt { height, reply } => {
                 let _ = reply.send(self.chain.hash_at(height));
             }
+            ChainCommand::Run(f) => f(self),
         }
     }
 
     fn accept(&mut self, block: Arc<Block>) -> BlockVerdict {
-        match self.chain.accept_block(block) {
+        let started = std::time::Instant::now();
+        let result = self.chain.accept_block(block);
+        if let Some(m) = &self.metrics {
+            m.block_validation.observe(started.elapsed().as_secs_f64());
+        }
+        match result {
             Ok(outcome) => {
                 for event in &outcome.events {
                     self.txs.on_chain_event(&self.chain, event);
@@ -630,7 +717,17 @@ mod tests {
         let (tip, _) = watch::channel(tip_info(&chain));
         let (events, _) = broadcast::channel(16);
         let (relay_txs, _) = broadcast::channel(16);
-        ChainTask::new(chain, Box::new(TipCheck), ChainOutputs { tip, events, relay_txs })
+        let (accepted_txs, _) = broadcast::channel(16);
+        ChainTask::new(
+            chain,
+            Box::new(TipCheck),
+            ChainOutputs {
+                tip,
+                events,
+                relay_txs,
+                accepted_txs,
+            },
+        )
     }
 
     fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {

@@ -60,9 +60,18 @@ pub struct NodeArgs {
     /// Peer to connect to, with or without /p2p/PEER_ID (repeatable).
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
-    /// RPC listen address.
-    #[arg(long, value_name = "ADDR")]
-    pub rpc_listen: Option<String>,
+    /// RPC/HTTP listen address (IP:PORT; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = crate::rpc::DEFAULT_RPC_ADDR)]
+    pub rpc_listen: String,
+    /// Run without the RPC/HTTP port.
+    #[arg(long)]
+    pub no_rpc: bool,
+    /// Public RPC requests per second per client address (burst: twice that; 0: no limit).
+    #[arg(long, value_name = "N", default_value_t = crate::rpc::DEFAULT_RATE_LIMIT)]
+    pub rpc_rate_limit: u32,
+    /// An API key: NAME:SCOPES:SHA256HEX, scopes from read,wallet,mine,admin (repeatable).
+    #[arg(long = "rpc-api-key", value_name = "KEY")]
+    pub rpc_api_keys: Vec<String>,
     /// Mine with the embedded miner.
     #[arg(long)]
     pub mine: bool,
@@ -118,14 +127,26 @@ impl NodeArgs {
             .iter()
             .map(|a| parse_multiaddr("--peer", a))
             .collect::<Result<_, _>>()?;
-        let rpc_listen = self
-            .rpc_listen
-            .as_deref()
-            .map(|a| {
-                a.parse::<SocketAddr>()
-                    .map_err(|_| NodeError::Config(format!("--rpc-listen: {a:?} is not an IP:PORT address")))
+        let rpc = if self.no_rpc {
+            None
+        } else {
+            let a = &self.rpc_listen;
+            let listen = a
+                .parse::<SocketAddr>()
+                .map_err(|_| NodeError::Config(format!("--rpc-listen: {a:?} is not an IP:PORT address")))?;
+            let api_keys = self
+                .rpc_api_keys
+                .iter()
+                .map(|k| {
+                    crate::rpc::auth::ApiKey::parse(k).map_err(|e| NodeError::Config(format!("--rpc-api-key: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            Some(crate::rpc::RpcConfig {
+                listen,
+                rate_limit: self.rpc_rate_limit,
+                api_keys,
             })
-            .transpose()?;
+        };
         let miner_threads = match self.miner_threads {
             Some(0) => return Err(NodeError::Config("--miner-threads: must be at least 1".into())),
             Some(n) => n,
@@ -155,7 +176,7 @@ impl NodeArgs {
         Ok(NodeConfig {
             p2p_listen,
             peers,
-            rpc_listen,
+            rpc,
             mine: self.mine,
             miner_threads,
             mining_address,
@@ -233,6 +254,7 @@ mod tests {
             (vec!["--peer", "nonsense"], "--peer"),
             (vec!["--network", "mainnet"], "--network"),
             (vec!["--rpc-listen", "localhost"], "--rpc-listen"),
+            (vec!["--rpc-api-key", "k:root:00"], "--rpc-api-key"),
             (vec!["--miner-threads", "0"], "--miner-threads"),
             (vec!["--p2p-listen", "/ip4/1.2.3.4/tcpx/1"], "--p2p-listen"),
         ] {

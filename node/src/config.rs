@@ -1,6 +1,5 @@
 //! Node configuration: everything `lode node` takes from its flags, already validated.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,8 +26,8 @@ pub struct NodeConfig {
     pub p2p_listen: Vec<Multiaddr>,
     /// Peers to dial at start and re-dial when the connection drops.
     pub peers: Vec<Multiaddr>,
-    /// RPC listen address (accepted; the RPC server is not built yet).
-    pub rpc_listen: Option<SocketAddr>,
+    /// The RPC server (`None`: no HTTP port).
+    pub rpc: Option<crate::rpc::RpcConfig>,
     /// Mine with the embedded miner.
     pub mine: bool,
     /// Miner threads.
@@ -61,7 +60,7 @@ impl NodeConfig {
             data_dir,
             p2p_listen: vec![loopback_any_port()],
             peers: Vec::new(),
-            rpc_listen: None,
+            rpc: None,
             mine: false,
             miner_threads: 1,
             mining_address: None,

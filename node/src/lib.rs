@@ -12,6 +12,7 @@
 //! | built-in wallet ([`mining::NodeWallet`]) | inside the chain task | keys (`DATA_DIR/wallet/`) and the coin view | fed every chain event by the chain task |
 //! | miner workers ([`mining::NodeMiner`]) | N low-priority OS threads | nonce search only | templates from the chain task; found blocks on a std channel to a bridge thread, which submits them like any block and gossips them |
 //! | tick | one tokio task | nothing | sends `Tick` to the chain task every second (template refresh for fees) |
+//! | RPC server ([`rpc`]) | tokio tasks (accept loop, one per connection, event log) | the cookie, rate-limit buckets, recent events | a [`NodeApi`] with *weak* senders: closures run on the chain thread ([`chain_task::ChainCommand::Run`]), commands to the event loop; never keeps the node alive at shutdown |
 //!
 //! # Shutdown
 //! The shutdown signal stops the event loop, which closes its connections; the chain task
@@ -19,6 +20,7 @@
 //! being written is written whole), flushes sled and exits; [`NodeHandle::shutdown`]
 //! returns when both have.
 
+pub mod api;
 pub mod chain_task;
 pub mod cli;
 pub mod client;
@@ -26,11 +28,14 @@ pub mod commands;
 pub mod config;
 pub mod devnet_file;
 pub mod error;
+pub mod metrics;
 pub mod mining;
 pub mod network;
 pub mod node;
 pub mod progress;
+pub mod rpc;
 
+pub use api::NodeApi;
 pub use config::{LogFormat, NodeConfig};
 pub use error::NodeError;
 pub use node::{start, NodeHandle};

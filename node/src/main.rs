@@ -70,7 +70,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         let node = lode_node::start(config).await?;
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = node.stop_requested() => {}
+        }
         tracing::info!("shutting down (Ctrl-C again to force)");
         // A second signal forces the exit while the graceful shutdown runs.
         tokio::spawn(async {

@@ -134,6 +134,11 @@ impl NodeMiner {
         }
     }
 
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.controller.threads()
+    }
+
     /// Accounting.
     pub fn stats(&self) -> Arc<MinerStats> {
         self.controller.stats()

@@ -11,6 +11,7 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use lode_chain::{AcceptStatus, Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::api::NodeApi;
 use crate::chain_task::{
     tip_info, BlockVerdict, ChainCommand, ChainOutputs, ChainTask, MempoolSink, TipInfo, TxVerdict,
 };
@@ -34,6 +35,9 @@ pub const CHAIN_DIR: &str = "chain";
 /// A running node. Dropping it stops the node without waiting; [`NodeHandle::shutdown`]
 /// stops it and waits until the store is flushed and closed.
 pub struct NodeHandle {
+    api: NodeApi,
+    rpc: Option<crate::rpc::RpcServer>,
+    stop_requested: watch::Receiver<bool>,
     peer_id: PeerId,
     listen: Vec<Multiaddr>,
     params: ChainParams,
@@ -72,7 +76,7 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, NodeError> {
 }
 
 /// Writes a secret file atomically (temp file, then rename) readable by the owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -92,6 +96,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     for addr in &config.p2p_listen {
         check_port_free(addr)?;
+    }
+    if let Some(rpc) = config.rpc.as_ref().filter(|r| r.listen.port() != 0) {
+        if let Err(e) = std::net::TcpListener::bind(rpc.listen) {
+            return Err(NodeError::Listen {
+                addr: rpc.listen.to_string(),
+                reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!("RPC port {} is already in use", rpc.listen.port())
+                } else {
+                    e.to_string()
+                },
+            });
+        }
     }
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::Io {
@@ -115,6 +131,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (tip_tx, tip_rx) = watch::channel(tip_info(&chain));
     let (events_tx, _) = broadcast::channel(1024);
     let (relay_tx, _) = broadcast::channel(1024);
+    let (accepted_tx, _) = broadcast::channel(1024);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
     // The built-in wallet, rebuilt from the chain's address index, and the miner paying it.
     let (chain, mut wallet) = tokio::task::spawn_blocking({
@@ -149,9 +167,12 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             tip: tip_tx,
             events: events_tx.clone(),
             relay_txs: relay_tx.clone(),
+            accepted_txs: accepted_tx.clone(),
         },
     )
-    .with_wallet(wallet?);
+    .with_wallet(wallet?)
+    .with_mining_address(config.mining_address)
+    .with_metrics(metrics.clone());
     if let Some(m) = miner {
         task = task.with_miner(m);
     }
@@ -218,11 +239,32 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         tip = %tip.hash,
         "lode node started"
     );
-    if let Some(rpc) = config.rpc_listen {
-        tracing::warn!(%rpc, "--rpc-listen accepted, but the RPC server is not available yet");
-    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api = NodeApi {
+        peer_id,
+        listen: listen.clone(),
+        params: params.clone(),
+        genesis,
+        data_dir: data_dir.clone(),
+        chain: chain_tx.downgrade(),
+        net: net_tx.downgrade(),
+        tip: tip_rx.clone(),
+        events: events_tx.clone(),
+        accepted_txs: accepted_tx,
+        metrics,
+        stop: Arc::new(stop_tx),
+        default_threads: config.miner_threads,
+        started: std::time::Instant::now(),
+    };
+    let rpc = match config.rpc.clone() {
+        Some(rpc_config) => Some(crate::rpc::start(api.clone(), rpc_config, shutdown_tx.subscribe()).await?),
+        None => None,
+    };
 
     Ok(NodeHandle {
+        api,
+        rpc,
+        stop_requested: stop_rx,
         peer_id,
         listen,
         params,
@@ -254,7 +296,7 @@ fn spawn_tick(chain: &mpsc::Sender<ChainCommand>) {
 /// Carries blocks the miner found into the chain task, through the same acceptance path as
 /// blocks from peers, and announces the ones that were stored. Holds only weak senders:
 /// when the node stops, the chain task drops the miner, whose channel then closes.
-fn spawn_found_bridge(
+pub(crate) fn spawn_found_bridge(
     found: std::sync::mpsc::Receiver<lode_miner::FoundBlock>,
     chain: &mpsc::Sender<ChainCommand>,
     net: &mpsc::Sender<NetCommand>,
@@ -282,7 +324,7 @@ fn spawn_found_bridge(
 
 /// Submits a locally found block to the chain task and gossips it if it was stored on a
 /// valid branch.
-async fn submit_and_announce(
+pub(crate) async fn submit_and_announce(
     chain: &mpsc::Sender<ChainCommand>,
     net: &mpsc::Sender<NetCommand>,
     block: Arc<Block>,
@@ -362,6 +404,22 @@ fn build_swarm(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<libp
 }
 
 impl NodeHandle {
+    /// A cloneable handle for in-process clients (the RPC server uses one).
+    pub fn api(&self) -> NodeApi {
+        self.api.clone()
+    }
+
+    /// The RPC server's address, if it runs.
+    pub fn rpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.rpc.as_ref().map(|r| r.addr)
+    }
+
+    /// Resolves when a client asked the node to stop (RPC `stop`).
+    pub async fn stop_requested(&self) {
+        let mut rx = self.stop_requested.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
@@ -520,6 +578,13 @@ impl NodeHandle {
     }
 
     async fn join(&mut self) -> Result<(), NodeError> {
+        if let Some(rpc) = self.rpc.take() {
+            // The accept loop stops on the shutdown signal; connections get 2 s to finish.
+            let mut task = rpc.task;
+            if tokio::time::timeout(Duration::from_secs(3), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
         if let Some(t) = self.net_task.take() {
             t.await.map_err(|e| NodeError::Task(e.to_string()))?;
         }

@@ -68,6 +68,36 @@ pub enum NetCommand {
     /// Testing: send any sync request to a peer, bypassing the sync manager (a hostile
     /// peer's oversized or flooding requests). The answer is dropped.
     RawSyncRequest(PeerId, RequestFrame),
+    /// Connected peers of our chain with their address and direction.
+    PeerInfo(oneshot::Sender<Vec<PeerInfo>>),
+    /// Adds (`persistent`: keep re-dialling) or removes an address from the peers to dial;
+    /// adding dials at once.
+    SetPeer {
+        /// The address (with or without `/p2p/PEER_ID`).
+        addr: Multiaddr,
+        /// Add (`true`) or remove (`false`).
+        add: bool,
+        /// Whether it was known / the dial started.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Closes every connection to a peer; `false` if none was open.
+    Disconnect(PeerId, oneshot::Sender<bool>),
+    /// Bans a peer for a time (`Some`) or lifts its ban (`None`); the reply says whether
+    /// anything changed.
+    Ban(PeerId, Option<Duration>, oneshot::Sender<bool>),
+    /// Banned peers and the seconds left on each ban.
+    ListBanned(oneshot::Sender<Vec<(PeerId, u64)>>),
+}
+
+/// A connected peer as the RPC shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub id: PeerId,
+    /// Remote address of its first connection.
+    pub addr: Multiaddr,
+    /// True if it dialled us.
+    pub inbound: bool,
 }
 
 enum Completion {
@@ -162,6 +192,8 @@ pub struct EventLoop {
     /// `None` until the first bootstrap (done on the first tick that has a peer).
     last_bootstrap: Option<Instant>,
     ready: HashSet<PeerId>,
+    /// Remote address and direction of each connected peer's first connection.
+    conns: HashMap<PeerId, (Multiaddr, bool)>,
     rate: HashMap<PeerId, Bucket>,
     progress: ProgressReporter,
 }
@@ -195,6 +227,7 @@ impl EventLoop {
             last_redial: Instant::now(),
             last_bootstrap: None,
             ready: HashSet::new(),
+            conns: HashMap::new(),
             rate: HashMap::new(),
             progress: ProgressReporter::new(parts.progress_bar),
         }
@@ -364,6 +397,71 @@ impl EventLoop {
             NetCommand::RawSyncRequest(peer, request) => {
                 self.swarm.behaviour_mut().sync.send_request(&peer, request);
             }
+            NetCommand::PeerInfo(reply) => {
+                let mut peers: Vec<PeerInfo> = self
+                    .ready
+                    .iter()
+                    .filter(|p| self.swarm.is_connected(p))
+                    .filter_map(|p| {
+                        self.conns.get(p).map(|(addr, inbound)| PeerInfo {
+                            id: *p,
+                            addr: addr.clone(),
+                            inbound: *inbound,
+                        })
+                    })
+                    .collect();
+                peers.sort_by_key(|p| p.id.to_string());
+                let _ = reply.send(peers);
+            }
+            NetCommand::SetPeer { addr, add, reply } => {
+                let result = if add {
+                    if !self.persistent.iter().any(|(a, _)| *a == addr) {
+                        self.persistent.push((addr.clone(), peer_id_of(&addr)));
+                    }
+                    self.dial_with(addr, false)
+                } else {
+                    let before = self.persistent.len();
+                    self.persistent.retain(|(a, _)| *a != addr);
+                    if self.persistent.len() < before {
+                        Ok(())
+                    } else {
+                        Err(format!("{addr} is not in the peer list"))
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            NetCommand::Disconnect(peer, reply) => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
+            NetCommand::Ban(peer, Some(duration), reply) => {
+                self.book.ban(peer, Instant::now() + duration);
+                let b = self.swarm.behaviour_mut();
+                b.blocked.block_peer(peer);
+                b.gossipsub.blacklist_peer(&peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+                tracing::info!(%peer, secs = duration.as_secs(), "peer banned by the operator");
+                let _ = reply.send(true);
+            }
+            NetCommand::Ban(peer, None, reply) => {
+                let was = self.book.unban(&peer);
+                let b = self.swarm.behaviour_mut();
+                b.blocked.unblock_peer(peer);
+                b.gossipsub.remove_blacklisted_peer(&peer);
+                if was {
+                    tracing::info!(%peer, "ban lifted by the operator");
+                }
+                let _ = reply.send(was);
+            }
+            NetCommand::ListBanned(reply) => {
+                let now = Instant::now();
+                let mut bans: Vec<(PeerId, u64)> = self
+                    .book
+                    .bans()
+                    .map(|(p, until)| (*p, until.saturating_duration_since(now).as_secs()))
+                    .collect();
+                bans.sort_by_key(|(p, _)| p.to_string());
+                let _ = reply.send(bans);
+            }
         }
     }
 
@@ -399,6 +497,9 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 let remote = endpoint.get_remote_address().clone();
+                self.conns
+                    .entry(peer_id)
+                    .or_insert_with(|| (remote.clone(), !endpoint.is_dialer()));
                 for (addr, id) in &mut self.persistent {
                     if id.is_none() && endpoint.is_dialer() && strip_p2p(addr) == strip_p2p(&remote) {
                         *id = Some(peer_id);
@@ -412,6 +513,7 @@ impl EventLoop {
             } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.ready.remove(&peer_id);
+                self.conns.remove(&peer_id);
                 self.rate.remove(&peer_id);
                 self.sync.on_peer_gone(&peer_id);
             }

@@ -88,6 +88,22 @@ impl PeerBook {
         false
     }
 
+    /// Bans a peer by hand (admin RPC) until `until`, whatever its score.
+    pub fn ban(&mut self, peer: PeerId, until: Instant) {
+        self.scores.remove(&peer);
+        self.bans.insert(peer, until);
+    }
+
+    /// Lifts a ban; true if the peer was banned.
+    pub fn unban(&mut self, peer: &PeerId) -> bool {
+        self.bans.remove(peer).is_some()
+    }
+
+    /// Every ban and when it ends.
+    pub fn bans(&self) -> impl Iterator<Item = (&PeerId, &Instant)> {
+        self.bans.iter()
+    }
+
     /// True while the peer is banned.
     pub fn is_banned(&self, peer: &PeerId) -> bool {
         self.bans.contains_key(peer)

@@ -1,0 +1,157 @@
+//! Rate limits: a token bucket per client IP for anonymous requests and per credential for
+//! authenticated ones (ten times the quota), with what the `X-RateLimit-*` headers need.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use super::auth::Principal;
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// Multiplier of the public quota for authenticated callers.
+pub const AUTH_MULTIPLIER: u32 = 10;
+
+/// The outcome of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Let through.
+    Allowed {
+        /// Bucket size (burst).
+        limit: u32,
+        /// Requests left in the bucket.
+        remaining: u32,
+        /// Seconds until the bucket is full again.
+        reset: u64,
+    },
+    /// Refused: 429.
+    Limited {
+        /// Bucket size.
+        limit: u32,
+        /// Seconds until a request would pass.
+        retry_after: u64,
+    },
+    /// Limiting is off.
+    Unlimited,
+}
+
+struct Bucket<K: std::hash::Hash + Eq + Clone> {
+    limiter: Keyed<K>,
+    rate: u32,
+    burst: u32,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
+    fn new(rate: NonZeroU32, burst: NonZeroU32) -> Bucket<K> {
+        Bucket {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+                .with_middleware::<StateInformationMiddleware>(),
+            rate: rate.get(),
+            burst: burst.get(),
+        }
+    }
+
+    fn check(&self, key: &K) -> Decision {
+        match self.limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let missing = u64::from(self.burst.saturating_sub(remaining));
+                Decision::Allowed {
+                    limit: self.burst,
+                    remaining,
+                    reset: missing.div_ceil(u64::from(self.rate)),
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Decision::Limited {
+                    limit: self.burst,
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }
+        }
+    }
+}
+
+/// The node's rate limiters.
+pub struct RateLimits {
+    buckets: Option<(Bucket<IpAddr>, Bucket<String>)>,
+}
+
+impl RateLimits {
+    /// `per_second` public requests per client (0: no limit) with a burst of twice that;
+    /// authenticated callers get [`AUTH_MULTIPLIER`] times both.
+    pub fn new(per_second: u32) -> RateLimits {
+        let buckets = NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+            let mult = NonZeroU32::new(AUTH_MULTIPLIER).unwrap_or(NonZeroU32::MIN);
+            (
+                Bucket::new(rate, burst),
+                Bucket::new(rate.saturating_mul(mult), burst.saturating_mul(mult)),
+            )
+        });
+        RateLimits { buckets }
+    }
+
+    /// Takes one request from the caller's bucket.
+    pub fn check(&self, principal: &Principal, ip: IpAddr) -> Decision {
+        let Some((public, authed)) = &self.buckets else {
+            return Decision::Unlimited;
+        };
+        match principal.bucket() {
+            Some(key) => authed.check(&key),
+            None => public.check(&ip),
+        }
+    }
+
+    /// Forgets idle clients (called now and then so the maps stay small).
+    pub fn prune(&self) {
+        if let Some((public, authed)) = &self.buckets {
+            public.limiter.retain_recent();
+            authed.limiter.retain_recent();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refusal_with_a_retry_time_and_a_bigger_authenticated_quota() {
+        let limits = RateLimits::new(5);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut allowed = 0;
+        let mut refused = None;
+        for _ in 0..50 {
+            match limits.check(&Principal::Anonymous, ip) {
+                Decision::Allowed { limit, .. } => {
+                    assert_eq!(limit, 10);
+                    allowed += 1;
+                }
+                d @ Decision::Limited { .. } => {
+                    refused = Some(d);
+                    break;
+                }
+                Decision::Unlimited => panic!("limiting is on"),
+            }
+        }
+        // The burst (10) passes, perhaps plus a token refilled meanwhile.
+        assert!((10..=11).contains(&allowed), "{allowed}");
+        assert!(matches!(refused, Some(Decision::Limited { retry_after: 1, .. })));
+        // The cookie holder's bucket is separate and ten times larger.
+        let mut authed = 0;
+        while let Decision::Allowed { .. } = limits.check(&Principal::Cookie, ip) {
+            authed += 1;
+            if authed > 1000 {
+                break;
+            }
+        }
+        assert!((100..=102).contains(&authed), "{authed}");
+        assert_eq!(RateLimits::new(0).check(&Principal::Anonymous, ip), Decision::Unlimited);
+    }
+}

@@ -1,0 +1,301 @@
+//! Public chain, transaction and mempool methods.
+
+use std::sync::Arc;
+
+use lode_chain::{Hash256, Height, Transaction};
+use serde_json::{json, Value};
+
+use super::to_json;
+use crate::chain_task::{ChainTask, TxVerdict};
+use crate::network::gossip::TopicKind;
+use crate::rpc::jsonrpc::{Params, RpcError};
+use crate::rpc::views::{self, BlockView, TxView};
+use crate::rpc::App;
+
+/// Largest hex string accepted for a raw transaction or block: twice the byte limit.
+fn check_hex_len(hex: &str, max_bytes: usize, what: &str) -> Result<Vec<u8>, RpcError> {
+    if hex.len() > max_bytes.saturating_mul(2) {
+        return Err(RpcError::new(
+            -22,
+            format!(
+                "{what} decode failed: {} hex digits exceed the {max_bytes}-byte limit",
+                hex.len()
+            ),
+        ));
+    }
+    hex::decode(hex).map_err(|e| RpcError::new(-22, format!("{what} decode failed: not hex ({e})")))
+}
+
+pub(crate) async fn getblockchaininfo(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    let progress = app.api.ask_net(crate::network::NetCommand::Progress).await?;
+    let v = app
+        .api
+        .with_chain(move |t: &mut ChainTask| {
+            let chain = t.chain();
+            let entry = chain.tip_entry();
+            let tip = chain.tip_hash();
+            json!({
+                "chain": chain.params().name,
+                "blocks": chain.height().0,
+                "headers": progress.target.max(chain.height().0),
+                "bestblockhash": tip.to_hex(),
+                "bits": format!("{:08x}", entry.header.bits),
+                "difficulty": views::difficulty(chain.params(), entry.header.bits),
+                "time": entry.header.time,
+                "mediantime": chain.tip_median_time_past(),
+                "chainwork": hex::encode(entry.chain_work),
+                "genesis": chain.genesis_hash().to_hex(),
+                "initialblockdownload": progress.target > chain.height().0,
+                "size_on_disk": chain.store().size_on_disk().unwrap_or(0),
+            })
+        })
+        .await?;
+    Ok(v)
+}
+
+pub(crate) async fn getbestblockhash(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    Ok(json!(app.api.tip().hash.to_hex()))
+}
+
+pub(crate) async fn getblockcount(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    Ok(json!(app.api.tip().height.0))
+}
+
+pub(crate) async fn getblockhash(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["height"])?;
+    let height = p.height(0, "height")?;
+    let hash = app.api.with_chain(move |t| t.chain().hash_at(Height(height))).await?;
+    hash.map(|h| json!(h.to_hex()))
+        .ok_or_else(|| RpcError::new(-8, format!("block height {height} out of range")))
+}
+
+/// A block's view (`verbose_txs`: transaction objects instead of txids), or its hex.
+pub(crate) async fn block_lookup(app: &App, hash: Hash256, verbosity: u64) -> Result<Value, RpcError> {
+    app.api
+        .with_chain(move |t| -> Result<Value, RpcError> {
+            let chain = t.chain();
+            let entry = *chain
+                .entry(&hash)
+                .ok_or_else(|| RpcError::not_found("block not found"))?;
+            let block = chain
+                .block(&hash)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::not_found("block not found (header only)"))?;
+            if verbosity == 0 {
+                return Ok(json!(hex::encode(block.to_bytes())));
+            }
+            let view: BlockView = views::block_view(chain, &hash, &entry, &block, verbosity >= 2);
+            to_json(&view)
+        })
+        .await?
+}
+
+pub(crate) async fn getblock(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["blockhash", "verbosity"])?;
+    let hash = p.hash(0, "blockhash")?;
+    let verbosity = match p.opt_bool(1, "verbosity") {
+        Ok(b) => u64::from(b.unwrap_or(true)),
+        Err(_) => p.u64(1, "verbosity")?,
+    };
+    if verbosity > 2 {
+        return Err(RpcError::new(-8, "param verbosity: must be 0, 1 or 2"));
+    }
+    block_lookup(app, hash, verbosity).await
+}
+
+pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["blockhash", "verbose"])?;
+    let hash = p.hash(0, "blockhash")?;
+    let verbose = p.opt_bool(1, "verbose")?.unwrap_or(true);
+    app.api
+        .with_chain(move |t| -> Result<Value, RpcError> {
+            let chain = t.chain();
+            let entry = *chain
+                .entry(&hash)
+                .ok_or_else(|| RpcError::not_found("block not found"))?;
+            if !verbose {
+                return Ok(json!(hex::encode(entry.header.to_bytes())));
+            }
+            to_json(&views::header_view(chain, &hash, &entry))
+        })
+        .await?
+}
+
+/// A transaction from the mempool or the chain's tx index.
+pub(crate) async fn tx_lookup(app: &App, txid: Hash256) -> Result<TxView, RpcError> {
+    app.api
+        .with_chain(move |t| -> Result<TxView, RpcError> {
+            let chain = t.chain();
+            let params = chain.params();
+            if let Some(e) = t.mempool().and_then(|m| m.get(&txid)) {
+                return Ok(views::tx_view(params, e.tx(), None, chain.height(), Some(e.fee().0)));
+            }
+            let loc = chain
+                .store()
+                .tx_location(&txid)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::not_found("no such mempool or blockchain transaction"))?;
+            let block = chain
+                .block(&loc.block)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::internal("indexed block missing"))?;
+            let tx = block
+                .transactions
+                .get(loc.position as usize)
+                .ok_or_else(|| RpcError::internal("tx index points past the block"))?;
+            Ok(views::tx_view(
+                params,
+                tx,
+                Some((loc.block, loc.height)),
+                chain.height(),
+                None,
+            ))
+        })
+        .await?
+}
+
+pub(crate) async fn getrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["txid", "verbose"])?;
+    let txid = p.hash(0, "txid")?;
+    let verbose = p.opt_bool(1, "verbose")?.unwrap_or(false);
+    let view = tx_lookup(app, txid).await?;
+    if verbose {
+        to_json(&view)
+    } else {
+        Ok(json!(view.hex))
+    }
+}
+
+pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["hexstring"])?;
+    let max = app.api.params().max_tx_size;
+    let bytes = check_hex_len(p.str(0, "hexstring")?, max, "TX")?;
+    let tx: Transaction =
+        lode_chain::encoding::decode(&bytes, max).map_err(|e| RpcError::new(-22, format!("TX decode failed: {e}")))?;
+    let txid = tx.txid();
+    let verdict = app
+        .api
+        .with_chain(move |t| -> Result<Option<TxVerdict>, RpcError> {
+            if t.mempool().is_some_and(|m| m.contains(&txid)) {
+                return Ok(None);
+            }
+            if t.chain()
+                .store()
+                .tx_location(&txid)
+                .map_err(RpcError::internal)?
+                .is_some()
+            {
+                return Err(RpcError::new(-27, "transaction already in block chain"));
+            }
+            Ok(Some(t.submit_tx(tx)))
+        })
+        .await??;
+    match verdict {
+        // Already in the mempool: the same answer as the first time (idempotent).
+        None => Ok(json!(txid.to_hex())),
+        Some(TxVerdict::Accepted { txid }) => {
+            app.api.publish(TopicKind::Txs, bytes).await?;
+            Ok(json!(txid.to_hex()))
+        }
+        Some(TxVerdict::Ignored { reason, .. }) if reason.contains("unknown parent") => {
+            Err(RpcError::new(-25, format!("missing inputs: {reason}")))
+        }
+        Some(TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. }) => Err(RpcError::new(-26, reason)),
+    }
+}
+
+pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["verbose"])?;
+    let verbose = p.opt_bool(0, "verbose")?.unwrap_or(false);
+    app.api
+        .with_chain(move |t| {
+            let Some(pool) = t.mempool() else {
+                return if verbose { json!({}) } else { json!([]) };
+            };
+            let entries = pool.by_ancestor_fee_rate();
+            if !verbose {
+                return json!(entries.iter().map(|e| e.txid().to_hex()).collect::<Vec<_>>());
+            }
+            let mut map = serde_json::Map::new();
+            for e in entries {
+                map.insert(
+                    e.txid().to_hex(),
+                    json!({
+                        "size": e.size(),
+                        "fee": e.fee().0,
+                        "feerate": e.fee_rate().per_byte_ceil(),
+                        "time": e.time(),
+                        "height": e.height().0,
+                        "depends": e.parents().iter().map(Hash256::to_hex).collect::<Vec<_>>(),
+                    }),
+                );
+            }
+            Value::Object(map)
+        })
+        .await
+        .map_err(Into::into)
+}
+
+pub(crate) async fn getmempoolinfo(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    mempool_summary(app, 0).await
+}
+
+/// Mempool figures and up to `list` txids by fee rate.
+pub(crate) async fn mempool_summary(app: &App, list: usize) -> Result<Value, RpcError> {
+    let floor = app.api.params().min_relay_fee_rate;
+    app.api
+        .with_chain(move |t| match t.mempool() {
+            Some(pool) => {
+                let mut v = json!({
+                    "size": pool.len(),
+                    "bytes": pool.bytes(),
+                    "total_fee": pool.total_fees().0,
+                    "minrelaytxfee": pool.policy().min_relay_fee_rate,
+                    "feerate_estimate": pool.fee_rate_estimate(),
+                    "maxmempool": pool.policy().max_bytes,
+                });
+                if list > 0 {
+                    v["txids"] = json!(pool
+                        .by_ancestor_fee_rate()
+                        .iter()
+                        .take(list)
+                        .map(|e| e.txid().to_hex())
+                        .collect::<Vec<_>>());
+                }
+                v
+            }
+            None => json!({"size": 0, "bytes": 0, "total_fee": 0, "minrelaytxfee": floor,
+                           "feerate_estimate": floor, "maxmempool": 0}),
+        })
+        .await
+        .map_err(Into::into)
+}
+
+pub(crate) async fn estimatefee(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    let rate = fee_estimate(app).await?;
+    Ok(json!({ "feerate": rate }))
+}
+
+/// The node's fee rate estimate in units/byte, never below the minimum relay fee rate.
+pub(crate) async fn fee_estimate(app: &App) -> Result<u64, RpcError> {
+    let floor = app.api.params().min_relay_fee_rate;
+    let rate = app
+        .api
+        .with_chain(move |t| t.mempool().map_or(floor, |m| m.fee_rate_estimate()))
+        .await?;
+    Ok(rate.max(floor))
+}
+
+/// Decodes a hex block with the size checked first.
+pub(crate) fn decode_block(app: &App, hex: &str) -> Result<Arc<lode_chain::Block>, RpcError> {
+    let max = app.api.params().max_block_size;
+    let bytes = check_hex_len(hex, max, "block")?;
+    lode_chain::Block::from_bytes(&bytes, max)
+        .map(Arc::new)
+        .map_err(|e| RpcError::new(-22, format!("block decode failed: {e}")))
+}

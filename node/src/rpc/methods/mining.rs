@@ -1,0 +1,224 @@
+//! Mining methods: `getmininginfo` (public), `setgenerate`, `generate` (regtest),
+//! `getblocktemplate`, `submitblock` (scope `mine`).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use lode_chain::params::DifficultyAlgorithm;
+use lode_chain::pow::ChainWork;
+use lode_chain::{AcceptStatus, Block, ChainState, Height, PubkeyHash};
+use serde_json::{json, Value};
+
+use crate::chain_task::{BlockVerdict, ChainTask};
+use crate::network::gossip::TopicKind;
+use crate::rpc::jsonrpc::{Params, RpcError};
+use crate::rpc::views;
+use crate::rpc::App;
+
+/// Most blocks one `generate` call mines.
+const MAX_GENERATE: u64 = 1000;
+/// Blocks over which the network hash rate is estimated.
+const HASHPS_WINDOW: u32 = 30;
+
+/// Estimated network hash rate: the work of the last blocks over the time they took.
+fn network_hashps(chain: &ChainState) -> f64 {
+    let tip = chain.height().0;
+    let first = tip.saturating_sub(HASHPS_WINDOW);
+    if tip == first {
+        return 0.0;
+    }
+    let tip_hash = chain.tip_hash();
+    let (Some(a), Some(b)) = (
+        chain.ancestor(&tip_hash, Height(first)),
+        chain.ancestor(&tip_hash, Height(tip)),
+    ) else {
+        return 0.0;
+    };
+    let mut work = 0.0;
+    for h in first + 1..=tip {
+        if let Some(hd) = chain.ancestor(&tip_hash, Height(h)) {
+            work += work_f64(ChainWork::from_bits(hd.bits));
+        }
+    }
+    let span = f64::from(b.time.saturating_sub(a.time).max(1));
+    work / span
+}
+
+fn work_f64(w: ChainWork) -> f64 {
+    w.to_be_bytes().iter().fold(0.0, |acc, b| acc * 256.0 + f64::from(*b))
+}
+
+pub(crate) async fn getmininginfo(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    app.api
+        .with_chain(|t: &mut ChainTask| {
+            let chain = t.chain();
+            let bits = chain.next_bits().unwrap_or(chain.tip_entry().header.bits);
+            let (generate, threads, stats) = match t.miner() {
+                Some(m) => (true, m.threads(), Some(m.stats().snapshot())),
+                None => (false, 0, None),
+            };
+            json!({
+                "blocks": chain.height().0,
+                "bits": format!("{bits:08x}"),
+                "difficulty": views::difficulty(chain.params(), bits),
+                "networkhashps": network_hashps(chain),
+                "generate": generate,
+                "threads": threads,
+                "hashespersec": stats.as_ref().map_or(0.0, |s| s.hash_rate),
+                "blocks_found": stats.as_ref().map_or(0, |s| s.blocks_found),
+                "stale_blocks": stats.as_ref().map_or(0, |s| s.blocks_stale),
+                "chain": chain.params().name,
+            })
+        })
+        .await
+        .map_err(Into::into)
+}
+
+pub(crate) async fn setgenerate(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["generate", "threads"])?;
+    let generate = p
+        .opt_bool(0, "generate")?
+        .ok_or_else(|| RpcError::invalid_params("missing param generate"))?;
+    let threads = match p.opt_u64(1, "threads")? {
+        Some(0) | None => None,
+        Some(n) if n > 256 => return Err(RpcError::new(-8, "param threads: at most 256")),
+        Some(n) => Some(n as usize),
+    };
+    if generate {
+        let current = app.api.with_chain(|t| t.miner().map(|m| m.threads())).await?;
+        let threads = threads.or(current).unwrap_or(app.api.default_threads());
+        app.api.start_mining(threads).await?;
+        Ok(json!({"generate": true, "threads": threads}))
+    } else {
+        app.api.stop_mining().await?;
+        Ok(json!({"generate": false, "threads": 0}))
+    }
+}
+
+/// The key a block built by RPC pays: the `address` param, the configured mining address,
+/// or (`fresh`) a new wallet address / (not fresh) the wallet's first one.
+fn pay_to(t: &mut ChainTask, address: Option<PubkeyHash>, fresh: bool) -> Result<PubkeyHash, RpcError> {
+    if let Some(a) = address.or(t.mining_address()) {
+        return Ok(a);
+    }
+    let hrp = t.chain().params().hrp.clone();
+    let w = t
+        .wallet_mut()
+        .ok_or_else(|| RpcError::new(-18, "no wallet: give an address"))?;
+    if fresh {
+        return w.fresh_pkh(&hrp).map_err(|e| RpcError::new(-4, e.to_string()));
+    }
+    let first = w
+        .wallet
+        .receive_address(0)
+        .ok_or_else(|| RpcError::new(-4, "the wallet has no address"))?;
+    PubkeyHash::from_address(&first, &hrp).map_err(RpcError::internal)
+}
+
+fn parse_address(app: &App, p: &Params, i: usize) -> Result<Option<PubkeyHash>, RpcError> {
+    p.opt_str(i, "address")?
+        .map(|a| {
+            PubkeyHash::from_address(a, &app.api.params().hrp)
+                .map_err(|e| RpcError::new(-5, format!("param address: {e}")))
+        })
+        .transpose()
+}
+
+pub(crate) async fn generate(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["nblocks", "address"])?;
+    if !matches!(app.api.params().difficulty, DifficultyAlgorithm::Fixed) {
+        return Err(RpcError::misc(format!(
+            "generate is for fixed-difficulty networks like regtest; {} mines with setgenerate",
+            app.api.params().name
+        )));
+    }
+    let n = p.u64(0, "nblocks")?;
+    if n == 0 || n > MAX_GENERATE {
+        return Err(RpcError::new(-8, format!("param nblocks: must be 1..={MAX_GENERATE}")));
+    }
+    let address = parse_address(app, p, 1)?;
+    let blocks = app
+        .api
+        .with_chain(move |t: &mut ChainTask| -> Result<Vec<Block>, RpcError> {
+            let pay = pay_to(t, address, true)?;
+            let stop = AtomicBool::new(false);
+            let mut out = Vec::new();
+            for i in 0..n {
+                let chain = t.chain();
+                let pool = t.mempool().ok_or_else(|| RpcError::internal("no mempool"))?;
+                let extra = rand::random::<u64>() ^ i;
+                let template = lode_miner::template::build_template(chain, pool, pay, chain.now(), extra)
+                    .map_err(RpcError::internal)?;
+                let block = lode_miner::worker::mine_blocking(&template, 1, &stop).map_err(RpcError::internal)?;
+                match t.submit_block(Arc::new(block.clone())) {
+                    BlockVerdict::Accepted(AcceptStatus::Connected) => out.push(block),
+                    other => return Err(RpcError::internal(format!("generated block refused: {other:?}"))),
+                }
+            }
+            Ok(out)
+        })
+        .await??;
+    let mut hashes = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        hashes.push(b.hash().to_hex());
+        app.api.publish(TopicKind::Blocks, b.to_bytes()).await?;
+    }
+    Ok(json!(hashes))
+}
+
+pub(crate) async fn getblocktemplate(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["address"])?;
+    let address = parse_address(app, p, 0)?;
+    app.api
+        .with_chain(move |t: &mut ChainTask| -> Result<Value, RpcError> {
+            let pay = pay_to(t, address, false)?;
+            let chain = t.chain();
+            let pool = t.mempool().ok_or_else(|| RpcError::internal("no mempool"))?;
+            let template =
+                lode_miner::template::build_template(chain, pool, pay, chain.now(), 0).map_err(RpcError::internal)?;
+            let block = &template.block;
+            let height = chain.height().0.saturating_add(1);
+            let coinbase_value = block.transactions.first().and_then(|c| c.output_total()).map_or(0, |a| a.0);
+            let txs: Vec<Value> = block
+                .transactions
+                .iter()
+                .skip(1)
+                .map(|tx| {
+                    let fee = pool.get(&tx.txid()).map_or(0, |e| e.fee().0);
+                    let bytes = lode_chain::encoding::encode(tx);
+                    json!({"txid": tx.txid().to_hex(), "hex": hex::encode(&bytes), "fee": fee, "size": bytes.len()})
+                })
+                .collect();
+            let target = lode_chain::pow::compact::target_from_bits(block.header.bits)
+                .map(|t| format!("{t:064x}"))
+                .unwrap_or_default();
+            Ok(json!({
+                "previousblockhash": block.header.prev_hash.to_hex(),
+                "height": height,
+                "bits": format!("{:08x}", block.header.bits),
+                "target": target,
+                "curtime": block.header.time,
+                "mintime": chain.tip_median_time_past().saturating_add(1),
+                "coinbasevalue": coinbase_value,
+                "coinbasetxn": hex::encode(block.transactions.first().map(lode_chain::encoding::encode).unwrap_or_default()),
+                "transactions": txs,
+            }))
+        })
+        .await?
+}
+
+pub(crate) async fn submitblock(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["hexdata"])?;
+    let block = super::chain::decode_block(app, p.str(0, "hexdata")?)?;
+    let verdict = app.api.submit_block((*block).clone()).await?;
+    Ok(match verdict {
+        BlockVerdict::Accepted(AcceptStatus::Connected) => Value::Null,
+        BlockVerdict::Accepted(AcceptStatus::AlreadyKnown) => json!("duplicate"),
+        BlockVerdict::Accepted(AcceptStatus::SideBranch | AcceptStatus::Orphan { .. }) => json!("inconclusive"),
+        BlockVerdict::Accepted(AcceptStatus::Invalid { rule }) | BlockVerdict::Rejected(rule) => {
+            json!(rule.to_string())
+        }
+        BlockVerdict::Failed(e) => return Err(RpcError::internal(e)),
+    })
+}

@@ -1,0 +1,105 @@
+//! The JSON-RPC methods, by domain: [`chain`] (blocks, transactions, mempool, public),
+//! [`wallet`], [`mining`], [`net`] (peers, bans, stop, verify). Names and results follow
+//! Bitcoin Core wherever a method exists there (docs/API.md).
+
+pub mod chain;
+pub mod mining;
+pub mod net;
+pub mod wallet;
+
+use serde_json::Value;
+
+use super::auth::Scope;
+use super::jsonrpc::{Params, RpcError};
+use super::App;
+
+/// Every method with the scope it needs (`None`: public).
+pub const METHODS: &[(&str, Option<Scope>)] = &[
+    ("getblockchaininfo", None),
+    ("getbestblockhash", None),
+    ("getblockcount", None),
+    ("getblockhash", None),
+    ("getblock", None),
+    ("getblockheader", None),
+    ("getrawtransaction", None),
+    ("sendrawtransaction", None),
+    ("getrawmempool", None),
+    ("getmempoolinfo", None),
+    ("getmininginfo", None),
+    ("getnetworkinfo", None),
+    ("getpeerinfo", None),
+    ("estimatefee", None),
+    ("getnewaddress", Some(Scope::Wallet)),
+    ("getbalance", Some(Scope::Wallet)),
+    ("getbalances", Some(Scope::Wallet)),
+    ("getwalletinfo", Some(Scope::Wallet)),
+    ("sendtoaddress", Some(Scope::Wallet)),
+    ("listtransactions", Some(Scope::Wallet)),
+    ("listunspent", Some(Scope::Wallet)),
+    ("gettransaction", Some(Scope::Wallet)),
+    ("walletpassphrase", Some(Scope::Wallet)),
+    ("walletlock", Some(Scope::Wallet)),
+    ("dumpmnemonic", Some(Scope::Admin)),
+    ("setgenerate", Some(Scope::Mine)),
+    ("generate", Some(Scope::Mine)),
+    ("getblocktemplate", Some(Scope::Mine)),
+    ("submitblock", Some(Scope::Mine)),
+    ("addnode", Some(Scope::Admin)),
+    ("disconnectnode", Some(Scope::Admin)),
+    ("setban", Some(Scope::Admin)),
+    ("listbanned", Some(Scope::Admin)),
+    ("verifychain", Some(Scope::Admin)),
+    ("stop", Some(Scope::Admin)),
+];
+
+/// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
+pub fn scope_of(method: &str) -> Option<Option<Scope>> {
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, s)| *s)
+}
+
+/// Runs a method (auth already checked).
+pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError> {
+    match method {
+        "getblockchaininfo" => chain::getblockchaininfo(app, p).await,
+        "getbestblockhash" => chain::getbestblockhash(app, p).await,
+        "getblockcount" => chain::getblockcount(app, p).await,
+        "getblockhash" => chain::getblockhash(app, p).await,
+        "getblock" => chain::getblock(app, p).await,
+        "getblockheader" => chain::getblockheader(app, p).await,
+        "getrawtransaction" => chain::getrawtransaction(app, p).await,
+        "sendrawtransaction" => chain::sendrawtransaction(app, p).await,
+        "getrawmempool" => chain::getrawmempool(app, p).await,
+        "getmempoolinfo" => chain::getmempoolinfo(app, p).await,
+        "estimatefee" => chain::estimatefee(app, p).await,
+        "getmininginfo" => mining::getmininginfo(app, p).await,
+        "getnetworkinfo" => net::getnetworkinfo(app, p).await,
+        "getpeerinfo" => net::getpeerinfo(app, p).await,
+        "getnewaddress" => wallet::getnewaddress(app, p).await,
+        "getbalance" => wallet::getbalance(app, p).await,
+        "getbalances" => wallet::getbalances(app, p).await,
+        "getwalletinfo" => wallet::getwalletinfo(app, p).await,
+        "sendtoaddress" => wallet::sendtoaddress(app, p).await,
+        "listtransactions" => wallet::listtransactions(app, p).await,
+        "listunspent" => wallet::listunspent(app, p).await,
+        "gettransaction" => wallet::gettransaction(app, p).await,
+        "walletpassphrase" => wallet::walletpassphrase(app, p).await,
+        "walletlock" => wallet::walletlock(app, p).await,
+        "dumpmnemonic" => wallet::dumpmnemonic(app, p).await,
+        "setgenerate" => mining::setgenerate(app, p).await,
+        "generate" => mining::generate(app, p).await,
+        "getblocktemplate" => mining::getblocktemplate(app, p).await,
+        "submitblock" => mining::submitblock(app, p).await,
+        "addnode" => net::addnode(app, p).await,
+        "disconnectnode" => net::disconnectnode(app, p).await,
+        "setban" => net::setban(app, p).await,
+        "listbanned" => net::listbanned(app, p).await,
+        "verifychain" => net::verifychain(app, p).await,
+        "stop" => net::stop(app, p).await,
+        other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+/// Serializes a view (never fails for our plain structs).
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(RpcError::internal)
+}
