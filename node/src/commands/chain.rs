@@ -80,6 +80,8 @@ pub async fn execute(node: &Node, command: ChainCommand) -> Result<Report, Comma
             let mut f = Fields::new();
             f.add("verified", if ok { "ok" } else { "FAILED" })
                 .add_json("height", &v, "height")
+                .add_json("blocks", &v, "blocks")
+                .add_json("transactions", &v, "transactions")
                 .add_json("utxos", &v, "utxos");
             for key in ["error", "reason", "message"] {
                 f.add_json(key, &v, key);

@@ -54,8 +54,12 @@ pub async fn execute(node: &Node, command: MineCommand) -> Result<Report, Comman
                 None => json!([true]),
             };
             let v = node.call("setgenerate", params).await?;
-            let threads = v.get("threads").map(plain).unwrap_or_else(|| "?".into());
-            Ok(Report::new(v, format!("mining started with {threads} threads")))
+            let text = match v.get("threads").and_then(Value::as_u64) {
+                Some(1) => "mining started (1 thread)".to_string(),
+                Some(n) => format!("mining started ({n} threads)"),
+                None => "mining started".to_string(),
+            };
+            Ok(Report::new(v, text))
         }
         MineCommand::Stop => {
             let v = node.call("setgenerate", json!([false])).await?;

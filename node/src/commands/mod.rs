@@ -77,7 +77,7 @@ pub enum CommandError {
         reason: String,
     },
     /// `send --wait` gave up.
-    #[error("transaction {txid} has {confirmations} of {wanted} confirmations after {waited_secs} s; still waiting would need a longer --timeout")]
+    #[error("gave up waiting after {waited_secs} s (--timeout): transaction {txid} has {confirmations} of {wanted} confirmations and may still confirm")]
     WaitTimeout {
         /// The transaction.
         txid: String,

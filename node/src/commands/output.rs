@@ -171,6 +171,9 @@ impl Status {
     pub fn start() -> Status {
         let spinner = std::io::stderr().is_terminal().then(|| {
             let s = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                s.set_style(style);
+            }
             s.enable_steady_tick(std::time::Duration::from_millis(120));
             s
         });

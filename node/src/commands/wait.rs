@@ -49,10 +49,7 @@ pub async fn until_confirmed(
             return Err(CommandError::Dropped(txid.into()));
         }
         let waited = started.elapsed();
-        status.update(&format!(
-            "waiting for {txid}: {confirmations}/{wanted} confirmations ({} s)",
-            waited.as_secs()
-        ));
+        status.update(&format!("waiting for {txid}: {confirmations}/{wanted} confirmations"));
         if waited >= opts.timeout {
             status.finish();
             return Err(CommandError::WaitTimeout {

@@ -188,16 +188,26 @@ async fn send(node: &Node, args: SendArgs) -> Result<Report, CommandError> {
             poll: Duration::from_millis(500),
         };
         let mut status = Status::start();
-        let seen = wait::until_confirmed(node, &txid, opts, &mut status).await?;
-        let confirmations = field("gettransaction", &seen, "confirmations")?.clone();
-        f.add("confirmations", plain(&confirmations))
-            .add_json("block", &seen, "blockhash")
-            .add_json("height", &seen, "height");
-        if let Some(obj) = sent.as_object_mut() {
-            for key in ["confirmations", "blockhash", "height"] {
-                if let Some(v) = seen.get(key) {
-                    obj.insert(key.into(), v.clone());
+        // The payment is made whatever happens while waiting: its txid and fee are
+        // printed in every case, and a failed wait makes the exit status non-zero.
+        match wait::until_confirmed(node, &txid, opts, &mut status).await {
+            Ok(seen) => {
+                let confirmations = field("gettransaction", &seen, "confirmations")?.clone();
+                f.add("confirmations", plain(&confirmations))
+                    .add_json("block", &seen, "blockhash")
+                    .add_json("height", &seen, "height");
+                if let Some(obj) = sent.as_object_mut() {
+                    for key in ["confirmations", "blockhash", "height"] {
+                        if let Some(v) = seen.get(key) {
+                            obj.insert(key.into(), v.clone());
+                        }
+                    }
                 }
+            }
+            Err(e) => {
+                let mut report = Report::new(sent, f.render());
+                report.failure = Some(e.to_string());
+                return Ok(report);
             }
         }
     }
