@@ -28,6 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a full node.
     Node(NodeArgs),
+    /// Use a node's built-in wallet: address, balance, history, send, mnemonic.
+    Wallet(crate::commands::wallet::WalletArgs),
+    /// Control a node's miner: start, stop, generate (regtest).
+    Mine(crate::commands::mine::MineArgs),
+    /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
+    Chain(crate::commands::chain::ChainArgs),
 }
 
 /// Log format flag values.
@@ -221,8 +227,10 @@ mod tests {
         let mut v = vec!["lode", "node"];
         v.extend_from_slice(extra);
         let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
-        let Command::Node(a) = cli.command;
-        a.into_config().map_err(|e| e.to_string())
+        match cli.command {
+            Command::Node(a) => a.into_config().map_err(|e| e.to_string()),
+            other => Err(format!("not a node command: {other:?}")),
+        }
     }
 
     #[test]

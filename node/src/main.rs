@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => e.exit(),
+        Err(e) => exit_on_usage_error(e),
     };
     if let Err(e) = run(cli) {
         // One line, no backtrace: `{:#}` joins the context chain with ": ".
@@ -34,8 +34,37 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Help and version print as clap renders them; a malformed flag or argument gets clap's
+/// message on one line (`error: invalid value 'x' for '--threads <N>': ...`), not its usage
+/// block.
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        _ => {
+            // The message is the first paragraph (a list of missing arguments spans lines).
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            std::process::exit(2);
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Node(args) = cli.command;
+    let args = match cli.command {
+        Command::Node(args) => args,
+        Command::Wallet(args) => return run_client(|| lode_node::commands::wallet::run(args)),
+        Command::Mine(args) => return run_client(|| lode_node::commands::mine::run(args)),
+        Command::Chain(args) => return run_client(|| lode_node::commands::chain::run(args)),
+    };
     init_logging(args.log_format());
     let config = args.into_config()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
@@ -57,6 +86,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         node.shutdown().await?;
         anyhow::Ok(())
     })
+}
+
+/// Runs a client command (`lode wallet|mine|chain`): warnings-only logging on stderr.
+fn run_client(command: impl FnOnce() -> Result<(), lode_node::commands::CommandError>) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(command()?)
 }
 
 /// Ctrl-C and SIGTERM, listened for from the moment this is created (not first polled),
