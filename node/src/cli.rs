@@ -30,6 +30,12 @@ pub enum Command {
     Node(NodeArgs),
     /// Run a local network of several nodes (`up`, `status`, `down`, `partition`, `heal`, `reset`).
     Devnet(crate::devnet::DevnetArgs),
+    /// Use a node's built-in wallet: address, balance, history, send, mnemonic.
+    Wallet(crate::commands::wallet::WalletArgs),
+    /// Control a node's miner: start, stop, generate (regtest).
+    Mine(crate::commands::mine::MineArgs),
+    /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
+    Chain(crate::commands::chain::ChainArgs),
 }
 
 /// Log format flag values.
@@ -248,10 +254,10 @@ mod tests {
         let mut v = vec!["lode", "node"];
         v.extend_from_slice(extra);
         let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
-        let Command::Node(a) = cli.command else {
-            return Err("not `lode node`".into());
-        };
-        a.into_config().map_err(|e| e.to_string())
+        match cli.command {
+            Command::Node(a) => a.into_config().map_err(|e| e.to_string()),
+            other => Err(format!("not a node command: {other:?}")),
+        }
     }
 
     #[test]

@@ -160,13 +160,19 @@ pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
-    // reqwest's Display omits the cause ("error sending request"); the source says why.
-    let mut reason = e.to_string();
+    // reqwest's Display omits the cause ("error sending request for url (URL)", the URL
+    // being named already); the sources say why.
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        reason = format!("{reason}: {s}");
+        causes.push(s.to_string());
         source = s.source();
     }
+    let reason = if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    };
     ClientError::Unreachable {
         url: url.to_string(),
         reason,

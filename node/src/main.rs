@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => e.exit(),
+        Err(e) => exit_on_usage_error(e),
     };
     if let Err(e) = run(cli) {
         // One line, no backtrace: `{:#}` joins the context chain with ": ".
@@ -20,10 +20,10 @@ fn main() {
     }
 }
 
-fn init_logging(format: LogFormat, default_filter: &str) {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         // Kademlia warns about an empty routing table on every lone start: noise on a devnet.
-        .unwrap_or_else(|_| EnvFilter::new(default_filter));
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p_kad=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -34,16 +34,79 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Node(args) => run_node(args),
-        Command::Devnet(args) => run_devnet(args),
+/// Help and version print as clap renders them; a malformed flag or argument gets clap's
+/// message on one line (`error: invalid value 'x' for '--threads <N>': ...`), not its usage
+/// block.
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        _ => {
+            // The message is the first paragraph (a list of missing arguments spans lines).
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            std::process::exit(2);
+        }
     }
 }
 
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = match cli.command {
+        Command::Node(args) => args,
+        Command::Wallet(args) => return run_client(|| lode_node::commands::wallet::run(args)),
+        Command::Mine(args) => return run_client(|| lode_node::commands::mine::run(args)),
+        Command::Chain(args) => return run_client(|| lode_node::commands::chain::run(args)),
+        Command::Devnet(args) => return run_devnet(args),
+    };
+    init_logging(args.log_format());
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let node = lode_node::start(config).await?;
+        let mut signals = Signals::new()?;
+        tokio::select! {
+            _ = signals.recv() => {}
+            _ = node.stop_requested() => {}
+        }
+        // A second signal forces the exit while the graceful shutdown runs (the listeners
+        // stay registered, so a second Ctrl-C right after the first is never missed).
+        tokio::spawn(async move {
+            signals.recv().await;
+            eprintln!("forced exit");
+            std::process::exit(130);
+        });
+        tracing::info!("shutting down (Ctrl-C again to force)");
+        node.shutdown().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Runs a client command (`lode wallet|mine|chain`): warnings-only logging on stderr.
+fn run_client(command: impl FnOnce() -> Result<(), lode_node::commands::CommandError>) -> anyhow::Result<()> {
+    init_client_logging();
+    Ok(command()?)
+}
+
+/// Client commands and `devnet` log warnings only: their output is for people.
+fn init_client_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn run_devnet(args: lode_node::devnet::DevnetArgs) -> anyhow::Result<()> {
-    // The supervisor's own logs would break its table and status line: warnings only.
-    init_logging(LogFormat::Human, "warn");
+    init_client_logging();
     // Current-thread: node processes are spawned from this (main) thread, which lives as
     // long as `devnet up`, so their parent-death signal fires only when `up` itself dies.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -54,46 +117,38 @@ fn run_devnet(args: lode_node::devnet::DevnetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_node(args: lode_node::cli::NodeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format(), "info,libp2p_kad=error");
-    let config = args.into_config()?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-    runtime.block_on(async move {
-        let node = lode_node::start(config).await?;
-        tokio::select! {
-            _ = wait_for_signal() => {}
-            _ = node.stop_requested() => {}
-        }
-        tracing::info!("shutting down (Ctrl-C again to force)");
-        // A second signal forces the exit while the graceful shutdown runs.
-        tokio::spawn(async {
-            wait_for_signal().await;
-            eprintln!("forced exit");
-            std::process::exit(130);
-        });
-        node.shutdown().await?;
-        anyhow::Ok(())
-    })
+/// Ctrl-C and SIGTERM, listened for from the moment this is created (not first polled),
+/// so a signal right after creation is never missed.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -122,7 +122,11 @@ pub async fn start(
     }
     let token = auth::write_cookie(&data_dir).map_err(io_err(&data_dir.join(auth::COOKIE_FILE)))?;
     let url_file = data_dir.join(RPC_URL_FILE);
-    std::fs::write(&url_file, format!("http://{addr}\n")).map_err(io_err(&url_file))?;
+    // Atomically (temp file, rename): a client polling for it never reads half a URL.
+    let tmp = url_file.with_extension("tmp");
+    std::fs::write(&tmp, format!("http://{addr}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &url_file))
+        .map_err(io_err(&url_file))?;
 
     let events = events::EventLog::start(&api, shutdown.clone());
     let app = Arc::new(App {

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
@@ -90,6 +91,34 @@ impl From<RpcError> for RestError {
 impl From<crate::NodeError> for RestError {
     fn from(e: crate::NodeError) -> RestError {
         RestError::from(RpcError::from(e))
+    }
+}
+
+/// `Query` whose refusals are JSON errors (axum's own are plain text).
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| bad(e.body_text()))
+    }
+}
+
+/// `Path` whose refusals are JSON errors.
+pub struct P<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| P(v))
+            .map_err(|e| bad(e.body_text()))
     }
 }
 
@@ -220,7 +249,7 @@ pub struct BlocksPage {
 /// Best-chain blocks, newest first, paged.
 #[utoipa::path(get, path = "/api/v1/blocks", params(BlocksQuery),
     responses((status = 200, body = BlocksPage), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn blocks(State(app): State<Arc<App>>, Query(q): Query<BlocksQuery>) -> Result<Json<BlocksPage>, RestError> {
+async fn blocks(State(app): State<Arc<App>>, Q(q): Q<BlocksQuery>) -> Result<Json<BlocksPage>, RestError> {
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > MAX_PAGE {
         return Err(bad(format!("limit: must be 1..={MAX_PAGE}")));
@@ -266,7 +295,7 @@ async fn blocks(State(app): State<Arc<App>>, Query(q): Query<BlocksQuery>) -> Re
 #[utoipa::path(get, path = "/api/v1/block/{id}",
     params(("id" = String, Path, description = "Block hash (64 hex digits) or height")),
     responses((status = 200, body = BlockView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn block(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, RestError> {
+async fn block(State(app): State<Arc<App>>, P(id): P<String>) -> Result<Json<Value>, RestError> {
     let hash = if id.len() <= 10 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
         let height: u32 = id.parse().map_err(|_| bad("id: height out of range"))?;
         app.api
@@ -283,7 +312,7 @@ async fn block(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Js
 #[utoipa::path(get, path = "/api/v1/tx/{txid}",
     params(("txid" = String, Path, description = "Txid, 64 hex digits")),
     responses((status = 200, body = TxView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn tx(State(app): State<Arc<App>>, Path(txid): Path<String>) -> Result<Json<TxView>, RestError> {
+async fn tx(State(app): State<Arc<App>>, P(txid): P<String>) -> Result<Json<TxView>, RestError> {
     let txid = parse_hash(&txid, "txid")?;
     Ok(Json(chain_methods::tx_lookup(&app, txid).await?))
 }
@@ -360,8 +389,8 @@ pub struct AddressInfo {
     responses((status = 200, body = AddressInfo), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn address(
     State(app): State<Arc<App>>,
-    Path(address): Path<String>,
-    Query(q): Query<PageQuery>,
+    P(address): P<String>,
+    Q(q): Q<PageQuery>,
 ) -> Result<Json<AddressInfo>, RestError> {
     let pkh = PubkeyHash::from_address(&address, &app.api.params().hrp).map_err(|e| bad(format!("address: {e}")))?;
     let limit = q.limit.unwrap_or(25);

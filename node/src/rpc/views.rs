@@ -53,8 +53,8 @@ pub struct BlockView {
     /// Transaction count.
     #[serde(rename = "nTx")]
     pub n_tx: usize,
-    /// Txids, or transaction objects at verbosity 2.
-    #[schema(value_type = Vec<Object>)]
+    /// Txids (REST and verbosity 1), or transaction objects (JSON-RPC verbosity 2).
+    #[schema(value_type = Vec<String>)]
     pub tx: Vec<serde_json::Value>,
 }
 

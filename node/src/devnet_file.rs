@@ -1,0 +1,188 @@
+//! `devnet.json`: what `lode devnet up` writes and the client commands read to find a node
+//! of a local devnet by name (`--devnet node1`).
+//!
+//! ```json
+//! {"network": "devnet", "nodes": [{"name": "node0", "rpc": "http://127.0.0.1:18443",
+//!   "p2p": "/ip4/127.0.0.1/tcp/18444/p2p/12D3…", "data_dir": "devnet/node0",
+//!   "cookie": "devnet/node0/.cookie", "mining": true, "pid": 4242}]}
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file name inside a devnet directory.
+pub const DEVNET_FILE_NAME: &str = "devnet.json";
+
+/// The contents of `devnet.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevnetFile {
+    /// Network name (`devnet`, `regtest`, or a chain spec's name).
+    pub network: String,
+    /// The nodes, in start order (`node0` first).
+    pub nodes: Vec<DevnetNode>,
+}
+
+/// One node of a devnet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// Its name (`node0`, `node1`, …).
+    pub name: String,
+    /// Base URL of its RPC port (`http://127.0.0.1:18443`).
+    pub rpc: String,
+    /// Its P2P multiaddr, with `/p2p/PEER_ID`.
+    pub p2p: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its RPC cookie file.
+    pub cookie: PathBuf,
+    /// Whether it mines.
+    pub mining: bool,
+    /// Its process id, while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+/// Why `devnet.json` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetFileError {
+    /// The file does not exist.
+    #[error("{path} does not exist (start a devnet with `lode devnet up`)")]
+    Missing {
+        /// The path tried.
+        path: String,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The file is not a devnet description.
+    #[error("{path} is not a valid devnet file: {reason}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What serde said (line and column).
+        reason: String,
+    },
+}
+
+impl DevnetFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<DevnetFile, DevnetFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DevnetFileError::Missing {
+                path: path.display().to_string(),
+            },
+            _ => DevnetFileError::Io {
+                path: path.display().to_string(),
+                source: e,
+            },
+        })?;
+        serde_json::from_str(&text).map_err(|e| DevnetFileError::Malformed {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the file atomically: a temporary file in the same directory, synced, then
+    /// renamed over `path`, so a reader never sees half a file.
+    pub fn save(&self, path: &Path) -> Result<(), DevnetFileError> {
+        let io = |source| DevnetFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            // Best effort: leave no temporary file behind.
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&DevnetNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node names, comma-separated (for error messages).
+    pub fn node_names(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DevnetFile {
+        DevnetFile {
+            network: "devnet".into(),
+            nodes: vec![DevnetNode {
+                name: "node0".into(),
+                rpc: "http://127.0.0.1:18440".into(),
+                p2p: "/ip4/127.0.0.1/tcp/18441".into(),
+                data_dir: "devnet/node0".into(),
+                cookie: "devnet/node0/.cookie".into(),
+                mining: true,
+                pid: Some(7),
+            }],
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DEVNET_FILE_NAME);
+        sample().save(&path).expect("save");
+        assert_eq!(DevnetFile::load(&path).expect("load"), sample());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(DEVNET_FILE_NAME)]);
+    }
+
+    #[test]
+    fn missing_and_malformed_files_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DEVNET_FILE_NAME);
+        let e = DevnetFile::load(&path).expect_err("missing");
+        assert!(matches!(e, DevnetFileError::Missing { .. }), "{e}");
+        std::fs::write(&path, "{\"network\": 3}").expect("write");
+        let e = DevnetFile::load(&path).expect_err("malformed");
+        assert!(e.to_string().contains("not a valid devnet file"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn pid_may_be_absent() {
+        let f: DevnetFile = serde_json::from_str(
+            r#"{"network":"regtest","nodes":[{"name":"node0","rpc":"http://x","p2p":"","data_dir":"d","cookie":"c","mining":false}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(f.nodes[0].pid, None);
+        assert!(f.node("node0").is_some());
+        assert!(f.node("node9").is_none());
+    }
+}

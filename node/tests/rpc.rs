@@ -1,0 +1,717 @@
+//! The HTTP API against real in-process regtest nodes on 127.0.0.1: every JSON-RPC method
+//! and REST route, success and failure; auth; rate limits; hostile bodies; events; metrics.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{addr, wait_for, wait_peers};
+use lode_chain::ChainParams;
+use lode_node::rpc::RpcConfig;
+use lode_node::{NodeConfig, NodeHandle};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A node with an RPC port on 127.0.0.1 (rate limit `rate`, 0 = off).
+async fn node(dir: &Path, rate: u32, tweak: impl FnOnce(&mut NodeConfig)) -> NodeHandle {
+    let mut config = NodeConfig::local(ChainParams::regtest(), dir.to_path_buf());
+    let mut rpc = RpcConfig::local("127.0.0.1:0".parse().expect("addr"));
+    rpc.rate_limit = rate;
+    config.rpc = Some(rpc);
+    tweak(&mut config);
+    lode_node::start(config).await.expect("node starts")
+}
+
+/// A raw client: every call returns the HTTP status and the JSON body.
+#[derive(Clone)]
+struct Rpc {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Rpc {
+    fn of(node: &NodeHandle, dir: &Path) -> Rpc {
+        let token = std::fs::read_to_string(dir.join(".cookie")).expect("cookie");
+        Rpc {
+            base: format!("http://{}", node.rpc_addr().expect("rpc runs")),
+            token: Some(token.trim().to_string()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn anon(&self) -> Rpc {
+        Rpc {
+            token: None,
+            ..self.clone()
+        }
+    }
+
+    fn with_token(&self, t: &str) -> Rpc {
+        Rpc {
+            token: Some(t.to_string()),
+            ..self.clone()
+        }
+    }
+
+    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/rpc", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("http")
+    }
+
+    async fn raw(&self, method: &str, params: Value) -> (StatusCode, Value) {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let resp = self.post_raw(body.to_string()).await;
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A call that must succeed.
+    async fn ok(&self, method: &str, params: Value) -> Value {
+        let (status, v) = self.raw(method, params).await;
+        assert_eq!(status, StatusCode::OK, "{method}: {v}");
+        assert!(v["error"].is_null(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    /// A call that must fail with `code`; returns the message.
+    async fn err(&self, method: &str, params: Value, code: i64) -> String {
+        let (_, v) = self.raw(method, params).await;
+        assert_eq!(v["error"]["code"], json!(code), "{method}: {v}");
+        v["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("http");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let hashes = rpc.ok("generate", json!([12])).await;
+    assert_eq!(hashes.as_array().map(Vec::len), Some(12));
+    let anon = rpc.anon();
+
+    assert_eq!(anon.ok("getblockcount", json!([])).await, json!(12));
+    let best = anon.ok("getbestblockhash", json!([])).await;
+    assert_eq!(best, hashes[11]);
+    assert_eq!(anon.ok("getblockhash", json!([12])).await, best);
+    let info = anon.ok("getblockchaininfo", json!([])).await;
+    assert_eq!(info["chain"], "regtest");
+    assert_eq!(info["blocks"], 12);
+    assert_eq!(info["bestblockhash"], best);
+    assert_eq!(info["initialblockdownload"], false);
+
+    // getblock at every verbosity, and the header.
+    let b1 = anon.ok("getblock", json!([hashes[0]])).await;
+    assert_eq!(b1["height"], 1);
+    assert_eq!(b1["confirmations"], 12);
+    assert_eq!(b1["nextblockhash"], hashes[1]);
+    assert_eq!(b1["nTx"], 1);
+    let coinbase_txid = b1["tx"][0].clone();
+    let raw = anon.ok("getblock", json!([hashes[0], 0])).await;
+    let bytes = hex::decode(s(&raw)).expect("hex");
+    let block = lode_chain::Block::from_bytes(&bytes, 1 << 20).expect("decodes");
+    assert_eq!(block.hash().to_hex(), s(&hashes[0]));
+    let b2 = anon
+        .ok("getblock", json!({"blockhash": hashes[0], "verbosity": 2}))
+        .await;
+    assert_eq!(b2["tx"][0]["txid"], coinbase_txid);
+    assert_eq!(b2["tx"][0]["vin"][0]["coinbase"], true);
+    let hv = anon.ok("getblockheader", json!([hashes[0]])).await;
+    assert_eq!(hv["merkleroot"], b1["merkleroot"]);
+    assert!(hv.get("tx").is_none());
+    let hh = anon.ok("getblockheader", json!([hashes[0], false])).await;
+    assert_eq!(s(&hh).len(), 160);
+
+    // Transactions.
+    let tx = anon.ok("getrawtransaction", json!([coinbase_txid, true])).await;
+    assert_eq!(tx["blockhash"], hashes[0]);
+    assert_eq!(tx["confirmations"], 12);
+    assert_eq!(
+        tx["vout"][0]["value"],
+        json!(ChainParams::regtest().subsidy(lode_chain::Height(1)).0)
+    );
+    let txhex = anon.ok("getrawtransaction", json!([coinbase_txid])).await;
+    assert_eq!(txhex, tx["hex"]);
+
+    // Mempool, mining, network.
+    assert_eq!(anon.ok("getrawmempool", json!([])).await, json!([]));
+    let mi = anon.ok("getmempoolinfo", json!([])).await;
+    assert_eq!(mi["size"], 0);
+    let fee = anon.ok("estimatefee", json!([])).await;
+    assert!(fee["feerate"].as_u64() >= Some(ChainParams::regtest().min_relay_fee_rate));
+    let mining = anon.ok("getmininginfo", json!([])).await;
+    assert_eq!(mining["blocks"], 12);
+    assert_eq!(mining["generate"], false);
+    let net = anon.ok("getnetworkinfo", json!([])).await;
+    assert_eq!(net["peerid"], json!(a.peer_id().to_string()));
+    assert_eq!(net["connections"], 0);
+
+    // Failures: each names what was wrong.
+    assert!(anon.err("getblockhash", json!([99]), -8).await.contains("99"));
+    assert!(anon.err("getblockhash", json!(["x"]), -32602).await.contains("height"));
+    assert!(anon
+        .err("getblockhash", json!([]), -32602)
+        .await
+        .contains("missing param height"));
+    assert!(anon.err("getblockcount", json!([1]), -32602).await.contains("too many"));
+    assert!(anon.err("getblock", json!(["zz"]), -8).await.contains("blockhash"));
+    anon.err("getblock", json!([format!("{:064x}", 5)]), -5).await;
+    anon.err("getblock", json!([hashes[0], 7]), -8).await;
+    anon.err("getrawtransaction", json!([format!("{:064x}", 5)]), -5).await;
+    anon.err("sendrawtransaction", json!(["zz"]), -22).await;
+    anon.err("sendrawtransaction", json!(["00"]), -22).await;
+    anon.err("sendrawtransaction", json!([txhex]), -27).await; // already mined
+    anon.err("nosuchmethod", json!([]), -32601).await;
+
+    // REST.
+    let (st, status) = anon.get("/api/v1/status").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(status["height"], 12);
+    assert_eq!(status["tip"], best);
+    let (_, tip) = anon.get("/api/v1/tip").await;
+    assert_eq!(tip["hash"], best);
+    let (_, page) = anon.get("/api/v1/blocks?limit=5").await;
+    assert_eq!(page["blocks"].as_array().map(Vec::len), Some(5));
+    assert_eq!(page["blocks"][0]["height"], 12);
+    assert_eq!(page["next"], 7);
+    let (_, last) = anon.get("/api/v1/blocks?from=2&limit=5").await;
+    assert_eq!(last["blocks"].as_array().map(Vec::len), Some(3));
+    assert_eq!(last["next"], Value::Null);
+    let (_, by_height) = anon.get("/api/v1/block/1").await;
+    assert_eq!(by_height["hash"], hashes[0]);
+    let (_, by_hash) = anon.get(&format!("/api/v1/block/{}", s(&hashes[0]))).await;
+    assert_eq!(by_hash["height"], 1);
+    let (_, rtx) = anon.get(&format!("/api/v1/tx/{}", s(&coinbase_txid))).await;
+    assert_eq!(rtx["txid"], coinbase_txid);
+    let (_, mp) = anon.get("/api/v1/mempool").await;
+    assert_eq!(mp["size"], 0);
+    let (_, peers) = anon.get("/api/v1/peers").await;
+    assert_eq!(peers, json!([]));
+    let miner_addr = s(&tx["vout"][0]["address"]);
+    let (st, ad) = anon.get(&format!("/api/v1/address/{miner_addr}")).await;
+    assert_eq!(st, StatusCode::OK, "{ad}");
+    // One `generate` call pays one fresh address: all twelve rewards.
+    assert_eq!(
+        ad["balance"],
+        json!(12 * tx["vout"][0]["value"].as_u64().expect("value"))
+    );
+    assert_eq!(ad["history"]["total"], 12);
+    assert_eq!(ad["utxo_count"], 12);
+    let (_, ad2) = anon.get(&format!("/api/v1/address/{miner_addr}?page=1&limit=5")).await;
+    assert_eq!(ad2["history"]["items"].as_array().map(Vec::len), Some(5));
+    assert_eq!(ad2["history"]["items"][0]["height"], 7);
+    for (path, want) in [
+        ("/api/v1/block/99", StatusCode::NOT_FOUND),
+        ("/api/v1/block/nothex", StatusCode::BAD_REQUEST),
+        ("/api/v1/blocks?limit=0", StatusCode::BAD_REQUEST),
+        ("/api/v1/blocks?limit=abc", StatusCode::BAD_REQUEST),
+        ("/api/v1/blocks?from=99", StatusCode::BAD_REQUEST),
+        ("/api/v1/tx/00", StatusCode::BAD_REQUEST),
+        ("/api/v1/address/ldev1qqqq", StatusCode::BAD_REQUEST),
+        ("/api/v1/nothing", StatusCode::NOT_FOUND),
+    ] {
+        let (st, body) = anon.get(path).await;
+        assert_eq!(st, want, "{path}: {body}");
+    }
+    let (_, tx404) = anon.get(&format!("/api/v1/tx/{:064x}", 9)).await;
+    assert!(tx404["error"].is_string());
+    let (_, doc) = anon.get("/api/v1/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/block/{id}"].is_object());
+    let (st, health) = anon.get("/health").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(health["ready"], true);
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_methods_pay_another_node_and_track_the_payment() {
+    common::init_logs();
+    let (da, db) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(da.path(), 0, |_| {}).await;
+    let b = node(db.path(), 0, |c| c.peers = vec![addr(&a)]).await;
+    wait_peers(&a, 1, T).await;
+    let (ra, rb) = (Rpc::of(&a, da.path()), Rpc::of(&b, db.path()));
+    ra.ok("generate", json!([11])).await;
+    let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
+    let bal = ra.ok("getbalances", json!([])).await;
+    // Coinbase maturity 10: the next block (12) may spend the rewards of blocks 1 and 2.
+    assert_eq!(bal["spendable"], json!(2 * subsidy));
+    assert_eq!(bal["immature_coins"].as_array().map(Vec::len), Some(9));
+    assert_eq!(bal["immature_coins"][0]["height"], json!(13));
+    assert_eq!(ra.ok("getbalance", json!([])).await, json!(2 * subsidy));
+
+    let to = rb.ok("getnewaddress", json!([])).await;
+    let amount = 1_250_000_000u64;
+    let sent = ra.ok("sendtoaddress", json!([to, amount])).await;
+    let txid = s(&sent["txid"]);
+    let fee = sent["fee"].as_u64().expect("fee");
+    let size = sent["size"].as_u64().expect("size");
+    let rate = ra.ok("estimatefee", json!([])).await["feerate"].as_u64().expect("rate");
+    assert_eq!(fee, size * rate, "fee = size × rate");
+    // Gossip carries it to B's mempool.
+    wait_for("tx in B's mempool", T, || {
+        let rb = rb.clone();
+        let txid = txid.clone();
+        async move {
+            rb.ok("getrawmempool", json!([]))
+                .await
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(txid)))
+        }
+    })
+    .await;
+    let verbose = rb.ok("getrawmempool", json!([true])).await;
+    assert_eq!(verbose[&txid]["fee"], json!(fee));
+    let mtx = rb.ok("getrawtransaction", json!([txid, true])).await;
+    assert_eq!(mtx["confirmations"], 0);
+    // The same transaction again is idempotent; its coins spent otherwise are refused.
+    assert_eq!(rb.ok("sendrawtransaction", json!([mtx["hex"]])).await, json!(txid));
+    // One reward is reserved by the pending payment; its change is pending.
+    let pending = ra.ok("getbalances", json!([])).await;
+    assert_eq!(pending["reserved"], json!(subsidy));
+    assert_eq!(pending["spendable"], json!(subsidy));
+    assert_eq!(pending["pending_incoming"], json!(subsidy - amount - fee));
+    let e = ra.err("sendtoaddress", json!([to, subsidy + 1]), -6).await;
+    assert!(e.contains("insufficient"), "{e}");
+
+    ra.ok("generate", json!([1])).await;
+    wait_for("B sees the block", T, || async { b.tip().hash == a.tip().hash }).await;
+    assert_eq!(rb.ok("getbalance", json!([])).await, json!(amount));
+    let utxos = rb.ok("listunspent", json!([])).await;
+    assert_eq!(utxos[0]["txid"], json!(txid));
+    assert_eq!(utxos[0]["amount"], json!(amount));
+    assert_eq!(utxos[0]["spendable"], true);
+    let hist = ra.ok("listtransactions", json!([])).await;
+    let send = hist
+        .as_array()
+        .and_then(|h| h.iter().find(|e| e["txid"] == json!(txid)))
+        .cloned()
+        .expect("send in history");
+    assert_eq!(send["category"], "send");
+    assert_eq!(send["amount"], json!(-((amount + fee) as i64)));
+    assert_eq!(send["confirmations"], 1);
+    let gt = rb.ok("gettransaction", json!([txid])).await;
+    assert_eq!(gt["category"], "receive");
+    assert_eq!(gt["amount"], json!(amount));
+    // The REST address view agrees with the wallet.
+    let (_, ad) = rb.anon().get(&format!("/api/v1/address/{}", s(&to))).await;
+    assert_eq!(ad["balance"], json!(amount));
+    // A mined transaction cannot be sent again.
+    rb.err("sendrawtransaction", json!([mtx["hex"]]), -27).await;
+
+    // Wallet refusals.
+    rb.err("sendtoaddress", json!(["lreg1nothing", 5]), -5).await;
+    rb.err("sendtoaddress", json!([to, 0]), -8).await;
+    rb.err("sendtoaddress", json!([to, 1]), -8).await; // dust
+    rb.err("sendtoaddress", json!([to, -5]), -32602).await;
+    rb.err("walletpassphrase", json!(["pw", 10]), -15).await;
+    rb.err("walletpassphrase", json!(["pw", 0]), -8).await;
+    assert_eq!(rb.ok("walletlock", json!([])).await, Value::Null);
+    let m = rb.ok("dumpmnemonic", json!([])).await;
+    let words = s(&m["mnemonic"]).split_whitespace().count();
+    assert!(words == 12 || words == 24, "{m}");
+    let wi = rb.ok("getwalletinfo", json!([])).await;
+    assert!(wi["addresses"].as_array().is_some_and(|a| a.contains(&to)));
+    b.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mining_and_admin_methods_act_on_the_node() {
+    let (da, dc) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = node(da.path(), 0, |_| {}).await;
+    let c = node(dc.path(), 0, |_| {}).await;
+    let (ra, rc) = (Rpc::of(&a, da.path()), Rpc::of(&c, dc.path()));
+    let hashes = ra.ok("generate", json!([3])).await;
+
+    // submitblock: A's blocks in order to C (not connected to A).
+    for h in hashes.as_array().expect("array") {
+        let hex = ra.ok("getblock", json!([h, 0])).await;
+        assert_eq!(rc.ok("submitblock", json!([hex])).await, Value::Null);
+    }
+    let hex = ra.ok("getblock", json!([hashes[2], 0])).await;
+    assert_eq!(rc.ok("submitblock", json!([hex])).await, json!("duplicate"));
+    let mut bytes = hex::decode(s(&hex)).expect("hex");
+    let mut block = lode_chain::Block::from_bytes(&bytes, 1 << 20).expect("block");
+    block.header.merkle_root = lode_chain::Hash256([9; 32]);
+    assert!(lode_chain::build::grind(
+        &mut block.header,
+        &ChainParams::regtest().pow_limit()
+    ));
+    bytes = block.to_bytes();
+    let verdict = rc.ok("submitblock", json!([hex::encode(&bytes)])).await;
+    assert!(verdict.as_str().is_some_and(|v| v.contains("merkle")), "{verdict}");
+    rc.err("submitblock", json!(["abcd"]), -22).await;
+
+    // getblocktemplate builds on the tip.
+    let t = ra.ok("getblocktemplate", json!([])).await;
+    assert_eq!(t["previousblockhash"], hashes[2]);
+    assert_eq!(t["height"], 4);
+    assert_eq!(
+        t["coinbasevalue"],
+        json!(ChainParams::regtest().subsidy(lode_chain::Height(4)).0)
+    );
+
+    // setgenerate starts and stops the embedded miner.
+    let on = ra.ok("setgenerate", json!([true, 1])).await;
+    assert_eq!(on["threads"], 1);
+    wait_for("the miner finds blocks", T, || async { a.tip().height.0 >= 6 }).await;
+    assert_eq!(ra.ok("getmininginfo", json!([])).await["generate"], true);
+    ra.ok("setgenerate", json!([false])).await;
+    assert_eq!(ra.ok("getmininginfo", json!([])).await["generate"], false);
+    let h = a.tip().height;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.tip().height, h, "mining stopped");
+    ra.err("setgenerate", json!([]), -32602).await;
+    ra.err("generate", json!([0]), -8).await;
+    ra.err("generate", json!([1, "lreg1bad"]), -5).await;
+
+    // addnode / getpeerinfo / disconnectnode / setban / listbanned.
+    let a_addr = addr(&a).to_string();
+    rc.ok("addnode", json!([a_addr, "add"])).await;
+    wait_peers(&c, 1, T).await;
+    let peers = rc.ok("getpeerinfo", json!([])).await;
+    assert_eq!(peers[0]["id"], json!(a.peer_id().to_string()));
+    assert_eq!(peers[0]["inbound"], false);
+    wait_for("C syncs A", T, || async { c.tip().hash == a.tip().hash }).await;
+    rc.err("addnode", json!(["nonsense", "add"]), -8).await;
+    rc.err("addnode", json!([a_addr, "sideways"]), -8).await;
+    rc.ok("addnode", json!([a_addr, "remove"])).await;
+    rc.err("addnode", json!([a_addr, "remove"]), -23).await;
+    let pid = a.peer_id().to_string();
+    rc.ok("setban", json!([pid, "add", 600])).await;
+    let banned = rc.ok("listbanned", json!([])).await;
+    assert_eq!(banned[0]["peer_id"], json!(pid));
+    wait_for("A disconnected", T, || async {
+        c.peers().await.map(|p| p.is_empty()).unwrap_or(false)
+    })
+    .await;
+    rc.ok("setban", json!([pid, "remove"])).await;
+    rc.err("setban", json!([pid, "remove"]), -30).await;
+    rc.err("setban", json!(["notapeer", "add"]), -8).await;
+    rc.ok("addnode", json!([a_addr, "onetry"])).await;
+    wait_peers(&c, 1, T).await;
+    rc.ok("disconnectnode", json!([pid])).await;
+    let v = rc.ok("verifychain", json!([])).await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // generate is for fixed-difficulty networks.
+    let dd = tempfile::tempdir().expect("tempdir");
+    let d = node(dd.path(), 0, |cfg| cfg.params = ChainParams::devnet()).await;
+    let rd = Rpc::of(&d, dd.path());
+    assert!(rd.err("generate", json!([1]), -1).await.contains("regtest"));
+
+    // stop asks the node's owner to shut down.
+    assert_eq!(rc.ok("stop", json!([])).await, json!("Lode node stopping"));
+    tokio::time::timeout(T, c.stop_requested())
+        .await
+        .expect("stop requested");
+    c.shutdown().await.expect("shutdown");
+    d.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_needs_the_right_token_and_scope_and_the_cookie_rotates() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = |k: &str| hex::encode(sha2::Sha256::digest(k.as_bytes()));
+    let keys = vec![
+        lode_node::rpc::auth::ApiKey::parse(&format!("reader:read:{}", key("reader-key"))).expect("key"),
+        lode_node::rpc::auth::ApiKey::parse(&format!("payer:wallet:{}", key("payer-key"))).expect("key"),
+    ];
+    let a = node(dir.path(), 0, |c| {
+        if let Some(r) = c.rpc.as_mut() {
+            r.api_keys = keys;
+        }
+    })
+    .await;
+    let rpc = Rpc::of(&a, dir.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(".cookie"))
+            .expect("cookie")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // No token: public works, private is 401 with a JSON-RPC error.
+    let (st, v) = rpc.anon().raw("getnewaddress", json!([])).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], -32001);
+    assert_eq!(rpc.anon().raw("getblockcount", json!([])).await.0, StatusCode::OK);
+    // A wrong token is refused whatever it asks for.
+    let wrong = rpc.with_token("not-the-token");
+    let (st, v) = wrong.raw("getblockcount", json!([])).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], -32001);
+    assert_eq!(wrong.get("/api/v1/tip").await.0, StatusCode::UNAUTHORIZED);
+    // Keys: the right scope passes, another is 403.
+    let reader = rpc.with_token("reader-key");
+    assert_eq!(reader.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+    let (st, v) = reader.raw("getnewaddress", json!([])).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"]["code"], -32002);
+    let payer = rpc.with_token("payer-key");
+    assert!(payer.ok("getnewaddress", json!([])).await.is_string());
+    assert_eq!(payer.raw("stop", json!([])).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(payer.raw("generate", json!([1])).await.0, StatusCode::FORBIDDEN);
+    // The cookie rotates on restart: the old token stops working.
+    let old = rpc.token.clone().expect("token");
+    a.shutdown().await.expect("shutdown");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let fresh = Rpc::of(&a, dir.path());
+    assert_ne!(fresh.token.as_deref(), Some(old.as_str()));
+    assert_eq!(
+        fresh.with_token(&old).raw("getbalance", json!([])).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(fresh.ok("getbalance", json!([])).await.is_u64());
+    let url = std::fs::read_to_string(dir.path().join("rpc_url")).expect("rpc_url");
+    assert_eq!(url.trim(), fresh.base);
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 5, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let anon = rpc.anon();
+    let mut limited = None;
+    let mut passed = 0;
+    for _ in 0..40 {
+        let resp = anon
+            .http
+            .get(format!("{}/api/v1/tip", anon.base))
+            .send()
+            .await
+            .expect("http");
+        let h = resp.headers().clone();
+        assert_eq!(h.get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("10"));
+        assert!(h.contains_key("x-ratelimit-remaining") && h.contains_key("x-ratelimit-reset"));
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(h);
+            break;
+        }
+        passed += 1;
+    }
+    let h = limited.expect("a burst of 40 is limited");
+    assert!(passed >= 10, "the burst of 10 passes: {passed}");
+    assert_eq!(h.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("0"));
+    let retry: u64 = h
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+    // A failed auth also spends the address's quota (and is refused either way).
+    assert_eq!(
+        rpc.with_token("wrong").raw("getblockcount", json!([])).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The cookie holder's bucket is separate and ten times larger.
+    for _ in 0..60 {
+        assert_eq!(rpc.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+    }
+    // The quota recovers.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(anon.get("/api/v1/tip").await.0, StatusCode::OK);
+    let (_, metrics) = {
+        let resp = rpc
+            .http
+            .get(format!("{}/metrics", rpc.base))
+            .bearer_auth(rpc.token.clone().unwrap_or_default())
+            .send()
+            .await
+            .expect("http");
+        (resp.status(), resp.text().await.unwrap_or_default())
+    };
+    let rejected: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("lode_rpc_rate_limited_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("rate-limit counter");
+    assert!(rejected >= 2.0, "{rejected}");
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_json_rpc_errors_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path()).anon();
+    let body = |b: &str| b.to_string();
+    let resp = rpc.post_raw(body("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"")).await;
+    assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32700);
+    let resp = rpc.post_raw(body("[]")).await;
+    assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
+    let resp = rpc.post_raw(body("{\"id\": 1, \"method\": \"getblockcount\"}")).await;
+    assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
+    // A batch: answers in order, each with its id, good and bad mixed.
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": "a", "method": "getblockcount"},
+        {"jsonrpc": "2.0", "id": "b", "method": "nope"},
+        {"jsonrpc": "2.0", "id": "c", "method": "getblockhash", "params": ["x"]},
+        {"jsonrpc": "2.0", "method": "getblockcount"},
+        {"jsonrpc": "2.0", "id": "e", "method": "getnewaddress"},
+        5
+    ]);
+    let resp = rpc.post_raw(batch.to_string()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out: Value = resp.json().await.expect("json");
+    let out = out.as_array().expect("array");
+    assert_eq!(out.len(), 5, "the notification gets no answer: {out:?}");
+    assert_eq!(out[0]["id"], "a");
+    assert_eq!(out[0]["result"], 0);
+    assert_eq!(out[1]["error"]["code"], -32601);
+    assert_eq!(out[2]["error"]["code"], -32602);
+    assert_eq!(out[3]["error"]["code"], -32001);
+    assert_eq!(out[4]["error"]["code"], -32600);
+    // Only a notification: nothing to say.
+    let resp = rpc
+        .post_raw(body("{\"jsonrpc\": \"2.0\", \"method\": \"getblockcount\"}"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // A body over the limit is refused before it is read whole.
+    let huge = vec![b' '; lode_node::rpc::body_limit(ChainParams::regtest().max_block_size) + 1];
+    let resp = rpc.post_raw(huge).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Deep nesting and wrong types.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let resp = rpc.post_raw(deep).await;
+    assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32700);
+    rpc.err("getblock", json!([{"a": 1}]), -32602).await;
+    rpc.err(
+        "getblock",
+        json!({"blockhash": format!("{:064x}", 1), "extra": 1}),
+        -32602,
+    )
+    .await;
+    // A slow client that never finishes its headers is cut off; others are served meanwhile.
+    let mut slow = tokio::net::TcpStream::connect(a.rpc_addr().expect("rpc"))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"POST /rpc HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    assert_eq!(rpc.ok("getblockcount", json!([])).await, json!(0));
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read(&mut slow, &mut buf),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(_))), "the slow connection is closed: {closed:?}");
+    // (A new client: the server also closes idle keep-alive connections after the same time,
+    // and a pooled one might be reused in the instant it closes.)
+    let fresh = Rpc {
+        http: reqwest::Client::new(),
+        ..rpc.clone()
+    };
+    assert_eq!(fresh.ok("getblockcount", json!([])).await, json!(0));
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_tips_and_txs_and_resume_from_an_id_and_metrics_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let resp = rpc
+        .http
+        .get(format!("{}/api/v1/events", rpc.base))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut body = resp;
+    let hashes = rpc.ok("generate", json!([2])).await;
+    let mut text = String::new();
+    let read = async {
+        while !(text.contains(&s(&hashes[0])) && text.contains(&s(&hashes[1]))) {
+            match body.chunk().await {
+                Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("stream ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(T, read).await.expect("two tip events");
+    assert!(text.contains("event: tip"), "{text}");
+    assert!(text.contains("id: 1") && text.contains("id: 2"), "{text}");
+    // Resuming after id 1 replays id 2 first.
+    let resp = rpc
+        .http
+        .get(format!("{}/api/v1/events", rpc.base))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .expect("sse");
+    let mut body = resp;
+    let mut text = String::new();
+    let read = async {
+        while !text.contains(&s(&hashes[1])) {
+            match body.chunk().await {
+                Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("stream ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(T, read).await.expect("replayed event");
+    assert!(text.contains("id: 2") && !text.contains("id: 1\n"), "{text}");
+
+    let metrics = rpc
+        .http
+        .get(format!("{}/metrics", rpc.base))
+        .send()
+        .await
+        .expect("metrics");
+    let m = metrics.text().await.expect("text");
+    for needle in [
+        "lode_chain_height 2",
+        "lode_block_validation_seconds_count 2",
+        "lode_rpc_requests_total{method=\"generate\",status=\"ok\"} 1",
+        "lode_peers 0",
+        "lode_mempool_transactions 0",
+        "lode_miner_hashrate",
+    ] {
+        assert!(m.contains(needle), "{needle} missing in\n{m}");
+    }
+    a.shutdown().await.expect("shutdown");
+}
