@@ -6,6 +6,9 @@
 //!   "p2p": "/ip4/127.0.0.1/tcp/18444/p2p/12D3…", "data_dir": "devnet/node0",
 //!   "cookie": "devnet/node0/.cookie", "mining": true, "pid": 4242}]}
 //! ```
+//!
+//! `devnet up` also records `supervisor_pid`, `block_time`, `base_port` and each node's
+//! `wallet_account` (optional fields: files without them still load).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,16 +19,25 @@ use serde::{Deserialize, Serialize};
 pub const DEVNET_FILE_NAME: &str = "devnet.json";
 
 /// The contents of `devnet.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevnetFile {
     /// Network name (`devnet`, `regtest`, or a chain spec's name).
     pub network: String,
     /// The nodes, in start order (`node0` first).
     pub nodes: Vec<DevnetNode>,
+    /// Pid of the `lode devnet up` that runs (or last ran) the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid: Option<u32>,
+    /// Target block time, seconds, the devnet's chain is mined with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_time: Option<u64>,
+    /// `--base-port` of the last `devnet up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_port: Option<u16>,
 }
 
 /// One node of a devnet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevnetNode {
     /// Its name (`node0`, `node1`, …).
     pub name: String,
@@ -42,6 +54,19 @@ pub struct DevnetNode {
     /// Its process id, while it runs.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The account of the devnet test mnemonic its wallet uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_account: Option<u32>,
+}
+
+impl DevnetNode {
+    /// The peer id at the end of its P2P address, if the address has one.
+    pub fn peer_id(&self) -> Option<&str> {
+        self.p2p
+            .rsplit_once("/p2p/")
+            .map(|(_, id)| id)
+            .filter(|id| !id.is_empty())
+    }
 }
 
 /// Why `devnet.json` could not be read or written.
@@ -146,7 +171,9 @@ mod tests {
                 cookie: "devnet/node0/.cookie".into(),
                 mining: true,
                 pid: Some(7),
+                wallet_account: None,
             }],
+            ..DevnetFile::default()
         }
     }
 

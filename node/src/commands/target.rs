@@ -229,11 +229,13 @@ mod tests {
             cookie: dir.join(format!("node{i}/.cookie")),
             mining: i == 0,
             pid: None,
+            wallet_account: None,
         };
         std::fs::create_dir_all(dir).expect("mkdir");
         DevnetFile {
             network: "devnet".into(),
             nodes: vec![node(0), node(1)],
+            ..DevnetFile::default()
         }
         .save(&dir.join(DEVNET_FILE_NAME))
         .expect("save");

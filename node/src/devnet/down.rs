@@ -45,7 +45,7 @@ pub async fn stop(dir: &Path) -> Result<Stopped, DevnetError> {
             file: super::file::DEVNET_FILE.into(),
         });
     }
-    let file = DevnetFile::read_if_present(dir)?;
+    let file = super::file::read_if_present(dir)?;
     let supervisor = lock::holder(dir)?.filter(|pid| *pid != 0);
     let nodes = live_nodes(file.as_ref());
     if supervisor.is_none() && nodes.is_empty() {

@@ -143,7 +143,7 @@ fn rpc_err(node: &DevnetNode) -> impl Fn(ClientError) -> DevnetError + '_ {
 /// Cuts the devnet into the groups named by `args.groups`.
 pub async fn partition(args: &PartitionArgs) -> Result<(), DevnetError> {
     let dir = &args.dir;
-    let file = DevnetFile::read(dir)?;
+    let file = super::file::read(dir)?;
     let groups = parse_groups(&args.groups, &file)?;
     require_running(dir)?;
     if let Some(existing) = read_partition(dir)? {
@@ -176,7 +176,7 @@ pub async fn partition(args: &PartitionArgs) -> Result<(), DevnetError> {
 
 /// Restores every link the recorded partition cut.
 pub async fn heal(dir: &Path) -> Result<(), DevnetError> {
-    let file = DevnetFile::read(dir)?;
+    let file = super::file::read(dir)?;
     let Some(recorded) = read_partition(dir)? else {
         output::line("the devnet is not partitioned");
         return Ok(());
@@ -250,9 +250,7 @@ mod tests {
                     wallet_account: None,
                 })
                 .collect(),
-            supervisor_pid: None,
-            block_time: None,
-            base_port: None,
+            ..DevnetFile::default()
         }
     }
 

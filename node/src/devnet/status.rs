@@ -6,14 +6,13 @@ use std::path::Path;
 use futures::future::join_all;
 
 use super::error::DevnetError;
-use super::file::DevnetFile;
 use super::lock;
 use super::output;
 use super::probe;
 
 /// Prints the devnet's table and one status line.
 pub async fn status(dir: &Path) -> Result<(), DevnetError> {
-    let file = DevnetFile::read(dir)?;
+    let file = super::file::read(dir)?;
     let supervisor = lock::holder(dir)?;
     let probes = join_all(file.nodes.iter().map(probe::full)).await;
     let rows: Vec<_> = file.nodes.iter().cloned().zip(probes).collect();

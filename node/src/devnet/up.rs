@@ -60,7 +60,7 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     std::fs::create_dir_all(&args.dir).map_err(|e| DevnetError::io(&args.dir, e))?;
     let dir = args.dir.canonicalize().map_err(|e| DevnetError::io(&args.dir, e))?;
     let _lock = DevnetLock::acquire(&dir)?;
-    let previous = DevnetFile::read_if_present(&dir)?;
+    let previous = super::file::read_if_present(&dir)?;
     check_resume(&dir, previous.as_ref(), &args)?;
     let ports: Vec<NodePorts> = (0..args.nodes)
         .map(|i| node_ports(args.base_port, i))
@@ -77,7 +77,7 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
         node.pid = Some(pid);
     }
     file.supervisor_pid = Some(std::process::id());
-    let outcome = match file.write(&dir) {
+    let outcome = match super::file::write(&file, &dir) {
         Ok(()) => {
             supervise(
                 &mut sup,
