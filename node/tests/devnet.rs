@@ -142,7 +142,7 @@ impl Up {
     }
 
     fn file(&self) -> DevnetFile {
-        DevnetFile::read(&self.dir).expect("devnet.json")
+        lode_node::devnet::file::read(&self.dir).expect("devnet.json")
     }
 
     /// Sends `sig` to `up` and waits for it to exit; returns whether it exited with 0.
@@ -172,7 +172,7 @@ impl Drop for Up {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Ok(file) = DevnetFile::read(&self.dir) {
+        if let Ok(file) = lode_node::devnet::file::read(&self.dir) {
             for pid in file.nodes.iter().filter_map(|n| n.pid).filter(|p| alive(*p)) {
                 signal(pid, "-KILL");
             }
@@ -401,4 +401,203 @@ async fn partition_forks_and_heal_reorgs_the_minority_onto_one_tip() {
     assert_ne!(now, minority_block, "node2 reorganised away from its own branch");
     assert_eq!(now, majority_block);
     assert!(up.stop_with("-TERM"), "{}", up.output());
+}
+
+/// The lines of README.md's walkthrough that a user pastes into the second terminal.
+fn readme_walkthrough() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
+    let after = readme
+        .split_once("Terminal 2")
+        .map(|(_, rest)| rest)
+        .expect("README has a 'Terminal 2' walkthrough");
+    let block = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("a sh block after 'Terminal 2'");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A README command's words: split on blanks, double quotes removed, `$ADDR` replaced.
+fn words(command: &str, addr: &str) -> Vec<String> {
+    command
+        .split_whitespace()
+        .map(|w| w.trim_matches('"').replace("$ADDR", addr))
+        .collect()
+}
+
+/// Runs `lode ARGS` in `cwd` (bounded) and returns (success, stdout, stderr).
+fn lode_in(cwd: &Path, args: &[String]) -> (bool, String, String) {
+    let mut child = Command::new(LODE)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lode");
+    let deadline = Instant::now() + READY;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lode {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn admin_call(file: &DevnetFile, name: &str, method: &str, params: Value) -> Value {
+    let node = file.node(name).expect("node");
+    RpcClient::with_cookie(&node.rpc, &node.cookie)
+        .expect("cookie")
+        .call(method, params)
+        .await
+        .unwrap_or_else(|e| panic!("{name} {method}: {e}"))
+}
+
+async fn tips(file: &DevnetFile) -> Vec<Option<Value>> {
+    let mut tips = Vec::new();
+    for n in &file.nodes {
+        tips.push(call(&n.rpc, "getbestblockhash", json!([])).await);
+    }
+    tips
+}
+
+/// README.md's walkthrough, command by command as written (the binary stands in for the
+/// `lode` alias; `sleep`s become bounded waits for what the README says follows them).
+#[tokio::test]
+async fn the_readme_walkthrough_works_as_written() {
+    let lines = readme_walkthrough();
+    assert!(lines[0].starts_with("alias lode="), "{lines:?}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cwd = tmp.path();
+    let dir = cwd.join("devnet");
+    let base = free_base(3).to_string();
+    // Terminal 1 (`devnet up` with defaults but free ports and 1-second blocks).
+    let mut up = Up::start(&dir, &["--block-time", "1s", "--base-port", &base]);
+    up.wait_ready();
+    let file = up.file();
+    let premine: u64 = 10_000 * 100_000_000;
+
+    let mut addr = String::new();
+    let mut txid = String::new();
+    let mut fork: Option<(u64, Value, Value)> = None;
+    for line in &lines[1..] {
+        for command in line.split(';').map(str::trim) {
+            if command.starts_with("sleep ") {
+                continue;
+            }
+            let (capture, command) = match command.split_once("=$(") {
+                Some((var, rest)) => (Some(var), rest.trim_end_matches(')')),
+                None => (None, command),
+            };
+            let argv = words(command, &addr);
+            assert_eq!(argv[0], "lode", "{line}");
+            let (ok, out, err) = lode_in(cwd, &argv[1..]);
+            assert!(ok, "`{line}` failed: {err}\n{out}");
+            if capture == Some("ADDR") {
+                addr = out.trim().to_string();
+                assert!(addr.starts_with("ldev1"), "{out}");
+            }
+            match (
+                argv.get(1).map(String::as_str),
+                argv.get(2).map(String::as_str),
+                argv.get(4).map(String::as_str),
+            ) {
+                (Some("devnet"), Some("status"), _) => {
+                    for name in ["node0", "node1", "node2"] {
+                        assert!(out.lines().any(|l| l.starts_with(name)), "{out}");
+                    }
+                }
+                (Some("wallet"), _, Some("send")) => {
+                    let line = out.lines().find(|l| l.starts_with("txid")).expect("txid line");
+                    txid = line.split_whitespace().last().expect("txid").to_string();
+                    // Sender: exactly the amount out, and the fee.
+                    let tx = admin_call(&file, "node0", "gettransaction", json!([txid])).await;
+                    let fee = tx["fee"].as_u64().expect("fee");
+                    assert!(fee > 0 && out.contains(&format!("({fee} units)")), "{out}");
+                    let paid = 1_250_000_000 + i64::try_from(fee).expect("fee");
+                    assert_eq!(tx["amount"].as_i64(), Some(-paid), "{tx}");
+                    assert!(tx["confirmations"].as_u64() >= Some(1), "{tx}");
+                }
+                (Some("wallet"), _, Some("balance")) => {
+                    // Receiver: exactly the amount in (node1 does not mine).
+                    let b = admin_call(&file, "node1", "getbalances", json!([])).await;
+                    assert_eq!(b["spendable"].as_u64(), Some(premine + 1_250_000_000), "{b}");
+                    assert!(out.contains("10012.50000000"), "{out}");
+                }
+                (Some("devnet"), Some("partition"), _) => {
+                    // Both sides mine: the first height where node0 and node2 differ (a block
+                    // in flight at the cut may still have reached node2).
+                    let start = height(&file.nodes[2].rpc).await.expect("height");
+                    let deadline = Instant::now() + READY;
+                    while fork.is_none() {
+                        assert!(Instant::now() < deadline, "no fork after the partition");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let (Some(h0), Some(h2)) = (height(&file.nodes[0].rpc).await, height(&file.nodes[2].rpc).await)
+                        else {
+                            continue;
+                        };
+                        for h in start..=h0.min(h2) {
+                            let a = call(&file.nodes[0].rpc, "getblockhash", json!([h])).await;
+                            let b = call(&file.nodes[2].rpc, "getblockhash", json!([h])).await;
+                            if let (Some(a), Some(b)) = (a, b) {
+                                if a != b {
+                                    fork = Some((h, a, b));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                (Some("devnet"), Some("heal"), _) => {
+                    wait_until_async("one tip after heal", READY, || async {
+                        let t = tips(&file).await;
+                        t.iter().all(|x| x.is_some() && *x == t[0])
+                    })
+                    .await;
+                    // Whichever side had less work gave up its block at the fork height.
+                    let (h, side_a, side_b) = fork.clone().expect("forked before heal");
+                    let now = call(&file.nodes[1].rpc, "getblockhash", json!([h]))
+                        .await
+                        .expect("hash");
+                    assert!(now == side_a || now == side_b, "{now} is neither side's block");
+                    let loser = if now == side_a { 2 } else { 0 };
+                    let replaced = call(&file.nodes[loser].rpc, "getblockhash", json!([h])).await;
+                    assert_eq!(replaced, Some(now), "node{loser} reorganised onto the other side");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        !txid.is_empty() && fork.is_some(),
+        "the walkthrough sends and partitions"
+    );
+    // The last line was `lode devnet down`: up has exited cleanly and no node is left.
+    let mut child = up.child.take().expect("child");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{}", up.output());
+    let pids: Vec<u32> = file.nodes.iter().filter_map(|n| n.pid).collect();
+    for pid in &pids {
+        wait_until("node gone", STOP, || !alive(*pid));
+    }
+    // Running up again resumes at the same height or above.
+    let before = fork.map_or(0, |(h, _, _)| h);
+    let mut again = Up::start(&dir, &["--block-time", "1s", "--base-port", &base]);
+    again.wait_ready();
+    let after = height(&file.nodes[1].rpc).await.expect("height");
+    assert!(after >= before, "resumed at {after}, below {before}");
+    assert!(again.stop_with("-INT"), "{}", again.output());
 }
