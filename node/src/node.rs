@@ -584,6 +584,11 @@ impl NodeHandle {
             if tokio::time::timeout(Duration::from_secs(3), &mut task).await.is_err() {
                 task.abort();
             }
+            // Like bitcoind's cookie: gone when the server is, so clients fail fast and
+            // clearly instead of trying a stale port with a dead token.
+            for f in [crate::rpc::RPC_URL_FILE, crate::rpc::auth::COOKIE_FILE] {
+                let _ = std::fs::remove_file(self.api.data_dir().join(f));
+            }
         }
         if let Some(t) = self.net_task.take() {
             t.await.map_err(|e| NodeError::Task(e.to_string()))?;

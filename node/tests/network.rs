@@ -550,3 +550,33 @@ async fn kademlia_finds_a_peer_nobody_named() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_refused() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let hub = start_with(dirs[0].path(), |c| c.max_connections = 2).await;
+    let mut leaves = Vec::new();
+    for d in &dirs[1..] {
+        leaves.push(start(d.path(), vec![addr(&hub)]).await);
+    }
+    wait_peers(&hub, 2, T).await;
+    // The third keeps re-dialling (every 5 s) and is refused each time: watch through a
+    // re-dial and check the hub never holds more than its limit.
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        let n = hub.peers().await.expect("peers").len();
+        assert!(n <= 2, "{n} peers past a limit of 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut connected = 0;
+    for l in &leaves {
+        if !l.peers().await.expect("peers").is_empty() {
+            connected += 1;
+        }
+    }
+    assert_eq!(connected, 2, "exactly two leaves got in");
+    for l in leaves {
+        l.shutdown().await.expect("shutdown");
+    }
+    hub.shutdown().await.expect("shutdown");
+}
