@@ -602,6 +602,23 @@ impl ChainTask {
         match result {
             Ok(outcome) => {
                 for event in &outcome.events {
+                    if let ChainEvent::Reorg {
+                        fork_height,
+                        old_tip,
+                        new_tip,
+                        disconnected,
+                        connected,
+                    } = event
+                    {
+                        tracing::info!(
+                            fork_height = fork_height.0,
+                            disconnected = disconnected.len(),
+                            connected = connected.len(),
+                            %old_tip,
+                            %new_tip,
+                            "reorganised onto a branch with more work"
+                        );
+                    }
                     self.txs.on_chain_event(&self.chain, event);
                     if let Some(w) = self.wallet.as_mut() {
                         w.on_chain_event(&self.chain, event);

@@ -123,7 +123,7 @@ pub fn table(nodes: &[(DevnetNode, Probe)]) {
         "NAME".to_string(),
         "STATE".into(),
         "HEIGHT".into(),
-        "RPC (explorer)".into(),
+        "RPC".into(),
         "P2P".into(),
         "WALLET".into(),
         "BALANCE".into(),
