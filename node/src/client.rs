@@ -147,7 +147,12 @@ impl RpcClient {
 pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
     let text = std::fs::read_to_string(path).map_err(|e| ClientError::Cookie {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        // The node writes it at start and removes it at a clean stop.
+        reason: if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file (is the node running?)".to_string()
+        } else {
+            e.to_string()
+        },
     })?;
     let token = text.trim();
     if token.is_empty() || token.len() > 256 {
