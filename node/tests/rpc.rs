@@ -334,10 +334,30 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     rb.err("sendtoaddress", json!([to, -5]), -32602).await;
     rb.err("walletpassphrase", json!(["pw", 10]), -15).await;
     rb.err("walletpassphrase", json!(["pw", 0]), -8).await;
-    assert_eq!(rb.ok("walletlock", json!([])).await, Value::Null);
     let m = rb.ok("dumpmnemonic", json!([])).await;
     let words = s(&m["mnemonic"]).split_whitespace().count();
     assert!(words == 12 || words == 24, "{m}");
+
+    // Encrypted, the wallet refuses to sign until unlocked, and locks again on request.
+    let back = ra.ok("getnewaddress", json!([])).await;
+    rb.err("encryptwallet", json!([""]), -8).await;
+    rb.ok("encryptwallet", json!(["correct horse"])).await;
+    rb.err("encryptwallet", json!(["again"]), -15).await;
+    assert!(rb
+        .err("sendtoaddress", json!([back, 100_000_000]), -13)
+        .await
+        .contains("locked"));
+    rb.err("dumpmnemonic", json!([]), -13).await;
+    rb.err("walletpassphrase", json!(["wrong horse", 60]), -14).await;
+    rb.ok("walletpassphrase", json!(["correct horse", 60])).await;
+    assert_eq!(
+        s(&rb.ok("dumpmnemonic", json!([])).await["mnemonic"]),
+        s(&m["mnemonic"])
+    );
+    assert!(rb.ok("sendtoaddress", json!([back, 100_000_000])).await["txid"].is_string());
+    assert_eq!(rb.ok("walletlock", json!([])).await, Value::Null);
+    rb.err("sendtoaddress", json!([back, 100_000_000]), -13).await;
+    assert_eq!(rb.ok("getwalletinfo", json!([])).await["encrypted"], true);
     let wi = rb.ok("getwalletinfo", json!([])).await;
     assert!(wi["addresses"].as_array().is_some_and(|a| a.contains(&to)));
     b.shutdown().await.expect("shutdown");

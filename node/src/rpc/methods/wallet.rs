@@ -21,7 +21,7 @@ fn wallet_error(e: WalletError) -> RpcError {
     let code = match &e {
         WalletError::Locked => -13,
         WalletError::WrongPassphrase => -14,
-        WalletError::NotEncrypted => -15,
+        WalletError::NotEncrypted | WalletError::AlreadyEncrypted => -15,
         WalletError::InvalidAddress(_) => -5,
         WalletError::FeeRateTooLow { .. } | WalletError::ZeroAmount | WalletError::Dust { .. } => -8,
         WalletError::InsufficientFunds { .. } => -6,
@@ -236,6 +236,12 @@ pub(crate) async fn listunspent(app: &App, p: &Params) -> Result<Value, RpcError
 pub(crate) async fn walletpassphrase(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["passphrase", "timeout"])?;
     let pass = zeroize::Zeroizing::new(p.str(0, "passphrase")?.to_string());
+    if pass.len() > MAX_PASSPHRASE {
+        return Err(RpcError::new(
+            -8,
+            format!("param passphrase: longer than {MAX_PASSPHRASE} bytes"),
+        ));
+    }
     let secs = p.u64(1, "timeout")?;
     if secs == 0 || secs > MAX_UNLOCK_SECS {
         return Err(RpcError::new(
@@ -248,6 +254,28 @@ pub(crate) async fn walletpassphrase(app: &App, p: &Params) -> Result<Value, Rpc
             .unlock(&pass, Some(Duration::from_secs(secs)))
             .map_err(wallet_error)?;
         Ok(Value::Null)
+    })
+    .await
+}
+
+/// Longest passphrase accepted (bytes).
+const MAX_PASSPHRASE: usize = 1024;
+
+pub(crate) async fn encryptwallet(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["passphrase"])?;
+    let pass = zeroize::Zeroizing::new(p.str(0, "passphrase")?.to_string());
+    if pass.is_empty() || pass.len() > MAX_PASSPHRASE {
+        return Err(RpcError::new(
+            -8,
+            format!("param passphrase: must be 1..={MAX_PASSPHRASE} bytes"),
+        ));
+    }
+    with_wallet(app, move |w, _| {
+        w.wallet
+            .encrypt(&pass, lode_wallet::KdfParams::default())
+            .map_err(wallet_error)?;
+        tracing::info!("wallet encrypted; it is locked until walletpassphrase");
+        Ok(json!("wallet encrypted; unlock it with walletpassphrase to send"))
     })
     .await
 }
