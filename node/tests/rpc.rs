@@ -245,6 +245,50 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     let (st, health) = anon.get("/health").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(health["ready"], true);
+
+    // sendrawtransaction of a transaction built outside the node: accepted, then a
+    // conflicting one is refused with the mempool's reason, and unknown inputs are -25.
+    use lode_chain::build::{key_hash, pay, seeded_key, spend};
+    let key = seeded_key(77);
+    let params = ChainParams::regtest();
+    let to_key = key_hash(&key).to_address(&params.hrp).expect("address");
+    let mined = rpc.ok("generate", json!([11, to_key])).await;
+    let cb = rpc.ok("getblock", json!([mined[0]])).await["tx"][0].clone();
+    let outpoint = lode_chain::OutPoint {
+        txid: lode_chain::Hash256::from_hex(&s(&cb)).expect("txid"),
+        index: 0,
+    };
+    let genesis = params.genesis_hash();
+    let value = params.subsidy(lode_chain::Height(13)).0;
+    let raw = |fee: u64, to: u8| {
+        let out = pay(lode_chain::PubkeyHash([to; 20]), lode_chain::Amount(value - fee));
+        hex::encode(lode_chain::encoding::encode(&spend(
+            &[outpoint],
+            vec![out],
+            &key,
+            &genesis,
+        )))
+    };
+    let txid = anon.ok("sendrawtransaction", json!([raw(10_000, 1)])).await;
+    assert_eq!(anon.ok("getrawmempool", json!([])).await, json!([txid]));
+    let reason = anon.err("sendrawtransaction", json!([raw(10_001, 2)]), -26).await;
+    assert!(!reason.is_empty());
+    let unknown = lode_chain::OutPoint {
+        txid: lode_chain::Hash256([3; 32]),
+        index: 0,
+    };
+    let orphan = spend(
+        &[unknown],
+        vec![pay(lode_chain::PubkeyHash([1; 20]), lode_chain::Amount(1000))],
+        &key,
+        &genesis,
+    );
+    anon.err(
+        "sendrawtransaction",
+        json!([hex::encode(lode_chain::encoding::encode(&orphan))]),
+        -25,
+    )
+    .await;
     a.shutdown().await.expect("shutdown");
 }
 
