@@ -74,11 +74,24 @@ impl NodeConfig {
         }
     }
 
-    /// Largest gossip message: a max-size block plus room for gossipsub's framing (topic,
-    /// signature, key, sequence number), equal on every node of the network.
-    pub fn gossip_max_transmit(&self) -> usize {
-        self.gossip_max_transmit_override
-            .unwrap_or(self.params.max_block_size + GOSSIP_FRAME_OVERHEAD)
+    /// Largest gossip message per topic: a max-size block (blocks) or transaction (txs) plus
+    /// room for gossipsub's framing, equal on every node of the network. A message over its
+    /// topic's limit but under the frame limit ([`NodeConfig::gossip_frame_limit`]) is decoded
+    /// and counted against its sender's score (and the sender banned); only frames beyond
+    /// that are dropped by the codec unread.
+    pub fn gossip_topic_limits(&self) -> (usize, usize) {
+        match self.gossip_max_transmit_override {
+            Some(o) => (o, o),
+            None => (
+                self.params.max_block_size + GOSSIP_FRAME_OVERHEAD,
+                self.params.max_tx_size + GOSSIP_FRAME_OVERHEAD,
+            ),
+        }
+    }
+
+    /// Largest gossip frame read at all: twice the block topic's limit.
+    pub fn gossip_frame_limit(&self) -> usize {
+        self.gossip_topic_limits().0.saturating_mul(2)
     }
 }
 

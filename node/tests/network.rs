@@ -158,8 +158,10 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
         }
     }
     publish_until_sent(&h_pow, TopicKind::Blocks, bad.to_bytes()).await;
-    // 3. A message over the network's size limit (gossipsub refuses it at the frame).
-    publish_until_sent(&h_big, TopicKind::Blocks, vec![0u8; 3 << 20]).await;
+    // 3. A message over the network's size limit for blocks.
+    // Over the block topic's limit but under the frame limit: decoded, scored, banned.
+    let over = params.max_block_size + lode_node::config::GOSSIP_FRAME_OVERHEAD + 64 * 1024;
+    publish_until_sent(&h_big, TopicKind::Blocks, vec![0u8; over]).await;
     // 4. A flood of invalid transactions (no outputs: a context-free rule).
     for i in 0..10u32 {
         let tx = Transaction {
@@ -186,6 +188,7 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
     for (name, h) in [
         ("malformed bytes", &h_bytes),
         ("bad PoW", &h_pow),
+        ("oversized message", &h_big),
         ("invalid txs", &h_txs),
     ] {
         let id = h.peer_id();

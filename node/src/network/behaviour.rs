@@ -89,7 +89,7 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            gossipsub: gossip::behaviour(key, names, config.gossip_max_transmit())?,
+            gossipsub: gossip::behaviour(key, names, config.gossip_frame_limit(), config.gossip_topic_limits())?,
             sync,
             mdns: mdns.into(),
             kad: kad.into(),

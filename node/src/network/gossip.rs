@@ -87,13 +87,22 @@ pub fn message_id(message: &Message) -> MessageId {
 }
 
 /// Builds the gossipsub behaviour.
-pub fn behaviour(key: &Keypair, names: &Names, max_transmit: usize) -> Result<gossipsub::Behaviour, NodeError> {
+/// `frame_max` bounds every frame; `(blocks, txs)` are the per-topic message limits.
+pub fn behaviour(
+    key: &Keypair,
+    names: &Names,
+    frame_max: usize,
+    (blocks_max, txs_max): (usize, usize),
+) -> Result<gossipsub::Behaviour, NodeError> {
     let config = gossipsub::ConfigBuilder::default()
         // Hold every message until the chain task's verdict; forward only accepted ones.
         .validate_messages()
         .validation_mode(ValidationMode::Strict)
         .message_id_fn(message_id)
-        .max_transmit_size(max_transmit)
+        .max_transmit_size(frame_max)
+        // Over these, a message is an invalid delivery that costs its sender score (P4).
+        .max_transmit_size_for_topic(blocks_max, names.blocks.hash())
+        .max_transmit_size_for_topic(txs_max, names.txs.hash())
         // Mesh sized for devnets of 2–8 nodes: keep whoever we have, graft quickly.
         .mesh_n_low(1)
         .mesh_n(4)
@@ -120,7 +129,9 @@ fn score_params(names: &Names) -> PeerScoreParams {
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
         invalid_message_deliveries_weight: -100.0,
-        invalid_message_deliveries_decay: 0.5,
+        // Slow enough that one invalid delivery still scores ≤ -80 two decays (seconds)
+        // later, when the event loop's once-a-second check bans the sender.
+        invalid_message_deliveries_decay: 0.95,
         ..TopicScoreParams::default()
     };
     let mut params = PeerScoreParams {

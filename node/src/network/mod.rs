@@ -131,6 +131,9 @@ struct Bucket {
 /// Sustained sync requests per second a peer may send, and its burst.
 const RATE_PER_SEC: f64 = 100.0;
 const RATE_BURST: f64 = 200.0;
+/// Gossipsub score at or below which a peer is banned (gossipsub's default graylist
+/// threshold: one invalid block-topic delivery costs 100).
+const GOSSIP_BAN_SCORE: f64 = -80.0;
 /// How often configured peers that dropped are re-dialled.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(5);
 /// How often Kademlia re-bootstraps.
@@ -322,6 +325,22 @@ impl EventLoop {
             tracing::info!(%peer, "ban lifted");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
             self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&peer);
+        }
+        // Gossipsub scores what never reaches us as a message (over-size frames for a topic,
+        // bad signatures): a peer it would graylist is banned like any other liar.
+        let low: Vec<(PeerId, f64)> = self
+            .ready
+            .iter()
+            .filter_map(|p| {
+                let score = self.swarm.behaviour().gossipsub.peer_score(p)?;
+                (score <= GOSSIP_BAN_SCORE).then_some((*p, score))
+            })
+            .collect();
+        for (peer, score) in low {
+            self.penalise(
+                peer,
+                Misbehaviour::Oversized(format!("invalid gossip (score {score:.0})")),
+            );
         }
         self.sync.tick(now, &mut Requests(&mut self.swarm.behaviour_mut().sync));
         self.drain_sync();
