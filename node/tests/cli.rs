@@ -448,3 +448,40 @@ fn wallet_mine_and_chain_commands_against_two_regtest_nodes() {
         .lode("chain", &["info"])
         .refused(&format!("cannot reach the node at {}", url1.trim()));
 }
+
+#[test]
+fn wallet_encrypt_unlock_and_lock_from_the_command_line() {
+    let node = NodeProc::start(None);
+    assert!(node.lode("mine", &["generate", "11"]).ok);
+    let to = regtest_address(9);
+    let pass_file = node._dir.path().join("pass.txt");
+    std::fs::write(&pass_file, "battery staple\n").expect("write");
+    let pf = pass_file.to_str().expect("utf-8");
+    // An empty passphrase (stdin is /dev/null here) is refused before any call.
+    node.lode("wallet", &["encrypt"]).refused("passphrase");
+    let enc = node.lode("wallet", &["encrypt", "--passphrase-file", pf]);
+    assert!(enc.ok, "{}", enc.stderr);
+    node.lode("wallet", &["send", &to, "1"]).refused("locked");
+    node.lode("wallet", &["mnemonic"]).refused("locked");
+    // A wrong passphrase, read from stdin as a script would pipe it.
+    let mut child = lode_cmd(
+        node._dir.path(),
+        &["wallet", "--data-dir", node.data_dir.to_str().expect("utf-8"), "unlock"],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"wrong horse\n").expect("write");
+    }
+    finish(child, COMMAND_DEADLINE).refused("passphrase");
+    let unlocked = node.lode("wallet", &["unlock", "--passphrase-file", pf, "--timeout", "60"]);
+    assert!(unlocked.ok, "{}", unlocked.stderr);
+    assert!(unlocked.stdout.contains("unlocked for 60 s"), "{}", unlocked.stdout);
+    let sent = node.lode("wallet", &["send", &to, "1", "--json"]).json();
+    assert!(sent["txid"].is_string(), "{sent}");
+    assert!(node.lode("wallet", &["lock"]).ok);
+    node.lode("wallet", &["send", &to, "1"]).refused("locked");
+}

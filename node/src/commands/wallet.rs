@@ -41,6 +41,78 @@ pub enum WalletCommand {
     Send(SendArgs),
     /// Show the wallet's secret mnemonic (admin scope).
     Mnemonic,
+    /// Protect the wallet's keys with a passphrase (asked twice on a terminal; then the
+    /// wallet is locked and refuses to sign until `unlock`).
+    Encrypt(PassphraseArgs),
+    /// Let the wallet sign for a while.
+    Unlock {
+        /// Passphrase source.
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        /// Seconds until it locks itself again.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Lock the wallet now.
+    Lock,
+}
+
+/// Where a passphrase comes from: never the command line (other users see it in `ps`).
+#[derive(Debug, clap::Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from the first line of this file instead of asking.
+    #[arg(long, value_name = "PATH")]
+    pub passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// Longest passphrase read (bytes), as the node accepts.
+const MAX_PASSPHRASE: usize = 1024;
+
+/// Reads the passphrase: from the file, else a no-echo prompt on the terminal (twice when
+/// `confirm`), else one line of stdin (scripts).
+fn read_passphrase(args: &PassphraseArgs, confirm: bool) -> Result<zeroize::Zeroizing<String>, CommandError> {
+    use std::io::IsTerminal;
+    let bad = |reason: String| CommandError::BadInput {
+        what: "passphrase",
+        input: String::new(),
+        reason,
+    };
+    let text = if let Some(path) = &args.passphrase_file {
+        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        if meta.len() > 64 * 1024 {
+            return Err(bad(format!("{} is not a passphrase file (too large)", path.display())));
+        }
+        let all = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?,
+        );
+        zeroize::Zeroizing::new(all.lines().next().unwrap_or_default().to_string())
+    } else if std::io::stdin().is_terminal() {
+        let first = zeroize::Zeroizing::new(
+            rpassword::prompt_password("passphrase: ").map_err(|e| bad(format!("cannot read it: {e}")))?,
+        );
+        if confirm {
+            let again = zeroize::Zeroizing::new(
+                rpassword::prompt_password("again: ").map_err(|e| bad(format!("cannot read it: {e}")))?,
+            );
+            if *again != *first {
+                return Err(bad("the two entries differ".into()));
+            }
+        }
+        first
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| bad(format!("cannot read stdin: {e}")))?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    if text.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    if text.len() > MAX_PASSPHRASE {
+        return Err(bad(format!("longer than {MAX_PASSPHRASE} bytes")));
+    }
+    Ok(text)
 }
 
 /// Flags of `lode wallet send`.
@@ -94,6 +166,21 @@ pub async fn execute(node: &Node, command: WalletCommand) -> Result<Report, Comm
             let mut f = Fields::new();
             f.add("mnemonic", words).add_json("account", &v, "account");
             Ok(Report::new(v.clone(), f.render()))
+        }
+        WalletCommand::Encrypt(pass) => {
+            let pass = read_passphrase(&pass, true)?;
+            let v = node.call("encryptwallet", json!([pass.as_str()])).await?;
+            output::warn("without this passphrase the keys cannot be used; the mnemonic still restores the wallet");
+            Ok(Report::new(v.clone(), plain(&v)))
+        }
+        WalletCommand::Unlock { pass, timeout } => {
+            let pass = read_passphrase(&pass, false)?;
+            let v = node.call("walletpassphrase", json!([pass.as_str(), timeout])).await?;
+            Ok(Report::new(v, format!("wallet unlocked for {timeout} s")))
+        }
+        WalletCommand::Lock => {
+            let v = node.call("walletlock", json!([])).await?;
+            Ok(Report::new(v, "wallet locked".to_string()))
         }
     }
 }
