@@ -38,13 +38,10 @@ pub struct NodeHandle {
     api: NodeApi,
     rpc: Option<crate::rpc::RpcServer>,
     stop_requested: watch::Receiver<bool>,
-    peer_id: PeerId,
-    listen: Vec<Multiaddr>,
-    params: ChainParams,
+    // The strong senders: they keep the chain task and the event loop alive until shutdown
+    // (`api` holds weak ones). Everything else the handle shows comes from `api`.
     chain: mpsc::Sender<ChainCommand>,
     net: mpsc::Sender<NetCommand>,
-    tip: watch::Receiver<TipInfo>,
-    events: broadcast::Sender<ChainEvent>,
     shutdown: watch::Sender<bool>,
     net_task: Option<tokio::task::JoinHandle<()>>,
     chain_thread: Option<std::thread::JoinHandle<Result<(), lode_chain::error::ChainError>>>,
@@ -265,13 +262,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         api,
         rpc,
         stop_requested: stop_rx,
-        peer_id,
-        listen,
-        params,
         chain: chain_tx,
         net: net_tx,
-        tip: tip_rx,
-        events: events_tx,
         shutdown: shutdown_tx,
         net_task: Some(net_task),
         chain_thread: Some(chain_thread),
@@ -422,40 +414,37 @@ impl NodeHandle {
 
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.peer_id
+        self.api.peer_id()
     }
 
     /// The addresses it listens on.
     pub fn listen_addrs(&self) -> &[Multiaddr] {
-        &self.listen
+        &self.api.listen
     }
 
     /// Listen addresses with `/p2p/PEER_ID` appended (what `--peer` takes).
     pub fn p2p_addrs(&self) -> Vec<Multiaddr> {
-        self.listen
-            .iter()
-            .map(|a| a.clone().with(Protocol::P2p(self.peer_id)))
-            .collect()
+        self.api.p2p_addrs()
     }
 
     /// Network parameters.
     pub fn params(&self) -> &ChainParams {
-        &self.params
+        self.api.params()
     }
 
     /// The current tip.
     pub fn tip(&self) -> TipInfo {
-        self.tip.borrow().clone()
+        self.api.tip()
     }
 
     /// A receiver that sees every tip change.
     pub fn watch_tip(&self) -> watch::Receiver<TipInfo> {
-        self.tip.clone()
+        self.api.watch_tip()
     }
 
     /// Chain events (connects, disconnects, reorgs) from now on.
     pub fn subscribe_events(&self) -> broadcast::Receiver<ChainEvent> {
-        self.events.subscribe()
+        self.api.subscribe_events()
     }
 
     async fn ask_chain<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> ChainCommand) -> Result<T, NodeError> {
@@ -465,15 +454,13 @@ impl NodeHandle {
     }
 
     async fn ask_net<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> NetCommand) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.net.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
+        self.api.ask_net(make).await
     }
 
     /// Submits a block found locally (miner, RPC, tests): the chain judges it and, if it
     /// was stored on a valid branch, it is announced to peers.
     pub async fn submit_block(&self, block: Block) -> Result<BlockVerdict, NodeError> {
-        submit_and_announce(&self.chain, &self.net, Arc::new(block)).await
+        self.api.submit_block(block).await
     }
 
     /// The built-in wallet's balance and addresses.
@@ -484,23 +471,7 @@ impl NodeHandle {
     /// Submits a transaction (wallet, RPC): judged by the chain task's transaction sink
     /// and, if accepted, announced.
     pub async fn submit_tx(&self, tx: Transaction) -> Result<TxVerdict, NodeError> {
-        let bytes = lode_chain::encoding::encode(&tx);
-        let verdict = self.ask_chain(|reply| ChainCommand::SubmitTx { tx, reply }).await?;
-        if matches!(verdict, TxVerdict::Accepted { .. }) {
-            self.publish(TopicKind::Txs, bytes).await?;
-        }
-        Ok(verdict)
-    }
-
-    async fn publish(&self, topic: TopicKind, bytes: Vec<u8>) -> Result<(), NodeError> {
-        self.net
-            .send(NetCommand::Publish {
-                topic,
-                bytes,
-                reply: None,
-            })
-            .await
-            .map_err(|_| NodeError::Stopped)
+        self.api.submit_tx(tx).await
     }
 
     /// Testing and debugging: publishes raw bytes on a topic without any local check (how a
