@@ -18,7 +18,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::jsonrpc::RpcError;
 use super::methods::{chain as chain_methods, net};
-use super::views::{BlockView, TxView};
+use super::views::{BlockView, MempoolSummary, TxView};
 use super::App;
 
 /// Most items per page.
@@ -463,40 +463,10 @@ async fn address(
     }))
 }
 
-/// Mempool figures and the best-paying txids.
-#[derive(Serialize, ToSchema)]
-pub struct MempoolSummary {
-    /// Transactions.
-    pub size: usize,
-    /// Bytes.
-    pub bytes: usize,
-    /// Sum of fees.
-    pub total_fee: u64,
-    /// Suggested fee rate, units/byte.
-    pub feerate_estimate: u64,
-    /// Minimum relay fee rate, units/byte.
-    pub minrelaytxfee: u64,
-    /// Up to 100 txids by fee rate.
-    pub txids: Vec<String>,
-}
-
 /// Mempool summary.
 #[utoipa::path(get, path = "/api/v1/mempool", responses((status = 200, body = MempoolSummary), (status = 429, body = ErrorBody)))]
 async fn mempool(State(app): State<Arc<App>>) -> Result<Json<MempoolSummary>, RestError> {
-    let v = chain_methods::mempool_summary(&app, MAX_PAGE as usize).await?;
-    let num = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Ok(Json(MempoolSummary {
-        size: num("size") as usize,
-        bytes: num("bytes") as usize,
-        total_fee: num("total_fee"),
-        feerate_estimate: num("feerate_estimate"),
-        minrelaytxfee: num("minrelaytxfee"),
-        txids: v
-            .get("txids")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
-            .unwrap_or_default(),
-    }))
+    Ok(Json(chain_methods::mempool_summary(&app, MAX_PAGE as usize).await?))
 }
 
 /// A connected peer.

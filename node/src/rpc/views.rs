@@ -258,3 +258,23 @@ pub fn block_view(
         tx,
     }
 }
+
+/// Mempool figures (`getmempoolinfo`, REST `/api/v1/mempool` with the txids).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MempoolSummary {
+    /// Transactions.
+    pub size: usize,
+    /// Bytes.
+    pub bytes: usize,
+    /// Sum of fees.
+    pub total_fee: u64,
+    /// Minimum relay fee rate, units/byte.
+    pub minrelaytxfee: u64,
+    /// Suggested fee rate, units/byte.
+    pub feerate_estimate: u64,
+    /// Byte limit of the pool.
+    pub maxmempool: usize,
+    /// Up to 100 txids by fee rate (REST only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txids: Option<Vec<String>>,
+}

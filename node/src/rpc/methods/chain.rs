@@ -9,7 +9,7 @@ use super::to_json;
 use crate::chain_task::{ChainTask, TxVerdict};
 use crate::network::gossip::TopicKind;
 use crate::rpc::jsonrpc::{Params, RpcError};
-use crate::rpc::views::{self, BlockView, TxView};
+use crate::rpc::views::{self, BlockView, MempoolSummary, TxView};
 use crate::rpc::App;
 
 /// Largest hex string accepted for a raw transaction or block: twice the byte limit.
@@ -72,14 +72,20 @@ pub(crate) async fn getblockhash(app: &App, p: &Params) -> Result<Value, RpcErro
         .ok_or_else(|| RpcError::new(-8, format!("block height {height} out of range")))
 }
 
+/// The index entry of a block we know, or "block not found".
+fn indexed(chain: &lode_chain::ChainState, hash: &Hash256) -> Result<lode_chain::store::IndexEntry, RpcError> {
+    chain
+        .entry(hash)
+        .copied()
+        .ok_or_else(|| RpcError::not_found("block not found"))
+}
+
 /// A block's view (`verbose_txs`: transaction objects instead of txids), or its hex.
 pub(crate) async fn block_lookup(app: &App, hash: Hash256, verbosity: u64) -> Result<Value, RpcError> {
     app.api
         .with_chain(move |t| -> Result<Value, RpcError> {
             let chain = t.chain();
-            let entry = *chain
-                .entry(&hash)
-                .ok_or_else(|| RpcError::not_found("block not found"))?;
+            let entry = indexed(chain, &hash)?;
             let block = chain
                 .block(&hash)
                 .map_err(RpcError::internal)?
@@ -113,9 +119,7 @@ pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcEr
     app.api
         .with_chain(move |t| -> Result<Value, RpcError> {
             let chain = t.chain();
-            let entry = *chain
-                .entry(&hash)
-                .ok_or_else(|| RpcError::not_found("block not found"))?;
+            let entry = indexed(chain, &hash)?;
             if !verbose {
                 return Ok(json!(hex::encode(entry.header.to_bytes())));
             }
@@ -241,35 +245,38 @@ pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcErr
 
 pub(crate) async fn getmempoolinfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    mempool_summary(app, 0).await
+    to_json(&mempool_summary(app, 0).await?)
 }
 
-/// Mempool figures and up to `list` txids by fee rate.
-pub(crate) async fn mempool_summary(app: &App, list: usize) -> Result<Value, RpcError> {
+/// Mempool figures and, when `list > 0`, up to `list` txids by fee rate.
+pub(crate) async fn mempool_summary(app: &App, list: usize) -> Result<MempoolSummary, RpcError> {
     let floor = app.api.params().min_relay_fee_rate;
     app.api
         .with_chain(move |t| match t.mempool() {
-            Some(pool) => {
-                let mut v = json!({
-                    "size": pool.len(),
-                    "bytes": pool.bytes(),
-                    "total_fee": pool.total_fees().0,
-                    "minrelaytxfee": pool.policy().min_relay_fee_rate,
-                    "feerate_estimate": pool.fee_rate_estimate(),
-                    "maxmempool": pool.policy().max_bytes,
-                });
-                if list > 0 {
-                    v["txids"] = json!(pool
-                        .by_ancestor_fee_rate()
+            Some(pool) => MempoolSummary {
+                size: pool.len(),
+                bytes: pool.bytes(),
+                total_fee: pool.total_fees().0,
+                minrelaytxfee: pool.policy().min_relay_fee_rate,
+                feerate_estimate: pool.fee_rate_estimate(),
+                maxmempool: pool.policy().max_bytes,
+                txids: (list > 0).then(|| {
+                    pool.by_ancestor_fee_rate()
                         .iter()
                         .take(list)
                         .map(|e| e.txid().to_hex())
-                        .collect::<Vec<_>>());
-                }
-                v
-            }
-            None => json!({"size": 0, "bytes": 0, "total_fee": 0, "minrelaytxfee": floor,
-                           "feerate_estimate": floor, "maxmempool": 0}),
+                        .collect()
+                }),
+            },
+            None => MempoolSummary {
+                size: 0,
+                bytes: 0,
+                total_fee: 0,
+                minrelaytxfee: floor,
+                feerate_estimate: floor,
+                maxmempool: 0,
+                txids: (list > 0).then(Vec::new),
+            },
         })
         .await
         .map_err(Into::into)
