@@ -1,22 +1,20 @@
 //! [`NodeApi`]: the cloneable handle the RPC server (and any other in-process client) uses
 //! to reach a running node's tasks.
 //!
-//! It holds only *weak* senders: a request in flight never keeps the chain task or the
-//! network alive past shutdown (the chain task stops when its last strong sender is gone).
+//! It holds only *weak* handles to the chain task and the network: a request in flight never
+//! keeps either alive past shutdown (a task stops when its last strong handle is gone).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use lode_chain::{Block, ChainEvent, ChainParams, Hash256, Transaction};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use lode_chain::{ChainEvent, ChainParams, Hash256};
+use tokio::sync::{broadcast, watch};
 
-use crate::chain_task::{BlockVerdict, ChainCommand, ChainTask, TipInfo, TxVerdict};
-use crate::error::NodeError;
+use crate::chain_task::{ChainHandle, TipInfo};
 use crate::metrics::Metrics;
-use crate::network::gossip::TopicKind;
-use crate::network::NetCommand;
+use crate::network::NetworkHandle;
 
 /// A cloneable handle to a running node's tasks.
 #[derive(Clone)]
@@ -26,8 +24,8 @@ pub struct NodeApi {
     pub(crate) params: ChainParams,
     pub(crate) genesis: Hash256,
     pub(crate) data_dir: PathBuf,
-    pub(crate) chain: mpsc::WeakSender<ChainCommand>,
-    pub(crate) net: mpsc::WeakSender<NetCommand>,
+    pub(crate) chain: ChainHandle,
+    pub(crate) net: NetworkHandle,
     pub(crate) tip: watch::Receiver<TipInfo>,
     pub(crate) events: broadcast::Sender<ChainEvent>,
     pub(crate) accepted_txs: broadcast::Sender<Hash256>,
@@ -38,6 +36,16 @@ pub struct NodeApi {
 }
 
 impl NodeApi {
+    /// The chain task (a weak handle: it never keeps the node running).
+    pub fn chain(&self) -> &ChainHandle {
+        &self.chain
+    }
+
+    /// The network event loop (a weak handle).
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
@@ -94,98 +102,6 @@ impl NodeApi {
     /// Seconds since the node started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// Runs `f` on the chain thread with the chain task (reads, wallet actions) and returns
-    /// its result.
-    pub async fn with_chain<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut ChainTask) -> R + Send + 'static,
-    ) -> Result<R, NodeError> {
-        let chain = self.chain.upgrade().ok_or(NodeError::Stopped)?;
-        let (tx, rx) = oneshot::channel();
-        let run = Box::new(move |task: &mut ChainTask| {
-            let _ = tx.send(f(task));
-        });
-        chain
-            .send(ChainCommand::Run(run))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        drop(chain);
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Asks the network event loop.
-    pub(crate) async fn ask_net<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> NetCommand) -> Result<T, NodeError> {
-        let net = self.net.upgrade().ok_or(NodeError::Stopped)?;
-        let (tx, rx) = oneshot::channel();
-        net.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
-        drop(net);
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Gossips bytes on a topic.
-    pub(crate) async fn publish(&self, topic: TopicKind, bytes: Vec<u8>) -> Result<(), NodeError> {
-        let net = self.net.upgrade().ok_or(NodeError::Stopped)?;
-        net.send(NetCommand::Publish {
-            topic,
-            bytes,
-            reply: None,
-        })
-        .await
-        .map_err(|_| NodeError::Stopped)
-    }
-
-    /// Submits a block like the miner does: the chain judges it; stored on a valid branch,
-    /// it is announced.
-    pub async fn submit_block(&self, block: Block) -> Result<BlockVerdict, NodeError> {
-        let (chain, net) = match (self.chain.upgrade(), self.net.upgrade()) {
-            (Some(c), Some(n)) => (c, n),
-            _ => return Err(NodeError::Stopped),
-        };
-        crate::node::submit_and_announce(&chain, &net, Arc::new(block)).await
-    }
-
-    /// Submits a transaction; accepted, it is announced.
-    pub async fn submit_tx(&self, tx: Transaction) -> Result<TxVerdict, NodeError> {
-        let bytes = lode_chain::encoding::encode(&tx);
-        let verdict = self.with_chain(move |task| task.submit_tx(tx)).await?;
-        if matches!(verdict, TxVerdict::Accepted { .. }) {
-            self.publish(TopicKind::Txs, bytes).await?;
-        }
-        Ok(verdict)
-    }
-
-    /// Starts the embedded miner with `threads` workers (restarts it if running), paying
-    /// the configured mining address or a fresh wallet address.
-    pub async fn start_mining(&self, threads: usize) -> Result<(), NodeError> {
-        let (chain, net) = match (self.chain.upgrade(), self.net.upgrade()) {
-            (Some(c), Some(n)) => (c, n),
-            _ => return Err(NodeError::Stopped),
-        };
-        let (found_tx, found_rx) = std::sync::mpsc::channel();
-        let hrp = self.params.hrp.clone();
-        self.with_chain(move |task| -> Result<(), NodeError> {
-            // Stop the old workers first: two miners would race on one tip.
-            task.set_miner(None);
-            let pay_to = match task.mining_address() {
-                Some(p) => p,
-                None => task
-                    .wallet_mut()
-                    .ok_or_else(|| NodeError::Wallet("no wallet to pay the coinbase to".into()))?
-                    .fresh_pkh(&hrp)?,
-            };
-            let miner = crate::mining::NodeMiner::start(threads, pay_to, found_tx)?;
-            task.set_miner(Some(miner));
-            Ok(())
-        })
-        .await??;
-        crate::node::spawn_found_bridge(found_rx, &chain, &net)
-    }
-
-    /// Stops the embedded miner (its threads are joined).
-    pub async fn stop_mining(&self) -> Result<(), NodeError> {
-        self.with_chain(|task| task.set_miner(None)).await
     }
 
     /// Default miner thread count (`--miner-threads`).

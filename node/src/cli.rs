@@ -190,21 +190,27 @@ impl NodeArgs {
             }
         }
         Ok(NodeConfig {
-            p2p_listen,
-            peers,
+            params,
+            data_dir,
+            network: crate::network::NetworkConfig {
+                listen: p2p_listen,
+                peers,
+                mdns: !self.no_mdns,
+                kademlia: true,
+                progress_bar: true,
+                ban_duration: Duration::from_secs(3600),
+                ..crate::network::NetworkConfig::default()
+            },
             rpc,
-            mine: self.mine,
-            miner_threads,
-            mining_address,
-            wallet: crate::mining::WalletConfig {
+            mining: crate::miner::MiningConfig {
+                enabled: self.mine,
+                threads: miner_threads,
+                address: mining_address,
+            },
+            wallet: crate::wallet::WalletConfig {
                 mnemonic_file: self.wallet_mnemonic_file,
                 account: self.wallet_account,
             },
-            mdns: !self.no_mdns,
-            kademlia: true,
-            progress_bar: true,
-            ban_duration: Duration::from_secs(3600),
-            ..NodeConfig::local(params, data_dir)
         })
     }
 }
@@ -285,8 +291,8 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(c.params.name, "regtest");
-        assert_eq!(c.peers.len(), 2);
-        assert!(!c.mdns);
+        assert_eq!(c.network.peers.len(), 2);
+        assert!(!c.network.mdns);
         for (flags, needle) in [
             (vec!["--peer", "nonsense"], "--peer"),
             (vec!["--network", "mainnet"], "--network"),

@@ -30,11 +30,13 @@ pub mod devnet;
 pub mod devnet_file;
 pub mod error;
 pub mod metrics;
-pub mod mining;
+pub mod miner;
 pub mod network;
 pub mod node;
 pub mod progress;
 pub mod rpc;
+mod task_sender;
+pub mod wallet;
 
 pub use api::NodeApi;
 pub use config::{LogFormat, NodeConfig};

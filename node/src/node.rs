@@ -6,27 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
-use lode_chain::{AcceptStatus, Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use libp2p::{Multiaddr, PeerId};
+use lode_chain::{Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
+use tokio::sync::{broadcast, watch};
 
 use crate::api::NodeApi;
-use crate::chain_task::{
-    tip_info, BlockVerdict, ChainCommand, ChainOutputs, ChainTask, MempoolSink, TipInfo, TxVerdict,
-};
+use crate::chain_task::{BlockVerdict, ChainHandle, ChainSetup, MempoolSink, Origin, TipInfo, TxVerdict};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::network::behaviour::Behaviour;
 use crate::network::gossip::{Names, TopicKind};
 use crate::network::sync::Progress;
-use crate::network::{EventLoop, LoopParts, NetCommand};
+use crate::network::{NetworkHandle, NetworkSetup};
 
-/// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
-/// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
-const CHAIN_QUEUE: usize = 256;
-/// Capacity of the network's command queue.
-const NET_QUEUE: usize = 64;
 /// File holding the node's libp2p key (hex of the Ed25519 secret), so its peer id is stable.
 pub const NODE_KEY_FILE: &str = "node_key";
 /// Directory of the chain store inside the data dir.
@@ -38,10 +29,10 @@ pub struct NodeHandle {
     api: NodeApi,
     rpc: Option<crate::rpc::RpcServer>,
     stop_requested: watch::Receiver<bool>,
-    // The strong senders: they keep the chain task and the event loop alive until shutdown
+    // The strong handles: they keep the chain task and the event loop alive until shutdown
     // (`api` holds weak ones). Everything else the handle shows comes from `api`.
-    chain: mpsc::Sender<ChainCommand>,
-    net: mpsc::Sender<NetCommand>,
+    chain: Option<ChainHandle>,
+    net: NetworkHandle,
     shutdown: watch::Sender<bool>,
     net_task: Option<tokio::task::JoinHandle<()>>,
     chain_thread: Option<std::thread::JoinHandle<Result<(), lode_chain::error::ChainError>>>,
@@ -88,13 +79,22 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Starts a node: opens the chain, spawns the chain task and the network event loop,
-/// listens, dials the configured peers, and returns once it is listening.
+/// Starts a node: opens the chain and the wallet, spawns the chain task, starts the network
+/// (which listens and dials the configured peers) and the RPC server, each with its own
+/// config, and returns once it is listening.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
-    for addr in &config.p2p_listen {
-        check_port_free(addr)?;
+    let NodeConfig {
+        params,
+        data_dir,
+        network,
+        rpc,
+        mining,
+        wallet,
+    } = config;
+    for addr in &network.listen {
+        crate::network::check_port_free(addr)?;
     }
-    if let Some(rpc) = config.rpc.as_ref().filter(|r| r.listen.port() != 0) {
+    if let Some(rpc) = rpc.as_ref().filter(|r| r.listen.port() != 0) {
         if let Err(e) = std::net::TcpListener::bind(rpc.listen) {
             return Err(NodeError::Listen {
                 addr: rpc.listen.to_string(),
@@ -106,7 +106,6 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             });
         }
     }
-    let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::Io {
         path: data_dir.display().to_string(),
         source,
@@ -114,123 +113,53 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let key = load_or_create_key(&data_dir)?;
     let peer_id = key.public().to_peer_id();
 
-    let params = config.params.clone();
-    let chain_path = data_dir.join(CHAIN_DIR);
-    let chain = tokio::task::spawn_blocking({
+    // The chain, and the built-in wallet rebuilt from the chain's address index.
+    let (chain, wallet) = tokio::task::spawn_blocking({
         let params = params.clone();
-        move || ChainState::open(&chain_path, params)
+        let data_dir = data_dir.clone();
+        move || -> Result<_, NodeError> {
+            let chain = ChainState::open(&data_dir.join(CHAIN_DIR), params)?;
+            let wallet = crate::wallet::NodeWallet::open(&data_dir, &wallet, &chain)?;
+            Ok((chain, wallet))
+        }
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
     let genesis = chain.genesis_hash();
-    let names = Names::new(&genesis);
-
-    let (tip_tx, tip_rx) = watch::channel(tip_info(&chain));
-    let (events_tx, _) = broadcast::channel(1024);
-    let (relay_tx, _) = broadcast::channel(1024);
-    let (accepted_tx, _) = broadcast::channel(1024);
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let (chain_tx, chain_rx) = mpsc::channel(CHAIN_QUEUE);
-    // The built-in wallet, rebuilt from the chain's address index, and the miner paying it.
-    let (chain, mut wallet) = tokio::task::spawn_blocking({
-        let data_dir = data_dir.clone();
-        let wallet_cfg = config.wallet.clone();
-        move || {
-            let wallet = crate::mining::NodeWallet::open(&data_dir, &wallet_cfg, &chain);
-            (chain, wallet)
-        }
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?;
-    let mut found_rx = None;
-    let miner = if config.mine {
-        let pay_to = match config.mining_address {
-            Some(p) => p,
-            None => wallet
-                .as_mut()
-                .map_err(|e| NodeError::Wallet(e.to_string()))?
-                .fresh_pkh(&params.hrp)?,
-        };
-        let (found_tx, rx) = std::sync::mpsc::channel();
-        found_rx = Some(rx);
-        Some(crate::mining::NodeMiner::start(config.miner_threads, pay_to, found_tx)?)
-    } else {
-        None
-    };
-    let mut task = ChainTask::new(
+    let default_threads = mining.threads;
+    let running_chain = crate::chain_task::spawn(ChainSetup {
+        sink: Box::new(MempoolSink::new(&params)),
         chain,
-        Box::new(MempoolSink::new(&params)),
-        ChainOutputs {
-            tip: tip_tx,
-            events: events_tx.clone(),
-            relay_txs: relay_tx.clone(),
-            accepted_txs: accepted_tx.clone(),
+        wallet: Some(wallet),
+        mining,
+        metrics: Some(metrics.clone()),
+    })?;
+    let chain = running_chain.handle;
+    let outputs = running_chain.outputs;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let running_net = crate::network::start(
+        network,
+        NetworkSetup {
+            key,
+            params: params.clone(),
+            names: Names::new(&genesis),
+            chain: chain.clone(),
+            tip: outputs.tip.clone(),
+            announce: outputs.announce.subscribe(),
+            shutdown: shutdown_rx,
         },
     )
-    .with_wallet(wallet?)
-    .with_mining_address(config.mining_address)
-    .with_metrics(metrics.clone());
-    if let Some(m) = miner {
-        task = task.with_miner(m);
-    }
-    let chain_thread = std::thread::Builder::new()
-        .name("lode-chain".into())
-        .spawn(move || task.run(chain_rx))
-        .map_err(|e| NodeError::Task(format!("cannot spawn the chain thread: {e}")))?;
+    .await?;
+    spawn_tick(chain.downgrade());
 
-    let swarm = build_swarm(&key, &names, &config)?;
-    let mut swarm = swarm;
-    for addr in &config.p2p_listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
-    }
-    for topic in [&names.blocks, &names.txs] {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(topic)
-            .map_err(|e| NodeError::Network(format!("subscribe: {e}")))?;
-    }
-
-    let (listen_tx, mut listen_rx) = watch::channel(Vec::new());
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-    let event_loop = EventLoop::new(LoopParts {
-        swarm,
-        names,
-        params: params.clone(),
-        chain: chain_tx.clone(),
-        commands: net_rx,
-        tip: tip_rx.clone(),
-        relay_txs: relay_tx.subscribe(),
-        listen_addrs: listen_tx,
-        shutdown: shutdown_rx,
-        peers: config.peers.clone(),
-        ban_duration: config.ban_duration,
-        progress_bar: config.progress_bar,
-    });
-    let net_task = tokio::spawn(event_loop.run());
-    spawn_tick(&chain_tx);
-    if let Some(rx) = found_rx {
-        spawn_found_bridge(rx, &chain_tx, &net_tx)?;
-    }
-
-    // Return once every listener has reported its address (port 0 becomes a real port).
-    let want = config.p2p_listen.len();
-    let wait = listen_rx.wait_for(|v| v.len() >= want);
-    let listen = match tokio::time::timeout(Duration::from_secs(10), wait).await {
-        Ok(Ok(v)) => v.clone(),
-        _ => return Err(NodeError::Network("listeners did not come up within 10 s".into())),
-    };
-
-    let tip = tip_rx.borrow().clone();
+    let tip = outputs.tip.borrow().clone();
     tracing::info!(
         network = %params.name,
         genesis = %genesis,
         peer_id = %peer_id,
-        listen = ?listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        listen = ?running_net.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
         data_dir = %data_dir.display(),
         height = tip.height.0,
         tip = %tip.hash,
@@ -239,21 +168,21 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let api = NodeApi {
         peer_id,
-        listen: listen.clone(),
-        params: params.clone(),
+        listen: running_net.listen,
+        params,
         genesis,
-        data_dir: data_dir.clone(),
-        chain: chain_tx.downgrade(),
-        net: net_tx.downgrade(),
-        tip: tip_rx.clone(),
-        events: events_tx.clone(),
-        accepted_txs: accepted_tx,
+        data_dir,
+        chain: chain.downgrade(),
+        net: running_net.handle.downgrade(),
+        tip: outputs.tip,
+        events: outputs.events,
+        accepted_txs: outputs.accepted_txs,
         metrics,
         stop: Arc::new(stop_tx),
-        default_threads: config.miner_threads,
+        default_threads,
         started: std::time::Instant::now(),
     };
-    let rpc = match config.rpc.clone() {
+    let rpc = match rpc {
         Some(rpc_config) => Some(crate::rpc::start(api.clone(), rpc_config, shutdown_tx.subscribe()).await?),
         None => None,
     };
@@ -262,137 +191,27 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         api,
         rpc,
         stop_requested: stop_rx,
-        chain: chain_tx,
-        net: net_tx,
+        chain: Some(chain),
+        net: running_net.handle,
         shutdown: shutdown_tx,
-        net_task: Some(net_task),
-        chain_thread: Some(chain_thread),
+        net_task: Some(running_net.task),
+        chain_thread: Some(running_chain.thread),
     })
 }
 
-/// Every second, a `Tick` to the chain task (fee refresh of the miner's template, wallet
-/// unlock expiry). Holds only a weak sender, so it never keeps the chain task alive.
-fn spawn_tick(chain: &mpsc::Sender<ChainCommand>) {
-    let weak = chain.downgrade();
+/// Every second, a tick to the chain task (fee refresh of the miner's template, wallet
+/// unlock expiry). Holds only a weak handle, so it never keeps the chain task alive.
+fn spawn_tick(chain: ChainHandle) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             every.tick().await;
-            let Some(chain) = weak.upgrade() else { break };
             // A full queue means the task is busy: skipping a tick is harmless.
-            let _ = chain.try_send(ChainCommand::Tick);
+            if !chain.tick() {
+                break;
+            }
         }
     });
-}
-
-/// Carries blocks the miner found into the chain task, through the same acceptance path as
-/// blocks from peers, and announces the ones that were stored. Holds only weak senders:
-/// when the node stops, the chain task drops the miner, whose channel then closes.
-pub(crate) fn spawn_found_bridge(
-    found: std::sync::mpsc::Receiver<lode_miner::FoundBlock>,
-    chain: &mpsc::Sender<ChainCommand>,
-    net: &mpsc::Sender<NetCommand>,
-) -> Result<(), NodeError> {
-    let (chain, net) = (chain.downgrade(), net.downgrade());
-    let rt = tokio::runtime::Handle::current();
-    std::thread::Builder::new()
-        .name("lode-found".into())
-        .spawn(move || {
-            while let Ok(f) = found.recv() {
-                let (Some(chain), Some(net)) = (chain.upgrade(), net.upgrade()) else {
-                    break;
-                };
-                let hash = f.block.hash();
-                let verdict = rt.block_on(submit_and_announce(&chain, &net, Arc::new(f.block)));
-                match verdict {
-                    Ok(v) => tracing::info!(block = %hash, reward = %f.reward, verdict = ?v, "mined a block"),
-                    Err(e) => tracing::warn!(block = %hash, error = %e, "mined block not submitted"),
-                }
-            }
-        })
-        .map_err(|e| NodeError::Task(format!("cannot spawn the miner bridge: {e}")))?;
-    Ok(())
-}
-
-/// Submits a locally found block to the chain task and gossips it if it was stored on a
-/// valid branch.
-pub(crate) async fn submit_and_announce(
-    chain: &mpsc::Sender<ChainCommand>,
-    net: &mpsc::Sender<NetCommand>,
-    block: Arc<Block>,
-) -> Result<BlockVerdict, NodeError> {
-    let (reply, rx) = oneshot::channel();
-    chain
-        .send(ChainCommand::SubmitBlock {
-            block: block.clone(),
-            reply,
-        })
-        .await
-        .map_err(|_| NodeError::Stopped)?;
-    let verdict = rx.await.map_err(|_| NodeError::Stopped)?;
-    if matches!(
-        verdict,
-        BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)
-    ) {
-        net.send(NetCommand::Publish {
-            topic: TopicKind::Blocks,
-            bytes: block.to_bytes(),
-            reply: None,
-        })
-        .await
-        .map_err(|_| NodeError::Stopped)?;
-    }
-    Ok(verdict)
-}
-
-/// Fails if a fixed TCP listen port is taken. libp2p's TCP transport binds with
-/// SO_REUSEPORT, so on Linux a second node on the same port would *succeed* and share the
-/// port's connections with the first; a plain bind first finds the conflict and names it.
-fn check_port_free(addr: &Multiaddr) -> Result<(), NodeError> {
-    let mut ip = None;
-    let mut port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    let (Some(ip), Some(port)) = (ip, port) else {
-        return Ok(());
-    };
-    if port == 0 {
-        return Ok(());
-    }
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(NodeError::Listen {
-            addr: addr.to_string(),
-            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
-                format!("port {port} is already in use")
-            } else {
-                e.to_string()
-            },
-        }),
-    }
-}
-
-fn build_swarm(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<libp2p::Swarm<Behaviour>, NodeError> {
-    let behaviour = Behaviour::new(key, names, config)?;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NodeError::Network(format!("transport: {e}")))?
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
-    Ok(swarm)
 }
 
 impl NodeHandle {
@@ -447,43 +266,38 @@ impl NodeHandle {
         self.api.subscribe_events()
     }
 
-    async fn ask_chain<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> ChainCommand) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.chain.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
+    /// The chain task (a weak handle).
+    pub fn chain(&self) -> &ChainHandle {
+        self.api.chain()
     }
 
-    async fn ask_net<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> NetCommand) -> Result<T, NodeError> {
-        self.api.ask_net(make).await
+    /// The network (a weak handle).
+    pub fn net(&self) -> &NetworkHandle {
+        self.api.net()
     }
 
     /// Submits a block found locally (miner, RPC, tests): the chain judges it and, if it
-    /// was stored on a valid branch, it is announced to peers.
+    /// was stored on a valid branch, the chain task announces it to peers.
     pub async fn submit_block(&self, block: Block) -> Result<BlockVerdict, NodeError> {
-        self.api.submit_block(block).await
+        self.api.chain().submit_block(Arc::new(block), Origin::Local).await
     }
 
     /// The built-in wallet's balance and addresses.
     pub async fn wallet_info(&self) -> Result<Option<crate::chain_task::WalletInfo>, NodeError> {
-        self.ask_chain(|reply| ChainCommand::WalletInfo { reply }).await
+        self.api.chain().wallet_info().await
     }
 
     /// Submits a transaction (wallet, RPC): judged by the chain task's transaction sink
     /// and, if accepted, announced.
     pub async fn submit_tx(&self, tx: Transaction) -> Result<TxVerdict, NodeError> {
-        self.api.submit_tx(tx).await
+        self.api.chain().submit_tx(tx, Origin::Local).await
     }
 
     /// Testing and debugging: publishes raw bytes on a topic without any local check (how a
     /// hostile peer is simulated). Returns the publish result.
     #[doc(hidden)]
     pub async fn publish_raw(&self, topic: TopicKind, bytes: Vec<u8>) -> Result<Result<(), String>, NodeError> {
-        self.ask_net(|reply| NetCommand::Publish {
-            topic,
-            bytes,
-            reply: Some(reply),
-        })
-        .await
+        self.net.publish_raw(topic, bytes).await
     }
 
     /// Testing: sends a raw sync request to `peer` outside the sync manager.
@@ -493,42 +307,37 @@ impl NodeHandle {
         peer: PeerId,
         request: crate::network::protocol::RequestFrame,
     ) -> Result<(), NodeError> {
-        self.net
-            .send(NetCommand::RawSyncRequest(peer, request))
-            .await
-            .map_err(|_| NodeError::Stopped)
+        self.net.send_raw_sync_request(peer, request).await
     }
 
     /// Txids in the mempool.
     pub async fn mempool_txids(&self) -> Result<Vec<Hash256>, NodeError> {
-        self.ask_chain(|reply| ChainCommand::MempoolTxids { reply }).await
+        self.api.chain().mempool_txids().await
     }
 
     /// Best-chain block hash at `height`.
     pub async fn hash_at(&self, height: Height) -> Result<Option<Hash256>, NodeError> {
-        self.ask_chain(|reply| ChainCommand::HashAt { height, reply }).await
+        self.api.chain().hash_at(height).await
     }
 
     /// Dials a peer (multiaddr with or without `/p2p/PEER_ID`).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
-        self.ask_net(|reply| NetCommand::Dial { addr, reply })
-            .await?
-            .map_err(NodeError::Network)
+        self.net.dial(addr).await
     }
 
     /// Connected peers that identified as our chain.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NodeError> {
-        self.ask_net(NetCommand::Peers).await
+        self.net.peers().await
     }
 
     /// Whether `peer` is banned.
     pub async fn is_banned(&self, peer: PeerId) -> Result<bool, NodeError> {
-        self.ask_net(|reply| NetCommand::IsBanned(peer, reply)).await
+        self.net.is_banned(peer).await
     }
 
     /// Sync progress (our height and the best height peers report).
     pub async fn progress(&self) -> Result<Progress, NodeError> {
-        self.ask_net(NetCommand::Progress).await
+        self.net.progress().await
     }
 
     /// Stops the node: closes connections, lets the chain task finish what it has queued
@@ -564,9 +373,8 @@ impl NodeHandle {
         if let Some(t) = self.net_task.take() {
             t.await.map_err(|e| NodeError::Task(e.to_string()))?;
         }
-        // The chain task stops when its last sender is gone: ours and the event loop's.
-        let (closed, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.chain, closed));
+        // The chain task stops when its last strong handle is gone: ours and the event loop's.
+        self.chain = None;
         if let Some(t) = self.chain_thread.take() {
             tokio::task::spawn_blocking(move || t.join())
                 .await

@@ -17,13 +17,13 @@ async fn mined_blocks_pay_the_wallet_and_reach_peers() {
     let params = ChainParams::devnet_with_spacing(1);
     let a = start_with(dir_a.path(), |c| {
         c.params = params.clone();
-        c.mine = true;
-        c.miner_threads = 1;
+        c.mining.enabled = true;
+        c.mining.threads = 1;
     })
     .await;
     let b = start_with(dir_b.path(), |c| {
         c.params = params.clone();
-        c.peers = vec![addr(&a)];
+        c.network.peers = vec![addr(&a)];
     })
     .await;
 
@@ -68,7 +68,7 @@ async fn wallet_from_the_devnet_mnemonic_sees_its_premine() {
     std::fs::write(&words, lode_chain::params::DEVNET_MNEMONIC).expect("write mnemonic");
     let node = start_with(&dir.path().join("node"), |c| {
         c.params = ChainParams::devnet();
-        c.wallet = lode_node::mining::WalletConfig {
+        c.wallet = lode_node::wallet::WalletConfig {
             mnemonic_file: Some(words.clone()),
             account: 3,
         };

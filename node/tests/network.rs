@@ -131,8 +131,8 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
         let dir = dirs[i].path().to_path_buf();
         async move {
             start_with(&dir, |c: &mut NodeConfig| {
-                c.peers = vec![a_addr];
-                c.gossip_max_transmit_override = Some(8 << 20);
+                c.network.peers = vec![a_addr];
+                c.network.gossip_max_transmit_override = Some(8 << 20);
             })
             .await
         }
@@ -160,7 +160,7 @@ async fn hostile_peers_are_banned_and_honest_nodes_stay_in_consensus() {
     publish_until_sent(&h_pow, TopicKind::Blocks, bad.to_bytes()).await;
     // 3. A message over the network's size limit for blocks.
     // Over the block topic's limit but under the frame limit: decoded, scored, banned.
-    let over = params.max_block_size + lode_node::config::GOSSIP_FRAME_OVERHEAD + 64 * 1024;
+    let over = params.max_block_size + lode_node::network::config::GOSSIP_FRAME_OVERHEAD + 64 * 1024;
     publish_until_sent(&h_big, TopicKind::Blocks, vec![0u8; over]).await;
     // 4. A flood of invalid transactions (no outputs: a context-free rule).
     for i in 0..10u32 {
@@ -300,12 +300,9 @@ async fn a_peer_of_another_chain_is_disconnected() {
     let dr = tempfile::tempdir().expect("tempdir");
     let dd = tempfile::tempdir().expect("tempdir");
     let regtest = start(dr.path(), vec![]).await;
-    let devnet = lode_node::start(NodeConfig {
-        peers: vec![addr(&regtest)],
-        ..NodeConfig::local(ChainParams::devnet(), dd.path().to_path_buf())
-    })
-    .await
-    .expect("devnet node starts");
+    let mut config = NodeConfig::local(ChainParams::devnet(), dd.path().to_path_buf());
+    config.network.peers = vec![addr(&regtest)];
+    let devnet = lode_node::start(config).await.expect("devnet node starts");
     let (d_id, r_id) = (devnet.peer_id(), regtest.peer_id());
     // Whichever side reads the other's identify first refuses it (the other may never get
     // to read it before the connection closes).
@@ -325,7 +322,7 @@ async fn a_listen_port_in_use_is_named() {
     let port = taken.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = NodeConfig::local(ChainParams::regtest(), dir.path().to_path_buf());
-    config.p2p_listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("multiaddr")];
+    config.network.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("multiaddr")];
     let err = match lode_node::start(config).await {
         Ok(_) => panic!("the port is taken"),
         Err(e) => e.to_string(),
@@ -531,17 +528,17 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
 async fn kademlia_finds_a_peer_nobody_named() {
     init_logs();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let a = start_with(dirs[0].path(), |c| c.kademlia = true).await;
+    let a = start_with(dirs[0].path(), |c| c.network.kademlia = true).await;
     let b = start_with(dirs[1].path(), |c| {
-        c.kademlia = true;
-        c.peers = vec![addr(&a)];
+        c.network.kademlia = true;
+        c.network.peers = vec![addr(&a)];
     })
     .await;
     wait_peers(&b, 1, T).await;
     // C is told only about B; a Kademlia lookup through B must lead it to A.
     let c = start_with(dirs[2].path(), |c| {
-        c.kademlia = true;
-        c.peers = vec![addr(&b)];
+        c.network.kademlia = true;
+        c.network.peers = vec![addr(&b)];
     })
     .await;
     let a_id = a.peer_id();
@@ -557,7 +554,7 @@ async fn kademlia_finds_a_peer_nobody_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_limit_are_refused() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let hub = start_with(dirs[0].path(), |c| c.max_connections = 2).await;
+    let hub = start_with(dirs[0].path(), |c| c.network.max_connections = 2).await;
     let mut leaves = Vec::new();
     for d in &dirs[1..] {
         leaves.push(start(d.path(), vec![addr(&hub)]).await);

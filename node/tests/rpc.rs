@@ -300,7 +300,7 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         tempfile::tempdir().expect("tempdir"),
     );
     let a = node(da.path(), 0, |_| {}).await;
-    let b = node(db.path(), 0, |c| c.peers = vec![addr(&a)]).await;
+    let b = node(db.path(), 0, |c| c.network.peers = vec![addr(&a)]).await;
     wait_peers(&a, 1, T).await;
     let (ra, rb) = (Rpc::of(&a, da.path()), Rpc::of(&b, db.path()));
     ra.ok("generate", json!([11])).await;

@@ -8,9 +8,11 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{allow_block_list, connection_limits, gossipsub, identify, mdns, ping, request_response, StreamProtocol};
 
+use lode_chain::ChainParams;
+
+use super::config::NetworkConfig;
 use super::gossip::{self, Names};
 use super::protocol::SyncCodec;
-use crate::config::NodeConfig;
 use crate::error::NodeError;
 
 /// Everything the node speaks, in one behaviour.
@@ -40,8 +42,13 @@ const SYNC_STREAMS: usize = 64;
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Behaviour {
-    /// Builds the behaviour for `config`.
-    pub fn new(key: &Keypair, names: &Names, config: &NodeConfig) -> Result<Behaviour, NodeError> {
+    /// Builds the behaviour for `config` on the network `params` describe.
+    pub fn new(
+        key: &Keypair,
+        names: &Names,
+        config: &NetworkConfig,
+        params: &ChainParams,
+    ) -> Result<Behaviour, NodeError> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -55,7 +62,7 @@ impl Behaviour {
         let sync_protocol = StreamProtocol::try_from_owned(names.sync_protocol())
             .map_err(|e| NodeError::Network(format!("sync protocol name: {e}")))?;
         let sync = request_response::Behaviour::with_codec(
-            SyncCodec::new(config.params.max_block_size),
+            SyncCodec::new(params.max_block_size),
             [(sync_protocol, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(SYNC_TIMEOUT)
@@ -89,7 +96,12 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            gossipsub: gossip::behaviour(key, names, config.gossip_frame_limit(), config.gossip_topic_limits())?,
+            gossipsub: gossip::behaviour(
+                key,
+                names,
+                config.gossip_frame_limit(params),
+                config.gossip_topic_limits(params),
+            )?,
             sync,
             mdns: mdns.into(),
             kad: kad.into(),

@@ -1,205 +1,38 @@
-//! The network: one event loop owns the libp2p swarm.
+//! The network: the P2P side of the node, one event loop owning the libp2p swarm.
 //!
-//! The loop `select!`s over swarm events, commands from the [`NodeHandle`](crate::NodeHandle),
-//! replies from the chain task, tip changes, a one-second tick and the shutdown signal.
-//! Nothing slow runs in it: a gossip block is decoded (bounded by the max block size) and
-//! handed to the chain task with `try_send`; the verdict comes back as a future in
-//! `pending` and only then is the message reported Accept/Ignore/Reject to gossipsub.
-//! Sync requests from peers are answered the same way, always (an `Error` answer when the
-//! chain is busy or the peer over its rate limit).
+//! [`start`] builds the swarm from the network's own [`NetworkConfig`], listens, and spawns
+//! the event loop; everyone else reaches it through a [`NetworkHandle`]. Gossip in, sync and
+//! inbound sync serving live in the event loop; what the node publishes comes only from the
+//! chain task's announce channel.
 
 pub mod behaviour;
+pub mod config;
+mod event_loop;
 pub mod gossip;
+mod handle;
 pub mod peers;
 pub mod protocol;
 pub mod sync;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
-use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
-use lode_chain::{encoding, AcceptStatus, Block, ChainParams, Transaction};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+use lode_chain::ChainParams;
+use tokio::sync::{broadcast, mpsc, watch};
 
-use self::behaviour::{Behaviour, BehaviourEvent};
-use self::gossip::{Names, TopicKind};
-use self::peers::{Misbehaviour, PeerBook};
-use self::protocol::{
-    RequestFrame, SyncCodec, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS,
-    MAX_LOCATOR,
-};
-use self::sync::{Progress, SyncManager, SyncNet, SyncOutput};
-use crate::chain_task::{BlockVerdict, ChainCommand, HeadersVerdict, TipInfo, TxVerdict};
-use crate::progress::ProgressReporter;
+pub use config::NetworkConfig;
+pub use handle::{NetworkHandle, PeerInfo};
 
-/// Commands to the event loop.
-pub enum NetCommand {
-    /// Dial an address (with or without `/p2p/PEER_ID`).
-    Dial {
-        /// Where.
-        addr: Multiaddr,
-        /// Whether the dial was started.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// Publish bytes on a topic (a block or transaction the chain accepted locally).
-    Publish {
-        /// Topic.
-        topic: TopicKind,
-        /// Canonical bytes.
-        bytes: Vec<u8>,
-        /// Result (`NoPeersSubscribedToTopic` is reported, not fatal).
-        reply: Option<oneshot::Sender<Result<(), String>>>,
-    },
-    /// Peers with at least one connection that identified as our chain.
-    Peers(oneshot::Sender<Vec<PeerId>>),
-    /// Whether a peer is banned.
-    IsBanned(PeerId, oneshot::Sender<bool>),
-    /// Sync progress.
-    Progress(oneshot::Sender<Progress>),
-    /// Testing: send any sync request to a peer, bypassing the sync manager (a hostile
-    /// peer's oversized or flooding requests). The answer is dropped.
-    RawSyncRequest(PeerId, RequestFrame),
-    /// Connected peers of our chain with their address and direction.
-    PeerInfo(oneshot::Sender<Vec<PeerInfo>>),
-    /// Adds (`persistent`: keep re-dialling) or removes an address from the peers to dial;
-    /// adding dials at once.
-    SetPeer {
-        /// The address (with or without `/p2p/PEER_ID`).
-        addr: Multiaddr,
-        /// Add (`true`) or remove (`false`).
-        add: bool,
-        /// Whether it was known / the dial started.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// Closes every connection to a peer; `false` if none was open.
-    Disconnect(PeerId, oneshot::Sender<bool>),
-    /// Bans a peer for a time (`Some`) or lifts its ban (`None`); the reply says whether
-    /// anything changed.
-    Ban(PeerId, Option<Duration>, oneshot::Sender<bool>),
-    /// Banned peers and the seconds left on each ban.
-    ListBanned(oneshot::Sender<Vec<(PeerId, u64)>>),
-}
+use crate::chain_task::{Announcement, ChainHandle, TipInfo};
+use crate::error::NodeError;
+use behaviour::Behaviour;
+use event_loop::{EventLoop, LoopParts};
+use gossip::Names;
 
-/// A connected peer as the RPC shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// Its peer id.
-    pub id: PeerId,
-    /// Remote address of its first connection.
-    pub addr: Multiaddr,
-    /// True if it dialled us.
-    pub inbound: bool,
-}
-
-enum Completion {
-    GossipBlock {
-        msg_id: MessageId,
-        source: PeerId,
-        verdict: Option<BlockVerdict>,
-    },
-    GossipTx {
-        msg_id: MessageId,
-        source: PeerId,
-        verdict: Option<TxVerdict>,
-    },
-    Headers {
-        peer: PeerId,
-        verdict: Option<HeadersVerdict>,
-    },
-    Submitted(Option<Vec<BlockVerdict>>),
-    Serve {
-        channel: ResponseChannel<SyncResponse>,
-        response: SyncResponse,
-    },
-}
-
-/// Per-peer token bucket for inbound sync requests.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Sustained sync requests per second a peer may send, and its burst.
-const RATE_PER_SEC: f64 = 100.0;
-const RATE_BURST: f64 = 200.0;
-/// Gossipsub score at or below which a peer is banned (gossipsub's default graylist
-/// threshold: one invalid block-topic delivery costs 100).
-const GOSSIP_BAN_SCORE: f64 = -80.0;
-/// How often configured peers that dropped are re-dialled.
-const REDIAL_INTERVAL: Duration = Duration::from_secs(5);
-/// How often Kademlia re-bootstraps.
-const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The request-response behaviour seen by the sync manager.
-struct Requests<'a>(&'a mut request_response::Behaviour<SyncCodec>);
-
-impl SyncNet for Requests<'_> {
-    fn send(&mut self, peer: &PeerId, req: SyncRequest) -> OutboundRequestId {
-        self.0.send_request(peer, RequestFrame::Request(req))
-    }
-}
-
-/// Channels and settings the event loop is built with.
-pub struct LoopParts {
-    /// The swarm (listening already).
-    pub swarm: Swarm<Behaviour>,
-    /// Topic and protocol names.
-    pub names: Names,
-    /// Network parameters (size limits).
-    pub params: ChainParams,
-    /// To the chain task.
-    pub chain: mpsc::Sender<ChainCommand>,
-    /// From the node handle.
-    pub commands: mpsc::Receiver<NetCommand>,
-    /// The chain's tip.
-    pub tip: watch::Receiver<TipInfo>,
-    /// Transactions the mempool took in without a submit (reorgs, orphans): announced.
-    pub relay_txs: broadcast::Receiver<Arc<Transaction>>,
-    /// Where listen addresses are published.
-    pub listen_addrs: watch::Sender<Vec<Multiaddr>>,
-    /// Set to true to stop.
-    pub shutdown: watch::Receiver<bool>,
-    /// Peers to dial and keep dialling.
-    pub peers: Vec<Multiaddr>,
-    /// How long bans last.
-    pub ban_duration: Duration,
-    /// Whether to draw a progress bar on a terminal.
-    pub progress_bar: bool,
-}
-
-/// The event loop. See the module doc.
-pub struct EventLoop {
-    swarm: Swarm<Behaviour>,
-    names: Names,
-    params: ChainParams,
-    chain: mpsc::Sender<ChainCommand>,
-    commands: mpsc::Receiver<NetCommand>,
-    tip: watch::Receiver<TipInfo>,
-    relay_txs: broadcast::Receiver<Arc<Transaction>>,
-    listen_addrs: watch::Sender<Vec<Multiaddr>>,
-    shutdown: watch::Receiver<bool>,
-    sync: SyncManager,
-    book: PeerBook,
-    pending: FuturesUnordered<BoxFuture<'static, Completion>>,
-    persistent: Vec<(Multiaddr, Option<PeerId>)>,
-    last_redial: Instant,
-    /// `None` until the first bootstrap (done on the first tick that has a peer).
-    last_bootstrap: Option<Instant>,
-    ready: HashSet<PeerId>,
-    /// Remote address and direction of each connected peer's first connection.
-    conns: HashMap<PeerId, (Multiaddr, bool)>,
-    rate: HashMap<PeerId, Bucket>,
-    progress: ProgressReporter,
-}
+/// Capacity of the network's command queue.
+const NET_QUEUE: usize = 64;
 
 /// The peer id at the end of a multiaddr, if any.
 pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -209,698 +42,136 @@ pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-impl EventLoop {
-    /// Builds the loop.
-    pub fn new(parts: LoopParts) -> EventLoop {
-        let tip = parts.tip.borrow().clone();
-        EventLoop {
-            sync: SyncManager::new(tip, parts.params.max_block_size),
-            swarm: parts.swarm,
-            names: parts.names,
-            params: parts.params,
-            chain: parts.chain,
-            commands: parts.commands,
-            tip: parts.tip,
-            relay_txs: parts.relay_txs,
-            listen_addrs: parts.listen_addrs,
-            shutdown: parts.shutdown,
-            book: PeerBook::new(parts.ban_duration),
-            pending: FuturesUnordered::new(),
-            persistent: parts.peers.into_iter().map(|a| (a, None)).collect(),
-            last_redial: Instant::now(),
-            last_bootstrap: None,
-            ready: HashSet::new(),
-            conns: HashMap::new(),
-            rate: HashMap::new(),
-            progress: ProgressReporter::new(parts.progress_bar),
-        }
-    }
+/// What the network is started with besides its config.
+pub struct NetworkSetup {
+    /// The node's libp2p identity.
+    pub key: Keypair,
+    /// Network parameters (genesis names the topics; sizes bound messages).
+    pub params: ChainParams,
+    /// Topic and protocol names of our chain.
+    pub names: Names,
+    /// The chain task (a strong handle: the chain outlives the event loop).
+    pub chain: ChainHandle,
+    /// The chain's tip.
+    pub tip: watch::Receiver<TipInfo>,
+    /// The chain task's announcements: what the event loop publishes.
+    pub announce: broadcast::Receiver<Announcement>,
+    /// Set to true to stop.
+    pub shutdown: watch::Receiver<bool>,
+}
 
-    /// Runs until shutdown (or until the node handle is gone), then closes connections.
-    pub async fn run(mut self) {
-        let addrs: Vec<Multiaddr> = self.persistent.iter().map(|(a, _)| a.clone()).collect();
-        for addr in addrs {
-            if let Err(e) = self.dial(addr.clone()) {
-                tracing::warn!(%addr, error = %e, "cannot dial peer");
-            }
-        }
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                Some(done) = self.pending.next(), if !self.pending.is_empty() => self.on_completion(done),
-                cmd = self.commands.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    None => break,
-                },
-                changed = self.tip.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    let tip = self.tip.borrow_and_update().clone();
-                    self.sync.on_local_tip(tip, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-                    self.drain_sync();
-                }
-                relayed = self.relay_txs.recv() => match relayed {
-                    Ok(tx) => self.publish_quietly(TopicKind::Txs, encoding::encode(&*tx)),
-                    // Fell behind a burst: those are announced by nobody; peers still get
-                    // them in blocks. Closed: the chain task is gone; shutdown follows.
-                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(n, "relay queue lagged"),
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = tick.tick() => self.on_tick(),
-                _ = self.shutdown.changed() => break,
-            }
-        }
-        self.progress.finish();
-        self.close().await;
-    }
+/// A started network.
+pub struct RunningNetwork {
+    /// A strong handle (the event loop stops when the last one is gone or on shutdown).
+    pub handle: NetworkHandle,
+    /// The addresses it listens on (port 0 resolved).
+    pub listen: Vec<Multiaddr>,
+    /// The event loop's task.
+    pub task: tokio::task::JoinHandle<()>,
+}
 
-    /// Closes every connection and lets the swarm flush the goodbyes, briefly.
-    async fn close(&mut self) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for p in peers {
-            let _ = self.swarm.disconnect_peer_id(p);
-        }
-        let deadline = tokio::time::sleep(Duration::from_secs(2));
-        tokio::pin!(deadline);
-        while self.swarm.network_info().num_peers() > 0 {
-            tokio::select! {
-                _ = self.swarm.select_next_some() => {}
-                _ = &mut deadline => break,
-            }
-        }
-        tracing::debug!("network stopped");
+/// Builds the swarm, listens on `config.listen`, subscribes to the topics, spawns the event
+/// loop and returns once every listener has reported its address.
+pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<RunningNetwork, NodeError> {
+    for addr in &config.listen {
+        check_port_free(addr)?;
     }
-
-    /// Dials `addr`. `always`: dial even if connected or dialling already (an explicit
-    /// request; the per-peer connection limit still applies).
-    fn dial_with(&mut self, addr: Multiaddr, always: bool) -> Result<(), String> {
-        // PortUse::New: with port reuse, two peers dialling each other at once end in a
-        // TCP simultaneous open on which Noise fails. There is no NAT to punch here.
-        let condition = if always {
-            PeerCondition::Always
-        } else {
-            PeerCondition::DisconnectedAndNotDialing
-        };
-        let opts = match peer_id_of(&addr) {
-            Some(peer) => DialOpts::peer_id(peer)
-                .condition(condition)
-                .addresses(vec![addr])
-                .allocate_new_port()
-                .build(),
-            None => DialOpts::unknown_peer_id().address(addr).allocate_new_port().build(),
-        };
-        self.swarm.dial(opts).map_err(|e| e.to_string())
+    let mut swarm = build_swarm(&setup.key, &setup.names, &config, &setup.params)?;
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
     }
-
-    fn dial(&mut self, addr: Multiaddr) -> Result<(), String> {
-        self.dial_with(addr, false)
+    for topic in [&setup.names.blocks, &setup.names.txs] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(topic)
+            .map_err(|e| NodeError::Network(format!("subscribe: {e}")))?;
     }
+    let (listen_tx, mut listen_rx) = watch::channel(Vec::new());
+    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
+    let event_loop = EventLoop::new(LoopParts {
+        swarm,
+        names: setup.names,
+        params: setup.params,
+        chain: setup.chain,
+        commands: net_rx,
+        tip: setup.tip,
+        announce: setup.announce,
+        listen_addrs: listen_tx,
+        shutdown: setup.shutdown,
+        peers: config.peers.clone(),
+        ban_duration: config.ban_duration,
+        progress_bar: config.progress_bar,
+    });
+    let task = tokio::spawn(event_loop.run());
+    // Return once every listener has reported its address (port 0 becomes a real port).
+    let want = config.listen.len();
+    let wait = listen_rx.wait_for(|v| v.len() >= want);
+    let listen = match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(Ok(v)) => v.clone(),
+        _ => return Err(NodeError::Network("listeners did not come up within 10 s".into())),
+    };
+    Ok(RunningNetwork {
+        handle: NetworkHandle::new(net_tx),
+        listen,
+        task,
+    })
+}
 
-    fn on_tick(&mut self) {
-        let now = Instant::now();
-        for peer in self.book.tick(now) {
-            tracing::info!(%peer, "ban lifted");
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
-            self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&peer);
-        }
-        // Gossipsub scores what never reaches us as a message (over-size frames for a topic,
-        // bad signatures): a peer it would graylist is banned like any other liar.
-        let low: Vec<(PeerId, f64)> = self
-            .ready
-            .iter()
-            .filter_map(|p| {
-                let score = self.swarm.behaviour().gossipsub.peer_score(p)?;
-                (score <= GOSSIP_BAN_SCORE).then_some((*p, score))
-            })
-            .collect();
-        for (peer, score) in low {
-            self.penalise(
-                peer,
-                Misbehaviour::Oversized(format!("invalid gossip (score {score:.0})")),
-            );
-        }
-        self.sync.tick(now, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-        self.drain_sync();
-        if now.duration_since(self.last_redial) >= REDIAL_INTERVAL {
-            self.last_redial = now;
-            let lost: Vec<Multiaddr> = self
-                .persistent
-                .iter()
-                .filter(|(_, id)| id.is_none_or(|id| !self.swarm.is_connected(&id) && !self.book.is_banned(&id)))
-                .map(|(a, _)| a.clone())
-                .collect();
-            for addr in lost {
-                if let Err(e) = self.dial(addr.clone()) {
-                    tracing::debug!(%addr, error = %e, "re-dial failed");
-                }
-            }
-        }
-        // Refresh the DHT now and then, once there is someone to ask.
-        let bootstrap_due = self
-            .last_bootstrap
-            .is_none_or(|t| now.duration_since(t) >= BOOTSTRAP_INTERVAL);
-        if bootstrap_due && !self.ready.is_empty() {
-            self.last_bootstrap = Some(now);
-            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                let _ = kad.bootstrap();
-            }
-        }
-        self.progress.update(self.sync.progress(), self.sync.is_syncing());
-    }
-
-    fn on_command(&mut self, cmd: NetCommand) {
-        match cmd {
-            NetCommand::Dial { addr, reply } => {
-                let _ = reply.send(self.dial_with(addr, true));
-            }
-            NetCommand::Publish { topic, bytes, reply } => {
-                let t = match topic {
-                    TopicKind::Blocks => self.names.blocks.clone(),
-                    TopicKind::Txs => self.names.txs.clone(),
-                };
-                let result = match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
-                    Ok(_) => Ok(()),
-                    // Normal on a lone node or right after start; sync repairs it.
-                    Err(PublishError::NoPeersSubscribedToTopic) => {
-                        tracing::debug!(?topic, "published with no peers subscribed");
-                        Err("no peers subscribed".to_string())
-                    }
-                    Err(PublishError::Duplicate) => Ok(()),
-                    Err(e) => {
-                        tracing::warn!(?topic, error = %e, "publish failed");
-                        Err(e.to_string())
-                    }
-                };
-                if let Some(r) = reply {
-                    let _ = r.send(result);
-                }
-            }
-            NetCommand::Peers(reply) => {
-                let peers = self
-                    .ready
-                    .iter()
-                    .filter(|p| self.swarm.is_connected(p))
-                    .copied()
-                    .collect();
-                let _ = reply.send(peers);
-            }
-            NetCommand::IsBanned(peer, reply) => {
-                let _ = reply.send(self.book.is_banned(&peer));
-            }
-            NetCommand::Progress(reply) => {
-                let _ = reply.send(self.sync.progress());
-            }
-            NetCommand::RawSyncRequest(peer, request) => {
-                self.swarm.behaviour_mut().sync.send_request(&peer, request);
-            }
-            NetCommand::PeerInfo(reply) => {
-                let mut peers: Vec<PeerInfo> = self
-                    .ready
-                    .iter()
-                    .filter(|p| self.swarm.is_connected(p))
-                    .filter_map(|p| {
-                        self.conns.get(p).map(|(addr, inbound)| PeerInfo {
-                            id: *p,
-                            addr: addr.clone(),
-                            inbound: *inbound,
-                        })
-                    })
-                    .collect();
-                peers.sort_by_key(|p| p.id.to_string());
-                let _ = reply.send(peers);
-            }
-            NetCommand::SetPeer { addr, add, reply } => {
-                let result = if add {
-                    if !self.persistent.iter().any(|(a, _)| *a == addr) {
-                        self.persistent.push((addr.clone(), peer_id_of(&addr)));
-                    }
-                    self.dial_with(addr, false)
-                } else {
-                    let before = self.persistent.len();
-                    self.persistent.retain(|(a, _)| *a != addr);
-                    if self.persistent.len() < before {
-                        Ok(())
-                    } else {
-                        Err(format!("{addr} is not in the peer list"))
-                    }
-                };
-                let _ = reply.send(result);
-            }
-            NetCommand::Disconnect(peer, reply) => {
-                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
-            }
-            NetCommand::Ban(peer, Some(duration), reply) => {
-                self.book.ban(peer, Instant::now() + duration);
-                let b = self.swarm.behaviour_mut();
-                b.blocked.block_peer(peer);
-                b.gossipsub.blacklist_peer(&peer);
-                let _ = self.swarm.disconnect_peer_id(peer);
-                tracing::info!(%peer, secs = duration.as_secs(), "peer banned by the operator");
-                let _ = reply.send(true);
-            }
-            NetCommand::Ban(peer, None, reply) => {
-                let was = self.book.unban(&peer);
-                let b = self.swarm.behaviour_mut();
-                b.blocked.unblock_peer(peer);
-                b.gossipsub.remove_blacklisted_peer(&peer);
-                if was {
-                    tracing::info!(%peer, "ban lifted by the operator");
-                }
-                let _ = reply.send(was);
-            }
-            NetCommand::ListBanned(reply) => {
-                let now = Instant::now();
-                let mut bans: Vec<(PeerId, u64)> = self
-                    .book
-                    .bans()
-                    .map(|(p, until)| (*p, until.saturating_duration_since(now).as_secs()))
-                    .collect();
-                bans.sort_by_key(|(p, _)| p.to_string());
-                let _ = reply.send(bans);
-            }
-        }
-    }
-
-    /// Publishes, treating "no peers" and "already published" as normal.
-    fn publish_quietly(&mut self, topic: TopicKind, bytes: Vec<u8>) {
-        let t = match topic {
-            TopicKind::Blocks => self.names.blocks.clone(),
-            TopicKind::Txs => self.names.txs.clone(),
-        };
-        match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
-            Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => tracing::debug!(?topic, error = %e, "announcement failed"),
-        }
-    }
-
-    fn penalise(&mut self, peer: PeerId, what: Misbehaviour) {
-        tracing::debug!(%peer, ?what, "peer misbehaved");
-        if self.book.report(peer, &what, Instant::now()) {
-            tracing::warn!(%peer, reason = ?what, "banning peer");
-            let b = self.swarm.behaviour_mut();
-            b.blocked.block_peer(peer);
-            b.gossipsub.blacklist_peer(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
-        }
-    }
-
-    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "listening");
-                self.listen_addrs.send_modify(|v| v.push(address));
-            }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                let remote = endpoint.get_remote_address().clone();
-                self.conns
-                    .entry(peer_id)
-                    .or_insert_with(|| (remote.clone(), !endpoint.is_dialer()));
-                for (addr, id) in &mut self.persistent {
-                    if id.is_none() && endpoint.is_dialer() && strip_p2p(addr) == strip_p2p(&remote) {
-                        *id = Some(peer_id);
-                    }
-                }
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
-                ..
-            } => {
-                tracing::debug!(peer = %peer_id, "disconnected");
-                self.ready.remove(&peer_id);
-                self.conns.remove(&peer_id);
-                self.rate.remove(&peer_id);
-                self.sync.on_peer_gone(&peer_id);
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                tracing::debug!(peer = ?peer_id, %error, "dial failed");
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                if info.protocol_version != self.names.identify_version() {
-                    tracing::info!(peer = %peer_id, theirs = %info.protocol_version, "peer is of another chain; disconnecting");
-                    self.penalise(peer_id, Misbehaviour::WrongChain(info.protocol_version));
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                    return;
-                }
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for a in &info.listen_addrs {
-                        kad.add_address(&peer_id, a.clone());
-                    }
-                }
-                if self.ready.insert(peer_id) {
-                    tracing::info!(peer = %peer_id, agent = %info.agent_version, "peer ready");
-                    self.sync
-                        .on_peer_ready(peer_id, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-                    self.drain_sync();
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            })) => self.on_gossip(propagation_source, message_id, message),
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
-                for (peer, addr) in found {
-                    if !self.swarm.is_connected(&peer) && !self.book.is_banned(&peer) {
-                        let _ = self.dial(addr.with(Protocol::P2p(peer)));
-                    }
-                }
-            }
+/// Fails if a fixed TCP listen port is taken. libp2p's TCP transport binds with
+/// SO_REUSEPORT, so on Linux a second node on the same port would *succeed* and share the
+/// port's connections with the first; a plain bind first finds the conflict and names it.
+pub fn check_port_free(addr: &Multiaddr) -> Result<(), NodeError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
             _ => {}
         }
     }
-
-    fn report(&mut self, msg_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(msg_id, source, acceptance);
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
     }
-
-    fn on_gossip(&mut self, source: PeerId, msg_id: MessageId, message: gossipsub::Message) {
-        match self.names.kind(&message.topic) {
-            Some(TopicKind::Blocks) => match Block::from_bytes(&message.data, self.params.max_block_size) {
-                Err(e) => {
-                    self.report(&msg_id, &source, MessageAcceptance::Reject);
-                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
-                }
-                Ok(block) => {
-                    let (reply, rx) = oneshot::channel();
-                    let cmd = ChainCommand::SubmitBlock {
-                        block: Arc::new(block),
-                        reply,
-                    };
-                    if self.chain.try_send(cmd).is_ok() {
-                        self.pending.push(
-                            async move {
-                                Completion::GossipBlock {
-                                    msg_id,
-                                    source,
-                                    verdict: rx.await.ok(),
-                                }
-                            }
-                            .boxed(),
-                        );
-                    } else {
-                        // Chain busy: drop it; sync fetches what we miss.
-                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
-                    }
-                }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(NodeError::Listen {
+            addr: addr.to_string(),
+            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("port {port} is already in use")
+            } else {
+                e.to_string()
             },
-            Some(TopicKind::Txs) => match encoding::decode::<Transaction>(&message.data, self.params.max_tx_size) {
-                Err(e) => {
-                    self.report(&msg_id, &source, MessageAcceptance::Reject);
-                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip tx: {e}")));
-                }
-                Ok(tx) => {
-                    let (reply, rx) = oneshot::channel();
-                    if self.chain.try_send(ChainCommand::SubmitTx { tx, reply }).is_ok() {
-                        self.pending.push(
-                            async move {
-                                Completion::GossipTx {
-                                    msg_id,
-                                    source,
-                                    verdict: rx.await.ok(),
-                                }
-                            }
-                            .boxed(),
-                        );
-                    } else {
-                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
-                    }
-                }
-            },
-            None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
-        }
-    }
-
-    fn on_sync_event(&mut self, ev: request_response::Event<RequestFrame, SyncResponse>) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => match request {
-                    RequestFrame::Request(r) => self.serve(peer, r, channel),
-                    RequestFrame::Malformed(reason) => {
-                        self.respond(channel, SyncResponse::Error(format!("malformed request: {reason}")));
-                        self.penalise(peer, Misbehaviour::Oversized(format!("sync request: {reason}")));
-                    }
-                    // The codec never reads this variant; answer it like a malformed one.
-                    RequestFrame::Raw(_) => {
-                        self.respond(channel, SyncResponse::Error("malformed request".into()));
-                    }
-                },
-                request_response::Message::Response { request_id, response } => {
-                    self.sync.on_response(
-                        request_id,
-                        peer,
-                        response,
-                        &mut Requests(&mut self.swarm.behaviour_mut().sync),
-                    );
-                    self.drain_sync();
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                tracing::debug!(%peer, %error, "sync request failed");
-                if let OutboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Misbehaviour::Undecodable(format!("sync answer: {e}")));
-                    }
-                }
-                let timeout = matches!(error, OutboundFailure::Timeout);
-                self.sync
-                    .on_failure(request_id, timeout, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-                self.drain_sync();
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound sync request failed");
-                if let request_response::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Misbehaviour::Oversized(format!("sync request: {e}")));
-                    }
-                }
-            }
-            request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn allow_request(&mut self, peer: PeerId) -> bool {
-        let now = Instant::now();
-        let b = self.rate.entry(peer).or_insert(Bucket {
-            tokens: RATE_BURST,
-            last: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn respond(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
-        // Fails only if the peer is gone or gave up: nothing left to do.
-        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
-    }
-
-    /// Answers a sync request: status at once, the rest through the chain task.
-    fn serve(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
-        if !self.allow_request(peer) {
-            self.penalise(peer, Misbehaviour::RateLimited);
-            self.respond(channel, SyncResponse::Error("rate limited".into()));
-            return;
-        }
-        match request {
-            SyncRequest::Status => {
-                let tip = self.tip.borrow().clone();
-                self.respond(
-                    channel,
-                    SyncResponse::Status {
-                        height: tip.height.0,
-                        work: tip.work.to_be_bytes(),
-                        tip: tip.hash,
-                    },
-                );
-            }
-            SyncRequest::Headers { mut locator } => {
-                locator.truncate(MAX_LOCATOR);
-                let (reply, rx) = oneshot::channel();
-                let cmd = ChainCommand::HeadersAfter {
-                    locator,
-                    max: MAX_HEADERS,
-                    reply,
-                };
-                self.serve_via_chain(
-                    channel,
-                    cmd,
-                    rx.map(|r| match r {
-                        Ok(h) => SyncResponse::Headers(h),
-                        Err(_) => SyncResponse::Error("node is shutting down".into()),
-                    }),
-                );
-            }
-            SyncRequest::Blocks { hashes } => {
-                if hashes.len() > MAX_BLOCKS_PER_REQUEST {
-                    self.respond(
-                        channel,
-                        SyncResponse::Error(format!("at most {MAX_BLOCKS_PER_REQUEST} blocks per request")),
-                    );
-                    return;
-                }
-                let (reply, rx) = oneshot::channel();
-                let cmd = ChainCommand::BlockBytes {
-                    hashes,
-                    budget: BLOCKS_RESPONSE_BUDGET,
-                    reply,
-                };
-                self.serve_via_chain(
-                    channel,
-                    cmd,
-                    rx.map(|r| match r {
-                        Ok(b) => SyncResponse::Blocks(b.into_iter().map(Option::unwrap_or_default).collect()),
-                        Err(_) => SyncResponse::Error("node is shutting down".into()),
-                    }),
-                );
-            }
-        }
-    }
-
-    fn serve_via_chain(
-        &mut self,
-        channel: ResponseChannel<SyncResponse>,
-        cmd: ChainCommand,
-        answer: impl std::future::Future<Output = SyncResponse> + Send + 'static,
-    ) {
-        if self.chain.try_send(cmd).is_err() {
-            self.respond(channel, SyncResponse::Error("busy".into()));
-            return;
-        }
-        self.pending.push(
-            async move {
-                Completion::Serve {
-                    channel,
-                    response: answer.await,
-                }
-            }
-            .boxed(),
-        );
-    }
-
-    /// Carries out what the sync manager asked for.
-    fn drain_sync(&mut self) {
-        for out in self.sync.take_outputs() {
-            match out {
-                SyncOutput::Penalise(peer, what) => self.penalise(peer, what),
-                SyncOutput::Announce(block) => self.publish_quietly(TopicKind::Blocks, block.to_bytes()),
-                SyncOutput::CheckHeaders { peer, headers } => {
-                    let (reply, rx) = oneshot::channel();
-                    let chain = self.chain.clone();
-                    // Waiting for room in the chain's queue happens in the future, not here.
-                    self.pending.push(
-                        async move {
-                            let sent = chain.send(ChainCommand::CheckHeaders { headers, reply }).await.is_ok();
-                            let verdict = if sent { rx.await.ok() } else { None };
-                            Completion::Headers { peer, verdict }
-                        }
-                        .boxed(),
-                    );
-                }
-                SyncOutput::Submit(blocks) => {
-                    let (reply, rx) = oneshot::channel();
-                    let chain = self.chain.clone();
-                    self.pending.push(
-                        async move {
-                            let sent = chain.send(ChainCommand::SubmitBlocks { blocks, reply }).await.is_ok();
-                            Completion::Submitted(if sent { rx.await.ok() } else { None })
-                        }
-                        .boxed(),
-                    );
-                }
-            }
-        }
-    }
-
-    fn on_completion(&mut self, done: Completion) {
-        match done {
-            Completion::GossipBlock {
-                msg_id,
-                source,
-                verdict,
-            } => {
-                let acceptance = match &verdict {
-                    Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
-                        MessageAcceptance::Accept
-                    }
-                    Some(BlockVerdict::Accepted(AcceptStatus::Orphan { .. })) => {
-                        self.sync
-                            .on_orphan(source, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-                        MessageAcceptance::Ignore
-                    }
-                    Some(v) => match v.broken_rule() {
-                        // A clock ahead of ours is not a lie.
-                        Some(lode_chain::ConsensusError::TimeTooNew { .. }) => MessageAcceptance::Ignore,
-                        Some(rule) => {
-                            let rule = rule.to_string();
-                            tracing::warn!(peer = %source, %rule, "invalid block from gossip");
-                            self.penalise(source, Misbehaviour::InvalidBlock(rule));
-                            MessageAcceptance::Reject
-                        }
-                        None => MessageAcceptance::Ignore,
-                    },
-                    None => MessageAcceptance::Ignore,
-                };
-                self.report(&msg_id, &source, acceptance);
-            }
-            Completion::GossipTx {
-                msg_id,
-                source,
-                verdict,
-            } => {
-                let acceptance = match verdict {
-                    Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
-                    Some(TxVerdict::Rejected { txid, reason }) => {
-                        tracing::debug!(peer = %source, %txid, %reason, "invalid transaction from gossip");
-                        self.penalise(source, Misbehaviour::InvalidTx(reason));
-                        MessageAcceptance::Reject
-                    }
-                    Some(TxVerdict::Ignored { .. }) | None => MessageAcceptance::Ignore,
-                };
-                self.report(&msg_id, &source, acceptance);
-            }
-            Completion::Headers { peer, verdict } => {
-                // No verdict means the chain task is gone (shutdown): not the peer's fault.
-                let verdict = verdict.unwrap_or(HeadersVerdict::Valid {
-                    missing: Vec::new(),
-                    work: lode_chain::pow::ChainWork::default(),
-                    last_height: lode_chain::Height(0),
-                });
-                self.sync
-                    .on_headers_verdict(peer, verdict, &mut Requests(&mut self.swarm.behaviour_mut().sync));
-            }
-            Completion::Submitted(verdicts) => {
-                let tip = self.tip.borrow_and_update().clone();
-                self.sync.set_local(tip);
-                self.sync.on_submitted(
-                    verdicts.unwrap_or_default(),
-                    &mut Requests(&mut self.swarm.behaviour_mut().sync),
-                );
-            }
-            Completion::Serve { channel, response } => self.respond(channel, response),
-        }
-        self.drain_sync();
+        }),
     }
 }
 
-fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
-    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+fn build_swarm(
+    key: &Keypair,
+    names: &Names,
+    config: &NetworkConfig,
+    params: &ChainParams,
+) -> Result<libp2p::Swarm<Behaviour>, NodeError> {
+    let behaviour = Behaviour::new(key, names, config, params)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NodeError::Network(format!("transport: {e}")))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
 }

@@ -15,7 +15,7 @@ use lode_chain::ChainEvent;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
-use super::App;
+use super::app::App;
 use crate::api::NodeApi;
 
 /// Events kept for resuming clients.

@@ -10,7 +10,9 @@
 //! the swarm's event loop. The server runs its own accept loop so that a client that is slow
 //! to send its headers is cut off, and the number of connections is capped.
 
+pub mod app;
 pub mod auth;
+pub mod config;
 pub mod events;
 pub mod jsonrpc;
 pub mod limit;
@@ -33,14 +35,12 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::api::NodeApi;
-use auth::{ApiKey, Authenticator, Principal};
+pub use app::App;
+use auth::{Authenticator, Principal};
+pub use config::{RpcConfig, DEFAULT_RATE_LIMIT, DEFAULT_RPC_ADDR};
 use jsonrpc::{RpcError, MAX_BATCH};
 use limit::{Decision, RateLimits};
 
-/// Default RPC address.
-pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:18443";
-/// Default public requests per second per client address.
-pub const DEFAULT_RATE_LIMIT: u32 = 100;
 /// Most simultaneous HTTP connections.
 const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
@@ -51,40 +51,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 /// File in the data dir holding the URL of the RPC server.
 pub const RPC_URL_FILE: &str = "rpc_url";
-
-/// RPC server settings.
-#[derive(Clone, Debug)]
-pub struct RpcConfig {
-    /// Where to listen (port 0: any free port).
-    pub listen: SocketAddr,
-    /// Public requests per second per client address (0: unlimited).
-    pub rate_limit: u32,
-    /// API keys.
-    pub api_keys: Vec<ApiKey>,
-}
-
-impl RpcConfig {
-    /// Loopback on the default port with the default limits and no keys.
-    pub fn local(listen: SocketAddr) -> RpcConfig {
-        RpcConfig {
-            listen,
-            rate_limit: DEFAULT_RATE_LIMIT,
-            api_keys: Vec::new(),
-        }
-    }
-}
-
-/// What every handler shares.
-pub struct App {
-    /// The node.
-    pub api: NodeApi,
-    auth: Authenticator,
-    limits: RateLimits,
-    /// Recent events for the SSE stream.
-    pub events: Arc<events::EventLog>,
-    /// Set when the node stops (ends event streams).
-    pub shutdown: watch::Receiver<bool>,
-}
 
 /// A running RPC server.
 pub struct RpcServer {
@@ -365,12 +331,8 @@ async fn one_call(app: &App, principal: &Principal, v: Value) -> (Option<Value>,
 
 /// `GET /health`: 200 when the node is serving and not catching up, else 503 with why.
 async fn health(State(app): State<Arc<App>>) -> Response {
-    let progress = tokio::time::timeout(
-        Duration::from_secs(5),
-        app.api.ask_net(crate::network::NetCommand::Progress),
-    )
-    .await;
-    let chain = tokio::time::timeout(Duration::from_secs(5), app.api.with_chain(|t| t.chain().height().0)).await;
+    let progress = tokio::time::timeout(Duration::from_secs(5), app.api.net().progress()).await;
+    let chain = tokio::time::timeout(Duration::from_secs(5), app.api.chain().read(|v| v.chain().height().0)).await;
     let tip = app.api.tip();
     let (ready, reason) = match (progress, chain) {
         (Ok(Ok(p)), Ok(Ok(_))) if p.target > p.height.max(tip.height.0) => {
@@ -399,14 +361,15 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let m = app.api.metrics().clone();
     m.height.set(i64::from(app.api.tip().height.0));
-    if let Ok(peers) = app.api.ask_net(crate::network::NetCommand::Peers).await {
+    if let Ok(peers) = app.api.net().peers().await {
         m.peers.set(peers.len() as i64);
     }
     let snapshot = app
         .api
-        .with_chain(|t| {
-            let pool = t.mempool().map(|p| (p.len(), p.bytes()));
-            let miner = t.miner().map(|m| m.stats().snapshot());
+        .chain()
+        .read(|v| {
+            let pool = v.mempool().map(|p| (p.len(), p.bytes()));
+            let miner = v.miner().map(|m| m.stats.snapshot());
             (pool, miner)
         })
         .await;

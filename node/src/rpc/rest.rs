@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::app::App;
 use super::jsonrpc::RpcError;
 use super::methods::{chain as chain_methods, net};
 use super::views::{BlockView, MempoolSummary, TxView};
-use super::App;
 
 /// Most items per page.
 pub const MAX_PAGE: u32 = 100;
@@ -160,14 +160,15 @@ pub struct Status {
 /// Node status.
 #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = Status), (status = 429, body = ErrorBody)))]
 async fn status(State(app): State<Arc<App>>) -> Result<Json<Status>, RestError> {
-    let progress = app.api.ask_net(crate::network::NetCommand::Progress).await?;
-    let peers = app.api.ask_net(crate::network::NetCommand::Peers).await?.len();
+    let progress = app.api.net().progress().await?;
+    let peers = app.api.net().peers().await?.len();
     let (pool, miner) = app
         .api
-        .with_chain(|t| {
+        .chain()
+        .read(|v| {
             (
-                t.mempool().map_or((0, 0), |m| (m.len(), m.bytes())),
-                t.miner().map(|m| m.stats().snapshot().hash_rate),
+                v.mempool().map_or((0, 0), |m| (m.len(), m.bytes())),
+                v.miner().map(|m| m.stats.snapshot().hash_rate),
             )
         })
         .await?;
@@ -256,8 +257,9 @@ async fn blocks(State(app): State<Arc<App>>, Q(q): Q<BlocksQuery>) -> Result<Jso
     }
     let page = app
         .api
-        .with_chain(move |t| -> Result<BlocksPage, RestError> {
-            let chain = t.chain();
+        .chain()
+        .read(move |v| -> Result<BlocksPage, RestError> {
+            let chain = v.chain();
             let top = q.from.unwrap_or(chain.height().0);
             if top > chain.height().0 {
                 return Err(bad(format!("from: height {top} is above the tip {}", chain.height().0)));
@@ -299,7 +301,8 @@ async fn block(State(app): State<Arc<App>>, P(id): P<String>) -> Result<Json<Val
     let hash = if id.len() <= 10 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
         let height: u32 = id.parse().map_err(|_| bad("id: height out of range"))?;
         app.api
-            .with_chain(move |t| t.chain().hash_at(Height(height)))
+            .chain()
+            .hash_at(Height(height))
             .await?
             .ok_or_else(|| RestError(StatusCode::NOT_FOUND, format!("no block at height {height}")))?
     } else {
@@ -400,7 +403,8 @@ async fn address(
     let page = q.page.unwrap_or(0);
     let events = app
         .api
-        .with_chain(move |t| t.chain().store().address_events(&pkh))
+        .chain()
+        .read(move |v| v.chain().store().address_events(&pkh))
         .await?
         .map_err(|e| RestError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let (mut received, mut sent) = (0u64, 0u64);

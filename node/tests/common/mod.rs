@@ -14,7 +14,7 @@ use lode_node::{NodeConfig, NodeHandle};
 /// Starts a regtest node in `dir` dialling `peers`.
 pub async fn start(dir: &Path, peers: Vec<Multiaddr>) -> NodeHandle {
     let mut config = NodeConfig::local(ChainParams::regtest(), dir.to_path_buf());
-    config.peers = peers;
+    config.network.peers = peers;
     lode_node::start(config).await.expect("node starts")
 }
 

@@ -6,11 +6,10 @@ use lode_chain::{Hash256, Height, Transaction};
 use serde_json::{json, Value};
 
 use super::to_json;
-use crate::chain_task::{ChainTask, TxVerdict};
-use crate::network::gossip::TopicKind;
+use crate::chain_task::{Origin, TxVerdict};
+use crate::rpc::app::App;
 use crate::rpc::jsonrpc::{Params, RpcError};
 use crate::rpc::views::{self, BlockView, MempoolSummary, TxView};
-use crate::rpc::App;
 
 /// Largest hex string accepted for a raw transaction or block: twice the byte limit.
 fn check_hex_len(hex: &str, max_bytes: usize, what: &str) -> Result<Vec<u8>, RpcError> {
@@ -28,11 +27,12 @@ fn check_hex_len(hex: &str, max_bytes: usize, what: &str) -> Result<Vec<u8>, Rpc
 
 pub(crate) async fn getblockchaininfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    let progress = app.api.ask_net(crate::network::NetCommand::Progress).await?;
+    let progress = app.api.net().progress().await?;
     let v = app
         .api
-        .with_chain(move |t: &mut ChainTask| {
-            let chain = t.chain();
+        .chain()
+        .read(move |v| {
+            let chain = v.chain();
             let entry = chain.tip_entry();
             let tip = chain.tip_hash();
             json!({
@@ -67,7 +67,7 @@ pub(crate) async fn getblockcount(app: &App, p: &Params) -> Result<Value, RpcErr
 pub(crate) async fn getblockhash(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["height"])?;
     let height = p.height(0, "height")?;
-    let hash = app.api.with_chain(move |t| t.chain().hash_at(Height(height))).await?;
+    let hash = app.api.chain().hash_at(Height(height)).await?;
     hash.map(|h| json!(h.to_hex()))
         .ok_or_else(|| RpcError::new(-8, format!("block height {height} out of range")))
 }
@@ -83,8 +83,9 @@ fn indexed(chain: &lode_chain::ChainState, hash: &Hash256) -> Result<lode_chain:
 /// A block's view (`verbose_txs`: transaction objects instead of txids), or its hex.
 pub(crate) async fn block_lookup(app: &App, hash: Hash256, verbosity: u64) -> Result<Value, RpcError> {
     app.api
-        .with_chain(move |t| -> Result<Value, RpcError> {
-            let chain = t.chain();
+        .chain()
+        .read(move |v| -> Result<Value, RpcError> {
+            let chain = v.chain();
             let entry = indexed(chain, &hash)?;
             let block = chain
                 .block(&hash)
@@ -117,8 +118,9 @@ pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcEr
     let hash = p.hash(0, "blockhash")?;
     let verbose = p.opt_bool(1, "verbose")?.unwrap_or(true);
     app.api
-        .with_chain(move |t| -> Result<Value, RpcError> {
-            let chain = t.chain();
+        .chain()
+        .read(move |v| -> Result<Value, RpcError> {
+            let chain = v.chain();
             let entry = indexed(chain, &hash)?;
             if !verbose {
                 return Ok(json!(hex::encode(entry.header.to_bytes())));
@@ -131,10 +133,11 @@ pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcEr
 /// A transaction from the mempool or the chain's tx index.
 pub(crate) async fn tx_lookup(app: &App, txid: Hash256) -> Result<TxView, RpcError> {
     app.api
-        .with_chain(move |t| -> Result<TxView, RpcError> {
-            let chain = t.chain();
+        .chain()
+        .read(move |v| -> Result<TxView, RpcError> {
+            let chain = v.chain();
             let params = chain.params();
-            if let Some(e) = t.mempool().and_then(|m| m.get(&txid)) {
+            if let Some(e) = v.mempool().and_then(|m| m.get(&txid)) {
                 return Ok(views::tx_view(params, e.tx(), None, chain.height(), Some(e.fee().0)));
             }
             let loc = chain
@@ -180,13 +183,14 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
     let tx: Transaction =
         lode_chain::encoding::decode(&bytes, max).map_err(|e| RpcError::new(-22, format!("TX decode failed: {e}")))?;
     let txid = tx.txid();
-    let verdict = app
+    let known = app
         .api
-        .with_chain(move |t| -> Result<Option<TxVerdict>, RpcError> {
-            if t.mempool().is_some_and(|m| m.contains(&txid)) {
-                return Ok(None);
+        .chain()
+        .read(move |v| -> Result<bool, RpcError> {
+            if v.mempool().is_some_and(|m| m.contains(&txid)) {
+                return Ok(true);
             }
-            if t.chain()
+            if v.chain()
                 .store()
                 .tx_location(&txid)
                 .map_err(RpcError::internal)?
@@ -194,20 +198,20 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
             {
                 return Err(RpcError::new(-27, "transaction already in block chain"));
             }
-            Ok(Some(t.submit_tx(tx)))
+            Ok(false)
         })
         .await??;
-    match verdict {
-        // Already in the mempool: the same answer as the first time (idempotent).
-        None => Ok(json!(txid.to_hex())),
-        Some(TxVerdict::Accepted { txid }) => {
-            app.api.publish(TopicKind::Txs, bytes).await?;
-            Ok(json!(txid.to_hex()))
-        }
-        Some(TxVerdict::Ignored { reason, .. }) if reason.contains("unknown parent") => {
+    // Already in the mempool: the same answer as the first time (idempotent).
+    if known {
+        return Ok(json!(txid.to_hex()));
+    }
+    // Accepted, it is announced by the chain task.
+    match app.api.chain().submit_tx(tx, Origin::Local).await? {
+        TxVerdict::Accepted { txid } => Ok(json!(txid.to_hex())),
+        TxVerdict::Ignored { reason, .. } if reason.contains("unknown parent") => {
             Err(RpcError::new(-25, format!("missing inputs: {reason}")))
         }
-        Some(TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. }) => Err(RpcError::new(-26, reason)),
+        TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. } => Err(RpcError::new(-26, reason)),
     }
 }
 
@@ -215,8 +219,9 @@ pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcErr
     p.expect_at_most(&["verbose"])?;
     let verbose = p.opt_bool(0, "verbose")?.unwrap_or(false);
     app.api
-        .with_chain(move |t| {
-            let Some(pool) = t.mempool() else {
+        .chain()
+        .read(move |v| {
+            let Some(pool) = v.mempool() else {
                 return if verbose { json!({}) } else { json!([]) };
             };
             let entries = pool.by_ancestor_fee_rate();
@@ -252,7 +257,8 @@ pub(crate) async fn getmempoolinfo(app: &App, p: &Params) -> Result<Value, RpcEr
 pub(crate) async fn mempool_summary(app: &App, list: usize) -> Result<MempoolSummary, RpcError> {
     let floor = app.api.params().min_relay_fee_rate;
     app.api
-        .with_chain(move |t| match t.mempool() {
+        .chain()
+        .read(move |v| match v.mempool() {
             Some(pool) => MempoolSummary {
                 size: pool.len(),
                 bytes: pool.bytes(),
@@ -293,7 +299,8 @@ pub(crate) async fn fee_estimate(app: &App) -> Result<u64, RpcError> {
     let floor = app.api.params().min_relay_fee_rate;
     let rate = app
         .api
-        .with_chain(move |t| t.mempool().map_or(floor, |m| m.fee_rate_estimate()))
+        .chain()
+        .read(move |v| v.mempool().map_or(floor, |m| m.fee_rate_estimate()))
         .await?;
     Ok(rate.max(floor))
 }

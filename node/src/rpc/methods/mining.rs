@@ -1,19 +1,16 @@
 //! Mining methods: `getmininginfo` (public), `setgenerate`, `generate` (regtest),
 //! `getblocktemplate`, `submitblock` (scope `mine`).
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use lode_chain::params::DifficultyAlgorithm;
 use lode_chain::pow::ChainWork;
-use lode_chain::{AcceptStatus, Block, ChainState, Height, PubkeyHash};
+use lode_chain::{AcceptStatus, ChainState, Height, PubkeyHash};
 use serde_json::{json, Value};
 
-use crate::chain_task::{BlockVerdict, ChainTask};
-use crate::network::gossip::TopicKind;
+use crate::chain_task::{BlockVerdict, GenerateError, Origin};
+use crate::rpc::app::App;
 use crate::rpc::jsonrpc::{Params, RpcError};
 use crate::rpc::views;
-use crate::rpc::App;
+use crate::wallet::WalletActionError;
 
 /// Most blocks one `generate` call mines.
 const MAX_GENERATE: u64 = 1000;
@@ -51,11 +48,12 @@ fn work_f64(w: ChainWork) -> f64 {
 pub(crate) async fn getmininginfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
     app.api
-        .with_chain(|t: &mut ChainTask| {
-            let chain = t.chain();
+        .chain()
+        .read(|v| {
+            let chain = v.chain();
             let bits = chain.next_bits().unwrap_or(chain.tip_entry().header.bits);
-            let (generate, threads, stats) = match t.miner() {
-                Some(m) => (true, m.threads(), Some(m.stats().snapshot())),
+            let (generate, threads, stats) = match v.miner() {
+                Some(m) => (true, m.threads, Some(m.stats.snapshot())),
                 None => (false, 0, None),
             };
             json!({
@@ -86,34 +84,21 @@ pub(crate) async fn setgenerate(app: &App, p: &Params) -> Result<Value, RpcError
         Some(n) => Some(n as usize),
     };
     if generate {
-        let current = app.api.with_chain(|t| t.miner().map(|m| m.threads())).await?;
+        let current = app.api.chain().read(|v| v.miner().map(|m| m.threads)).await?;
         let threads = threads.or(current).unwrap_or(app.api.default_threads());
-        app.api.start_mining(threads).await?;
+        app.api.chain().start_mining(threads).await?;
         Ok(json!({"generate": true, "threads": threads}))
     } else {
-        app.api.stop_mining().await?;
+        app.api.chain().stop_mining().await?;
         Ok(json!({"generate": false, "threads": 0}))
     }
 }
 
-/// The key a block built by RPC pays: the `address` param, the configured mining address,
-/// or (`fresh`) a new wallet address / (not fresh) the wallet's first one.
-fn pay_to(t: &mut ChainTask, address: Option<PubkeyHash>, fresh: bool) -> Result<PubkeyHash, RpcError> {
-    if let Some(a) = address.or(t.mining_address()) {
-        return Ok(a);
+fn payout_error(e: WalletActionError) -> RpcError {
+    match e {
+        WalletActionError::NoWallet => RpcError::new(-18, "no wallet: give an address"),
+        other => RpcError::new(-4, other.to_string()),
     }
-    let hrp = t.chain().params().hrp.clone();
-    let w = t
-        .wallet_mut()
-        .ok_or_else(|| RpcError::new(-18, "no wallet: give an address"))?;
-    if fresh {
-        return w.fresh_pkh(&hrp).map_err(|e| RpcError::new(-4, e.to_string()));
-    }
-    let first = w
-        .wallet
-        .receive_address(0)
-        .ok_or_else(|| RpcError::new(-4, "the wallet has no address"))?;
-    PubkeyHash::from_address(&first, &hrp).map_err(RpcError::internal)
 }
 
 fn parse_address(app: &App, p: &Params, i: usize) -> Result<Option<PubkeyHash>, RpcError> {
@@ -138,43 +123,26 @@ pub(crate) async fn generate(app: &App, p: &Params) -> Result<Value, RpcError> {
         return Err(RpcError::new(-8, format!("param nblocks: must be 1..={MAX_GENERATE}")));
     }
     let address = parse_address(app, p, 1)?;
-    let blocks = app
-        .api
-        .with_chain(move |t: &mut ChainTask| -> Result<Vec<Block>, RpcError> {
-            let pay = pay_to(t, address, true)?;
-            let stop = AtomicBool::new(false);
-            let mut out = Vec::new();
-            for i in 0..n {
-                let chain = t.chain();
-                let pool = t.mempool().ok_or_else(|| RpcError::internal("no mempool"))?;
-                let extra = rand::random::<u64>() ^ i;
-                let template = lode_miner::template::build_template(chain, pool, pay, chain.now(), extra)
-                    .map_err(RpcError::internal)?;
-                let block = lode_miner::worker::mine_blocking(&template, 1, &stop).map_err(RpcError::internal)?;
-                match t.submit_block(Arc::new(block.clone())) {
-                    BlockVerdict::Accepted(AcceptStatus::Connected) => out.push(block),
-                    other => return Err(RpcError::internal(format!("generated block refused: {other:?}"))),
-                }
-            }
-            Ok(out)
-        })
-        .await??;
-    let mut hashes = Vec::with_capacity(blocks.len());
-    for b in blocks {
-        hashes.push(b.hash().to_hex());
-        app.api.publish(TopicKind::Blocks, b.to_bytes()).await?;
-    }
-    Ok(json!(hashes))
+    // Each block is connected and announced by the chain task before the next is built.
+    let hashes = app.api.chain().generate(n, address).await?.map_err(|e| match e {
+        GenerateError::NoPayout(e) => payout_error(e),
+        other => RpcError::internal(other),
+    })?;
+    Ok(json!(hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>()))
 }
 
 pub(crate) async fn getblocktemplate(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["address"])?;
     let address = parse_address(app, p, 0)?;
     app.api
-        .with_chain(move |t: &mut ChainTask| -> Result<Value, RpcError> {
-            let pay = pay_to(t, address, false)?;
-            let chain = t.chain();
-            let pool = t.mempool().ok_or_else(|| RpcError::internal("no mempool"))?;
+        .chain()
+        .read(move |v| -> Result<Value, RpcError> {
+            let pay = match address {
+                Some(a) => a,
+                None => v.default_payout().map_err(payout_error)?,
+            };
+            let chain = v.chain();
+            let pool = v.mempool().ok_or_else(|| RpcError::internal("no mempool"))?;
             let template =
                 lode_miner::template::build_template(chain, pool, pay, chain.now(), 0).map_err(RpcError::internal)?;
             let block = &template.block;
@@ -211,7 +179,8 @@ pub(crate) async fn getblocktemplate(app: &App, p: &Params) -> Result<Value, Rpc
 pub(crate) async fn submitblock(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["hexdata"])?;
     let block = super::chain::decode_block(app, p.str(0, "hexdata")?)?;
-    let verdict = app.api.submit_block((*block).clone()).await?;
+    // Stored on a valid branch, it is announced by the chain task.
+    let verdict = app.api.chain().submit_block(block, Origin::Local).await?;
     Ok(match verdict {
         BlockVerdict::Accepted(AcceptStatus::Connected) => Value::Null,
         BlockVerdict::Accepted(AcceptStatus::AlreadyKnown) => json!("duplicate"),

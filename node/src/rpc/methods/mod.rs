@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::auth::Scope;
 use super::jsonrpc::{Params, RpcError};
-use super::App;
+use crate::rpc::app::App;
 
 /// Every method with the scope it needs (`None`: public).
 pub const METHODS: &[(&str, Option<Scope>)] = &[

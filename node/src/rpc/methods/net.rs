@@ -6,9 +6,9 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{json, Value};
 
-use crate::network::NetCommand;
+use crate::error::NodeError;
+use crate::rpc::app::App;
 use crate::rpc::jsonrpc::{Params, RpcError};
-use crate::rpc::App;
 
 /// Longest ban the RPC sets: a year.
 const MAX_BAN_SECS: u64 = 365 * 24 * 3600;
@@ -21,7 +21,7 @@ fn peer_param(p: &Params, i: usize, name: &str) -> Result<PeerId, RpcError> {
 
 pub(crate) async fn getnetworkinfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    let peers = app.api.ask_net(NetCommand::Peers).await?;
+    let peers = app.api.net().peers().await?;
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "subversion": format!("/lode:{}/", env!("CARGO_PKG_VERSION")),
@@ -35,7 +35,7 @@ pub(crate) async fn getnetworkinfo(app: &App, p: &Params) -> Result<Value, RpcEr
 
 /// Peers as JSON objects (also the REST `/api/v1/peers` body).
 pub(crate) async fn peers_json(app: &App) -> Result<Vec<Value>, RpcError> {
-    let peers = app.api.ask_net(NetCommand::PeerInfo).await?;
+    let peers = app.api.net().peer_info().await?;
     Ok(peers
         .into_iter()
         .map(|p| json!({"id": p.id.to_string(), "addr": p.addr.to_string(), "inbound": p.inbound}))
@@ -53,22 +53,11 @@ pub(crate) async fn addnode(app: &App, p: &Params) -> Result<Value, RpcError> {
     let addr: Multiaddr = raw
         .parse()
         .map_err(|e| RpcError::new(-8, format!("param multiaddr: {raw:?} is not a multiaddr ({e})")))?;
+    let net = app.api.net();
     let result = match p.str(1, "command")? {
-        "add" => {
-            app.api
-                .ask_net(|reply| NetCommand::SetPeer { addr, add: true, reply })
-                .await?
-        }
-        "remove" => {
-            app.api
-                .ask_net(|reply| NetCommand::SetPeer {
-                    addr,
-                    add: false,
-                    reply,
-                })
-                .await?
-        }
-        "onetry" => app.api.ask_net(|reply| NetCommand::Dial { addr, reply }).await?,
+        "add" => net.add_peer(addr).await,
+        "remove" => net.remove_peer(addr).await,
+        "onetry" => net.dial(addr).await,
         other => {
             let shown: String = other.chars().take(32).collect();
             return Err(RpcError::new(
@@ -77,13 +66,17 @@ pub(crate) async fn addnode(app: &App, p: &Params) -> Result<Value, RpcError> {
             ));
         }
     };
-    result.map(|()| Value::Null).map_err(|e| RpcError::new(-23, e))
+    match result {
+        Ok(()) => Ok(Value::Null),
+        Err(NodeError::Network(e)) => Err(RpcError::new(-23, e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn disconnectnode(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["peer_id"])?;
     let peer = peer_param(p, 0, "peer_id")?;
-    if app.api.ask_net(|reply| NetCommand::Disconnect(peer, reply)).await? {
+    if app.api.net().disconnect(peer).await? {
         Ok(Value::Null)
     } else {
         Err(RpcError::new(-29, "node not found in connected nodes"))
@@ -112,7 +105,7 @@ pub(crate) async fn setban(app: &App, p: &Params) -> Result<Value, RpcError> {
         }
     };
     let removing = duration.is_none();
-    let changed = app.api.ask_net(|reply| NetCommand::Ban(peer, duration, reply)).await?;
+    let changed = app.api.net().ban(peer, duration).await?;
     if removing && !changed {
         return Err(RpcError::new(-30, "unban failed: peer was not banned"));
     }
@@ -121,7 +114,7 @@ pub(crate) async fn setban(app: &App, p: &Params) -> Result<Value, RpcError> {
 
 pub(crate) async fn listbanned(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    let bans = app.api.ask_net(NetCommand::ListBanned).await?;
+    let bans = app.api.net().list_banned().await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -134,7 +127,7 @@ pub(crate) async fn listbanned(app: &App, p: &Params) -> Result<Value, RpcError>
 
 pub(crate) async fn verifychain(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    let report = app.api.with_chain(|t| t.chain().verify()).await?;
+    let report = app.api.chain().read(|v| v.chain().verify()).await?;
     match report {
         Ok(r) => Ok(json!({"ok": true, "height": app.api.tip().height.0, "blocks": r.blocks,
                            "transactions": r.transactions, "utxos": r.utxos})),

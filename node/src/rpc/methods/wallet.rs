@@ -1,6 +1,7 @@
-//! Wallet methods (scope `wallet`; `dumpmnemonic`: `admin`). They run on the chain thread,
-//! where the built-in wallet lives, so a payment is built, admitted to the mempool and
-//! reserved in the wallet with nothing in between.
+//! Wallet methods (scope `wallet`; `dumpmnemonic`: `admin`). Each is a typed request to the
+//! chain task, where the built-in wallet lives (a payment is built, admitted to the mempool
+//! and reserved in the wallet with nothing in between), or a read of its view. The wallet's
+//! rules live in `crate::wallet`; here are only parameters and answers.
 
 use std::time::Duration;
 
@@ -8,11 +9,9 @@ use lode_chain::Amount;
 use lode_wallet::WalletError;
 use serde_json::{json, Value};
 
-use crate::chain_task::{ChainTask, TxVerdict};
-use crate::mining::NodeWallet;
-use crate::network::gossip::TopicKind;
+use crate::rpc::app::App;
 use crate::rpc::jsonrpc::{Params, RpcError};
-use crate::rpc::App;
+use crate::wallet::{NodeWallet, WalletActionError};
 
 /// Longest `walletpassphrase` timeout: a year.
 const MAX_UNLOCK_SECS: u64 = 365 * 24 * 3600;
@@ -30,37 +29,33 @@ fn wallet_error(e: WalletError) -> RpcError {
     RpcError::new(code, e.to_string())
 }
 
-fn no_wallet() -> RpcError {
-    RpcError::new(-18, "this node has no wallet")
+fn action_error(e: WalletActionError) -> RpcError {
+    match e {
+        WalletActionError::NoWallet => RpcError::new(-18, "this node has no wallet"),
+        WalletActionError::Wallet(e) => wallet_error(e),
+        WalletActionError::NoAddress => RpcError::new(-4, e.to_string()),
+        WalletActionError::Refused(reason) => RpcError::new(-26, reason),
+    }
 }
 
-/// Runs `f` on the wallet inside the chain task.
+/// Reads the wallet (and the chain beside it) through the chain task's view.
 async fn with_wallet<R: Send + 'static>(
     app: &App,
-    f: impl FnOnce(&mut NodeWallet, &lode_chain::ChainState) -> Result<R, RpcError> + Send + 'static,
+    f: impl FnOnce(&NodeWallet, &lode_chain::ChainState) -> Result<R, RpcError> + Send + 'static,
 ) -> Result<R, RpcError> {
     app.api
-        .with_chain(move |t: &mut ChainTask| {
-            // The wallet and the chain are separate fields; take the wallet out for the call.
-            let Some(mut w) = t.take_wallet() else {
-                return Err(no_wallet());
-            };
-            let r = f(&mut w, t.chain());
-            t.put_wallet(w);
-            r
+        .chain()
+        .read(move |v| match v.wallet() {
+            Some(w) => f(w, v.chain()),
+            None => Err(action_error(WalletActionError::NoWallet)),
         })
         .await?
 }
 
 pub(crate) async fn getnewaddress(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    with_wallet(app, |w, _| {
-        let addr = w.wallet.new_receive_address().map_err(wallet_error)?;
-        // The look-ahead pool moved: watch what it now holds.
-        w.tracker.watch(w.wallet.watched_pkhs());
-        Ok(json!(addr))
-    })
-    .await
+    let addr = app.api.chain().new_address().await?.map_err(action_error)?;
+    Ok(json!(addr))
 }
 
 pub(crate) async fn getbalance(app: &App, p: &Params) -> Result<Value, RpcError> {
@@ -102,43 +97,15 @@ pub(crate) async fn sendtoaddress(app: &App, p: &Params) -> Result<Value, RpcErr
     p.expect_at_most(&["address", "amount", "fee_rate"])?;
     let address = p.str(0, "address")?.to_string();
     let amount = Amount(p.u64(1, "amount")?);
-    let fee_rate = match p.opt_u64(2, "fee_rate")? {
-        Some(r) => r,
-        None => super::chain::fee_estimate(app).await?,
-    };
-    let (tx, fee) = app
+    let fee_rate = p.opt_u64(2, "fee_rate")?;
+    // Accepted, it is announced by the chain task.
+    let sent = app
         .api
-        .with_chain(move |t: &mut ChainTask| -> Result<_, RpcError> {
-            let Some(mut w) = t.take_wallet() else {
-                return Err(no_wallet());
-            };
-            let built =
-                lode_wallet::builder::build_payment(&mut w.wallet, &mut w.tracker, &address, amount, Some(fee_rate));
-            let payment = match built {
-                Ok(p) => p,
-                Err(e) => {
-                    t.put_wallet(w);
-                    return Err(wallet_error(e));
-                }
-            };
-            let verdict = t.submit_tx(payment.tx.clone());
-            let result = match verdict {
-                TxVerdict::Accepted { .. } => match w.tracker.add_pending(&payment.tx) {
-                    Ok(_) => Ok((payment.tx, payment.fee)),
-                    Err(e) => Err(wallet_error(e)),
-                },
-                TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. } => {
-                    Err(RpcError::new(-26, reason))
-                }
-            };
-            t.put_wallet(w);
-            result
-        })
-        .await??;
-    let bytes = lode_chain::encoding::encode(&tx);
-    let size = bytes.len();
-    app.api.publish(TopicKind::Txs, bytes).await?;
-    Ok(json!({"txid": tx.txid().to_hex(), "fee": fee.0, "size": size}))
+        .chain()
+        .send_to_address(address, amount, fee_rate)
+        .await?
+        .map_err(action_error)?;
+    Ok(json!({"txid": sent.txid.to_hex(), "fee": sent.fee.0, "size": sent.size}))
 }
 
 fn history_json(w: &NodeWallet, chain: &lode_chain::ChainState, e: &lode_wallet::tracker::HistoryEntry) -> Value {
@@ -249,13 +216,12 @@ pub(crate) async fn walletpassphrase(app: &App, p: &Params) -> Result<Value, Rpc
             format!("param timeout: must be 1..={MAX_UNLOCK_SECS} seconds"),
         ));
     }
-    with_wallet(app, move |w, _| {
-        w.wallet
-            .unlock(&pass, Some(Duration::from_secs(secs)))
-            .map_err(wallet_error)?;
-        Ok(Value::Null)
-    })
-    .await
+    app.api
+        .chain()
+        .wallet_unlock(pass, Duration::from_secs(secs))
+        .await?
+        .map_err(action_error)?;
+    Ok(Value::Null)
 }
 
 /// Longest passphrase accepted (bytes).
@@ -270,31 +236,19 @@ pub(crate) async fn encryptwallet(app: &App, p: &Params) -> Result<Value, RpcErr
             format!("param passphrase: must be 1..={MAX_PASSPHRASE} bytes"),
         ));
     }
-    with_wallet(app, move |w, _| {
-        w.wallet
-            .encrypt(&pass, lode_wallet::KdfParams::default())
-            .map_err(wallet_error)?;
-        tracing::info!("wallet encrypted; it is locked until walletpassphrase");
-        Ok(json!("wallet encrypted; unlock it with walletpassphrase to send"))
-    })
-    .await
+    app.api.chain().wallet_encrypt(pass).await?.map_err(action_error)?;
+    Ok(json!("wallet encrypted; unlock it with walletpassphrase to send"))
 }
 
 pub(crate) async fn walletlock(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    with_wallet(app, |w, _| {
-        w.wallet.lock();
-        Ok(Value::Null)
-    })
-    .await
+    app.api.chain().wallet_lock().await?.map_err(action_error)?;
+    Ok(Value::Null)
 }
 
 pub(crate) async fn dumpmnemonic(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    with_wallet(app, |w, _| {
-        let words = w.wallet.mnemonic().map_err(wallet_error)?;
-        tracing::warn!("the wallet's mnemonic was shown through the RPC");
-        Ok(json!({"mnemonic": words.as_str(), "account": w.wallet.account()}))
-    })
-    .await
+    let (words, account) = app.api.chain().wallet_mnemonic().await?.map_err(action_error)?;
+    tracing::warn!("the wallet's mnemonic was shown through the RPC");
+    Ok(json!({"mnemonic": words.as_str(), "account": account}))
 }

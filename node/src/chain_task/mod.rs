@@ -1,0 +1,647 @@
+//! The chain task: the one writer of the chain state.
+//!
+//! It runs on its own OS thread (sled and validation block; they must not stall the tokio
+//! workers or the swarm) and serves requests from a bounded channel in arrival order, so
+//! blocks submitted in order are connected in order. Nothing outside this module touches
+//! the task: writers and readers go through a [`ChainHandle`]'s typed methods, and readers
+//! see a [`ChainView`] that cannot change anything.
+//!
+//! What the task owns: the [`ChainState`] (sled), the transaction sink (the mempool, behind
+//! the [`TxSink`] seam), the built-in wallet and the embedded miner. What it publishes:
+//! the tip on a `watch` after every change, chain events on a `broadcast`, accepted txids for
+//! the event stream, and on the one announce channel ([`announce`]) everything peers should
+//! hear from us. It never blocks on the network.
+
+pub mod announce;
+mod handle;
+mod request;
+mod sink;
+mod verdict;
+mod view;
+
+use std::sync::Arc;
+
+use lode_chain::error::{ChainError, ConsensusError};
+use lode_chain::header::BlockHeader;
+use lode_chain::pow::{check_proof_of_work, ChainWork};
+use lode_chain::validation::{check_header_contextual, HeaderContext};
+use lode_chain::{Block, ChainEvent, ChainState, Hash256, Height, PubkeyHash};
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use announce::Announcement;
+pub use handle::ChainHandle;
+pub use request::GenerateError;
+pub use sink::{MempoolSink, TipCheck, TxSink};
+pub use verdict::{BlockVerdict, HeadersVerdict, Origin, TipInfo, TxVerdict, WalletInfo};
+pub use view::{ChainView, MinerStatus};
+
+use crate::metrics::Metrics;
+use crate::miner::{MiningConfig, NodeMiner};
+use crate::wallet::{NodeWallet, SentPayment, WalletActionError};
+use request::{ChainRequest, WalletCommand};
+
+/// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
+/// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
+const CHAIN_QUEUE: usize = 256;
+
+/// What the chain task is started with.
+pub struct ChainSetup {
+    /// The opened chain.
+    pub chain: ChainState,
+    /// Where transactions go (the node's mempool).
+    pub sink: Box<dyn TxSink>,
+    /// The built-in wallet, if any.
+    pub wallet: Option<NodeWallet>,
+    /// How to mine.
+    pub mining: MiningConfig,
+    /// Block validation times and chain figures.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// What a running chain task publishes.
+pub struct ChainOutputs {
+    /// The tip after every change.
+    pub tip: watch::Receiver<TipInfo>,
+    /// Chain events (connects, disconnects, reorgs).
+    pub events: broadcast::Sender<ChainEvent>,
+    /// What peers should hear from us (the network subscribes).
+    pub announce: broadcast::Sender<Announcement>,
+    /// Txids the mempool accepted (the RPC event stream); no receiver is fine.
+    pub accepted_txs: broadcast::Sender<Hash256>,
+}
+
+/// A started chain task: the strong handle (the task stops when the last strong handle is
+/// gone), its outputs, and its thread.
+pub struct RunningChain {
+    /// A strong handle.
+    pub handle: ChainHandle,
+    /// What it publishes.
+    pub outputs: ChainOutputs,
+    /// Its thread; joins once every strong handle is dropped and the store is flushed.
+    pub thread: std::thread::JoinHandle<Result<(), ChainError>>,
+}
+
+/// The tip of `chain` as published.
+pub fn tip_info(chain: &ChainState) -> TipInfo {
+    let entry = chain.tip_entry();
+    TipInfo {
+        hash: chain.tip_hash(),
+        height: chain.height(),
+        work: entry.work(),
+        header: entry.header,
+        locator: chain.locator(),
+    }
+}
+
+/// Starts the chain task on its own thread (and the embedded miner when `mining.enabled`).
+pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
+    let (tx, rx) = mpsc::channel(CHAIN_QUEUE);
+    let handle = ChainHandle::new(tx);
+    let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
+    let outputs = ChainOutputs {
+        tip: tip_rx,
+        events: broadcast::channel(1024).0,
+        announce: announce::channel(),
+        accepted_txs: broadcast::channel(1024).0,
+    };
+    let mut task = ChainTask {
+        chain: setup.chain,
+        txs: setup.sink,
+        tip: tip_tx,
+        events: outputs.events.clone(),
+        announce: outputs.announce.clone(),
+        accepted_txs: outputs.accepted_txs.clone(),
+        wallet: setup.wallet,
+        miner: None,
+        mining_address: setup.mining.address,
+        metrics: setup.metrics,
+        me: handle.downgrade(),
+    };
+    if setup.mining.enabled {
+        task.start_miner(setup.mining.threads)?;
+    }
+    let thread = std::thread::Builder::new()
+        .name("lode-chain".into())
+        .spawn(move || task.run(rx))
+        .map_err(|e| crate::NodeError::Task(format!("cannot spawn the chain thread: {e}")))?;
+    Ok(RunningChain {
+        handle,
+        outputs,
+        thread,
+    })
+}
+
+/// The chain task. See the module doc.
+struct ChainTask {
+    chain: ChainState,
+    txs: Box<dyn TxSink>,
+    tip: watch::Sender<TipInfo>,
+    events: broadcast::Sender<ChainEvent>,
+    announce: broadcast::Sender<Announcement>,
+    accepted_txs: broadcast::Sender<Hash256>,
+    wallet: Option<NodeWallet>,
+    miner: Option<NodeMiner>,
+    mining_address: Option<PubkeyHash>,
+    metrics: Option<Arc<Metrics>>,
+    /// A weak handle to its own queue, for the miner's found blocks.
+    me: ChainHandle,
+}
+
+impl ChainTask {
+    /// Serves requests until every strong handle is gone, then flushes the store. Requests
+    /// already queued are finished first, so a block being written at shutdown is written
+    /// whole.
+    fn run(mut self, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
+        self.refresh_miner();
+        while let Some(request) = rx.blocking_recv() {
+            self.serve(request);
+            self.refresh_miner();
+            for tx in self.txs.take_relay() {
+                self.announce(Announcement::Tx(tx));
+            }
+        }
+        // Stop the workers before the store closes (their bridge then ends too).
+        self.miner = None;
+        self.chain.flush()?;
+        tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
+        Ok(())
+    }
+
+    fn refresh_miner(&mut self) {
+        if let (Some(miner), Some(pool)) = (self.miner.as_mut(), self.txs.mempool()) {
+            miner.update(&self.chain, pool);
+        }
+    }
+
+    fn announce(&self, what: Announcement) {
+        // No subscriber (network stopped) is fine.
+        let _ = self.announce.send(what);
+    }
+
+    fn view(&self) -> ChainView<'_> {
+        ChainView {
+            chain: &self.chain,
+            mempool: self.txs.mempool(),
+            wallet: self.wallet.as_ref(),
+            miner: self.miner.as_ref(),
+            mining_address: self.mining_address,
+        }
+    }
+
+    fn serve(&mut self, request: ChainRequest) {
+        // A dropped reply receiver only means the asker went away: nothing to do.
+        match request {
+            ChainRequest::SubmitBlock { block, origin, reply } => {
+                let _ = reply.send(self.submit_block(block, origin));
+            }
+            ChainRequest::SubmitBlocks { blocks, reply } => {
+                let mut verdicts = Vec::with_capacity(blocks.len());
+                for block in blocks {
+                    let v = self.accept(block);
+                    let stop = v.broken_rule().is_some();
+                    verdicts.push(v);
+                    // The rest descend from an invalid block: not worth validating.
+                    if stop {
+                        break;
+                    }
+                }
+                self.publish_tip();
+                let _ = reply.send(verdicts);
+            }
+            ChainRequest::SubmitTx { tx, origin, reply } => {
+                let _ = reply.send(self.submit_tx(tx, origin));
+            }
+            ChainRequest::AnnounceTip { block } => {
+                if block.hash() == self.chain.tip_hash() {
+                    self.announce(Announcement::Block(block));
+                }
+            }
+            ChainRequest::Wallet(command) => self.wallet_command(command),
+            ChainRequest::SetMiner { threads, reply } => {
+                let result = match threads {
+                    Some(n) => self.start_miner(n),
+                    None => {
+                        self.miner = None;
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            ChainRequest::Generate { n, address, reply } => {
+                let _ = reply.send(self.generate(n, address));
+            }
+            ChainRequest::Tick => {
+                if let Some(w) = self.wallet.as_mut() {
+                    w.wallet.expire();
+                }
+            }
+            ChainRequest::CheckHeaders { headers, reply } => {
+                let _ = reply.send(self.check_headers(&headers));
+            }
+            ChainRequest::HeadersAfter { locator, max, reply } => {
+                let _ = reply.send(self.chain.headers_after(&locator, max, None));
+            }
+            ChainRequest::BlockBytes { hashes, budget, reply } => {
+                let _ = reply.send(self.block_bytes(hashes, budget));
+            }
+            ChainRequest::Read(f) => f(&self.view()),
+        }
+    }
+
+    /// Validates and stores a block, publishes the new tip, and announces a local block
+    /// stored on a valid branch.
+    fn submit_block(&mut self, block: Arc<Block>, origin: Origin) -> BlockVerdict {
+        let verdict = self.accept(block.clone());
+        self.publish_tip();
+        if origin == Origin::Local && verdict.is_stored_valid() {
+            self.announce(Announcement::Block(block));
+        }
+        verdict
+    }
+
+    /// Judges (and keeps) a transaction; announces a local one that was accepted.
+    fn submit_tx(&mut self, tx: lode_chain::Transaction, origin: Origin) -> TxVerdict {
+        let tx = Arc::new(tx);
+        let verdict = self.txs.submit(&self.chain, (*tx).clone());
+        if let TxVerdict::Accepted { txid } = &verdict {
+            let _ = self.accepted_txs.send(*txid);
+            if origin == Origin::Local {
+                self.announce(Announcement::Tx(tx));
+            }
+        }
+        verdict
+    }
+
+    fn block_bytes(&self, hashes: Vec<Hash256>, budget: usize) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::with_capacity(hashes.len());
+        let mut used = 0usize;
+        for h in hashes {
+            let bytes = match self.chain.store().block_bytes(&h) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(block = %h, error = %e, "cannot read block to serve");
+                    None
+                }
+            };
+            let len = bytes.as_ref().map_or(0, Vec::len);
+            // Always serve at least one block, so a max-size block is never stuck.
+            if !out.is_empty() && used + len > budget {
+                break;
+            }
+            used += len;
+            out.push(bytes);
+        }
+        out
+    }
+
+    fn wallet_command(&mut self, command: WalletCommand) {
+        match command {
+            WalletCommand::NewAddress(reply) => {
+                let r = self.wallet_mut().and_then(|w| Ok(w.new_address()?));
+                let _ = reply.send(r);
+            }
+            WalletCommand::Send {
+                to,
+                amount,
+                fee_rate,
+                reply,
+            } => {
+                let _ = reply.send(self.wallet_send(&to, amount, fee_rate));
+            }
+            WalletCommand::Unlock {
+                passphrase,
+                timeout,
+                reply,
+            } => {
+                let r = self
+                    .wallet_mut()
+                    .and_then(|w| Ok(w.wallet.unlock(&passphrase, Some(timeout))?));
+                let _ = reply.send(r);
+            }
+            WalletCommand::Lock(reply) => {
+                let r = self.wallet_mut().map(|w| w.wallet.lock());
+                let _ = reply.send(r);
+            }
+            WalletCommand::Encrypt { passphrase, reply } => {
+                let r = self.wallet_mut().and_then(|w| {
+                    w.wallet.encrypt(&passphrase, lode_wallet::KdfParams::default())?;
+                    tracing::info!("wallet encrypted; it is locked until walletpassphrase");
+                    Ok(())
+                });
+                let _ = reply.send(r);
+            }
+            WalletCommand::Mnemonic(reply) => {
+                let r = self.wallet_mut().and_then(|w| {
+                    let words = w.wallet.mnemonic()?;
+                    Ok((words, w.wallet.account()))
+                });
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn wallet_mut(&mut self) -> Result<&mut NodeWallet, WalletActionError> {
+        self.wallet.as_mut().ok_or(WalletActionError::NoWallet)
+    }
+
+    /// Builds, admits and reserves a payment in one step, with no other request in between.
+    fn wallet_send(
+        &mut self,
+        to: &str,
+        amount: lode_chain::Amount,
+        fee_rate: Option<u64>,
+    ) -> Result<SentPayment, WalletActionError> {
+        let floor = self.chain.params().min_relay_fee_rate;
+        let estimate = self.txs.mempool().map_or(floor, |m| m.fee_rate_estimate());
+        let fee_rate = fee_rate.unwrap_or(estimate.max(floor));
+        let payment = self.wallet_mut()?.build_payment(to, amount, fee_rate)?;
+        let size = lode_chain::encoding::encode(&payment.tx).len();
+        match self.submit_tx(payment.tx.clone(), Origin::Local) {
+            TxVerdict::Accepted { txid } => {
+                self.wallet_mut()?.record_sent(&payment.tx)?;
+                Ok(SentPayment {
+                    tx: payment.tx,
+                    txid,
+                    fee: payment.fee,
+                    size,
+                })
+            }
+            TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. } => {
+                Err(WalletActionError::Refused(reason))
+            }
+        }
+    }
+
+    /// Starts (or restarts) the embedded miner. Its found blocks come back into this queue
+    /// through a bridge thread, as local blocks.
+    fn start_miner(&mut self, threads: usize) -> Result<(), crate::NodeError> {
+        // Stop the old workers first: two miners would race on one tip.
+        self.miner = None;
+        let hrp = self.chain.params().hrp.clone();
+        let pay_to = match self.mining_address {
+            Some(p) => p,
+            None => self
+                .wallet_mut()
+                .and_then(|w| w.fresh_pkh(&hrp))
+                .map_err(|e| crate::NodeError::Wallet(format!("no address to pay the coinbase to: {e}")))?,
+        };
+        let (found_tx, found_rx) = std::sync::mpsc::channel::<lode_miner::FoundBlock>();
+        self.miner = Some(NodeMiner::start(threads, pay_to, found_tx)?);
+        let chain = self.me.clone();
+        std::thread::Builder::new()
+            .name("lode-found".into())
+            .spawn(move || {
+                // Ends when the miner is dropped (its sender closes) or the chain task stops.
+                while let Ok(found) = found_rx.recv() {
+                    let hash = found.block.hash();
+                    match chain.submit_block_blocking(Arc::new(found.block), Origin::Local) {
+                        Ok(v) => tracing::info!(block = %hash, reward = %found.reward, verdict = ?v, "mined a block"),
+                        Err(e) => {
+                            tracing::warn!(block = %hash, error = %e, "mined block not submitted");
+                            break;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| crate::NodeError::Task(format!("cannot spawn the miner bridge: {e}")))?;
+        Ok(())
+    }
+
+    /// Mines `n` blocks here, one after the other, each connected and announced.
+    fn generate(&mut self, n: u64, address: Option<PubkeyHash>) -> Result<Vec<Hash256>, GenerateError> {
+        let pay = match address.or(self.mining_address) {
+            Some(a) => a,
+            None => {
+                let hrp = self.chain.params().hrp.clone();
+                self.wallet_mut()?.fresh_pkh(&hrp)?
+            }
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut out = Vec::new();
+        for i in 0..n {
+            let pool = self
+                .txs
+                .mempool()
+                .ok_or_else(|| GenerateError::Template("no mempool".into()))?;
+            let extra = rand::random::<u64>() ^ i;
+            let template = lode_miner::template::build_template(&self.chain, pool, pay, self.chain.now(), extra)
+                .map_err(|e| GenerateError::Template(e.to_string()))?;
+            let block = lode_miner::worker::mine_blocking(&template, 1, &stop)
+                .map_err(|e| GenerateError::Template(e.to_string()))?;
+            let hash = block.hash();
+            match self.submit_block(Arc::new(block), Origin::Local) {
+                BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected) => out.push(hash),
+                other => return Err(GenerateError::Refused(format!("{other:?}"))),
+            }
+            self.refresh_miner();
+        }
+        Ok(out)
+    }
+
+    fn accept(&mut self, block: Arc<Block>) -> BlockVerdict {
+        let started = std::time::Instant::now();
+        let result = self.chain.accept_block(block);
+        if let Some(m) = &self.metrics {
+            m.block_validation.observe(started.elapsed().as_secs_f64());
+        }
+        match result {
+            Ok(outcome) => {
+                for event in &outcome.events {
+                    if let ChainEvent::Reorg {
+                        fork_height,
+                        old_tip,
+                        new_tip,
+                        disconnected,
+                        connected,
+                    } = event
+                    {
+                        tracing::info!(
+                            fork_height = fork_height.0,
+                            disconnected = disconnected.len(),
+                            connected = connected.len(),
+                            %old_tip,
+                            %new_tip,
+                            "reorganised onto a branch with more work"
+                        );
+                    }
+                    self.txs.on_chain_event(&self.chain, event);
+                    if let Some(w) = self.wallet.as_mut() {
+                        w.on_chain_event(&self.chain, event);
+                    }
+                    if let Some(m) = self.miner.as_ref() {
+                        m.on_chain_event(event);
+                    }
+                    // No subscribers is normal.
+                    let _ = self.events.send(event.clone());
+                }
+                BlockVerdict::Accepted(outcome.status)
+            }
+            Err(e) => match e.consensus_rule() {
+                Some(rule) => BlockVerdict::Rejected(rule.clone()),
+                None => {
+                    tracing::error!(error = %e, "chain store failed while accepting a block");
+                    BlockVerdict::Failed(e.to_string())
+                }
+            },
+        }
+    }
+
+    fn publish_tip(&self) {
+        let tip = tip_info(&self.chain);
+        self.tip.send_if_modified(|cur| {
+            if cur.hash == tip.hash {
+                false
+            } else {
+                *cur = tip;
+                true
+            }
+        });
+    }
+    /// Headers-first: linkage, proof of work and the contextual header rules (bits, median
+    /// time, future limit) for a batch whose first parent we know, before any body is asked
+    /// for. Later headers' ancestors come from the batch itself.
+    fn check_headers(&self, headers: &[BlockHeader]) -> HeadersVerdict {
+        let Some(first) = headers.first() else {
+            return HeadersVerdict::Valid {
+                missing: Vec::new(),
+                work: self.chain.tip_entry().work(),
+                last_height: self.chain.height(),
+            };
+        };
+        let base_hash = first.prev_hash;
+        let Some(base) = self.chain.entry(&base_hash).copied() else {
+            return HeadersVerdict::Unconnected;
+        };
+        let params = self.chain.params();
+        let pow_limit = params.pow_limit();
+        let now = self.chain.now();
+        let mut work = base.work();
+        let mut missing = Vec::new();
+        let mut prev_header = base.header;
+        let mut prev_hash = base_hash;
+        for (i, header) in headers.iter().enumerate() {
+            let invalid = |reason: String| HeadersVerdict::Invalid { index: i, reason };
+            if header.prev_hash != prev_hash {
+                return invalid(format!("does not link to {prev_hash}"));
+            }
+            let hash = header.hash();
+            if let Err(rule) = check_proof_of_work(&hash, header.bits, &pow_limit) {
+                return invalid(rule.to_string());
+            }
+            let height = Height(base.height.0 + 1 + i as u32);
+            let parent_height = Height(height.0 - 1);
+            // Ancestors at or below the base come from the index; above it, from the batch.
+            let lookup = |h: Height| {
+                if h.0 > base.height.0 {
+                    headers.get((h.0 - base.height.0 - 1) as usize).copied()
+                } else {
+                    self.chain.ancestor(&base_hash, h)
+                }
+            };
+            let ctx = HeaderContext {
+                parent_height,
+                parent: &prev_header,
+                ancestor: &lookup,
+            };
+            match check_header_contextual(params, header, &ctx, now) {
+                Ok(()) => {}
+                // Clock skew is not a lie: stop here, the rest may be fine later.
+                Err(ConsensusError::TimeTooNew { .. }) => break,
+                Err(rule) => return invalid(rule.to_string()),
+            }
+            work = work.saturating_add(ChainWork::from_bits(header.bits));
+            // Every indexed block has its body; an indexed invalid one condemns the batch.
+            match self.chain.entry(&hash) {
+                Some(e) if e.status.is_invalid() => return invalid(format!("block {hash} is known to be invalid")),
+                Some(_) => {}
+                None => missing.push(hash),
+            }
+            prev_header = *header;
+            prev_hash = hash;
+        }
+        HeadersVerdict::Valid {
+            missing,
+            work,
+            last_height: Height(base.height.0 + headers.len() as u32),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lode_chain::build::{empty_chain, grind};
+    use lode_chain::{ChainParams, PubkeyHash};
+
+    fn task(dir: &std::path::Path) -> ChainTask {
+        let chain = ChainState::open(dir, ChainParams::regtest()).expect("open");
+        let (tip, _) = watch::channel(tip_info(&chain));
+        let (tx, _rx) = mpsc::channel(1);
+        ChainTask {
+            chain,
+            txs: Box::new(TipCheck),
+            tip,
+            events: broadcast::channel(16).0,
+            announce: announce::channel(),
+            accepted_txs: broadcast::channel(16).0,
+            wallet: None,
+            miner: None,
+            mining_address: None,
+            metrics: None,
+            me: ChainHandle::new(tx).downgrade(),
+        }
+    }
+
+    fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {
+        empty_chain(params, n, PubkeyHash([1; 20]))
+            .into_iter()
+            .map(|b| b.header)
+            .collect()
+    }
+
+    #[test]
+    fn headers_are_checked_for_linkage_pow_bits_and_time_before_bodies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = task(dir.path());
+        let params = ChainParams::regtest();
+        let hs = headers(&params, 20);
+        match t.check_headers(&hs) {
+            HeadersVerdict::Valid {
+                missing, last_height, ..
+            } => {
+                assert_eq!(missing.len(), 20);
+                assert_eq!(last_height, Height(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Broken linkage.
+        let mut bad = hs.clone();
+        bad.remove(5);
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 5, .. }
+        ));
+        // Bad proof of work.
+        let mut bad = hs.clone();
+        loop {
+            bad[19].nonce = bad[19].nonce.wrapping_add(1);
+            if check_proof_of_work(&bad[19].hash(), bad[19].bits, &params.pow_limit()).is_err() {
+                break;
+            }
+        }
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 19, .. }
+        ));
+        // Time not after the median of the previous 11.
+        let mut bad = hs[..12].to_vec();
+        bad[11].time = bad[0].time;
+        grind(&mut bad[11], &params.pow_limit());
+        assert!(matches!(
+            t.check_headers(&bad),
+            HeadersVerdict::Invalid { index: 11, .. }
+        ));
+        // Not connected to anything we know.
+        assert_eq!(t.check_headers(&hs[1..]), HeadersVerdict::Unconnected);
+    }
+}

@@ -1,0 +1,129 @@
+//! The requests the chain task serves, each with its reply channel. Private to the chain
+//! task's module: everyone else asks through [`ChainHandle`](super::ChainHandle)'s typed
+//! methods.
+//!
+//! Writes change the chain, the mempool, the wallet or the miner; reads see one consistent
+//! moment of them through a [`ChainView`] and cannot change anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lode_chain::header::BlockHeader;
+use lode_chain::{Amount, Block, Hash256, PubkeyHash, Transaction};
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+use super::verdict::{BlockVerdict, HeadersVerdict, Origin, TxVerdict};
+use super::view::ChainView;
+use crate::error::NodeError;
+use crate::wallet::{SentPayment, WalletActionError};
+
+/// A read run on the chain thread.
+pub(super) type ReadFn = Box<dyn for<'a> FnOnce(&ChainView<'a>) + Send>;
+
+/// Why `generate` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// No address given, none configured, and no wallet to issue one.
+    #[error("no address to pay: {0}")]
+    NoPayout(#[from] WalletActionError),
+    /// A template could not be built or mined.
+    #[error("cannot build a block: {0}")]
+    Template(String),
+    /// The chain refused a block it had just built (should not happen).
+    #[error("generated block refused: {0}")]
+    Refused(String),
+}
+
+/// Requests to the chain task.
+pub(super) enum ChainRequest {
+    // ---- writes ----
+    /// Validate and store a block; a local one stored on a valid branch is announced.
+    SubmitBlock {
+        block: Arc<Block>,
+        origin: Origin,
+        reply: oneshot::Sender<BlockVerdict>,
+    },
+    /// Validate and store blocks fetched by sync, in order, one verdict each (stops at the
+    /// first invalid one: the rest descend from it).
+    SubmitBlocks {
+        blocks: Vec<Arc<Block>>,
+        reply: oneshot::Sender<Vec<BlockVerdict>>,
+    },
+    /// Judge (and keep) a transaction; a local one accepted is announced.
+    SubmitTx {
+        tx: Transaction,
+        origin: Origin,
+        reply: oneshot::Sender<TxVerdict>,
+    },
+    /// A sync round ended on this block: announce it if it is still the tip, so peers that
+    /// only talk to us learn of the branch at once.
+    AnnounceTip { block: Arc<Block> },
+    /// An action of the built-in wallet.
+    Wallet(WalletCommand),
+    /// Start (`Some(threads)`, restarting a running miner) or stop (`None`) the embedded miner.
+    SetMiner {
+        threads: Option<usize>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    /// Mine `n` blocks on the chain thread (fixed-difficulty networks), each connected and
+    /// announced before the next is built.
+    Generate {
+        n: u64,
+        address: Option<PubkeyHash>,
+        reply: oneshot::Sender<Result<Vec<Hash256>, GenerateError>>,
+    },
+    /// Timer: the miner's template refresh for fees, the wallet's unlock expiry.
+    Tick,
+
+    // ---- reads ----
+    /// Check a batch of headers received during sync.
+    CheckHeaders {
+        headers: Vec<BlockHeader>,
+        reply: oneshot::Sender<HeadersVerdict>,
+    },
+    /// Serve a peer: best-chain headers after the locator.
+    HeadersAfter {
+        locator: Vec<Hash256>,
+        max: usize,
+        reply: oneshot::Sender<Vec<BlockHeader>>,
+    },
+    /// Serve a peer: stored blocks' canonical bytes, `None` for unknown ones, stopping once
+    /// `budget` bytes are collected (the caller asks again for the rest).
+    BlockBytes {
+        hashes: Vec<Hash256>,
+        budget: usize,
+        reply: oneshot::Sender<Vec<Option<Vec<u8>>>>,
+    },
+    /// Any read, through the read-only view.
+    Read(ReadFn),
+}
+
+/// Actions of the built-in wallet.
+pub(super) enum WalletCommand {
+    /// Issue (and watch) a fresh receive address.
+    NewAddress(oneshot::Sender<Result<String, WalletActionError>>),
+    /// Build, admit and reserve a payment, with nothing in between.
+    Send {
+        to: String,
+        amount: Amount,
+        /// Units per byte; `None`: the mempool's estimate.
+        fee_rate: Option<u64>,
+        reply: oneshot::Sender<Result<SentPayment, WalletActionError>>,
+    },
+    /// Unlock for a time.
+    Unlock {
+        passphrase: Zeroizing<String>,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<(), WalletActionError>>,
+    },
+    /// Forget the unlocked keys.
+    Lock(oneshot::Sender<Result<(), WalletActionError>>),
+    /// Encrypt with a passphrase (the wallet is then locked).
+    Encrypt {
+        passphrase: Zeroizing<String>,
+        reply: oneshot::Sender<Result<(), WalletActionError>>,
+    },
+    /// The mnemonic and account (needs the wallet unlocked).
+    Mnemonic(oneshot::Sender<Result<(Zeroizing<String>, u32), WalletActionError>>),
+}

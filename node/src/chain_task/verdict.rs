@@ -1,0 +1,124 @@
+//! What the chain task answers: verdicts on blocks and transactions, the published tip, and
+//! where a submission came from (which decides whether it is announced).
+
+use lode_chain::error::ConsensusError;
+use lode_chain::header::BlockHeader;
+use lode_chain::pow::ChainWork;
+use lode_chain::{AcceptStatus, Hash256, Height};
+
+/// The best chain's tip as seen by everyone but the chain task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipInfo {
+    /// Tip hash.
+    pub hash: Hash256,
+    /// Tip height.
+    pub height: Height,
+    /// Cumulative work of the best chain.
+    pub work: ChainWork,
+    /// Tip header (its time and bits are what a block builder needs).
+    pub header: BlockHeader,
+    /// Block locator of the best chain (for headers-first sync).
+    pub locator: Vec<Hash256>,
+}
+
+/// Where a block or transaction came from. Only what this node made itself is announced by
+/// the chain task: a peer's gossip is forwarded by gossipsub once we report it valid, and
+/// blocks fetched by sync are announced by the sync round that ends on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// This node: the miner, an RPC client, the built-in wallet.
+    Local,
+    /// A peer's gossip.
+    Peer,
+}
+
+/// What the chain made of a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockVerdict {
+    /// Stored (see the status: connected, side branch, known, orphan, or found invalid
+    /// while connecting).
+    Accepted(AcceptStatus),
+    /// Refused before storage: the sender broke this rule.
+    Rejected(ConsensusError),
+    /// Local trouble (storage); says nothing about the sender.
+    Failed(String),
+}
+
+impl BlockVerdict {
+    /// The broken rule, if the block was invalid either way.
+    pub fn broken_rule(&self) -> Option<&ConsensusError> {
+        match self {
+            BlockVerdict::Rejected(rule) | BlockVerdict::Accepted(AcceptStatus::Invalid { rule }) => Some(rule),
+            BlockVerdict::Accepted(_) | BlockVerdict::Failed(_) => None,
+        }
+    }
+
+    /// Stored on a valid branch (the best one or a side branch): worth announcing.
+    pub fn is_stored_valid(&self) -> bool {
+        matches!(
+            self,
+            BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)
+        )
+    }
+}
+
+/// What the transaction sink made of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxVerdict {
+    /// Valid against the tip: relay it.
+    Accepted {
+        /// Its txid.
+        txid: Hash256,
+    },
+    /// Invalid whatever the chain: the sender broke a consensus rule (penalised).
+    Rejected {
+        /// Its txid.
+        txid: Hash256,
+        /// The broken rule.
+        reason: String,
+    },
+    /// Not relayed, but not the sender's fault (unknown inputs, already known, busy).
+    Ignored {
+        /// Its txid.
+        txid: Hash256,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the built-in wallet holds.
+#[derive(Clone, Debug)]
+pub struct WalletInfo {
+    /// Balances (spendable, immature with maturity heights, reserved, pending).
+    pub balance: lode_wallet::tracker::Balance,
+    /// Receive addresses issued so far.
+    pub addresses: Vec<String>,
+    /// The wallet's first receive address (watched from the start).
+    pub first_address: Option<String>,
+    /// Confirmed history: (txid, height, net amount in base units).
+    pub history: Vec<(Hash256, Option<Height>, i128)>,
+}
+
+/// What checking a batch of headers found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadersVerdict {
+    /// All valid. `missing` are the hashes whose bodies we lack, in chain order; `work` is
+    /// the cumulative work at the last header.
+    Valid {
+        /// Headers not yet stored with a body.
+        missing: Vec<Hash256>,
+        /// Cumulative work at the last header.
+        work: ChainWork,
+        /// Height of the last header.
+        last_height: Height,
+    },
+    /// The first header's parent is unknown (the peer ignored our locator, or a race).
+    Unconnected,
+    /// Header `index` broke a rule (bad linkage, PoW, bits or time): the peer lied.
+    Invalid {
+        /// Position in the batch.
+        index: usize,
+        /// The reason.
+        reason: String,
+    },
+}

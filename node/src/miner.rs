@@ -1,0 +1,87 @@
+//! The embedded miner as the chain task drives it: worker threads doing the nonce search on
+//! templates the chain task builds after every change. Found blocks leave the workers on a
+//! std channel and come back into the chain task's queue like any other local block (see
+//! `chain_task`), which then announces them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lode_chain::mempool::Mempool;
+use lode_chain::{ChainEvent, ChainState, PubkeyHash};
+use lode_miner::{FoundBlock, MinerStats, MiningController};
+
+use crate::error::NodeError;
+
+/// How the node mines.
+#[derive(Clone, Debug)]
+pub struct MiningConfig {
+    /// Mine from the start.
+    pub enabled: bool,
+    /// Worker threads (also the default for RPC `setgenerate`).
+    pub threads: usize,
+    /// Where the coinbase pays instead of a fresh wallet address.
+    pub address: Option<PubkeyHash>,
+}
+
+impl Default for MiningConfig {
+    fn default() -> MiningConfig {
+        MiningConfig {
+            enabled: false,
+            threads: 1,
+            address: None,
+        }
+    }
+}
+
+/// The embedded miner.
+pub struct NodeMiner {
+    controller: MiningController,
+    pay_to: PubkeyHash,
+}
+
+impl NodeMiner {
+    /// Starts `threads` workers paying `pay_to`; found blocks go to `found`.
+    pub fn start(
+        threads: usize,
+        pay_to: PubkeyHash,
+        found: std::sync::mpsc::Sender<FoundBlock>,
+    ) -> Result<NodeMiner, NodeError> {
+        let controller = MiningController::start(threads, pay_to, found).map_err(|e| NodeError::Task(e.to_string()))?;
+        tracing::info!(threads, kernel = lode_miner::kernel_name(), "embedded miner started");
+        Ok(NodeMiner { controller, pay_to })
+    }
+
+    /// Gives the workers a fresh template when the tip moved or more fees wait.
+    pub fn update(&mut self, chain: &ChainState, pool: &Mempool) {
+        if let Err(e) = self.controller.update(chain, pool, Instant::now()) {
+            tracing::warn!(error = %e, "cannot build a block template");
+        }
+    }
+
+    /// Counts our own blocks leaving the best chain as stale.
+    pub fn on_chain_event(&self, event: &ChainEvent) {
+        if let ChainEvent::BlockDisconnected { block, .. } = event {
+            if let Some(cb) = block.transactions.first() {
+                let ours: u64 = cb
+                    .outputs
+                    .iter()
+                    .filter(|o| o.pubkey_hash == self.pay_to)
+                    .map(|o| o.value.0)
+                    .sum();
+                if ours > 0 {
+                    self.controller.stats().record_stale(ours);
+                }
+            }
+        }
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.controller.threads()
+    }
+
+    /// Accounting.
+    pub fn stats(&self) -> Arc<MinerStats> {
+        self.controller.stats()
+    }
+}

@@ -1,0 +1,77 @@
+//! The network's own configuration: what `lode node` takes for the P2P side.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use lode_chain::ChainParams;
+
+/// Bytes of gossipsub framing allowed on top of a max-size block.
+pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
+
+/// How the node takes part in the P2P network.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// Addresses to listen on for libp2p.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial when the connection drops.
+    pub peers: Vec<Multiaddr>,
+    /// Discover LAN peers with mDNS.
+    pub mdns: bool,
+    /// Run Kademlia (bootstrapped through `peers`).
+    pub kademlia: bool,
+    /// Most established connections in total.
+    pub max_connections: u32,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Show an indicatif bar during sync when stderr is a terminal.
+    pub progress_bar: bool,
+    /// Testing only: gossipsub `max_transmit_size` override (a hostile test peer uses it to
+    /// send oversized messages). `None` derives it from the max block size.
+    pub gossip_max_transmit_override: Option<usize>,
+}
+
+impl Default for NetworkConfig {
+    /// One OS-chosen loopback port, no peers, mDNS and Kademlia off: what tests and
+    /// embedders start from.
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            listen: vec![loopback_any_port()],
+            peers: Vec::new(),
+            mdns: false,
+            kademlia: false,
+            max_connections: 64,
+            ban_duration: Duration::from_secs(3600),
+            progress_bar: false,
+            gossip_max_transmit_override: None,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// Largest gossip message per topic: a max-size block (blocks) or transaction (txs) plus
+    /// room for gossipsub's framing, equal on every node of the network. A message over its
+    /// topic's limit but under the frame limit ([`NetworkConfig::gossip_frame_limit`]) is
+    /// decoded and counted against its sender's score (and the sender banned); only frames
+    /// beyond that are dropped by the codec unread.
+    pub fn gossip_topic_limits(&self, params: &ChainParams) -> (usize, usize) {
+        match self.gossip_max_transmit_override {
+            Some(o) => (o, o),
+            None => (
+                params.max_block_size + GOSSIP_FRAME_OVERHEAD,
+                params.max_tx_size + GOSSIP_FRAME_OVERHEAD,
+            ),
+        }
+    }
+
+    /// Largest gossip frame read at all: twice the block topic's limit.
+    pub fn gossip_frame_limit(&self, params: &ChainParams) -> usize {
+        self.gossip_topic_limits(params).0.saturating_mul(2)
+    }
+}
+
+fn loopback_any_port() -> Multiaddr {
+    use libp2p::multiaddr::Protocol;
+    Multiaddr::empty()
+        .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+        .with(Protocol::Tcp(0))
+}

@@ -1,0 +1,117 @@
+//! Gossip in: decode a block or transaction (bounded), hand it to the chain task, and report
+//! the verdict to gossipsub — the policy of what is forwarded, ignored or punished.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::PeerId;
+use lode_chain::{encoding, AcceptStatus, Block, Transaction};
+
+use super::{Completion, EventLoop, Requests};
+use crate::chain_task::{BlockVerdict, Origin, TxVerdict};
+use crate::network::gossip::TopicKind;
+use crate::network::peers::Misbehaviour;
+
+impl EventLoop {
+    pub(super) fn report(&mut self, msg_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(msg_id, source, acceptance);
+    }
+
+    pub(super) fn on_gossip(&mut self, source: PeerId, msg_id: MessageId, message: gossipsub::Message) {
+        match self.names.kind(&message.topic) {
+            Some(TopicKind::Blocks) => match Block::from_bytes(&message.data, self.params.max_block_size) {
+                Err(e) => {
+                    self.report(&msg_id, &source, MessageAcceptance::Reject);
+                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
+                }
+                Ok(block) => {
+                    if let Some(rx) = self.chain.try_submit_block(Arc::new(block), Origin::Peer) {
+                        self.pending.push(
+                            async move {
+                                Completion::GossipBlock {
+                                    msg_id,
+                                    source,
+                                    verdict: rx.await.ok(),
+                                }
+                            }
+                            .boxed(),
+                        );
+                    } else {
+                        // Chain busy: drop it; sync fetches what we miss.
+                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
+                    }
+                }
+            },
+            Some(TopicKind::Txs) => match encoding::decode::<Transaction>(&message.data, self.params.max_tx_size) {
+                Err(e) => {
+                    self.report(&msg_id, &source, MessageAcceptance::Reject);
+                    self.penalise(source, Misbehaviour::Undecodable(format!("gossip tx: {e}")));
+                }
+                Ok(tx) => {
+                    if let Some(rx) = self.chain.try_submit_tx(tx, Origin::Peer) {
+                        self.pending.push(
+                            async move {
+                                Completion::GossipTx {
+                                    msg_id,
+                                    source,
+                                    verdict: rx.await.ok(),
+                                }
+                            }
+                            .boxed(),
+                        );
+                    } else {
+                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
+                    }
+                }
+            },
+            None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
+        }
+    }
+
+    /// Reports a gossip block's verdict to gossipsub: forwarded if stored on a valid branch,
+    /// ignored if it says nothing about the sender, rejected (and the sender penalised) if
+    /// it broke a rule.
+    pub(super) fn on_block_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<BlockVerdict>) {
+        let acceptance = match &verdict {
+            Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
+                MessageAcceptance::Accept
+            }
+            Some(BlockVerdict::Accepted(AcceptStatus::Orphan { .. })) => {
+                self.sync
+                    .on_orphan(source, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                MessageAcceptance::Ignore
+            }
+            Some(v) => match v.broken_rule() {
+                // A clock ahead of ours is not a lie.
+                Some(lode_chain::ConsensusError::TimeTooNew { .. }) => MessageAcceptance::Ignore,
+                Some(rule) => {
+                    let rule = rule.to_string();
+                    tracing::warn!(peer = %source, %rule, "invalid block from gossip");
+                    self.penalise(source, Misbehaviour::InvalidBlock(rule));
+                    MessageAcceptance::Reject
+                }
+                None => MessageAcceptance::Ignore,
+            },
+            None => MessageAcceptance::Ignore,
+        };
+        self.report(&msg_id, &source, acceptance);
+    }
+
+    /// Reports a gossip transaction's verdict to gossipsub.
+    pub(super) fn on_tx_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<TxVerdict>) {
+        let acceptance = match verdict {
+            Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
+            Some(TxVerdict::Rejected { txid, reason }) => {
+                tracing::debug!(peer = %source, %txid, %reason, "invalid transaction from gossip");
+                self.penalise(source, Misbehaviour::InvalidTx(reason));
+                MessageAcceptance::Reject
+            }
+            Some(TxVerdict::Ignored { .. }) | None => MessageAcceptance::Ignore,
+        };
+        self.report(&msg_id, &source, acceptance);
+    }
+}

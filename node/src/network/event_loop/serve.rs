@@ -1,0 +1,112 @@
+//! Inbound sync requests: a token bucket per peer, a status answer at once, headers and
+//! blocks through the chain task (a "busy" answer when its queue is full).
+
+use std::time::Instant;
+
+use futures::FutureExt;
+use libp2p::request_response::ResponseChannel;
+use libp2p::PeerId;
+
+use super::{Bucket, Completion, EventLoop};
+use crate::network::peers::Misbehaviour;
+use crate::network::protocol::{
+    SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR,
+};
+
+/// Sustained sync requests per second a peer may send, and its burst.
+const RATE_PER_SEC: f64 = 100.0;
+const RATE_BURST: f64 = 200.0;
+
+impl EventLoop {
+    fn allow_request(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        let b = self.rate.entry(peer).or_insert(Bucket {
+            tokens: RATE_BURST,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(super) fn respond(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
+        // Fails only if the peer is gone or gave up: nothing left to do.
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+    }
+
+    /// Answers a sync request: status at once, the rest through the chain task.
+    pub(super) fn serve(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+        if !self.allow_request(peer) {
+            self.penalise(peer, Misbehaviour::RateLimited);
+            self.respond(channel, SyncResponse::Error("rate limited".into()));
+            return;
+        }
+        match request {
+            SyncRequest::Status => {
+                let tip = self.tip.borrow().clone();
+                self.respond(
+                    channel,
+                    SyncResponse::Status {
+                        height: tip.height.0,
+                        work: tip.work.to_be_bytes(),
+                        tip: tip.hash,
+                    },
+                );
+            }
+            SyncRequest::Headers { mut locator } => {
+                locator.truncate(MAX_LOCATOR);
+                let rx = self.chain.try_headers_after(locator, MAX_HEADERS);
+                let answer = rx.map(|rx| {
+                    rx.map(|r| match r {
+                        Ok(h) => SyncResponse::Headers(h),
+                        Err(_) => SyncResponse::Error("node is shutting down".into()),
+                    })
+                });
+                self.serve_via_chain(channel, answer);
+            }
+            SyncRequest::Blocks { hashes } => {
+                if hashes.len() > MAX_BLOCKS_PER_REQUEST {
+                    self.respond(
+                        channel,
+                        SyncResponse::Error(format!("at most {MAX_BLOCKS_PER_REQUEST} blocks per request")),
+                    );
+                    return;
+                }
+                let rx = self.chain.try_block_bytes(hashes, BLOCKS_RESPONSE_BUDGET);
+                let answer = rx.map(|rx| {
+                    rx.map(|r| match r {
+                        Ok(b) => SyncResponse::Blocks(b.into_iter().map(Option::unwrap_or_default).collect()),
+                        Err(_) => SyncResponse::Error("node is shutting down".into()),
+                    })
+                });
+                self.serve_via_chain(channel, answer);
+            }
+        }
+    }
+
+    /// Answers once the chain task has; `None` (its queue is full): "busy" at once.
+    fn serve_via_chain(
+        &mut self,
+        channel: ResponseChannel<SyncResponse>,
+        answer: Option<impl std::future::Future<Output = SyncResponse> + Send + 'static>,
+    ) {
+        let Some(answer) = answer else {
+            self.respond(channel, SyncResponse::Error("busy".into()));
+            return;
+        };
+        self.pending.push(
+            async move {
+                Completion::Serve {
+                    channel,
+                    response: answer.await,
+                }
+            }
+            .boxed(),
+        );
+    }
+}

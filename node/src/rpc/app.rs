@@ -1,0 +1,22 @@
+//! [`App`]: what every handler of the HTTP port shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::auth::Authenticator;
+use super::events::EventLog;
+use super::limit::RateLimits;
+use crate::api::NodeApi;
+
+/// What every handler shares.
+pub struct App {
+    /// The node.
+    pub api: NodeApi,
+    pub(crate) auth: Authenticator,
+    pub(crate) limits: RateLimits,
+    /// Recent events for the SSE stream.
+    pub events: Arc<EventLog>,
+    /// Set when the node stops (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
+}
