@@ -8,12 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use lode_chain::{Amount, ChainEvent, ChainState, Hash256, PubkeyHash, Transaction};
+use lode_chain::{Amount, ChainEvent, ChainState, Hash256, Height, PubkeyHash, Transaction};
 use lode_wallet::builder::Payment;
 use lode_wallet::tracker::Tracker;
 use lode_wallet::{Wallet, WalletError};
 
-use crate::chain_task::WalletInfo;
 use crate::error::NodeError;
 
 /// Sub-directory of the data dir holding the wallet file.
@@ -43,6 +42,19 @@ pub enum WalletActionError {
     /// The payment was built but the mempool refused it.
     #[error("{0}")]
     Refused(String),
+}
+
+/// What the built-in wallet holds.
+#[derive(Clone, Debug)]
+pub struct WalletInfo {
+    /// Balances (spendable, immature with maturity heights, reserved, pending).
+    pub balance: lode_wallet::tracker::Balance,
+    /// Receive addresses issued so far.
+    pub addresses: Vec<String>,
+    /// The wallet's first receive address (watched from the start).
+    pub first_address: Option<String>,
+    /// Confirmed history: (txid, height, net amount in base units).
+    pub history: Vec<(Hash256, Option<Height>, i128)>,
 }
 
 /// A payment the wallet made and the mempool accepted.

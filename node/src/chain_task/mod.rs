@@ -32,8 +32,10 @@ pub use announce::Announcement;
 pub use handle::ChainHandle;
 pub use request::GenerateError;
 pub use sink::{MempoolSink, TipCheck, TxSink};
-pub use verdict::{BlockVerdict, HeadersVerdict, Origin, TipInfo, TxVerdict, WalletInfo};
+pub use verdict::{BlockVerdict, HeadersVerdict, Origin, TipInfo, TxVerdict};
 pub use view::{ChainView, MinerStatus};
+// The wallet's summary, as the chain task answers it.
+pub use crate::wallet::WalletInfo;
 
 use crate::metrics::Metrics;
 use crate::miner::{MiningConfig, NodeMiner};

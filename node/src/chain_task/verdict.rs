@@ -86,19 +86,6 @@ pub enum TxVerdict {
     },
 }
 
-/// What the built-in wallet holds.
-#[derive(Clone, Debug)]
-pub struct WalletInfo {
-    /// Balances (spendable, immature with maturity heights, reserved, pending).
-    pub balance: lode_wallet::tracker::Balance,
-    /// Receive addresses issued so far.
-    pub addresses: Vec<String>,
-    /// The wallet's first receive address (watched from the start).
-    pub first_address: Option<String>,
-    /// Confirmed history: (txid, height, net amount in base units).
-    pub history: Vec<(Hash256, Option<Height>, i128)>,
-}
-
 /// What checking a batch of headers found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeadersVerdict {

@@ -253,6 +253,11 @@ impl Params {
     }
 }
 
+/// Serializes a view (never fails for our plain structs).
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(RpcError::internal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

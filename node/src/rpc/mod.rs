@@ -18,6 +18,7 @@ pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
 pub mod rest;
+pub mod sse;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ pub async fn start(
             HANDLER_TIMEOUT,
         ));
     let router = timed
-        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/events", get(sse::stream))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(app.clone(), gate))

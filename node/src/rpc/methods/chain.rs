@@ -5,10 +5,9 @@ use std::sync::Arc;
 use lode_chain::{Hash256, Height, Transaction};
 use serde_json::{json, Value};
 
-use super::to_json;
 use crate::chain_task::{Origin, TxVerdict};
 use crate::rpc::app::App;
-use crate::rpc::jsonrpc::{Params, RpcError};
+use crate::rpc::jsonrpc::{to_json, Params, RpcError};
 use crate::rpc::views::{self, BlockView, MempoolSummary, TxView};
 
 /// Largest hex string accepted for a raw transaction or block: twice the byte limit.

@@ -100,8 +100,3 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         other => Err(RpcError::method_not_found(other)),
     }
 }
-
-/// Serializes a view (never fails for our plain structs).
-pub fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
-    serde_json::to_value(v).map_err(RpcError::internal)
-}
