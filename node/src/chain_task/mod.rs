@@ -263,11 +263,12 @@ impl ChainTask {
 
     /// Judges (and keeps) a transaction; announces a local one that was accepted.
     fn submit_tx(&mut self, tx: lode_chain::Transaction, origin: Origin) -> TxVerdict {
-        let tx = Arc::new(tx);
-        let verdict = self.txs.submit(&self.chain, (*tx).clone());
+        // Only a local transaction is announced, so only its copy is kept.
+        let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
+        let verdict = self.txs.submit(&self.chain, tx);
         if let TxVerdict::Accepted { txid } = &verdict {
             let _ = self.accepted_txs.send(*txid);
-            if origin == Origin::Local {
+            if let Some(tx) = local {
                 self.announce(Announcement::Tx(tx));
             }
         }
