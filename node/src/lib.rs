@@ -20,6 +20,8 @@
 //! being written is written whole), flushes sled and exits; [`NodeHandle::shutdown`]
 //! returns when both have.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod chain_task;
 pub mod cli;
