@@ -311,6 +311,33 @@ impl SigCache {
         verify_all(&todo).map_err(|j| indices.get(j).copied().unwrap_or(j))
     }
 
+    /// Verifies the items `cache` does not hold yet — outside its lock, so a block being
+    /// connected meanwhile is not held up — and records them when all pass. This is how a
+    /// node checks the signatures of blocks it will connect next while it connects the
+    /// current one. Returns how many were verified, or the index of the first failing item
+    /// (nothing is recorded then; the connect reports the failure as consensus does).
+    pub fn verify_and_record<M: AsRef<[u8]>>(
+        cache: &std::sync::Mutex<SigCache>,
+        items: &[SigItem<M>],
+    ) -> Result<usize, usize> {
+        let todo: Vec<usize> = {
+            // A poisoned lock only means another thread panicked mid-insert; the cache holds
+            // verified triples only, so its contents are still sound.
+            let guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+            (0..items.len()).filter(|&i| !guard.contains(&items[i])).collect()
+        };
+        for &i in &todo {
+            if items[i].verify().is_err() {
+                return Err(i);
+            }
+        }
+        let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+        for &i in &todo {
+            guard.insert(&items[i]);
+        }
+        Ok(todo.len())
+    }
+
     /// [`verify_all`] that skips items already in the cache and, when everything passes, adds the
     /// newly verified ones. Returns the index (into `items`) of the first failing item.
     pub fn verify_all<M: AsRef<[u8]>>(&mut self, items: &[SigItem<M>]) -> Result<(), usize> {

@@ -147,6 +147,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             names: Names::new(&genesis),
             chain: chain.clone(),
             tip: outputs.tip.clone(),
+            prechecker: running_chain.prechecker,
             announce: outputs.announce.subscribe(),
             shutdown: shutdown_rx,
         },

@@ -7,9 +7,11 @@
 //!   limit).
 //! - [`spend`]: contextual transaction rules (inputs exist and are unspent, maturity, keys,
 //!   signatures, fees) and the block-level coinbase and fee rules.
+//! - [`precheck`]: what can run ahead of a block's connect (its signatures, into the cache).
 
 pub mod block;
 pub mod header;
+pub mod precheck;
 pub mod spend;
 pub mod tx;
 

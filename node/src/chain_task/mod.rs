@@ -14,6 +14,7 @@
 
 pub mod announce;
 mod handle;
+mod precheck;
 mod request;
 mod sink;
 mod verdict;
@@ -30,6 +31,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 pub use announce::Announcement;
 pub use handle::ChainHandle;
+pub use precheck::Prechecker;
 pub use request::GenerateError;
 pub use sink::{MempoolSink, TipCheck, TxSink};
 pub use verdict::{BlockVerdict, HeadersVerdict, Origin, TipInfo, TxVerdict};
@@ -81,6 +83,8 @@ pub struct RunningChain {
     pub outputs: ChainOutputs,
     /// Its thread; joins once every strong handle is dropped and the store is flushed.
     pub thread: std::thread::JoinHandle<Result<(), ChainError>>,
+    /// Verifies synced blocks' signatures ahead of their connect.
+    pub prechecker: Prechecker,
 }
 
 /// The tip of `chain` as published.
@@ -99,6 +103,7 @@ pub fn tip_info(chain: &ChainState) -> TipInfo {
 pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     let (tx, rx) = mpsc::channel(CHAIN_QUEUE);
     let handle = ChainHandle::new(tx);
+    let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
     let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
     let outputs = ChainOutputs {
         tip: tip_rx,
@@ -130,6 +135,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
         handle,
         outputs,
         thread,
+        prechecker,
     })
 }
 

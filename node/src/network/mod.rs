@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use config::NetworkConfig;
 pub use handle::{NetworkHandle, PeerInfo};
 
-use crate::chain_task::{Announcement, ChainHandle, TipInfo};
+use crate::chain_task::{Announcement, ChainHandle, Prechecker, TipInfo};
 use crate::error::NodeError;
 use behaviour::Behaviour;
 use event_loop::{EventLoop, LoopParts};
@@ -54,6 +54,8 @@ pub struct NetworkSetup {
     pub chain: ChainHandle,
     /// The chain's tip.
     pub tip: watch::Receiver<TipInfo>,
+    /// Where synced blocks' signatures are checked ahead of their connect.
+    pub prechecker: Prechecker,
     /// The chain task's announcements: what the event loop publishes.
     pub announce: broadcast::Receiver<Announcement>,
     /// Set to true to stop.
@@ -99,6 +101,7 @@ pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<Running
         chain: setup.chain,
         commands: net_rx,
         tip: setup.tip,
+        prechecker: setup.prechecker,
         announce: setup.announce,
         listen_addrs: listen_tx,
         shutdown: setup.shutdown,

@@ -57,6 +57,8 @@ pub enum SyncOutput {
     },
     /// Hand these blocks (in chain order) to the chain task.
     Submit(Vec<Arc<Block>>),
+    /// A block arrived and waits for its turn: its signatures can be checked meanwhile.
+    Precheck(Arc<Block>),
     /// Penalise a peer.
     Penalise(PeerId, Misbehaviour),
     /// A round ended with this block as our new tip: gossip it, so peers that only talk to
@@ -382,7 +384,9 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                     match Block::from_bytes(bytes, self.max_block_size) {
                         Ok(block) if block.hash() == *hash => {
                             self.received_bytes += bytes.len();
-                            self.received.insert(*hash, (Arc::new(block), peer));
+                            let block = Arc::new(block);
+                            self.outputs.push(SyncOutput::Precheck(block.clone()));
+                            self.received.insert(*hash, (block, peer));
                         }
                         Ok(_) => {
                             self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::WrongBlock));

@@ -34,7 +34,7 @@ use super::peer_id_of;
 use super::peers::{Misbehaviour, PeerBook};
 use super::protocol::{RequestFrame, SyncCodec, SyncRequest, SyncResponse};
 use super::sync::{SyncManager, SyncNet, SyncOutput};
-use crate::chain_task::{Announcement, BlockVerdict, ChainHandle, HeadersVerdict, TipInfo, TxVerdict};
+use crate::chain_task::{Announcement, BlockVerdict, ChainHandle, HeadersVerdict, Prechecker, TipInfo, TxVerdict};
 use crate::progress::ProgressReporter;
 
 enum Completion {
@@ -96,6 +96,8 @@ pub struct LoopParts {
     pub commands: mpsc::Receiver<NetCommand>,
     /// The chain's tip.
     pub tip: watch::Receiver<TipInfo>,
+    /// Where synced blocks' signatures are checked ahead of their connect.
+    pub prechecker: Prechecker,
     /// What the chain task wants announced: the only things this loop publishes.
     pub announce: broadcast::Receiver<Announcement>,
     /// Where listen addresses are published.
@@ -118,6 +120,7 @@ pub struct EventLoop {
     chain: ChainHandle,
     commands: mpsc::Receiver<NetCommand>,
     tip: watch::Receiver<TipInfo>,
+    prechecker: Prechecker,
     announce: broadcast::Receiver<Announcement>,
     listen_addrs: watch::Sender<Vec<Multiaddr>>,
     shutdown: watch::Receiver<bool>,
@@ -148,6 +151,7 @@ impl EventLoop {
             commands: parts.commands,
             tip: parts.tip,
             announce: parts.announce,
+            prechecker: parts.prechecker,
             listen_addrs: parts.listen_addrs,
             shutdown: parts.shutdown,
             book: PeerBook::new(parts.ban_duration),
@@ -559,6 +563,7 @@ impl EventLoop {
         for out in self.sync.take_outputs() {
             match out {
                 SyncOutput::Penalise(peer, what) => self.penalise(peer, what),
+                SyncOutput::Precheck(block) => self.prechecker.offer(block),
                 // Through the chain task, which announces it only if it is still the tip.
                 SyncOutput::Announce(block) => self.chain.announce_tip(block),
                 SyncOutput::CheckHeaders { peer, headers } => {
