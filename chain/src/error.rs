@@ -5,31 +5,6 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::hash::Hash256;
 
-/// Text that failed to parse (hashes, amounts, addresses) — user input at the edges.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum ParseError {
-    #[error("hash must be 64 hex characters, got {0}")]
-    HashLength(usize),
-    #[error("hash is not valid hex")]
-    HashHex,
-    #[error("amount is empty")]
-    AmountEmpty,
-    #[error("amount must not be negative")]
-    AmountNegative,
-    #[error("amount has {0} decimals; at most 8 are allowed")]
-    AmountPrecision(usize),
-    #[error("amount is too large")]
-    AmountOverflow,
-    #[error("amount {0:?} is not a decimal number")]
-    AmountSyntax(String),
-    #[error("address is not valid bech32m: {0}")]
-    AddressEncoding(String),
-    #[error("address is for network prefix {found:?}, this network uses {expected:?}")]
-    AddressNetwork { expected: String, found: String },
-    #[error("address payload must be 20 bytes, got {0}")]
-    AddressLength(usize),
-}
-
 /// Bytes that failed to decode as a canonical value.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {

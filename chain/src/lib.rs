@@ -26,12 +26,12 @@ pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
-pub use address::PubkeyHash;
-pub use amount::{Amount, COIN};
+pub use address::{AddressError, PubkeyHash};
+pub use amount::{Amount, ParseAmountError, COIN};
 pub use block::{Block, CheckedBlock};
-pub use error::{ConsensusError, DecodeError, ParseError};
+pub use error::{ConsensusError, DecodeError};
 pub use event::ChainEvent;
-pub use hash::Hash256;
+pub use hash::{Hash256, ParseHashError};
 pub use header::BlockHeader;
 pub use height::Height;
 pub use params::{ChainParams, DifficultyAlgorithm};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lode_chain::{Amount, Hash256, OutPoint, ParseError};
+use lode_chain::{AddressError, Amount, Hash256, OutPoint};
 use thiserror::Error;
 
 /// Everything the wallet can refuse or fail at.
@@ -20,7 +20,7 @@ pub enum WalletError {
     IndexOutOfRange(u32),
     /// An address could not be decoded or belongs to another network.
     #[error("invalid address: {0}")]
-    InvalidAddress(#[from] ParseError),
+    InvalidAddress(#[from] AddressError),
     /// A bech32m string was refused.
     #[error("invalid bech32m string: {0}")]
     Bech32(String),
