@@ -34,6 +34,6 @@ pub use event::ChainEvent;
 pub use hash::{Hash256, ParseHashError};
 pub use header::BlockHeader;
 pub use height::Height;
-pub use params::{ChainParams, DifficultyAlgorithm};
+pub use params::{bitcoin_genesis_header, ChainParams, DifficultyAlgorithm};
 pub use state::{AcceptOutcome, AcceptStatus, ChainState};
 pub use transaction::{CoinbaseData, KeyUnlock, OutPoint, Transaction, TxIn, TxOut, Unlock};
