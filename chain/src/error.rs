@@ -66,6 +66,12 @@ pub enum ConsensusError {
     UnknownParent(Hash256),
     #[error("parent block {0} is invalid")]
     InvalidParent(Hash256),
+    #[error("header names parent {found}, but the header before it is {expected}")]
+    BrokenLink { expected: Hash256, found: Hash256 },
+    #[error("block {0} is known to be invalid")]
+    KnownInvalid(Hash256),
+    #[error("block height would pass {}", u32::MAX)]
+    HeightOverflow,
     #[error("bits {found:#010x} differ from the expected difficulty {expected:#010x}")]
     BadDifficulty { expected: u32, found: u32 },
     #[error("time {time} is not after the median time past {median}")]

@@ -37,3 +37,4 @@ pub use height::Height;
 pub use params::{bitcoin_genesis_header, ChainParams, DifficultyAlgorithm};
 pub use state::{AcceptOutcome, AcceptStatus, ChainState};
 pub use transaction::{CoinbaseData, KeyUnlock, OutPoint, Transaction, TxIn, TxOut, Unlock};
+pub use validation::{HeaderChainBase, HeaderChainOutcome, HeadersVerdict};
