@@ -4,6 +4,8 @@
 //! the rules (`pow`, `merkle`, `sig`, `validation`), network parameters (`params`), and the
 //! durable chain state in sled (`store`, `state`). Nothing here knows about networking.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod amount;
 pub mod block;

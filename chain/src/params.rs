@@ -135,12 +135,25 @@ fn hex20(s: &str) -> PubkeyHash {
 /// Errors of a chain spec.
 #[derive(Debug, Error)]
 pub enum ParamsError {
+    /// The chain-spec file could not be read.
     #[error("cannot read chain spec {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The chain spec is not valid TOML or has unknown fields.
     #[error("chain spec is not valid TOML: {0}")]
     Toml(String),
+    /// A field's value is out of range or inconsistent.
     #[error("chain spec field {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name in the spec.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ChainParams {

@@ -54,9 +54,15 @@ pub enum AcceptStatus {
     /// Already known (stored, or waiting as an orphan).
     AlreadyKnown,
     /// Its parent is unknown; held in the orphan pool. `missing` is the block to fetch.
-    Orphan { missing: Hash256 },
+    Orphan {
+        /// The block to fetch: the missing ancestor.
+        missing: Hash256,
+    },
     /// Stored, but found invalid when the chain tried to connect it.
-    Invalid { rule: ConsensusError },
+    Invalid {
+        /// The broken rule.
+        rule: ConsensusError,
+    },
 }
 
 /// The result of [`ChainState::accept_block`].
