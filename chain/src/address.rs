@@ -7,8 +7,28 @@ use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Bech32m, Hrp};
 use bincode::{Decode, Encode};
 
-use crate::error::ParseError;
+use thiserror::Error;
+
 use crate::hash::Hash256;
+
+/// An address that cannot be written or read (bad bech32m, another network, wrong length).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum AddressError {
+    /// Not valid bech32m, or a prefix bech32m cannot carry.
+    #[error("address is not valid bech32m: {0}")]
+    Encoding(String),
+    /// Valid, but for another network.
+    #[error("address is for network prefix {found:?}, this network uses {expected:?}")]
+    Network {
+        /// This network's prefix.
+        expected: String,
+        /// The address's prefix.
+        found: String,
+    },
+    /// The payload is not a 20-byte public-key hash.
+    #[error("address payload must be 20 bytes, got {0}")]
+    Length(usize),
+}
 
 /// The first 20 bytes of SHA-256 of an Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
@@ -24,18 +44,17 @@ impl PubkeyHash {
     }
 
     /// Encodes as a bech32m address with the given prefix.
-    pub fn to_address(&self, hrp: &str) -> Result<String, ParseError> {
-        let hrp = Hrp::parse(hrp).map_err(|e| ParseError::AddressEncoding(e.to_string()))?;
-        bech32::encode::<Bech32m>(hrp, &self.0).map_err(|e| ParseError::AddressEncoding(e.to_string()))
+    pub fn to_address(&self, hrp: &str) -> Result<String, AddressError> {
+        let hrp = Hrp::parse(hrp).map_err(|e| AddressError::Encoding(e.to_string()))?;
+        bech32::encode::<Bech32m>(hrp, &self.0).map_err(|e| AddressError::Encoding(e.to_string()))
     }
 
     /// Decodes a bech32m address, requiring the given prefix.
-    pub fn from_address(s: &str, expected_hrp: &str) -> Result<PubkeyHash, ParseError> {
-        let checked =
-            CheckedHrpstring::new::<Bech32m>(s.trim()).map_err(|e| ParseError::AddressEncoding(e.to_string()))?;
+    pub fn from_address(s: &str, expected_hrp: &str) -> Result<PubkeyHash, AddressError> {
+        let checked = CheckedHrpstring::new::<Bech32m>(s.trim()).map_err(|e| AddressError::Encoding(e.to_string()))?;
         let found = checked.hrp().to_lowercase();
         if found != expected_hrp.to_ascii_lowercase() {
-            return Err(ParseError::AddressNetwork {
+            return Err(AddressError::Network {
                 expected: expected_hrp.to_string(),
                 found,
             });
@@ -44,7 +63,7 @@ impl PubkeyHash {
         let arr: [u8; 20] = bytes
             .as_slice()
             .try_into()
-            .map_err(|_| ParseError::AddressLength(bytes.len()))?;
+            .map_err(|_| AddressError::Length(bytes.len()))?;
         Ok(PubkeyHash(arr))
     }
 
@@ -72,7 +91,7 @@ mod tests {
         assert_eq!(PubkeyHash::from_address(&addr, "ldev"), Ok(pkh));
         assert_eq!(
             PubkeyHash::from_address(&addr, "lreg"),
-            Err(ParseError::AddressNetwork {
+            Err(AddressError::Network {
                 expected: "lreg".into(),
                 found: "ldev".into()
             })
@@ -88,14 +107,11 @@ mod tests {
         let bad = String::from_utf8(bad).expect("ascii");
         assert!(matches!(
             PubkeyHash::from_address(&bad, "ldev"),
-            Err(ParseError::AddressEncoding(_))
+            Err(AddressError::Encoding(_))
         ));
         let hrp = Hrp::parse("ldev").expect("hrp");
         let short = bech32::encode::<Bech32m>(hrp, &[1u8; 19]).expect("encodes");
-        assert_eq!(
-            PubkeyHash::from_address(&short, "ldev"),
-            Err(ParseError::AddressLength(19))
-        );
+        assert_eq!(PubkeyHash::from_address(&short, "ldev"), Err(AddressError::Length(19)));
         // A bech32 (not bech32m) string with the same payload must be refused.
         let legacy = bech32::encode::<bech32::Bech32>(hrp, &[1u8; 20]).expect("encodes");
         assert!(PubkeyHash::from_address(&legacy, "ldev").is_err());

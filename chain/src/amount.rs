@@ -5,7 +5,27 @@ use std::iter::Sum;
 
 use bincode::{Decode, Encode};
 
-use crate::error::ParseError;
+use thiserror::Error;
+
+/// Text that is not a decimal coin amount (user input at the edges: RPC, CLI, wallet).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParseAmountError {
+    /// Nothing to parse.
+    #[error("amount is empty")]
+    Empty,
+    /// A leading minus sign: amounts are never negative.
+    #[error("amount must not be negative")]
+    Negative,
+    /// More decimals than base units can hold.
+    #[error("amount has {0} decimals; at most 8 are allowed")]
+    Precision(usize),
+    /// More base units than a `u64` holds.
+    #[error("amount is too large")]
+    Overflow,
+    /// Not digits with at most one decimal point.
+    #[error("amount {0:?} is not a decimal number")]
+    Syntax(String),
+}
 
 /// Base units per coin.
 pub const COIN: u64 = 100_000_000;
@@ -47,26 +67,26 @@ impl Amount {
     }
 
     /// Parses a decimal coin amount with at most 8 decimals (`"12.5"`, `"0.00000001"`).
-    pub fn parse_coins(s: &str) -> Result<Amount, ParseError> {
+    pub fn parse_coins(s: &str) -> Result<Amount, ParseAmountError> {
         let s = s.trim();
         if s.is_empty() {
-            return Err(ParseError::AmountEmpty);
+            return Err(ParseAmountError::Empty);
         }
         if s.starts_with('-') {
-            return Err(ParseError::AmountNegative);
+            return Err(ParseAmountError::Negative);
         }
         let (whole, frac) = match s.split_once('.') {
             Some((w, f)) => (w, f),
             None => (s, ""),
         };
         if whole.is_empty() && frac.is_empty() {
-            return Err(ParseError::AmountSyntax(s.to_string()));
+            return Err(ParseAmountError::Syntax(s.to_string()));
         }
         if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::AmountSyntax(s.to_string()));
+            return Err(ParseAmountError::Syntax(s.to_string()));
         }
         if frac.len() > 8 {
-            return Err(ParseError::AmountPrecision(frac.len()));
+            return Err(ParseAmountError::Precision(frac.len()));
         }
         let whole_units: u64 = if whole.is_empty() {
             0
@@ -75,7 +95,7 @@ impl Amount {
                 .parse::<u64>()
                 .ok()
                 .and_then(|w| w.checked_mul(COIN))
-                .ok_or(ParseError::AmountOverflow)?
+                .ok_or(ParseAmountError::Overflow)?
         };
         let mut frac_units: u64 = 0;
         for (i, b) in frac.bytes().enumerate() {
@@ -84,7 +104,7 @@ impl Amount {
         whole_units
             .checked_add(frac_units)
             .map(Amount)
-            .ok_or(ParseError::AmountOverflow)
+            .ok_or(ParseAmountError::Overflow)
     }
 
     /// Formats as decimal coins, trimming trailing zeros (`12.5`, `0.00000001`, `3`).
@@ -135,12 +155,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_amounts() {
-        assert_eq!(Amount::parse_coins("-1"), Err(ParseError::AmountNegative));
-        assert_eq!(Amount::parse_coins("1.000000001"), Err(ParseError::AmountPrecision(9)));
-        assert_eq!(Amount::parse_coins("184467440738"), Err(ParseError::AmountOverflow));
-        assert!(matches!(Amount::parse_coins("1e5"), Err(ParseError::AmountSyntax(_))));
-        assert!(matches!(Amount::parse_coins("."), Err(ParseError::AmountSyntax(_))));
-        assert_eq!(Amount::parse_coins(""), Err(ParseError::AmountEmpty));
+        assert_eq!(Amount::parse_coins("-1"), Err(ParseAmountError::Negative));
+        assert_eq!(Amount::parse_coins("1.000000001"), Err(ParseAmountError::Precision(9)));
+        assert_eq!(Amount::parse_coins("184467440738"), Err(ParseAmountError::Overflow));
+        assert!(matches!(Amount::parse_coins("1e5"), Err(ParseAmountError::Syntax(_))));
+        assert!(matches!(Amount::parse_coins("."), Err(ParseAmountError::Syntax(_))));
+        assert_eq!(Amount::parse_coins(""), Err(ParseAmountError::Empty));
     }
 
     #[test]

@@ -12,14 +12,20 @@ use crate::height::Height;
 pub enum ChainEvent {
     /// `block` became the new tip at `height`.
     BlockConnected {
+        /// The block's hash.
         hash: Hash256,
+        /// Its height, the new tip's.
         height: Height,
+        /// The block.
         block: Arc<Block>,
     },
     /// `block` (at `height`) was removed from the tip during a reorganisation.
     BlockDisconnected {
+        /// The block's hash.
         hash: Hash256,
+        /// Its height.
         height: Height,
+        /// The block.
         block: Arc<Block>,
     },
     /// Summary of a reorganisation, emitted after its disconnects and connects.

@@ -6,7 +6,18 @@ use std::str::FromStr;
 use bincode::{Decode, Encode};
 use sha2::{Digest, Sha256};
 
-use crate::error::ParseError;
+use thiserror::Error;
+
+/// Text that is not a display-order hash (user input at the edges: RPC, CLI).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParseHashError {
+    /// Not 64 characters long.
+    #[error("hash must be 64 hex characters, got {0}")]
+    Length(usize),
+    /// 64 characters, but not all hex digits.
+    #[error("hash is not valid hex")]
+    Hex,
+}
 
 /// A 32-byte hash in internal (little-endian) byte order, shown reversed like Bitcoin.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Encode, Decode)]
@@ -40,12 +51,12 @@ impl Hash256 {
     }
 
     /// Parses display-order hex (64 characters).
-    pub fn from_hex(s: &str) -> Result<Hash256, ParseError> {
+    pub fn from_hex(s: &str) -> Result<Hash256, ParseHashError> {
         if s.len() != 64 {
-            return Err(ParseError::HashLength(s.len()));
+            return Err(ParseHashError::Length(s.len()));
         }
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| ParseError::HashHex)?;
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| ParseHashError::Hex)?;
         bytes.reverse();
         Ok(Hash256(bytes))
     }
@@ -64,7 +75,7 @@ impl fmt::Debug for Hash256 {
 }
 
 impl FromStr for Hash256 {
-    type Err = ParseError;
+    type Err = ParseHashError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Hash256::from_hex(s)
     }
@@ -99,7 +110,7 @@ mod tests {
 
     #[test]
     fn bad_hex_is_refused() {
-        assert_eq!(Hash256::from_hex("00"), Err(ParseError::HashLength(2)));
-        assert_eq!(Hash256::from_hex(&"zz".repeat(32)), Err(ParseError::HashHex));
+        assert_eq!(Hash256::from_hex("00"), Err(ParseHashError::Length(2)));
+        assert_eq!(Hash256::from_hex(&"zz".repeat(32)), Err(ParseHashError::Hex));
     }
 }

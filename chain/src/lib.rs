@@ -4,6 +4,8 @@
 //! the rules (`pow`, `merkle`, `sig`, `validation`), network parameters (`params`), and the
 //! durable chain state in sled (`store`, `state`). Nothing here knows about networking.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod amount;
 pub mod block;
@@ -26,14 +28,15 @@ pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
-pub use address::PubkeyHash;
-pub use amount::{Amount, COIN};
+pub use address::{AddressError, PubkeyHash};
+pub use amount::{Amount, ParseAmountError, COIN};
 pub use block::{Block, CheckedBlock};
-pub use error::{ConsensusError, DecodeError, ParseError};
+pub use error::{ConsensusError, DecodeError};
 pub use event::ChainEvent;
-pub use hash::Hash256;
+pub use hash::{Hash256, ParseHashError};
 pub use header::BlockHeader;
 pub use height::Height;
-pub use params::{ChainParams, DifficultyAlgorithm};
+pub use params::{bitcoin_genesis_header, ChainParams, DifficultyAlgorithm};
 pub use state::{AcceptOutcome, AcceptStatus, ChainState};
 pub use transaction::{CoinbaseData, KeyUnlock, OutPoint, Transaction, TxIn, TxOut, Unlock};
+pub use validation::{HeaderChainBase, HeaderChainOutcome, HeadersVerdict};

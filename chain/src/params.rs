@@ -99,6 +99,32 @@ pub const DEVNET_PREMINE_EACH: Amount = Amount::coins(10_000);
 /// hash in two meets it.
 pub const EASIEST_BITS: u32 = 0x207f_ffff;
 
+/// Bitcoin mainnet's pow limit and genesis bits (difficulty 1).
+pub const BITCOIN_POW_LIMIT_BITS: u32 = 0x1d00_ffff;
+
+/// Bitcoin mainnet's genesis time, 2009-01-03T18:15:05Z.
+pub const BITCOIN_GENESIS_TIME: u32 = 1_231_006_505;
+
+/// Bitcoin mainnet's genesis block hash, display order.
+pub const BITCOIN_GENESIS_HASH: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
+
+/// Bitcoin mainnet's genesis header: the trusted base of every Bitcoin header chain. Its
+/// hash is [`BITCOIN_GENESIS_HASH`].
+pub fn bitcoin_genesis_header() -> BlockHeader {
+    BlockHeader {
+        version: 1,
+        prev_hash: Hash256::ZERO,
+        // 4a5e1e4b…eda33b in display order; internal order here.
+        merkle_root: Hash256([
+            0x3b, 0xa3, 0xed, 0xfd, 0x7a, 0x7b, 0x12, 0xb2, 0x7a, 0xc7, 0x2c, 0x3e, 0x67, 0x76, 0x8f, 0x61, 0x7f, 0xc8,
+            0x1b, 0xc3, 0x88, 0x8a, 0x51, 0x32, 0x3a, 0x9f, 0xb8, 0xaa, 0x4b, 0x1e, 0x5e, 0x4a,
+        ]),
+        time: BITCOIN_GENESIS_TIME,
+        bits: BITCOIN_POW_LIMIT_BITS,
+        nonce: 2_083_236_893,
+    }
+}
+
 fn hex20(s: &str) -> PubkeyHash {
     let mut out = [0u8; 20];
     // The constants above are valid hex; a bad edit shows up in every test at once.
@@ -109,12 +135,25 @@ fn hex20(s: &str) -> PubkeyHash {
 /// Errors of a chain spec.
 #[derive(Debug, Error)]
 pub enum ParamsError {
+    /// The chain-spec file could not be read.
     #[error("cannot read chain spec {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The chain spec is not valid TOML or has unknown fields.
     #[error("chain spec is not valid TOML: {0}")]
     Toml(String),
+    /// A field's value is out of range or inconsistent.
     #[error("chain spec field {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name in the spec.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ChainParams {
@@ -181,6 +220,39 @@ impl ChainParams {
             initial_subsidy: Amount::coins(50),
             halving_interval: 150,
             max_future_block_time: 7200,
+            min_relay_fee_rate: 1,
+        }
+    }
+
+    /// Bitcoin mainnet's header rules: 600 s blocks, Bitcoin's 2016-block retarget, pow limit
+    /// `0x1d00ffff`, median time past, a two-hour future limit. For validating real Bitcoin
+    /// header chains from [`bitcoin_genesis_header`] (see
+    /// [`check_header_chain`](crate::validation::check_header_chain)); the body rules are
+    /// Bitcoin's in number only.
+    ///
+    /// Bitcoin's genesis *block* is not one Lode can build (its transactions have another
+    /// format), so [`ChainParams::genesis_block`] and [`ChainParams::genesis_hash`] are not
+    /// Bitcoin's here and these parameters must not open a chain state; that is also why
+    /// [`ChainParams::by_name`] does not offer them.
+    pub fn bitcoin_mainnet() -> ChainParams {
+        ChainParams {
+            name: "bitcoin".into(),
+            hrp: "bc".into(),
+            coin_type: 0,
+            genesis_time: BITCOIN_GENESIS_TIME,
+            genesis_bits: BITCOIN_POW_LIMIT_BITS,
+            genesis_message: String::new(),
+            genesis_outputs: Vec::new(),
+            target_spacing: 600,
+            difficulty: DifficultyAlgorithm::Bitcoin,
+            pow_limit_bits: BITCOIN_POW_LIMIT_BITS,
+            coinbase_maturity: 100,
+            max_block_size: 1_000_000,
+            max_tx_size: 100_000,
+            initial_subsidy: Amount::coins(50),
+            halving_interval: 210_000,
+            // Bitcoin's MAX_FUTURE_BLOCK_TIME.
+            max_future_block_time: 2 * 60 * 60,
             min_relay_fee_rate: 1,
         }
     }
@@ -444,6 +516,17 @@ mod tests {
         assert_ne!(d.genesis_hash(), r.genesis_hash());
         assert_eq!(d.genesis_hash(), ChainParams::devnet().genesis_hash(), "deterministic");
         assert_eq!(d.genesis_block().transactions[0].outputs.len(), 10);
+    }
+
+    #[test]
+    fn bitcoin_genesis_header_is_bitcoins() {
+        let header = bitcoin_genesis_header();
+        assert_eq!(header.hash().to_hex(), BITCOIN_GENESIS_HASH);
+        let p = ChainParams::bitcoin_mainnet();
+        assert_eq!(p.genesis_time, header.time);
+        assert_eq!(p.genesis_bits, header.bits);
+        assert_eq!(p.difficulty, DifficultyAlgorithm::Bitcoin);
+        assert!(ChainParams::by_name(&p.name).is_none());
     }
 
     #[test]

@@ -26,7 +26,10 @@ use crate::pow::{next_bits, ChainWork};
 use crate::sig::SigCache;
 use crate::store::{BlockStatus, IndexEntry, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
-use crate::validation::{check_block, check_block_spends, check_header_contextual, median_time_past, HeaderContext};
+use crate::validation::{
+    check_block, check_block_spends, check_header_chain, check_header_contextual, median_time_past, HeaderChainBase,
+    HeaderChainStop, HeaderContext, HeadersVerdict,
+};
 
 /// Seconds since the Unix epoch; injectable so tests control time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -51,9 +54,15 @@ pub enum AcceptStatus {
     /// Already known (stored, or waiting as an orphan).
     AlreadyKnown,
     /// Its parent is unknown; held in the orphan pool. `missing` is the block to fetch.
-    Orphan { missing: Hash256 },
+    Orphan {
+        /// The block to fetch: the missing ancestor.
+        missing: Hash256,
+    },
     /// Stored, but found invalid when the chain tried to connect it.
-    Invalid { rule: ConsensusError },
+    Invalid {
+        /// The broken rule.
+        rule: ConsensusError,
+    },
 }
 
 /// The result of [`ChainState::accept_block`].
@@ -266,6 +275,56 @@ impl ChainState {
         let entry = self.index.get(parent).ok_or(ConsensusError::UnknownParent(*parent))?;
         let lookup = |h: Height| self.ancestor(parent, h);
         next_bits(&self.params, entry.height, &entry.header, &lookup)
+    }
+
+    /// Headers-first: checks a batch of headers from a peer before any body is asked for —
+    /// linkage, proof of work and the contextual header rules ([`check_header_chain`]) on
+    /// top of the first header's parent, which must be indexed. A header too far ahead of
+    /// the clock ends the batch without condemning it; an indexed header known to be invalid
+    /// condemns it. An empty batch is valid and ends at the tip.
+    pub fn check_header_batch(&self, headers: &[BlockHeader]) -> HeadersVerdict {
+        let Some(first) = headers.first() else {
+            return HeadersVerdict::Valid {
+                missing: Vec::new(),
+                work: self.tip_entry().work(),
+                last_height: self.height(),
+            };
+        };
+        let base_hash = first.prev_hash;
+        let Some(entry) = self.index.get(&base_hash) else {
+            return HeadersVerdict::Unconnected;
+        };
+        let base = HeaderChainBase {
+            hash: base_hash,
+            height: entry.height,
+            header: entry.header,
+            work: entry.work(),
+        };
+        let ancestors = |h: Height| self.ancestor(&base_hash, h);
+        let outcome = check_header_chain(&self.params, &base, &ancestors, self.now(), headers);
+        let mut missing = Vec::new();
+        // Every indexed block has its body; an indexed invalid one condemns the batch, at
+        // its own position (before any later rule the batch breaks).
+        for (index, header) in outcome.checked.iter().enumerate() {
+            match self.index.get(&header.hash) {
+                Some(e) if e.status.is_invalid() => {
+                    return HeadersVerdict::Invalid {
+                        index,
+                        reason: ConsensusError::KnownInvalid(header.hash),
+                    }
+                }
+                Some(_) => {}
+                None => missing.push(header.hash),
+            }
+        }
+        match outcome.stop {
+            Some(HeaderChainStop::Invalid { index, rule }) => HeadersVerdict::Invalid { index, reason: rule },
+            Some(HeaderChainStop::TooNew { .. }) | None => HeadersVerdict::Valid {
+                missing,
+                work: outcome.work,
+                last_height: outcome.checked.last().map_or(base.height, |h| h.height),
+            },
+        }
     }
 
     /// Block locator of the best chain: dense for the last 10, then exponentially sparser,

@@ -1,34 +1,30 @@
-//! Real Bitcoin mainnet headers (`shared/testdata/bitcoin`) validated as header chains under
-//! Bitcoin's difficulty rule: every file must pass, its Electrum checkpoints must match, and
-//! the same file with any single header altered must fail.
+//! Real Bitcoin mainnet headers (`shared/testdata/bitcoin`) validated by the chain's own
+//! header-chain validation ([`check_header_chain`]) under [`ChainParams::bitcoin_mainnet`]:
+//! every file must pass, its Electrum checkpoints must match, and the same file with any
+//! single header altered must fail. The test holds no rule of its own: it reads files and
+//! builds the bases and ancestor lists the chain's validation asks for.
 
 use std::fs;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lode_chain::pow::{check_proof_of_work, decode_compact, next_bits, U256};
-use lode_chain::{BlockHeader, ChainParams, ConsensusError, DifficultyAlgorithm, Height};
+use lode_chain::params::BITCOIN_GENESIS_HASH;
+use lode_chain::pow::{decode_compact, target_timespan, ChainWork, RETARGET_INTERVAL, U256};
+use lode_chain::validation::{
+    check_header_chain, check_header_contextual, median_time_past, HeaderAncestors, HeaderChainBase,
+    HeaderChainOutcome, HeaderContext, HeaderList,
+};
+use lode_chain::{bitcoin_genesis_header, BlockHeader, ChainParams, ConsensusError, Height};
 
-const RETARGET_INTERVAL: u32 = 2016;
 /// Headers whose median time a new header must exceed.
 const MTP_WINDOW: usize = 11;
-const BITCOIN_GENESIS_HASH: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
+
+/// The node's clock for every check: past any time a header can carry, so the future limit
+/// never cuts a file short.
+const NOW: u64 = u32::MAX as u64;
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/bitcoin")
-}
-
-/// Bitcoin mainnet, as far as header validation goes.
-fn bitcoin_mainnet() -> ChainParams {
-    let mut p = ChainParams::regtest();
-    p.name = "bitcoin".into();
-    p.difficulty = DifficultyAlgorithm::Bitcoin;
-    p.target_spacing = 600;
-    p.pow_limit_bits = 0x1d00_ffff;
-    p.genesis_bits = 0x1d00_ffff;
-    p.genesis_time = 1_231_006_505;
-    p
 }
 
 /// Whether the block at `height` is the first of a retarget period.
@@ -101,117 +97,101 @@ fn load_header_files() -> Vec<HeaderFile> {
         .collect()
 }
 
-/// What a validation pass checked, so a pass that silently skipped rules is noticed.
-#[derive(Default, Debug)]
-struct Checked {
-    pow: usize,
-    links: usize,
-    mtp: usize,
-    bits: usize,
-    retargets: usize,
+/// The trusted base of a file's header chain: its first header.
+///
+/// For the file that starts at height 0 that is Bitcoin's genesis header, which must be the
+/// one the chain spec names. A file that starts mid-chain (822528-830592) has no ancestors
+/// before its first header, so that header is taken as a trusted checkpoint, the way a
+/// genesis is; every later header's ancestors then come from the file. That checks every
+/// rule on every later header, with one difference from a node that has the whole chain: the
+/// first 10 headers after the checkpoint have fewer than 11 ancestors in the file, so their
+/// median time past is over the times there are (as Bitcoin computes it near genesis). The
+/// difficulty rule needs nothing before the file as long as the file starts a retarget
+/// period (822528 = 408 × 2016): every retarget inside it then reads a period start inside
+/// it. The base's cumulative work counts from the file's start.
+fn file_base(file: &HeaderFile) -> HeaderChainBase {
+    let first = file.headers[0];
+    if file.first_height == 0 {
+        assert_eq!(first, bitcoin_genesis_header(), "{}: genesis header", file.name);
+        return HeaderChainBase::genesis(bitcoin_genesis_header());
+    }
+    HeaderChainBase::new(first, Height(file.first_height), ChainWork::from_bits(first.bits))
 }
 
-/// Which rules a check applies: all of them, or the contextual ones alone (to show each
-/// catches what it should even where proof of work would have caught it first).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Rules {
-    All,
-    ContextOnly,
+/// The whole file as one header chain on its first header, through the chain's validation.
+fn validate_file(params: &ChainParams, file: &HeaderFile) -> (HeaderChainBase, HeaderChainOutcome) {
+    let base = file_base(file);
+    let below = HeaderList::new(base.height, &file.headers[..1]);
+    let outcome = check_header_chain(params, &base, &below, NOW, &file.headers[1..]);
+    (base, outcome)
 }
 
-/// The header-chain checker (to be replaced by the crate's contextual header validation):
-/// validates `headers[index]`, at height `first_height + index`, against the headers before
-/// it in the slice — proof of work against its own bits, linkage to its parent, time above
-/// the median of the previous 11 (fewer only at the start of the chain, as Bitcoin), and the
-/// bits `next_bits` expects whenever the ancestors that rule reads are in the slice.
-fn check_header(
+/// The first invalid header, as an index into `headers`, when the chain's validation runs
+/// `headers[from..=to]` on `headers[from - 1]` as base (ancestors from `headers` itself).
+fn first_invalid(
     params: &ChainParams,
-    rules: Rules,
-    headers: &[BlockHeader],
-    first_height: u32,
-    index: usize,
-    checked: &mut Checked,
-) -> Result<(), ConsensusError> {
-    let header = &headers[index];
-    if rules == Rules::All {
-        check_proof_of_work(&header.hash(), header.bits, &params.pow_limit())?;
-        checked.pow += 1;
-    }
-    if index == 0 {
-        return Ok(());
-    }
-    let parent = &headers[index - 1];
-    let parent_hash = parent.hash();
-    if header.prev_hash != parent_hash {
-        return Err(ConsensusError::UnknownParent(header.prev_hash));
-    }
-    checked.links += 1;
-
-    let available = index.min(MTP_WINDOW);
-    if available == MTP_WINDOW || first_height == 0 {
-        let mut times: Vec<u32> = headers[index - available..index].iter().map(|h| h.time).collect();
-        times.sort_unstable();
-        let median = times[times.len() / 2];
-        if header.time <= median {
-            return Err(ConsensusError::TimeTooOld {
-                time: header.time,
-                median,
-            });
-        }
-        checked.mtp += 1;
-    }
-
-    let parent_height = Height(first_height + u32::try_from(index - 1).expect("index fits"));
-    let ancestor = |h: Height| {
-        h.0.checked_sub(first_height)
-            .and_then(|i| headers.get(i as usize))
-            .filter(|_| h < parent_height)
-            .copied()
-    };
-    match next_bits(params, parent_height, parent, &ancestor) {
-        Ok(expected) => {
-            if header.bits != expected {
-                return Err(ConsensusError::BadDifficulty {
-                    expected,
-                    found: header.bits,
-                });
-            }
-            checked.bits += 1;
-            if starts_period(parent_height.0 + 1) {
-                checked.retargets += 1;
-            }
-            Ok(())
-        }
-        // The rule reads a header before the file: not checkable here.
-        Err(ConsensusError::MissingAncestor { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Validates every header of `indices`; the first failure, with its index.
-fn check_headers(
-    params: &ChainParams,
-    rules: Rules,
     file: &HeaderFile,
     headers: &[BlockHeader],
-    indices: impl IntoIterator<Item = usize>,
-    checked: &mut Checked,
-) -> Result<(), (usize, ConsensusError)> {
-    for i in indices {
-        check_header(params, rules, headers, file.first_height, i, checked).map_err(|e| (i, e))?;
-    }
-    Ok(())
+    from: usize,
+    to: usize,
+) -> Option<(usize, ConsensusError)> {
+    let base = HeaderChainBase::new(headers[from - 1], Height(file.height(from - 1)), ChainWork::default());
+    let list = HeaderList::new(Height(file.first_height), headers);
+    let outcome = check_header_chain(params, &base, &list, NOW, &headers[from..=to]);
+    outcome.invalid().map(|(i, rule)| (from + i, rule.clone()))
 }
 
-/// The headers whose validity can depend on `headers[index]`: itself, the next 11 (its
-/// child's linkage and bits, their median time past), and the retarget that reads it as the
-/// first block of a period.
-fn affected_by(file: &HeaderFile, index: usize) -> impl Iterator<Item = usize> {
-    let n = file.headers.len();
-    let window: RangeInclusive<usize> = index..=(index + MTP_WINDOW).min(n - 1);
-    let period_start = starts_period(file.height(index));
+/// Re-validates, through the chain's validation, the headers whose validity can depend on
+/// `headers[index]`: itself, the next 11 (its child's link, their median time past), and the
+/// retarget that reads it as the first block of a period. Validation is local, so this finds
+/// what a run over the whole file would, without 5 × n runs over the whole file. An altered
+/// first header is the base itself: its child's link is what shows it.
+fn recheck_around(
+    params: &ChainParams,
+    file: &HeaderFile,
+    headers: &[BlockHeader],
+    index: usize,
+) -> Option<(usize, ConsensusError)> {
+    let n = headers.len();
+    let from = index.max(1);
+    let to = (index + MTP_WINDOW).min(n - 1);
+    if let Some(found) = first_invalid(params, file, headers, from, to) {
+        return Some(found);
+    }
     let retarget = index + RETARGET_INTERVAL as usize;
-    window.chain((period_start && retarget < n).then_some(retarget))
+    if starts_period(file.height(index)) && retarget < n {
+        return first_invalid(params, file, headers, retarget, retarget);
+    }
+    None
+}
+
+/// The contextual header rules alone (no proof of work, no linkage) for `headers[index]`, its
+/// parent and ancestors from `headers`; `f` gets the context the chain's rules read.
+fn with_context<R>(
+    file: &HeaderFile,
+    headers: &[BlockHeader],
+    index: usize,
+    f: impl FnOnce(&HeaderContext<'_>) -> R,
+) -> R {
+    let list = HeaderList::new(Height(file.first_height), headers);
+    let ancestor = |h: Height| list.header_at(h);
+    let ctx = HeaderContext {
+        parent_height: Height(file.height(index - 1)),
+        parent: &headers[index - 1],
+        ancestor: &ancestor,
+    };
+    f(&ctx)
+}
+
+fn check_contextual(
+    params: &ChainParams,
+    file: &HeaderFile,
+    headers: &[BlockHeader],
+    index: usize,
+) -> Result<(), ConsensusError> {
+    with_context(file, headers, index, |ctx| {
+        check_header_contextual(params, &headers[index], ctx, NOW)
+    })
 }
 
 /// Electrum's checkpoints: `[display hash of block (i+1)*2016-1, target of the next 2016]`.
@@ -245,7 +225,7 @@ fn electrum_checkpoints() -> Vec<(String, U256)> {
 
 #[test]
 fn bitcoin_header_files_validate_and_any_alteration_fails() {
-    let params = bitcoin_mainnet();
+    let params = ChainParams::bitcoin_mainnet();
     let files = load_header_files();
     let checkpoints = electrum_checkpoints();
     let mut checkpoints_checked = 0;
@@ -254,6 +234,10 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
         let start = Instant::now();
         let n = file.headers.len();
         let name = &file.name;
+        assert!(
+            starts_period(file.first_height),
+            "{name}: a file must start a retarget period, or its first retarget reads a header before it"
+        );
 
         if file.first_height == 0 {
             assert_eq!(
@@ -264,26 +248,31 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
         }
 
         // The whole file is a valid chain.
-        let mut checked = Checked::default();
-        if let Err((i, e)) = check_headers(&params, Rules::All, file, &file.headers, 0..n, &mut checked) {
-            panic!("{name}: header at height {} is invalid: {e}", file.height(i));
+        let (base, outcome) = validate_file(&params, file);
+        if let Some(stop) = &outcome.stop {
+            panic!("{name}: stopped at {stop:?}");
         }
-        assert_eq!(checked.pow, n, "{name}: {checked:?}");
-        assert_eq!(checked.links, n - 1, "{name}: {checked:?}");
-        assert!(checked.mtp >= n - MTP_WINDOW - 1, "{name}: {checked:?}");
-        assert!(
-            checked.bits >= n - 1 - RETARGET_INTERVAL as usize,
-            "{name}: {checked:?}"
-        );
-        let boundaries = (1..n)
-            .filter(|&i| starts_period(file.height(i)) && i >= RETARGET_INTERVAL as usize)
-            .count();
         assert_eq!(
-            checked.retargets, boundaries,
-            "{name}: every retarget inside the file checked"
+            outcome.checked.len(),
+            n - 1,
+            "{name}: every header after the base checked"
         );
+        let mut work = base.work;
+        for (i, checked) in outcome.checked.iter().enumerate() {
+            work = work.saturating_add(ChainWork::from_bits(file.headers[i + 1].bits));
+            assert_eq!(checked.height, Height(file.height(i + 1)), "{name}: height");
+            assert_eq!(checked.hash, file.headers[i + 1].hash(), "{name}: hash");
+            assert_eq!(checked.work, work, "{name}: cumulative work");
+        }
+        assert_eq!(outcome.work, work, "{name}: work at the last header");
+        let retargets = (1..n).filter(|&i| starts_period(file.height(i))).count();
+        assert!(retargets > 0, "{name}: no retarget inside the file");
 
-        // Electrum checkpoints inside the file.
+        // Electrum checkpoints inside the file, against the hashes the validation computed.
+        let hash_at = |index: usize| match index {
+            0 => base.hash,
+            i => outcome.checked[i - 1].hash,
+        };
         for (i, (hash, target)) in checkpoints.iter().enumerate() {
             let boundary = (i as u64 + 1) * u64::from(RETARGET_INTERVAL);
             let last_of_period = boundary - 1;
@@ -293,7 +282,7 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
             }
             let last_index = (last_of_period - first) as usize;
             assert_eq!(
-                &file.headers[last_index].hash().to_hex(),
+                &hash_at(last_index).to_hex(),
                 hash,
                 "{name}: checkpoint {i} hash at height {last_of_period}"
             );
@@ -306,8 +295,7 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
             checkpoints_checked += 1;
         }
 
-        // Any single altered header makes the chain invalid. Validation is local, so only
-        // the headers an alteration can affect are re-checked.
+        // Any single altered header makes the chain invalid.
         type Alteration = (&'static str, fn(&mut BlockHeader));
         let alterations: [Alteration; 5] = [
             ("nonce", |h| h.nonce = h.nonce.wrapping_add(1)),
@@ -317,23 +305,22 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
             ("version", |h| h.version ^= 1 << 28),
         ];
         let mut headers = file.headers.clone();
-        let mut scratch = Checked::default();
         for (field, alter) in alterations {
             for i in 0..n {
                 let original = headers[i];
                 alter(&mut headers[i]);
                 assert_ne!(headers[i], original);
-                let result = check_headers(&params, Rules::All, file, &headers, affected_by(file, i), &mut scratch);
+                let result = recheck_around(&params, file, &headers, i);
                 headers[i] = original;
                 assert!(
-                    result.is_err(),
+                    result.is_some(),
                     "{name}: altering the {field} of the header at height {} went unnoticed",
                     file.height(i)
                 );
             }
         }
         eprintln!(
-            "{name}: {n} headers valid ({checked:?}), 5 x {n} alterations rejected in {:.2?}",
+            "{name}: {n} headers valid ({retargets} retargets), 5 x {n} alterations rejected in {:.2?}",
             start.elapsed()
         );
     }
@@ -343,20 +330,18 @@ fn bitcoin_header_files_validate_and_any_alteration_fails() {
     );
 }
 
-/// Each contextual rule on its own, without proof of work: a header changed in any field
-/// breaks its child's link, wrong bits break the difficulty rule, an old time the median-time
-/// rule, and a moved first-of-period time the retarget that reads it.
+/// Each rule on its own: a header changed in any field breaks its child's link (shown with
+/// the changed header as a trusted base, so proof of work does not catch it first), wrong
+/// bits break the difficulty rule, an old time the median-time rule, and a moved
+/// first-of-period time the retarget that reads it.
 #[test]
-fn contextual_rules_alone_reject_alterations() {
-    let params = bitcoin_mainnet();
-    let rules = Rules::ContextOnly;
+fn each_rule_alone_rejects_alterations() {
+    let params = ChainParams::bitcoin_mainnet();
     let mut retargets_probed = 0;
     for file in &load_header_files() {
         let name = &file.name;
         let n = file.headers.len();
-        let first = file.first_height;
         let mut headers = file.headers.clone();
-        let mut checked = Checked::default();
         for i in 0..n {
             let original = headers[i];
 
@@ -368,20 +353,20 @@ fn contextual_rules_alone_reject_alterations() {
                     |h: &mut BlockHeader| h.version ^= 2,
                 ] {
                     alter(&mut headers[i]);
-                    let result = check_headers(&params, rules, file, &headers, affected_by(file, i), &mut checked);
+                    let result = first_invalid(&params, file, &headers, i + 1, i + 1);
                     headers[i] = original;
                     assert!(
-                        matches!(result, Err((j, ConsensusError::UnknownParent(_))) if j == i + 1),
+                        matches!(result, Some((j, ConsensusError::BrokenLink { .. })) if j == i + 1),
                         "{name} index {i}: {result:?}"
                     );
                 }
             }
 
             // Bits other than the rule's, wherever the rule is checkable here.
-            headers[i].bits = original.bits.wrapping_add(1);
-            let result = check_header(&params, rules, &headers, first, i, &mut checked);
-            headers[i] = original;
             if i > 0 && !(starts_period(file.height(i)) && i < RETARGET_INTERVAL as usize) {
+                headers[i].bits = original.bits.wrapping_add(1);
+                let result = check_contextual(&params, file, &headers, i);
+                headers[i] = original;
                 assert!(
                     matches!(result, Err(ConsensusError::BadDifficulty { .. })),
                     "{name} index {i}: {result:?}"
@@ -390,10 +375,8 @@ fn contextual_rules_alone_reject_alterations() {
 
             // A time no later than the median of the previous 11.
             if i >= MTP_WINDOW {
-                let mut times: Vec<u32> = headers[i - MTP_WINDOW..i].iter().map(|h| h.time).collect();
-                times.sort_unstable();
-                headers[i].time = times[MTP_WINDOW / 2];
-                let result = check_header(&params, rules, &headers, first, i, &mut checked);
+                headers[i].time = with_context(file, &headers, i, median_time_past);
+                let result = check_contextual(&params, file, &headers, i);
                 headers[i] = original;
                 assert!(
                     matches!(result, Err(ConsensusError::TimeTooOld { .. })),
@@ -405,13 +388,13 @@ fn contextual_rules_alone_reject_alterations() {
             let retarget = i + RETARGET_INTERVAL as usize;
             if starts_period(file.height(i)) && retarget < n {
                 let last_time = headers[retarget - 1].time;
-                let timespan = 2016 * 600;
+                let timespan = u32::try_from(target_timespan(params.target_spacing)).expect("two weeks fit in u32");
                 // The fastest and the slowest clamped spans: at most one can be the real one.
                 let rejected = [last_time - timespan / 4, last_time - timespan * 4]
                     .into_iter()
                     .filter(|&t| {
                         headers[i].time = t;
-                        let r = check_header(&params, rules, &headers, first, retarget, &mut checked);
+                        let r = check_contextual(&params, file, &headers, retarget);
                         headers[i] = original;
                         matches!(r, Err(ConsensusError::BadDifficulty { .. }))
                     })

@@ -7,6 +7,8 @@
 //! - [`worker`]: N low-priority search threads; a new template abandons stale work at once.
 //! - [`stats`]: hash rate per thread over a sliding window, blocks found/stale, rewards.
 
+#![warn(missing_docs)]
+
 pub mod controller;
 pub mod error;
 pub mod generate;

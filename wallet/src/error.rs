@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lode_chain::{Amount, Hash256, OutPoint, ParseError};
+use lode_chain::{AddressError, Amount, Hash256, OutPoint};
 use thiserror::Error;
 
 /// Everything the wallet can refuse or fail at.
@@ -14,13 +14,18 @@ pub enum WalletError {
     InvalidMnemonic(String),
     /// A derivation path string could not be parsed.
     #[error("invalid derivation path {path:?}: {reason}")]
-    InvalidPath { path: String, reason: &'static str },
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A derivation index is outside the hardened range.
     #[error("derivation index {0} is too large (at most 2^31 - 1)")]
     IndexOutOfRange(u32),
     /// An address could not be decoded or belongs to another network.
     #[error("invalid address: {0}")]
-    InvalidAddress(#[from] ParseError),
+    InvalidAddress(#[from] AddressError),
     /// A bech32m string was refused.
     #[error("invalid bech32m string: {0}")]
     Bech32(String),
@@ -33,20 +38,40 @@ pub enum WalletError {
     NotFound(PathBuf),
     /// Reading or writing the wallet file failed.
     #[error("wallet file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The wallet file is damaged (truncated, edited, bit rot). It is left untouched.
     #[error(
         "wallet file {path} is corrupted ({reason}); it was left untouched: restore it from a backup or the mnemonic"
     )]
-    Corrupted { path: PathBuf, reason: String },
+    Corrupted {
+        /// The file.
+        path: PathBuf,
+        /// What is damaged.
+        reason: String,
+    },
     /// The wallet file was written by a newer or unknown format.
     #[error("wallet file {path} has format version {found}, this build reads version {supported}")]
-    UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
     /// The wallet file belongs to another network.
     #[error("wallet file is for network {found} (genesis {found_genesis}), not {expected}")]
     WrongNetwork {
+        /// The network this node runs.
         expected: String,
+        /// The network the file was made for.
         found: String,
+        /// That network's genesis hash.
         found_genesis: Hash256,
     },
 
@@ -78,27 +103,53 @@ pub enum WalletError {
     /// Not enough spendable coins for the payment and its fee.
     #[error("insufficient funds: need {needed} coins, spendable {available}, missing {missing}")]
     InsufficientFunds {
+        /// Payment plus fee.
         needed: Amount,
+        /// Spendable balance.
         available: Amount,
+        /// How much more is needed.
         missing: Amount,
     },
     /// The payment is below the dust threshold.
     #[error("amount {amount} is dust: outputs must be at least {threshold} coins")]
-    Dust { amount: Amount, threshold: Amount },
+    Dust {
+        /// The payment.
+        amount: Amount,
+        /// The smallest output allowed.
+        threshold: Amount,
+    },
     /// The fee rate is below what the network relays.
     #[error("fee rate {rate} units/byte is below the minimum relay fee rate {min}")]
-    FeeRateTooLow { rate: u64, min: u64 },
+    FeeRateTooLow {
+        /// The fee rate asked for, base units per byte.
+        rate: u64,
+        /// The minimum relay fee rate.
+        min: u64,
+    },
     /// Sums overflowed (hostile or absurd amounts).
     #[error("amount overflow while {0}")]
     Overflow(&'static str),
     /// The built transaction would exceed the network's size limit.
     #[error("transaction of {size} bytes exceeds the limit of {max}: too many inputs")]
-    TooLarge { size: usize, max: usize },
-    /// A disconnect named a block the tracker did not connect last: its view is stale.
+    TooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The network's limit.
+        max: usize,
+    },
+    /// Reading the chain for a rescan failed.
     #[error("reading the chain for a rescan failed: {0}")]
     Chain(#[from] lode_chain::error::ChainError),
+    /// A disconnect named a block the tracker did not connect last: its view is stale.
     #[error("wallet tracker is out of step with the chain (asked to disconnect {got} at height {height}, its tip is {tip}): rescan")]
-    TrackerOutOfSync { got: Hash256, height: u32, tip: String },
+    TrackerOutOfSync {
+        /// The block asked to disconnect.
+        got: Hash256,
+        /// Its height.
+        height: u32,
+        /// The tracker's tip.
+        tip: String,
+    },
     /// An input of a pending transaction is already spent by another of our pending ones.
     #[error("output {0:?} is already spent by a pending wallet transaction")]
     AlreadyReserved(OutPoint),

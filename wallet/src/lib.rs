@@ -12,6 +12,8 @@
 //! Secrets (mnemonic, seed, private keys, passphrases) are zeroized on drop, never printed by
 //! `Debug`, and never logged.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod builder;
 pub mod coinselect;

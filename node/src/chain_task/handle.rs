@@ -14,11 +14,12 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use super::request::{ChainRequest, GenerateError, WalletCommand};
-use super::verdict::{BlockVerdict, HeadersVerdict, Origin, TxVerdict};
+use super::verdict::{BlockVerdict, Origin, TxVerdict};
 use super::view::ChainView;
 use crate::error::NodeError;
 use crate::task_sender::TaskSender;
 use crate::wallet::{SentPayment, WalletActionError, WalletInfo};
+use lode_chain::HeadersVerdict;
 
 /// A cloneable handle to the chain task.
 #[derive(Clone)]

@@ -22,19 +22,17 @@ mod view;
 
 use std::sync::Arc;
 
-use lode_chain::error::{ChainError, ConsensusError};
-use lode_chain::header::BlockHeader;
-use lode_chain::pow::{check_proof_of_work, ChainWork};
-use lode_chain::validation::{check_header_contextual, HeaderContext};
-use lode_chain::{Block, ChainEvent, ChainState, Hash256, Height, PubkeyHash};
+use lode_chain::error::ChainError;
+use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use announce::Announcement;
 pub use handle::ChainHandle;
+pub use lode_chain::HeadersVerdict;
 pub use precheck::Prechecker;
 pub use request::GenerateError;
 pub use sink::{MempoolSink, TipCheck, TxSink};
-pub use verdict::{BlockVerdict, HeadersVerdict, Origin, TipInfo, TxVerdict};
+pub use verdict::{BlockVerdict, Origin, TipInfo, TxVerdict};
 pub use view::{ChainView, MinerStatus};
 // The wallet's summary, as the chain task answers it.
 pub use crate::wallet::WalletInfo;
@@ -244,7 +242,8 @@ impl ChainTask {
                 }
             }
             ChainRequest::CheckHeaders { headers, reply } => {
-                let _ = reply.send(self.check_headers(&headers));
+                // Headers-first: the chain's own header-chain rules, before any body is asked for.
+                let _ = reply.send(self.chain.check_header_batch(&headers));
             }
             ChainRequest::HeadersAfter { locator, max, reply } => {
                 let _ = reply.send(self.chain.headers_after(&locator, max, None));
@@ -505,152 +504,5 @@ impl ChainTask {
                 true
             }
         });
-    }
-    /// Headers-first: linkage, proof of work and the contextual header rules (bits, median
-    /// time, future limit) for a batch whose first parent we know, before any body is asked
-    /// for. Later headers' ancestors come from the batch itself.
-    fn check_headers(&self, headers: &[BlockHeader]) -> HeadersVerdict {
-        let Some(first) = headers.first() else {
-            return HeadersVerdict::Valid {
-                missing: Vec::new(),
-                work: self.chain.tip_entry().work(),
-                last_height: self.chain.height(),
-            };
-        };
-        let base_hash = first.prev_hash;
-        let Some(base) = self.chain.entry(&base_hash).copied() else {
-            return HeadersVerdict::Unconnected;
-        };
-        let params = self.chain.params();
-        let pow_limit = params.pow_limit();
-        let now = self.chain.now();
-        let mut work = base.work();
-        let mut missing = Vec::new();
-        let mut prev_header = base.header;
-        let mut prev_hash = base_hash;
-        for (i, header) in headers.iter().enumerate() {
-            let invalid = |reason: String| HeadersVerdict::Invalid { index: i, reason };
-            if header.prev_hash != prev_hash {
-                return invalid(format!("does not link to {prev_hash}"));
-            }
-            let hash = header.hash();
-            if let Err(rule) = check_proof_of_work(&hash, header.bits, &pow_limit) {
-                return invalid(rule.to_string());
-            }
-            let height = Height(base.height.0 + 1 + i as u32);
-            let parent_height = Height(height.0 - 1);
-            // Ancestors at or below the base come from the index; above it, from the batch.
-            let lookup = |h: Height| {
-                if h.0 > base.height.0 {
-                    headers.get((h.0 - base.height.0 - 1) as usize).copied()
-                } else {
-                    self.chain.ancestor(&base_hash, h)
-                }
-            };
-            let ctx = HeaderContext {
-                parent_height,
-                parent: &prev_header,
-                ancestor: &lookup,
-            };
-            match check_header_contextual(params, header, &ctx, now) {
-                Ok(()) => {}
-                // Clock skew is not a lie: stop here, the rest may be fine later.
-                Err(ConsensusError::TimeTooNew { .. }) => break,
-                Err(rule) => return invalid(rule.to_string()),
-            }
-            work = work.saturating_add(ChainWork::from_bits(header.bits));
-            // Every indexed block has its body; an indexed invalid one condemns the batch.
-            match self.chain.entry(&hash) {
-                Some(e) if e.status.is_invalid() => return invalid(format!("block {hash} is known to be invalid")),
-                Some(_) => {}
-                None => missing.push(hash),
-            }
-            prev_header = *header;
-            prev_hash = hash;
-        }
-        HeadersVerdict::Valid {
-            missing,
-            work,
-            last_height: Height(base.height.0 + headers.len() as u32),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lode_chain::build::{empty_chain, grind};
-    use lode_chain::{ChainParams, PubkeyHash};
-
-    fn task(dir: &std::path::Path) -> ChainTask {
-        let chain = ChainState::open(dir, ChainParams::regtest()).expect("open");
-        let (tip, _) = watch::channel(tip_info(&chain));
-        let (tx, _rx) = mpsc::channel(1);
-        ChainTask {
-            chain,
-            txs: Box::new(TipCheck),
-            tip,
-            events: broadcast::channel(16).0,
-            announce: announce::channel(),
-            accepted_txs: broadcast::channel(16).0,
-            wallet: None,
-            miner: None,
-            mining_address: None,
-            metrics: None,
-            me: ChainHandle::new(tx).downgrade(),
-        }
-    }
-
-    fn headers(params: &ChainParams, n: u32) -> Vec<BlockHeader> {
-        empty_chain(params, n, PubkeyHash([1; 20]))
-            .into_iter()
-            .map(|b| b.header)
-            .collect()
-    }
-
-    #[test]
-    fn headers_are_checked_for_linkage_pow_bits_and_time_before_bodies() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t = task(dir.path());
-        let params = ChainParams::regtest();
-        let hs = headers(&params, 20);
-        match t.check_headers(&hs) {
-            HeadersVerdict::Valid {
-                missing, last_height, ..
-            } => {
-                assert_eq!(missing.len(), 20);
-                assert_eq!(last_height, Height(20));
-            }
-            other => panic!("{other:?}"),
-        }
-        // Broken linkage.
-        let mut bad = hs.clone();
-        bad.remove(5);
-        assert!(matches!(
-            t.check_headers(&bad),
-            HeadersVerdict::Invalid { index: 5, .. }
-        ));
-        // Bad proof of work.
-        let mut bad = hs.clone();
-        loop {
-            bad[19].nonce = bad[19].nonce.wrapping_add(1);
-            if check_proof_of_work(&bad[19].hash(), bad[19].bits, &params.pow_limit()).is_err() {
-                break;
-            }
-        }
-        assert!(matches!(
-            t.check_headers(&bad),
-            HeadersVerdict::Invalid { index: 19, .. }
-        ));
-        // Time not after the median of the previous 11.
-        let mut bad = hs[..12].to_vec();
-        bad[11].time = bad[0].time;
-        grind(&mut bad[11], &params.pow_limit());
-        assert!(matches!(
-            t.check_headers(&bad),
-            HeadersVerdict::Invalid { index: 11, .. }
-        ));
-        // Not connected to anything we know.
-        assert_eq!(t.check_headers(&hs[1..]), HeadersVerdict::Unconnected);
     }
 }

@@ -13,10 +13,11 @@ use lode_chain::{Amount, Block, Hash256, PubkeyHash, Transaction};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use super::verdict::{BlockVerdict, HeadersVerdict, Origin, TxVerdict};
+use super::verdict::{BlockVerdict, Origin, TxVerdict};
 use super::view::ChainView;
 use crate::error::NodeError;
 use crate::wallet::{SentPayment, WalletActionError};
+use lode_chain::HeadersVerdict;
 
 /// A read run on the chain thread.
 pub(super) type ReadFn = Box<dyn for<'a> FnOnce(&ChainView<'a>) + Send>;

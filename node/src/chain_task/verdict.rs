@@ -85,27 +85,3 @@ pub enum TxVerdict {
         reason: String,
     },
 }
-
-/// What checking a batch of headers found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeadersVerdict {
-    /// All valid. `missing` are the hashes whose bodies we lack, in chain order; `work` is
-    /// the cumulative work at the last header.
-    Valid {
-        /// Headers not yet stored with a body.
-        missing: Vec<Hash256>,
-        /// Cumulative work at the last header.
-        work: ChainWork,
-        /// Height of the last header.
-        last_height: Height,
-    },
-    /// The first header's parent is unknown (the peer ignored our locator, or a race).
-    Unconnected,
-    /// Header `index` broke a rule (bad linkage, PoW, bits or time): the peer lied.
-    Invalid {
-        /// Position in the batch.
-        index: usize,
-        /// The reason.
-        reason: String,
-    },
-}
