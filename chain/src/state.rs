@@ -95,6 +95,9 @@ pub struct ChainState {
     invalid_rules: HashMap<Hash256, ConsensusError>,
     /// Signatures already verified (by the mempool), skipped when connecting blocks.
     sig_cache: Arc<Mutex<SigCache>>,
+    /// Workers for signature checks; `None` uses rayon's global pool (one thread per core,
+    /// or the pool of a caller running inside `ThreadPool::install`).
+    verify_pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Entries of the signature cache (about 100 bytes each): room for a full mempool.
@@ -124,6 +127,7 @@ impl ChainState {
             clock,
             invalid_rules: HashMap::new(),
             sig_cache: Arc::new(Mutex::new(SigCache::new(SIG_CACHE_ENTRIES))),
+            verify_pool: None,
         };
         for (hash, entry) in state.store.load_index()? {
             state.next_seq = state.next_seq.max(entry.seq + 1);
@@ -139,6 +143,30 @@ impl ChainState {
         // A kill during a reorganisation leaves a consistent but not-best tip: finish it.
         state.activate_best_chain(None)?;
         Ok(state)
+    }
+
+    /// Runs the signature checks of blocks on `threads` workers of a pool of this chain's own
+    /// (`None`: rayon's global pool, one worker per core, the default). Verdicts and the
+    /// error reported for a block do not depend on it; tests use it to prove that.
+    pub fn set_verify_threads(&mut self, threads: Option<usize>) -> Result<(), rayon::ThreadPoolBuildError> {
+        self.verify_pool = match threads {
+            None => None,
+            Some(n) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .thread_name(|i| format!("lode-verify-{i}"))
+                    .build()?,
+            )),
+        };
+        Ok(())
+    }
+
+    /// Runs `f` (signature checks inside) on the chain's verify pool if it has one.
+    fn on_verify_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.verify_pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     fn insert_index(&mut self, hash: Hash256, entry: IndexEntry) {
@@ -521,14 +549,8 @@ impl ChainState {
             // A poisoned lock only means another thread panicked mid-insert; the cache holds
             // verified triples only, so its contents are still sound.
             let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
-            check_block_spends(
-                &checked,
-                entry.height,
-                &self.store,
-                &self.params,
-                &self.genesis,
-                Some(&cache),
-            )
+            let (store, params, genesis) = (&self.store, &self.params, &self.genesis);
+            self.on_verify_pool(|| check_block_spends(&checked, entry.height, store, params, genesis, Some(&cache)))
         };
         let spends = match spends {
             Ok(s) => s,
@@ -661,7 +683,9 @@ impl ChainState {
                 )
                 .map_err(|e| fail(height, e.to_string()))?;
             }
-            let spends = check_block_spends(&checked, height, &utxos, &self.params, &self.genesis, None)
+            let (params, genesis) = (&self.params, &self.genesis);
+            let spends = self
+                .on_verify_pool(|| check_block_spends(&checked, height, &utxos, params, genesis, None))
                 .map_err(|e| fail(height, e.to_string()))?;
             let stored_undo = self.store.undo(hash)?;
             if stored_undo != spends.inputs {
@@ -724,14 +748,10 @@ impl ChainState {
             .map_err(invalid)?;
         }
         let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
-        let spends = check_block_spends(
-            &checked,
-            Height(parent.height.0 + 1),
-            &self.store,
-            &self.params,
-            &self.genesis,
-            Some(&cache),
-        )?;
+        let (store, params, genesis) = (&self.store, &self.params, &self.genesis);
+        let height = Height(parent.height.0 + 1);
+        let spends =
+            self.on_verify_pool(|| check_block_spends(&checked, height, store, params, genesis, Some(&cache)))?;
         Ok(spends.fees)
     }
 

@@ -10,7 +10,7 @@ use crate::error::{ChainError, ConsensusError};
 use crate::hash::Hash256;
 use crate::height::Height;
 use crate::params::ChainParams;
-use crate::sig::{verify_all, SigCache, SigItem};
+use crate::sig::{verify_all, verify_all_parallel, SigCache, SigItem};
 use crate::transaction::{OutPoint, Transaction, Unlock};
 use crate::utxo::{UtxoEntry, UtxoView};
 
@@ -225,12 +225,9 @@ pub fn check_block_spends(
         return Err(invalid(ConsensusError::CoinbaseTooLarge { claimed, allowed }));
     }
 
-    // Signatures last: they are the expensive part.
-    let verdict = match sig_cache {
-        Some(cache) => cache.verify_all_uncached(&signatures),
-        None => verify_all(&signatures),
-    };
-    if let Err(i) = verdict {
+    // Signatures last: they are the expensive part, spread over every core. The verdict and
+    // the index of the first bad signature in block order do not depend on the pool size.
+    if let Err(i) = verify_all_parallel(&signatures, sig_cache) {
         let (_, input) = owners[i];
         return Err(invalid(ConsensusError::BadSignature { index: input }));
     }
