@@ -8,6 +8,8 @@
 //!   block over the single-core `verify_strict` rate of its 2,000 signatures, both measured
 //!   here (cold: empty signature cache; warm: the cache holds every signature, as when the
 //!   mempool saw the transactions first); N is the signature worker pool's size;
+//! - `connect/pool:` the same 2,000 strict checks spread over the pool, over single: the
+//!   parallelism the run really got (other processes share the cores);
 //! - `connect/flush:` the time to write one such block's cached changes to sled (the
 //!   write-back cache defers it to a flush per budget's worth of blocks);
 //! - `connect/per-tx:` lines for blocks of 500, 2,000 and 8,000 transactions (cold, warm,
@@ -204,12 +206,33 @@ fn summary() {
     // Raw strict verification on this one thread: the single-core baseline.
     let single_t = median(9, || (), |_| verify_single(&f.sigs));
     let batch_t = median(9, || (), |_| verify_batch(&f.sigs));
+    // The same strict checks spread over the pool: how much of the other cores this run got
+    // (2.0 on an idle 2-core machine; near 1.0 when other work holds the second core).
+    let items: Vec<lode_chain::sig::SigItem> = f
+        .sigs
+        .iter()
+        .map(|(vk, sig, msg)| lode_chain::sig::SigItem {
+            pubkey: vk.to_bytes(),
+            signature: sig.to_bytes(),
+            msg: *msg,
+        })
+        .collect();
+    let pool_t = median(
+        9,
+        || (),
+        |_| lode_chain::sig::verify_all_parallel(&items, None).expect("valid"),
+    );
     let rate = |d: Duration| TXS as f64 / d.as_secs_f64();
     let cores = rayon::current_num_threads();
     eprintln!(
         "connect/strict: cold={:.2} warm={:.2} cores={cores}",
         rate(connect_t) / rate(single_t),
         rate(warm_t) / rate(single_t),
+    );
+    eprintln!(
+        "connect/pool: verify_strict of the same signatures on the pool = {:.2}x single (the \
+         parallelism this run actually got)",
+        rate(pool_t) / rate(single_t)
     );
     eprintln!(
         "summary: connect {:.0} tx/s (cold sig cache), {:.0} tx/s (signatures verified at mempool entry) | \
