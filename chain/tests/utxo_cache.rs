@@ -193,3 +193,28 @@ fn dropping_the_state_flushes_and_reopens_at_the_tip() {
     assert_eq!(h.state.cache_stats().entries, 0);
     h.state.verify().expect("verify");
 }
+
+#[test]
+fn accepting_a_block_flushes_once_the_interval_has_passed() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut h = Harness::new();
+    let now = Arc::new(AtomicU64::new(NOW));
+    let clock_now = now.clone();
+    let clock: lode_chain::state::Clock = Arc::new(move || clock_now.load(Ordering::Relaxed));
+    // Reopen on the same directory with the controllable clock (one sled open per path).
+    let placeholder = tempfile::tempdir().expect("tempdir");
+    let other = lode_chain::ChainState::open_with_clock(placeholder.path(), h.params.clone(), clock.clone())
+        .expect("open placeholder");
+    drop(std::mem::replace(&mut h.state, other));
+    h.state = lode_chain::ChainState::open_with_clock(h.dir.path(), h.params.clone(), clock).expect("reopen");
+    h.state.set_flush_interval(60);
+
+    grow(&mut h, 3, 0);
+    assert!(h.state.cache_stats().blocks >= 3, "within the interval: cached");
+    now.store(NOW + 59, Ordering::Relaxed);
+    grow(&mut h, 1, 0);
+    assert!(h.state.cache_stats().entries > 0);
+    now.store(NOW + 60, Ordering::Relaxed);
+    grow(&mut h, 1, 0);
+    assert_eq!(h.state.cache_stats().entries, 0, "the block after the interval flushed");
+}
