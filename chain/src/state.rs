@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,7 +25,7 @@ use crate::orphan::OrphanPool;
 use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
 use crate::sig::SigCache;
-use crate::store::{BlockStatus, IndexEntry, Store};
+use crate::store::{BlockStatus, CacheStats, IndexEntry, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
 use crate::validation::{
     check_block, check_block_spends, check_header_chain, check_header_contextual, median_time_past, HeaderChainBase,
@@ -104,10 +105,21 @@ pub struct ChainState {
     invalid_rules: HashMap<Hash256, ConsensusError>,
     /// Signatures already verified (by the mempool), skipped when connecting blocks.
     sig_cache: Arc<Mutex<SigCache>>,
+    /// Workers for signature checks; `None` uses rayon's global pool (one thread per core,
+    /// or the pool of a caller running inside `ThreadPool::install`).
+    verify_pool: Option<Arc<rayon::ThreadPool>>,
+    /// Seconds between flushes of the store's write-back cache by [`ChainState::flush_if_due`].
+    flush_interval: u64,
+    /// When the cache was last flushed by this handle (clock seconds).
+    last_flush: AtomicU64,
 }
 
 /// Entries of the signature cache (about 100 bytes each): room for a full mempool.
 pub const SIG_CACHE_ENTRIES: usize = 200_000;
+
+/// Default seconds between time-driven flushes of the write-back cache: a kill then costs at
+/// most a minute of blocks to connect again at restart (from blocks already on disk).
+pub const DEFAULT_FLUSH_INTERVAL_SECS: u64 = 60;
 
 impl ChainState {
     /// Opens the chain at `path` with the system clock.
@@ -133,7 +145,11 @@ impl ChainState {
             clock,
             invalid_rules: HashMap::new(),
             sig_cache: Arc::new(Mutex::new(SigCache::new(SIG_CACHE_ENTRIES))),
+            verify_pool: None,
+            flush_interval: DEFAULT_FLUSH_INTERVAL_SECS,
+            last_flush: AtomicU64::new(0),
         };
+        state.last_flush.store(state.now(), Ordering::Relaxed);
         for (hash, entry) in state.store.load_index()? {
             state.next_seq = state.next_seq.max(entry.seq + 1);
             state.insert_index(hash, entry);
@@ -145,9 +161,43 @@ impl ChainState {
                 "best chain does not run from genesis to the stored tip".into(),
             ));
         }
-        // A kill during a reorganisation leaves a consistent but not-best tip: finish it.
+        // A kill during a reorganisation, or before the write-back cache was flushed, leaves a
+        // consistent but not-best tip (the last flush's) and the later blocks stored: connect
+        // them again now.
+        let flushed = state.height();
         state.activate_best_chain(None)?;
+        if state.height() != flushed {
+            tracing::info!(
+                from = flushed.0,
+                to = state.height().0,
+                "connected the stored blocks after the last flushed tip"
+            );
+        }
         Ok(state)
+    }
+
+    /// Runs the signature checks of blocks on `threads` workers of a pool of this chain's own
+    /// (`None`: rayon's global pool, one worker per core, the default). Verdicts and the
+    /// error reported for a block do not depend on it; tests use it to prove that.
+    pub fn set_verify_threads(&mut self, threads: Option<usize>) -> Result<(), rayon::ThreadPoolBuildError> {
+        self.verify_pool = match threads {
+            None => None,
+            Some(n) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .thread_name(|i| format!("lode-verify-{i}"))
+                    .build()?,
+            )),
+        };
+        Ok(())
+    }
+
+    /// Runs `f` (signature checks inside) on the chain's verify pool if it has one.
+    fn on_verify_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.verify_pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     fn insert_index(&mut self, hash: Hash256, entry: IndexEntry) {
@@ -390,6 +440,12 @@ impl ChainState {
                 }
             }
         }
+        // Bound what a kill costs even when nothing calls flush_if_due: while blocks arrive,
+        // the cache is flushed once per interval. A failed flush keeps the cache (the next
+        // one retries), and the block is accepted either way: report it, do not fail it.
+        if let Err(e) = self.flush_if_due(self.now()) {
+            tracing::warn!(error = %e, "flushing the chain store's cache failed");
+        }
         Ok(outcome)
     }
 
@@ -580,14 +636,11 @@ impl ChainState {
             // A poisoned lock only means another thread panicked mid-insert; the cache holds
             // verified triples only, so its contents are still sound.
             let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
-            check_block_spends(
-                &checked,
-                entry.height,
-                &self.store,
-                &self.params,
-                &self.genesis,
-                Some(&cache),
-            )
+            let (store, params, genesis) = (&self.store, &self.params, &self.genesis);
+            self.on_verify_pool(|| {
+                let view = Prefetched::new(&checked, store)?;
+                check_block_spends(&checked, entry.height, &view, params, genesis, Some(&cache))
+            })
         };
         let spends = match spends {
             Ok(s) => s,
@@ -720,7 +773,9 @@ impl ChainState {
                 )
                 .map_err(|e| fail(height, e.to_string()))?;
             }
-            let spends = check_block_spends(&checked, height, &utxos, &self.params, &self.genesis, None)
+            let (params, genesis) = (&self.params, &self.genesis);
+            let spends = self
+                .on_verify_pool(|| check_block_spends(&checked, height, &utxos, params, genesis, None))
                 .map_err(|e| fail(height, e.to_string()))?;
             let stored_undo = self.store.undo(hash)?;
             if stored_undo != spends.inputs {
@@ -783,14 +838,12 @@ impl ChainState {
             .map_err(invalid)?;
         }
         let cache = self.sig_cache.lock().unwrap_or_else(|e| e.into_inner());
-        let spends = check_block_spends(
-            &checked,
-            Height(parent.height.0 + 1),
-            &self.store,
-            &self.params,
-            &self.genesis,
-            Some(&cache),
-        )?;
+        let (store, params, genesis) = (&self.store, &self.params, &self.genesis);
+        let height = Height(parent.height.0 + 1);
+        let spends = self.on_verify_pool(|| {
+            let view = Prefetched::new(&checked, store)?;
+            check_block_spends(&checked, height, &view, params, genesis, Some(&cache))
+        })?;
         Ok(spends.fees)
     }
 
@@ -800,8 +853,96 @@ impl ChainState {
         &self.sig_cache
     }
 
-    /// Flushes the store to disk.
+    /// Writes the store's write-back cache to disk as one transaction and syncs it (call at
+    /// shutdown; also done when the cache passes its budget and by
+    /// [`ChainState::flush_if_due`]). After it returns, a kill reopens at this tip or later.
     pub fn flush(&self) -> Result<(), ChainError> {
-        self.store.flush()
+        self.store.flush()?;
+        self.last_flush.store(self.now(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Flushes if [`ChainState::set_flush_interval`] seconds have passed since the last
+    /// flush by this handle and something is pending. [`ChainState::accept_block`] calls it
+    /// after every block; the node's periodic tick calls it for quiet periods. Returns
+    /// whether it flushed.
+    pub fn flush_if_due(&self, now: u64) -> Result<bool, ChainError> {
+        let last = self.last_flush.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.flush_interval {
+            return Ok(false);
+        }
+        if self.store.cache_stats().entries == 0 {
+            self.last_flush.store(now, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.store.flush()?;
+        self.last_flush.store(now, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Sets the write-back cache budget in bytes (`--dbcache` MB × 2^20): connects and
+    /// disconnects stay in memory until their pending writes pass it, then go to disk in one
+    /// transaction. 0 writes every block at once. Default [`crate::store::DEFAULT_CACHE_BYTES`].
+    pub fn set_cache_budget(&self, bytes: usize) {
+        self.store.set_cache_budget(bytes);
+    }
+
+    /// Sets the seconds between time-driven flushes (see [`ChainState::flush_if_due`]).
+    pub fn set_flush_interval(&mut self, secs: u64) {
+        self.flush_interval = secs;
+    }
+
+    /// How full the write-back cache is (for metrics and logs).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.store.cache_stats()
+    }
+}
+
+impl Drop for ChainState {
+    /// A clean close flushes the cache, so dropping the state loses nothing; a failure here
+    /// only costs re-connecting the unflushed blocks at the next open.
+    fn drop(&mut self) {
+        // A directory already removed (a test's temp dir dropped first) cannot take the
+        // writes, and sled waits forever on a failed flush: skip it, as a kill would.
+        if !self.store.path().exists() {
+            return;
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::warn!(error = %e, "flushing the chain store on close failed");
+        }
+    }
+}
+
+/// The store's answers for every outpoint a block spends, looked up in parallel on the
+/// verify pool before the (sequential) spend checks: each lookup is an independent read of
+/// the same state, so the answers are exactly those the checks would have read one by one,
+/// and on an idle second core the lookups no longer wait on each other.
+struct Prefetched<'a> {
+    found: HashMap<crate::transaction::OutPoint, Option<UtxoEntry>>,
+    store: &'a Store,
+}
+
+impl<'a> Prefetched<'a> {
+    fn new(block: &CheckedBlock, store: &'a Store) -> Result<Prefetched<'a>, ChainError> {
+        use rayon::prelude::*;
+        let outpoints: Vec<_> = block.block().transactions[1..]
+            .iter()
+            .flat_map(|tx| tx.inputs.iter().map(|i| i.prev_out))
+            .collect();
+        let found = outpoints
+            .par_iter()
+            .with_min_len(64)
+            .map(|op| Ok((*op, store.utxo(op)?)))
+            .collect::<Result<_, ChainError>>()?;
+        Ok(Prefetched { found, store })
+    }
+}
+
+impl UtxoView for Prefetched<'_> {
+    fn utxo(&self, outpoint: &crate::transaction::OutPoint) -> Result<Option<UtxoEntry>, ChainError> {
+        match self.found.get(outpoint) {
+            Some(entry) => Ok(*entry),
+            None => self.store.utxo(outpoint),
+        }
     }
 }

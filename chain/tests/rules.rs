@@ -393,3 +393,24 @@ fn oversized_block_is_refused() {
         ConsensusError::BlockTooLarge { max: 1000, .. }
     ));
 }
+
+/// Every test above again with the signature checks on a pool of 1 and of 4 workers (the
+/// chain uses the pool it is called from): each asserts its own verdicts, so passing here
+/// means the rules suite gives the same verdicts and errors whatever the pool size.
+#[test]
+fn whole_suite_same_verdicts_on_1_and_4_workers() {
+    for threads in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        pool.install(|| {
+            coinbase_may_claim_exactly_subsidy_plus_fees();
+            immature_coinbase_refused_until_exactly_mature();
+            spend_rules();
+            context_free_block_rules();
+            header_rules();
+            oversized_block_is_refused();
+        });
+    }
+}

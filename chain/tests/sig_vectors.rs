@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use lode_chain::sig::{verify, verify_all, verify_all_batched, verify_each, SigCache, SigError, SigItem};
+use lode_chain::sig::{
+    verify, verify_all, verify_all_batched, verify_all_parallel, verify_each, SigCache, SigError, SigItem,
+};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -58,6 +60,40 @@ fn dalek_batch(items: &[SigItem<Vec<u8>>]) -> bool {
     ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
 }
 
+/// Worker pools of 1 and 4 threads (more than this machine's cores, so items really interleave):
+/// the parallel path must give the same verdict and index in both.
+fn pools() -> &'static [rayon::ThreadPool; 2] {
+    static POOLS: std::sync::OnceLock<[rayon::ThreadPool; 2]> = std::sync::OnceLock::new();
+    POOLS.get_or_init(|| {
+        [1, 4].map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .expect("thread pool")
+        })
+    })
+}
+
+/// `verify_all_parallel` on 1 and on 4 workers, with and without a cache holding nothing
+/// relevant; all four answers must agree, and the one returned is checked by the caller.
+fn parallel<M: AsRef<[u8]> + Sync>(items: &[SigItem<M>]) -> Result<(), usize> {
+    let empty = SigCache::new(16);
+    let answers: Vec<Result<(), usize>> = pools()
+        .iter()
+        .flat_map(|pool| {
+            [
+                pool.install(|| verify_all_parallel(items, None)),
+                pool.install(|| verify_all_parallel(items, Some(&empty))),
+            ]
+        })
+        .collect();
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "pool sizes disagree: {answers:?}"
+    );
+    answers[0]
+}
+
 /// Asserts every path agrees with `verify` on `case`, alone and at several positions in batches
 /// of valid signatures (big enough that the batched path really batches).
 fn assert_paths_agree(case: &SigItem<Vec<u8>>, label: &str) {
@@ -67,6 +103,7 @@ fn assert_paths_agree(case: &SigItem<Vec<u8>>, label: &str) {
     assert_eq!(verify_all(single), expect(0), "{label}: verify_all alone");
     assert_eq!(verify_each(single), expect(0), "{label}: verify_each alone");
     assert_eq!(verify_all_batched(single), expect(0), "{label}: batched alone");
+    assert_eq!(parallel(single), expect(0), "{label}: parallel alone");
     for (before, after) in [(0usize, 5usize), (3, 3), (6, 0)] {
         let mut batch: Vec<_> = (0..before as u32).map(valid_vec_item).collect();
         batch.push(case.clone());
@@ -77,10 +114,12 @@ fn assert_paths_agree(case: &SigItem<Vec<u8>>, label: &str) {
             "{label}: batched at {before}"
         );
         assert_eq!(verify_all(&batch), expect(before), "{label}: verify_all at {before}");
+        assert_eq!(parallel(&batch), expect(before), "{label}: parallel at {before}");
         // Two copies: the first must be named.
         let mut twice = batch.clone();
         twice.push(case.clone());
         assert_eq!(verify_all_batched(&twice), expect(before), "{label}: batched twice");
+        assert_eq!(parallel(&twice), expect(before), "{label}: parallel twice");
     }
 }
 
@@ -236,8 +275,17 @@ fn cctv_whole_file_batches() {
     let mut mixed: Vec<_> = (0..20).map(valid_vec_item).collect();
     mixed.extend(accepted);
     assert_eq!(verify_all_batched(&mixed), Ok(()));
+    assert_eq!(parallel(&mixed), Ok(()));
     let all: Vec<_> = cases.iter().map(|c| c.item.clone()).collect();
     assert_eq!(verify_all_batched(&all), verify_each(&all));
+    assert_eq!(parallel(&all), verify_each(&all));
+    // Every rejected case behind many valid ones, each alone and all of them in one slice: the
+    // parallel path names the first rejected one however the slice is split among workers.
+    let mut long: Vec<_> = (0..200).map(valid_vec_item).collect();
+    long.extend(all.iter().cloned());
+    assert_eq!(parallel(&long), verify_each(&long));
+    long.reverse();
+    assert_eq!(parallel(&long), verify_each(&long));
 }
 
 /// Records where dalek's `verify_batch` (cofactorless, random z) disagrees with strict on a single
@@ -354,6 +402,9 @@ fn sig_cache_skips_known_and_is_bounded() {
     other.signature[0] ^= 1;
     assert!(!cache.contains(&other));
     assert_eq!(SigCache::new(0).verify_all(&items), Ok(()));
+    // The parallel path consults the cache like the sequential one and names the same item.
+    assert_eq!(verify_all_parallel(&mixed, Some(&cache)), Err(6));
+    assert_eq!(cache.verify_all_uncached(&mixed), Err(6));
 }
 
 proptest! {
@@ -379,5 +430,6 @@ proptest! {
         prop_assert_eq!(verify_each(&items), expected);
         prop_assert_eq!(verify_all(&items), expected);
         prop_assert_eq!(verify_all_batched(&items), expected);
+        prop_assert_eq!(parallel(&items), expected);
     }
 }

@@ -1,13 +1,23 @@
-//! The durable chain store on sled.
+//! The durable chain store on sled, with a write-back cache in front of it.
 //!
-//! Every logical table is its own sled tree (named in [`keys::trees`]). Connecting or
-//! disconnecting a block is ONE sled transaction over every tree it touches, prepared in
-//! full before anything is written, so a kill at any instant leaves either the old or the
-//! new state. See `docs/adr/0002-storage-layout.md`.
+//! Every logical table is its own sled tree (named in [`keys::trees`]). A block's body and
+//! index entry are written to sled when it is accepted. Connecting or disconnecting a block
+//! prepares all its writes (UTXO set, undo data, tx and address indexes, best chain, tip) in
+//! full, then merges them into an in-memory cache of pending writes that every getter
+//! consults before sled, so readers always see the connected state. The cache goes to sled
+//! as ONE transaction over every tree, synced to disk, when it passes its byte budget
+//! ([`Store::set_cache_budget`]) or when [`Store::flush`] is called. A kill at any instant
+//! therefore leaves the state of the last completed flush, and the blocks connected after it
+//! are stored and are connected again at open. With a budget of 0 every connect or
+//! disconnect is its own transaction, as before the cache. See
+//! `docs/adr/0002-storage-layout.md` and `docs/adr/0006-utxo-cache.md`.
 
 pub mod keys;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bincode::{Decode, Encode};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -110,18 +120,139 @@ pub struct AddrEvent {
     pub record: AddrRecord,
 }
 
-/// Handles to every tree.
+/// The trees, as indices into per-tree arrays (names in [`keys::trees`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum T {
+    Meta,
+    Index,
+    Bodies,
+    Best,
+    Utxo,
+    Undo,
+    TxIndex,
+    Addr,
+}
+
+const TREES: usize = 8;
+const TREE_NAMES: [&str; TREES] = [
+    trees::META,
+    trees::INDEX,
+    trees::BODIES,
+    trees::BEST,
+    trees::UTXO,
+    trees::UNDO,
+    trees::TXINDEX,
+    trees::ADDR,
+];
+
+/// Default write-back cache budget: 64 MiB, small next to a devnet laptop's memory and
+/// room for a few hundred full blocks' changes between flushes.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// What one cached write costs beyond its key and value bytes: the map node's share and the
+/// two vectors' headers (an estimate; the budget is a bound on the order of magnitude).
+const ENTRY_OVERHEAD: usize = 80;
+
+/// Writes of one tree: key → new value, or `None` to delete. Ordered, so address-index
+/// prefix scans can merge it with sled's, and last write wins as in a sled batch.
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Key-value rows of one tree, in key order.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Writes to every tree, applied together.
+#[derive(Default)]
+struct Changes {
+    trees: [Writes; TREES],
+}
+
+impl Changes {
+    fn insert(&mut self, t: T, key: &[u8], value: impl Into<Vec<u8>>) {
+        self.trees[t as usize].insert(key.to_vec(), Some(value.into()));
+    }
+
+    fn remove(&mut self, t: T, key: &[u8]) {
+        self.trees[t as usize].insert(key.to_vec(), None);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.trees.iter().all(BTreeMap::is_empty)
+    }
+
+    fn batches(&self) -> [Batch; TREES] {
+        std::array::from_fn(|t| {
+            let mut batch = Batch::default();
+            for (k, v) in &self.trees[t] {
+                match v {
+                    Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                    None => batch.remove(k.as_slice()),
+                }
+            }
+            batch
+        })
+    }
+}
+
+fn entry_cost(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD
+}
+
+/// Pending writes not yet in sled, newest value per key.
+#[derive(Default)]
+struct Cache {
+    writes: Changes,
+    /// Estimated heap bytes of `writes`.
+    bytes: usize,
+    /// Blocks connected or disconnected since the last flush.
+    blocks: u64,
+}
+
+impl Cache {
+    fn merge(&mut self, changes: Changes) {
+        for (t, writes) in changes.trees.into_iter().enumerate() {
+            let pending = &mut self.writes.trees[t];
+            for (k, v) in writes {
+                let cost = entry_cost(&k, &v);
+                let key_len = k.len();
+                if let Some(old) = pending.insert(k, v) {
+                    self.bytes = self
+                        .bytes
+                        .saturating_sub(key_len + old.map_or(0, |o| o.len()) + ENTRY_OVERHEAD);
+                }
+                self.bytes += cost;
+            }
+        }
+    }
+
+    /// Drops a pending write (a direct sled write of the same key supersedes it).
+    fn forget(&mut self, t: T, key: &[u8]) {
+        if let Some(old) = self.writes.trees[t as usize].remove(key) {
+            self.bytes = self.bytes.saturating_sub(entry_cost(key, &old));
+        }
+    }
+}
+
+/// How full the write-back cache is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CacheStats {
+    /// Estimated bytes of pending writes.
+    pub bytes: usize,
+    /// Pending writes (keys), all trees.
+    pub entries: usize,
+    /// Blocks connected or disconnected since the last flush.
+    pub blocks: u64,
+    /// The budget that triggers a flush (0: every block is written at once).
+    pub budget: usize,
+}
+
+/// Handles to every tree and the write-back cache in front of them. Clones share the cache.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    meta: Tree,
-    index: Tree,
-    bodies: Tree,
-    best: Tree,
-    utxo: Tree,
-    undo: Tree,
-    txindex: Tree,
-    addr: Tree,
+    path: std::path::PathBuf,
+    trees: [Tree; TREES],
+    cache: Arc<RwLock<Cache>>,
+    budget: Arc<AtomicUsize>,
 }
 
 fn decode_stored<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, ChainError> {
@@ -147,23 +278,25 @@ impl Store {
     /// dir of another network or storage format. Returns whether it was freshly created.
     pub fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
         let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
-        let open = |name: &str| db.open_tree(name);
+        let mut opened = Vec::with_capacity(TREES);
+        for name in TREE_NAMES {
+            opened.push(db.open_tree(name)?);
+        }
+        let trees: [Tree; TREES] = opened
+            .try_into()
+            .map_err(|_| ChainError::Corrupt("tree list length".into()))?;
         let store = Store {
-            meta: open(trees::META)?,
-            index: open(trees::INDEX)?,
-            bodies: open(trees::BODIES)?,
-            best: open(trees::BEST)?,
-            utxo: open(trees::UTXO)?,
-            undo: open(trees::UNDO)?,
-            txindex: open(trees::TXINDEX)?,
-            addr: open(trees::ADDR)?,
             db,
+            path: path.to_path_buf(),
+            trees,
+            cache: Arc::default(),
+            budget: Arc::new(AtomicUsize::new(DEFAULT_CACHE_BYTES)),
         };
         let genesis = params.genesis_hash();
-        match store.meta.get(meta::GENESIS)? {
+        match store.tree(T::Meta).get(meta::GENESIS)? {
             Some(found) => {
                 let version = store
-                    .meta
+                    .tree(T::Meta)
                     .get(meta::VERSION)?
                     .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
                     .map(u32::from_be_bytes)
@@ -177,7 +310,7 @@ impl Store {
                 let found = hash_from("genesis", &found)?;
                 if found != genesis {
                     let found_name = store
-                        .meta
+                        .tree(T::Meta)
                         .get(meta::NETWORK)?
                         .map(|v| String::from_utf8_lossy(&v).into_owned())
                         .unwrap_or_default();
@@ -235,22 +368,77 @@ impl Store {
             created,
             fees: Amount::ZERO,
         };
-        let mut b = self.connect_batches(&hash, Height::GENESIS, &block, &txids, &spends);
-        b.index.insert(&hash.0, encoding::encode(&entry));
-        b.bodies.insert(&hash.0, block.to_bytes());
-        b.meta.insert(meta::VERSION, &FORMAT_VERSION.to_be_bytes());
-        b.meta.insert(meta::NETWORK, params.name.as_bytes());
-        b.meta.insert(meta::GENESIS, &hash.0);
-        self.commit(b)?;
+        let mut b = self.connect_changes(&hash, Height::GENESIS, &block, &txids, &spends);
+        b.insert(T::Index, &hash.0, encoding::encode(&entry));
+        b.insert(T::Bodies, &hash.0, block.to_bytes());
+        b.insert(T::Meta, meta::VERSION, FORMAT_VERSION.to_be_bytes());
+        b.insert(T::Meta, meta::NETWORK, params.name.as_bytes());
+        b.insert(T::Meta, meta::GENESIS, hash.0);
+        self.commit(&b)?;
         self.db.flush()?;
         Ok(())
     }
 
+    fn tree(&self, t: T) -> &Tree {
+        &self.trees[t as usize]
+    }
+
+    fn read_cache(&self) -> RwLockReadGuard<'_, Cache> {
+        // A poisoned lock means a panic while merging whole, already validated changes; the
+        // map is still a map of newest values, so reading on is sound.
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_cache(&self) -> RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `key` of tree `t` through the cache, handing the bytes to `f`.
+    fn get_with<R>(
+        &self,
+        t: T,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R, ChainError>,
+    ) -> Result<Option<R>, ChainError> {
+        {
+            let cache = self.read_cache();
+            if let Some(pending) = cache.writes.trees[t as usize].get(key) {
+                return pending.as_deref().map(f).transpose();
+            }
+        }
+        match self.tree(t).get(key)? {
+            Some(v) => f(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every (key, value) of tree `t` under `prefix`, cache merged over sled, in key order.
+    fn scan(&self, t: T, prefix: &[u8]) -> Result<Rows, ChainError> {
+        let cache = self.read_cache();
+        let pending = &cache.writes.trees[t as usize];
+        let mut out = BTreeMap::new();
+        for item in self.tree(t).scan_prefix(prefix) {
+            let (k, v) = item?;
+            if !pending.contains_key(k.as_ref()) {
+                out.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        for (k, v) in pending.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if let Some(v) = v {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// All index entries (loaded once at open; the index is small).
     pub fn load_index(&self) -> Result<Vec<(Hash256, IndexEntry)>, ChainError> {
-        let mut out = Vec::with_capacity(self.index.len());
-        for item in self.index.iter() {
-            let (k, v) = item?;
+        let rows = self.scan(T::Index, &[])?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
             out.push((
                 hash_from("index key", &k)?,
                 decode_stored::<IndexEntry>("index entry", &v)?,
@@ -261,10 +449,10 @@ impl Store {
 
     /// The best chain, genesis first.
     pub fn load_best_chain(&self) -> Result<Vec<Hash256>, ChainError> {
-        let mut out = Vec::with_capacity(self.best.len());
-        for (expected, item) in self.best.iter().enumerate() {
-            let (k, v) = item?;
-            let h = <[u8; 4]>::try_from(k.as_ref()).map(u32::from_be_bytes).ok();
+        let rows = self.scan(T::Best, &[])?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (expected, (k, v)) in rows.into_iter().enumerate() {
+            let h = <[u8; 4]>::try_from(k.as_slice()).map(u32::from_be_bytes).ok();
             if h != Some(expected as u32) {
                 return Err(ChainError::Corrupt(format!(
                     "best chain has a gap at height {expected}"
@@ -275,18 +463,23 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored tip hash.
+    /// The tip hash (cached, so possibly not flushed yet).
     pub fn tip(&self) -> Result<Option<Hash256>, ChainError> {
-        self.meta.get(meta::TIP)?.map(|v| hash_from("tip", &v)).transpose()
+        self.get_with(T::Meta, meta::TIP, |v| hash_from("tip", v))
     }
 
-    /// Stores a new block's body and index entry together.
+    /// Stores a new block's body and index entry together, straight to sled (not through the
+    /// cache): a block is on disk before any flush can make it part of the UTXO set, which is
+    /// what lets a restart connect it again.
     pub fn put_block(&self, hash: &Hash256, block: &Block, entry: &IndexEntry) -> Result<(), ChainError> {
         let mut bodies = Batch::default();
         bodies.insert(&hash.0, block.to_bytes());
         let mut index = Batch::default();
         index.insert(&hash.0, encoding::encode(entry));
-        (&self.bodies, &self.index)
+        // Hold the cache so no flush can interleave a stale pending entry for this key.
+        let mut cache = self.write_cache();
+        cache.forget(T::Index, &hash.0);
+        (self.tree(T::Bodies), self.tree(T::Index))
             .transaction(|(b, i)| {
                 b.apply_batch(&bodies)?;
                 i.apply_batch(&index)?;
@@ -295,19 +488,22 @@ impl Store {
             .map_err(abort_to_chain)
     }
 
-    /// Rewrites index entries (status changes).
+    /// Rewrites index entries (status changes), straight to sled: a block found invalid stays
+    /// known as invalid whether or not the cache is flushed.
     pub fn put_index_entries(&self, entries: &[(Hash256, IndexEntry)]) -> Result<(), ChainError> {
         let mut batch = Batch::default();
+        let mut cache = self.write_cache();
         for (hash, entry) in entries {
+            cache.forget(T::Index, &hash.0);
             batch.insert(&hash.0, encoding::encode(entry));
         }
-        self.index.apply_batch(batch)?;
+        self.tree(T::Index).apply_batch(batch)?;
         Ok(())
     }
 
     /// A stored block body.
     pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, ChainError> {
-        match self.bodies.get(hash.0)? {
+        match self.tree(T::Bodies).get(hash.0)? {
             Some(bytes) => Ok(Some(decode_stored("block body", &bytes)?)),
             None => Ok(None),
         }
@@ -315,22 +511,18 @@ impl Store {
 
     /// Raw stored block bytes (for serving peers without re-encoding).
     pub fn block_bytes(&self, hash: &Hash256) -> Result<Option<Vec<u8>>, ChainError> {
-        Ok(self.bodies.get(hash.0)?.map(|v| v.to_vec()))
+        Ok(self.tree(T::Bodies).get(hash.0)?.map(|v| v.to_vec()))
     }
 
     /// Where a best-chain transaction is.
     pub fn tx_location(&self, txid: &Hash256) -> Result<Option<TxLocation>, ChainError> {
-        match self.txindex.get(txid.0)? {
-            Some(v) => Ok(Some(decode_stored("tx index", &v)?)),
-            None => Ok(None),
-        }
+        self.get_with(T::TxIndex, &txid.0, |v| decode_stored("tx index", v))
     }
 
     /// Address-index rows for `pkh`, oldest first.
     pub fn address_events(&self, pkh: &PubkeyHash) -> Result<Vec<AddrEvent>, ChainError> {
         let mut out = Vec::new();
-        for item in self.addr.scan_prefix(pkh.0) {
-            let (k, v) = item?;
+        for (k, v) in self.scan(T::Addr, &pkh.0)? {
             let (height, txid, kind, index) =
                 keys::parse_addr_key(&k).ok_or_else(|| ChainError::Corrupt("address index key".into()))?;
             let record = decode_stored::<AddrRecord>("address record", &v)?;
@@ -345,31 +537,54 @@ impl Store {
         Ok(out)
     }
 
-    /// Every unspent output (for verification and statistics).
+    /// Every unspent output (for verification and statistics), the cached ones included.
+    /// Holds a copy of the cached UTXO writes (at most the cache budget) while iterating.
     pub fn utxo_iter(&self) -> impl Iterator<Item = Result<(OutPoint, UtxoEntry), ChainError>> + '_ {
-        self.utxo.iter().map(|item| {
-            let (k, v) = item?;
-            let op = keys::outpoint_from_key(&k).ok_or_else(|| ChainError::Corrupt("utxo key".into()))?;
-            Ok((op, decode_stored::<UtxoEntry>("utxo entry", &v)?))
-        })
+        let pending = self.read_cache().writes.trees[T::Utxo as usize].clone();
+        let parse = |k: &[u8], v: &[u8]| -> Result<(OutPoint, UtxoEntry), ChainError> {
+            let op = keys::outpoint_from_key(k).ok_or_else(|| ChainError::Corrupt("utxo key".into()))?;
+            Ok((op, decode_stored::<UtxoEntry>("utxo entry", v)?))
+        };
+        let cached: Vec<_> = pending
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| parse(k, v)))
+            .collect();
+        self.tree(T::Utxo)
+            .iter()
+            .filter_map(move |item| match item {
+                Ok((k, _)) if pending.contains_key(k.as_ref()) => None,
+                Ok((k, v)) => Some(parse(&k, &v)),
+                Err(e) => Some(Err(e.into())),
+            })
+            .chain(cached)
     }
 
-    /// Number of unspent outputs.
-    pub fn utxo_count(&self) -> usize {
-        self.utxo.len()
+    /// Number of unspent outputs, the cached ones included (looks up every cached UTXO key
+    /// in sled: for statistics, not for hot paths).
+    pub fn utxo_count(&self) -> Result<usize, ChainError> {
+        let cache = self.read_cache();
+        let tree = self.tree(T::Utxo);
+        let mut count = tree.len();
+        for (k, v) in &cache.writes.trees[T::Utxo as usize] {
+            match (tree.contains_key(k)?, v.is_some()) {
+                (false, true) => count += 1,
+                (true, false) => count = count.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(count)
     }
 
-    /// Undo data of a connected block: the output each non-coinbase input spent.
+    /// Undo data of a connected block: the output each non-coinbase input spent. Read from
+    /// the cache or sled, so a reorganisation may reach back past the last flush.
     pub fn undo(&self, hash: &Hash256) -> Result<Vec<(OutPoint, UtxoEntry)>, ChainError> {
-        let bytes = self
-            .undo
-            .get(hash.0)?
-            .ok_or_else(|| ChainError::Corrupt(format!("no undo data for {hash}")))?;
-        decode_stored("undo data", &bytes)
+        self.get_with(T::Undo, &hash.0, |v| decode_stored("undo data", v))?
+            .ok_or_else(|| ChainError::Corrupt(format!("no undo data for {hash}")))
     }
 
     /// Connects `block` (already fully validated, `spends` from `check_block_spends`) as the
-    /// new tip at `height`: one atomic transaction.
+    /// new tip at `height`: one atomic unit in the cache (or one sled transaction with a
+    /// budget of 0), flushing the cache if this passes its budget.
     pub fn connect(
         &self,
         hash: &Hash256,
@@ -379,27 +594,27 @@ impl Store {
         spends: &BlockSpends,
         entry: &IndexEntry,
     ) -> Result<(), ChainError> {
-        let mut b = self.connect_batches(hash, height, block, txids, spends);
-        b.index.insert(&hash.0, encoding::encode(entry));
-        self.commit(b)
+        let mut b = self.connect_changes(hash, height, block, txids, spends);
+        b.insert(T::Index, &hash.0, encoding::encode(entry));
+        self.stage(b)
     }
 
-    fn connect_batches(
+    fn connect_changes(
         &self,
         hash: &Hash256,
         height: Height,
         block: &Block,
         txids: &[Hash256],
         spends: &BlockSpends,
-    ) -> Batches {
-        let mut b = Batches::default();
+    ) -> Changes {
+        let mut b = Changes::default();
         for (op, _) in &spends.inputs {
-            b.utxo.remove(outpoint_key(op).as_slice());
+            b.remove(T::Utxo, &outpoint_key(op));
         }
         for (op, entry) in &spends.created {
-            b.utxo.insert(outpoint_key(op).as_slice(), encoding::encode(entry));
+            b.insert(T::Utxo, &outpoint_key(op), encoding::encode(entry));
         }
-        b.undo.insert(&hash.0, encoding::encode(&spends.inputs));
+        b.insert(T::Undo, &hash.0, encoding::encode(&spends.inputs));
         let mut inputs = spends.inputs.iter();
         for (position, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
             let loc = TxLocation {
@@ -407,7 +622,7 @@ impl Store {
                 height,
                 position: position as u32,
             };
-            b.txindex.insert(&txid.0, encoding::encode(&loc));
+            b.insert(T::TxIndex, &txid.0, encoding::encode(&loc));
             for (i, out) in tx.outputs.iter().enumerate() {
                 let op = OutPoint {
                     txid: *txid,
@@ -417,8 +632,9 @@ impl Store {
                     value: out.value,
                     outpoint: op,
                 };
-                b.addr.insert(
-                    addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32).as_slice(),
+                b.insert(
+                    T::Addr,
+                    &addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32),
                     encoding::encode(&rec),
                 );
             }
@@ -430,18 +646,18 @@ impl Store {
                             outpoint: *op,
                         };
                         let k = addr_key(&entry.output.pubkey_hash, height, txid, AddrKind::Spent, i as u32);
-                        b.addr.insert(k.as_slice(), encoding::encode(&rec));
+                        b.insert(T::Addr, &k, encoding::encode(&rec));
                     }
                 }
             }
         }
-        b.best.insert(&height_key(height), &hash.0);
-        b.meta.insert(meta::TIP, &hash.0);
+        b.insert(T::Best, &height_key(height), hash.0);
+        b.insert(T::Meta, meta::TIP, hash.0);
         b
     }
 
-    /// Disconnects the tip `block` at `height` using its undo data, making `parent` the tip:
-    /// one atomic transaction. `entry` is the block's index entry to write back.
+    /// Disconnects the tip `block` at `height` using its undo data (from the cache or sled),
+    /// making `parent` the tip: one atomic unit, like [`Store::connect`].
     pub fn disconnect(
         &self,
         hash: &Hash256,
@@ -452,28 +668,31 @@ impl Store {
     ) -> Result<(), ChainError> {
         let inputs = self.undo(hash)?;
         let in_block: std::collections::HashSet<&Hash256> = txids.iter().collect();
-        let mut b = Batches::default();
+        let mut b = Changes::default();
         let mut undo_iter = inputs.iter();
         for (position, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
-            b.txindex.remove(&txid.0);
+            b.remove(T::TxIndex, &txid.0);
             for (i, out) in tx.outputs.iter().enumerate() {
-                b.utxo.remove(
-                    outpoint_key(&OutPoint {
+                b.remove(
+                    T::Utxo,
+                    &outpoint_key(&OutPoint {
                         txid: *txid,
                         index: i as u32,
-                    })
-                    .as_slice(),
+                    }),
                 );
-                b.addr
-                    .remove(addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32).as_slice());
+                b.remove(
+                    T::Addr,
+                    &addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32),
+                );
             }
             if position > 0 {
                 for i in 0..tx.inputs.len() {
                     let (_, entry) = undo_iter
                         .next()
                         .ok_or_else(|| ChainError::Corrupt(format!("undo data of {hash} is short")))?;
-                    b.addr.remove(
-                        addr_key(&entry.output.pubkey_hash, height, txid, AddrKind::Spent, i as u32).as_slice(),
+                    b.remove(
+                        T::Addr,
+                        &addr_key(&entry.output.pubkey_hash, height, txid, AddrKind::Spent, i as u32),
                     );
                 }
             }
@@ -482,44 +701,95 @@ impl Store {
         // and spent inside this block stay gone.
         for (op, entry) in &inputs {
             if !in_block.contains(&op.txid) {
-                b.utxo.insert(outpoint_key(op).as_slice(), encoding::encode(entry));
+                b.insert(T::Utxo, &outpoint_key(op), encoding::encode(entry));
             }
         }
-        b.undo.remove(&hash.0);
-        b.best.remove(&height_key(height));
-        b.meta.insert(meta::TIP, &parent.0);
-        self.commit(b)
+        b.remove(T::Undo, &hash.0);
+        b.remove(T::Best, &height_key(height));
+        b.insert(T::Meta, meta::TIP, parent.0);
+        self.stage(b)
     }
 
-    fn commit(&self, b: Batches) -> Result<(), ChainError> {
-        (
-            &self.meta,
-            &self.index,
-            &self.bodies,
-            &self.best,
-            &self.utxo,
-            &self.undo,
-            &self.txindex,
-            &self.addr,
-        )
+    /// Adds one block's changes to the cache, flushing it if it is now over budget; with a
+    /// budget of 0, writes them as their own transaction.
+    fn stage(&self, changes: Changes) -> Result<(), ChainError> {
+        let budget = self.budget.load(Ordering::Relaxed);
+        if budget == 0 {
+            // Older pending writes (from a larger budget) must land first.
+            self.flush_cache()?;
+            return self.commit(&changes);
+        }
+        let over = {
+            let mut cache = self.write_cache();
+            cache.merge(changes);
+            cache.blocks += 1;
+            cache.bytes > budget
+        };
+        if over {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every pending write to sled as one transaction and empties the cache. Returns
+    /// whether there was anything to write. Not yet synced: see [`Store::flush`].
+    fn flush_cache(&self) -> Result<bool, ChainError> {
+        let mut cache = self.write_cache();
+        if cache.writes.is_empty() {
+            return Ok(false);
+        }
+        // Readers wait on the lock until sled holds the same values the cache did.
+        self.commit(&cache.writes)?;
+        *cache = Cache::default();
+        Ok(true)
+    }
+
+    fn commit(&self, b: &Changes) -> Result<(), ChainError> {
+        let [meta_b, index_b, bodies_b, best_b, utxo_b, undo_b, txindex_b, addr_b] = b.batches();
+        let [meta, index, bodies, best, utxo, undo, txindex, addr] = &self.trees;
+        (meta, index, bodies, best, utxo, undo, txindex, addr)
             .transaction(|(meta, index, bodies, best, utxo, undo, txindex, addr)| {
-                meta.apply_batch(&b.meta)?;
-                index.apply_batch(&b.index)?;
-                bodies.apply_batch(&b.bodies)?;
-                best.apply_batch(&b.best)?;
-                utxo.apply_batch(&b.utxo)?;
-                undo.apply_batch(&b.undo)?;
-                txindex.apply_batch(&b.txindex)?;
-                addr.apply_batch(&b.addr)?;
+                meta.apply_batch(&meta_b)?;
+                index.apply_batch(&index_b)?;
+                bodies.apply_batch(&bodies_b)?;
+                best.apply_batch(&best_b)?;
+                utxo.apply_batch(&utxo_b)?;
+                undo.apply_batch(&undo_b)?;
+                txindex.apply_batch(&txindex_b)?;
+                addr.apply_batch(&addr_b)?;
                 Ok::<(), ConflictableTransactionError<ChainError>>(())
             })
             .map_err(abort_to_chain)
     }
 
-    /// Flushes everything to disk.
+    /// Writes the cache to sled as one transaction and syncs everything to disk: once this
+    /// returns, a kill reopens at least at the current tip.
     pub fn flush(&self) -> Result<(), ChainError> {
+        self.flush_cache()?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The directory the store was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets the write-back cache budget in bytes (0: no cache, every block is written at
+    /// once). Takes effect at the next connect or disconnect.
+    pub fn set_cache_budget(&self, bytes: usize) {
+        self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// How full the write-back cache is.
+    pub fn cache_stats(&self) -> CacheStats {
+        let cache = self.read_cache();
+        CacheStats {
+            bytes: cache.bytes,
+            entries: cache.writes.trees.iter().map(BTreeMap::len).sum(),
+            blocks: cache.blocks,
+            budget: self.budget.load(Ordering::Relaxed),
+        }
     }
 
     /// Bytes the database occupies on disk.
@@ -530,22 +800,6 @@ impl Store {
 
 impl UtxoView for Store {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<UtxoEntry>, ChainError> {
-        match self.utxo.get(outpoint_key(outpoint))? {
-            Some(v) => Ok(Some(decode_stored("utxo entry", &v)?)),
-            None => Ok(None),
-        }
+        self.get_with(T::Utxo, &outpoint_key(outpoint), |v| decode_stored("utxo entry", v))
     }
-}
-
-/// One batch per tree, committed together.
-#[derive(Default)]
-struct Batches {
-    meta: Batch,
-    index: Batch,
-    bodies: Batch,
-    best: Batch,
-    utxo: Batch,
-    undo: Batch,
-    txindex: Batch,
-    addr: Batch,
 }

@@ -10,7 +10,7 @@ use crate::hash::Hash256;
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
 use crate::pow::check_proof_of_work;
-use crate::validation::tx::check_transaction;
+use crate::validation::tx::check_transaction_within;
 
 /// Runs every context-free rule. Cheap checks come first so junk is refused early: PoW
 /// before hashing every transaction.
@@ -30,8 +30,9 @@ pub fn check_block_unmined(block: Arc<Block>, params: &ChainParams) -> Result<Ch
 fn check_body(block: Arc<Block>, hash: Hash256, params: &ChainParams) -> Result<CheckedBlock, ConsensusError> {
     let size = check_size(&block, params)?;
     check_coinbase_position(&block)?;
+    let max = params.max_money();
     for tx in &block.transactions {
-        check_transaction(tx, params)?;
+        check_transaction_within(tx, params, max)?;
     }
     let txids = block.txids();
     check_merkle(&block, &txids)?;

@@ -2,6 +2,9 @@
 //! and fee rules.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
 
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
@@ -41,7 +44,20 @@ pub fn check_tx_inputs(
     params: &ChainParams,
     genesis: &Hash256,
 ) -> Result<TxInputs, ChainError> {
-    let max = params.max_money();
+    check_tx_inputs_within(tx, txid, view, spend_height, params, genesis, params.max_money())
+}
+
+/// [`check_tx_inputs`] with the money supply computed once per block by the caller (it sums
+/// the premine).
+fn check_tx_inputs_within(
+    tx: &Transaction,
+    txid: Hash256,
+    view: &dyn UtxoView,
+    spend_height: Height,
+    params: &ChainParams,
+    genesis: &Hash256,
+    max: Amount,
+) -> Result<TxInputs, ChainError> {
     let sighash = tx.sighash(genesis);
     let mut spent = Vec::with_capacity(tx.inputs.len());
     let mut signatures = Vec::with_capacity(tx.inputs.len());
@@ -147,7 +163,6 @@ pub fn check_block_spends(
     let hash = block.hash();
     let invalid = |rule: ConsensusError| ChainError::InvalidBlock { hash, rule };
     let txs = &block.block().transactions;
-    let txids = block.txids();
 
     // The coinbase commits to this block's height (makes every coinbase txid unique).
     let coinbase = &txs[0];
@@ -159,12 +174,54 @@ pub fn check_block_spends(
         }));
     }
 
+    // Signatures depend on the transactions alone, so they are checked on the worker pool
+    // while this thread runs the contextual rules. The verdict and error are those of the
+    // sequential order: any contextual error wins (signatures came last), then the first
+    // bad signature in block order.
+    let max = params.max_money();
+    let cancel = AtomicBool::new(false);
+    let mut sig_verdict = Ok(());
+    let contextual = rayon::in_place_scope(|scope| {
+        scope.spawn(|_| sig_verdict = first_bad_signature(txs, genesis, sig_cache, &cancel));
+        let result = contextual_spends(block, height, view, params, genesis, max);
+        if result.is_err() {
+            // The verdict is decided: stop verifying signatures.
+            cancel.store(true, Ordering::Relaxed);
+        }
+        result
+    });
+    let (inputs, created, fees) = contextual?;
+    if let Err(input) = sig_verdict {
+        return Err(invalid(ConsensusError::BadSignature { index: input }));
+    }
+
+    // Keep the created outputs in block order for a deterministic write.
+    let mut created: Vec<(OutPoint, UtxoEntry)> = created.into_iter().collect();
+    created.sort_unstable_by_key(|(op, _)| *op);
+    Ok(BlockSpends { inputs, created, fees })
+}
+
+/// The contextual rules of a block's transactions except signatures: spends against `view`
+/// plus the outputs created earlier in the block, no double spend, fees, and the coinbase
+/// claim. Returns the spent outputs (undo data), the created outputs and the fees.
+#[allow(clippy::type_complexity)]
+fn contextual_spends(
+    block: &CheckedBlock,
+    height: Height,
+    view: &dyn UtxoView,
+    params: &ChainParams,
+    genesis: &Hash256,
+    max: Amount,
+) -> Result<(Vec<(OutPoint, UtxoEntry)>, HashMap<OutPoint, UtxoEntry>, Amount), ChainError> {
+    let hash = block.hash();
+    let invalid = |rule: ConsensusError| ChainError::InvalidBlock { hash, rule };
+    let txs = &block.block().transactions;
+    let txids = block.txids();
+    let coinbase = &txs[0];
     let mut created: HashMap<OutPoint, UtxoEntry> = HashMap::new();
     let mut inputs = Vec::new();
     let mut spent_from_set: HashSet<OutPoint> = HashSet::new();
     let mut fees = Amount::ZERO;
-    let mut signatures = Vec::new();
-    let mut owners: Vec<(usize, usize)> = Vec::new();
     for (tx_index, tx) in txs.iter().enumerate() {
         let txid = txids[tx_index];
         if tx_index > 0 {
@@ -173,7 +230,7 @@ pub fn check_block_spends(
                     base: view,
                     created: &created,
                 };
-                check_tx_inputs(tx, txid, &view, height, params, genesis).map_err(|e| match e {
+                check_tx_inputs_within(tx, txid, &view, height, params, genesis, max).map_err(|e| match e {
                     ChainError::InvalidTx { rule, .. } => invalid(rule),
                     other => other,
                 })?
@@ -193,10 +250,6 @@ pub fn check_block_spends(
             fees = fees
                 .checked_add(checked.fee)
                 .ok_or_else(|| invalid(ConsensusError::FeeOverflow))?;
-            for (input_index, item) in checked.signatures.into_iter().enumerate() {
-                signatures.push(item);
-                owners.push((tx_index, input_index));
-            }
         }
         for (i, out) in tx.outputs.iter().enumerate() {
             let op = OutPoint { txid, index: i as u32 };
@@ -225,18 +278,51 @@ pub fn check_block_spends(
         return Err(invalid(ConsensusError::CoinbaseTooLarge { claimed, allowed }));
     }
 
-    // Signatures last: they are the expensive part.
-    let verdict = match sig_cache {
-        Some(cache) => cache.verify_all_uncached(&signatures),
-        None => verify_all(&signatures),
-    };
-    if let Err(i) = verdict {
-        let (_, input) = owners[i];
-        return Err(invalid(ConsensusError::BadSignature { index: input }));
-    }
+    Ok((inputs, created, fees))
+}
 
-    // Keep the created outputs in block order for a deterministic write.
-    let mut created: Vec<(OutPoint, UtxoEntry)> = created.into_iter().collect();
-    created.sort_unstable_by_key(|(op, _)| *op);
-    Ok(BlockSpends { inputs, created, fees })
+/// The input index of the first signature in block order that `verify_strict` rejects
+/// (skipping those in `sig_cache`), checked on the current rayon pool; `Ok` if all pass or
+/// `cancel` was set. Inputs that are not key unlocks are left to the contextual rules,
+/// which refuse them first.
+fn first_bad_signature(
+    txs: &[Transaction],
+    genesis: &Hash256,
+    sig_cache: Option<&SigCache>,
+    cancel: &AtomicBool,
+) -> Result<(), usize> {
+    let items = |tx: &Transaction| {
+        let msg = tx.sighash(genesis);
+        tx.inputs
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, input)| match &input.unlock {
+                Unlock::Key(key) => Some((
+                    index,
+                    SigItem {
+                        pubkey: key.pubkey,
+                        signature: key.signature,
+                        msg,
+                    },
+                )),
+                Unlock::Coinbase(_) => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let bad = |item: &SigItem| !sig_cache.is_some_and(|c| c.contains(item)) && item.verify().is_err();
+    // The first transaction with a bad signature, in block order whatever the scheduling...
+    let first_tx = txs
+        .par_iter()
+        .skip(1)
+        .with_min_len(4)
+        .position_first(|tx| !cancel.load(Ordering::Relaxed) && items(tx).iter().any(|(_, item)| bad(item)));
+    // ...and its first bad input.
+    match first_tx {
+        None => Ok(()),
+        Some(i) => match items(&txs[i + 1]).into_iter().find(|(_, item)| bad(item)) {
+            Some((index, _)) => Err(index),
+            // Only when cancelled: the contextual verdict is the one reported.
+            None => Ok(()),
+        },
+    }
 }

@@ -2,15 +2,26 @@
 
 use std::collections::HashSet;
 
+use crate::amount::Amount;
 use crate::error::ConsensusError;
 use crate::params::ChainParams;
 use crate::transaction::{Transaction, Unlock, MAX_COINBASE_MESSAGE};
 
 /// Runs every context-free rule on a transaction, coinbase or not.
 pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<(), ConsensusError> {
+    check_transaction_within(tx, params, params.max_money())
+}
+
+/// [`check_transaction`] with the money supply computed once by the caller: it sums the
+/// premine, so a block computes it once rather than once per transaction.
+pub(crate) fn check_transaction_within(
+    tx: &Transaction,
+    params: &ChainParams,
+    max: Amount,
+) -> Result<(), ConsensusError> {
     check_not_empty(tx)?;
     check_size(tx, params)?;
-    check_output_values(tx, params)?;
+    check_output_values(tx, max)?;
     if tx.is_coinbase() {
         check_coinbase_shape(tx)?;
     } else {
@@ -44,8 +55,7 @@ fn check_size(tx: &Transaction, params: &ChainParams) -> Result<(), ConsensusErr
 
 /// Every output and their sum stay within the money supply (CVE-2010-5139 was an overflow
 /// of exactly this sum).
-fn check_output_values(tx: &Transaction, params: &ChainParams) -> Result<(), ConsensusError> {
-    let max = params.max_money();
+fn check_output_values(tx: &Transaction, max: Amount) -> Result<(), ConsensusError> {
     for (index, out) in tx.outputs.iter().enumerate() {
         if out.value > max {
             return Err(ConsensusError::OutputTooLarge {

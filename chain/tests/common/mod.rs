@@ -12,10 +12,11 @@ use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, Transa
 /// Fixed "now" for tests: far enough after genesis for thousands of 1-second blocks.
 pub const NOW: u64 = 1_767_225_600 + 10_000_000;
 
+/// Fields drop in order: the state (which flushes its store) before its directory.
 pub struct Harness {
+    pub state: ChainState,
     pub dir: tempfile::TempDir,
     pub params: ChainParams,
-    pub state: ChainState,
     pub miner_key: SigningKey,
 }
 
