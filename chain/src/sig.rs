@@ -339,17 +339,19 @@ impl SigCache {
         cache: &std::sync::Mutex<SigCache>,
         items: &[SigItem<M>],
     ) -> Result<usize, usize> {
-        let todo: Vec<usize> = {
-            // A poisoned lock only means another thread panicked mid-insert; the cache holds
-            // verified triples only, so its contents are still sound.
-            let guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-            (0..items.len()).filter(|&i| !guard.contains(&items[i])).collect()
+        // While a connect holds the cache, do not wait for it: verify everything (the items
+        // of a block still to come are rarely cached anyway).
+        let todo: Vec<usize> = match cache.try_lock() {
+            Ok(guard) => (0..items.len()).filter(|&i| !guard.contains(&items[i])).collect(),
+            Err(_) => (0..items.len()).collect(),
         };
         for &i in &todo {
             if items[i].verify().is_err() {
                 return Err(i);
             }
         }
+        // A poisoned lock only means another thread panicked mid-insert; the cache holds
+        // verified triples only, so its contents are still sound.
         let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
         for &i in &todo {
             guard.insert(&items[i]);

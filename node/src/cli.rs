@@ -192,6 +192,7 @@ impl NodeArgs {
         Ok(NodeConfig {
             params,
             data_dir,
+            chain: crate::chain_task::ChainConfig::default(),
             network: crate::network::NetworkConfig {
                 listen: p2p_listen,
                 peers,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use lode_chain::ChainParams;
 
+use crate::chain_task::ChainConfig;
 use crate::miner::MiningConfig;
 use crate::network::NetworkConfig;
 use crate::rpc::config::RpcConfig;
@@ -26,6 +27,8 @@ pub struct NodeConfig {
     pub params: ChainParams,
     /// Data directory (chain store, node key, wallet, cookie).
     pub data_dir: PathBuf,
+    /// The chain task (its cache).
+    pub chain: ChainConfig,
     /// The P2P side.
     pub network: NetworkConfig,
     /// The RPC server (`None`: no HTTP port).
@@ -44,6 +47,7 @@ impl NodeConfig {
         NodeConfig {
             params,
             data_dir,
+            chain: ChainConfig::default(),
             network: NetworkConfig::default(),
             rpc: None,
             mining: MiningConfig::default(),

@@ -86,6 +86,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let NodeConfig {
         params,
         data_dir,
+        chain: chain_config,
         network,
         rpc,
         mining,
@@ -129,6 +130,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let default_threads = mining.threads;
     let running_chain = crate::chain_task::spawn(ChainSetup {
+        config: chain_config,
         sink: Box::new(MempoolSink::new(&params)),
         chain,
         wallet: Some(wallet),

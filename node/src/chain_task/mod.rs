@@ -46,8 +46,26 @@ use request::{ChainRequest, WalletCommand};
 /// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
 const CHAIN_QUEUE: usize = 256;
 
+/// The chain task's own configuration.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Bytes of UTXO-set and index writes kept in memory before one atomic flush to the store
+    /// (`--dbcache`); 0 writes every block through. See ADR 0006 for what is durable when.
+    pub cache_bytes: usize,
+}
+
+impl Default for ChainConfig {
+    fn default() -> ChainConfig {
+        ChainConfig {
+            cache_bytes: lode_chain::store::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
 /// What the chain task is started with.
 pub struct ChainSetup {
+    /// Its configuration.
+    pub config: ChainConfig,
     /// The opened chain.
     pub chain: ChainState,
     /// Where transactions go (the node's mempool).
@@ -99,6 +117,7 @@ pub fn tip_info(chain: &ChainState) -> TipInfo {
 
 /// Starts the chain task on its own thread (and the embedded miner when `mining.enabled`).
 pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
+    setup.chain.set_cache_budget(setup.config.cache_bytes);
     let (tx, rx) = mpsc::channel(CHAIN_QUEUE);
     let handle = ChainHandle::new(tx);
     let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
@@ -239,6 +258,10 @@ impl ChainTask {
             ChainRequest::Tick => {
                 if let Some(w) = self.wallet.as_mut() {
                     w.wallet.expire();
+                }
+                // The cache's interval flush, also when no block arrives to trigger it.
+                if let Err(e) = self.chain.flush_if_due(self.chain.now()) {
+                    tracing::error!(error = %e, "cannot flush the chain's cache to the store");
                 }
             }
             ChainRequest::CheckHeaders { headers, reply } => {
