@@ -118,7 +118,8 @@ async fn initial_sync_2000_blocks_vs_chain_connect_rate() {
 }
 
 /// Initial sync of blocks of 500 transactions each (`LODE_BENCH_TX_BLOCKS` blocks, default
-/// 200), next to the chain's connect rate for the same blocks in the same run.
+/// 200) from one peer and from three, next to the chain's own connect rate (cold signature
+/// cache) for the same blocks in the same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run on demand"]
 async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
@@ -192,7 +193,6 @@ async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
     eprintln!("built {n} blocks × {TXS} txs in {:?}", build_started.elapsed());
 
     let da = tempfile::tempdir().expect("tempdir");
-    let db = tempfile::tempdir().expect("tempdir");
     let chain_dir = da.path().join(lode_node::node::CHAIN_DIR);
     let (connect_bps, connect_tps) = {
         let mut state = ChainState::open(&chain_dir, params.clone()).expect("open");
@@ -207,23 +207,55 @@ async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
         let s = started.elapsed().as_secs_f64();
         ((n + 1) as f64 / s, ((n + 1) * TXS) as f64 / s)
     };
+    // Three serving nodes with the same chain (copies of the store, each its own node key).
+    let extra: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    for d in &extra {
+        copy_dir(&chain_dir, &d.path().join(lode_node::node::CHAIN_DIR));
+    }
     let a = start(da.path(), vec![]).await;
-    let started = Instant::now();
-    let b = start(db.path(), vec![addr(&a)]).await;
-    let mut tip = b.watch_tip();
+    let mut servers = vec![addr(&a)];
+    let mut others = Vec::new();
+    for d in &extra {
+        let node = start(d.path(), vec![]).await;
+        servers.push(addr(&node));
+        others.push(node);
+    }
     let want = a.tip().hash;
-    tokio::time::timeout(Duration::from_secs(600), tip.wait_for(|t| t.hash == want))
-        .await
-        .expect("synced in time")
-        .expect("running");
-    let s = started.elapsed().as_secs_f64();
     let total = blocks.len();
-    let (sync_bps, sync_tps) = (total as f64 / s, ((n + 1) * TXS) as f64 / s);
-    eprintln!(
-        "initial sync of {total} blocks ({n} × {TXS} txs): {sync_bps:.0} blocks/s, {sync_tps:.0} tx/s; \
-         chain connect {connect_bps:.0} blocks/s, {connect_tps:.0} tx/s; ratio {:.0}%",
-        100.0 * sync_tps / connect_tps
-    );
-    b.shutdown().await.expect("shutdown");
+    for peers in [1usize, 3] {
+        let db = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        let b = start(db.path(), servers[..peers].to_vec()).await;
+        let mut tip = b.watch_tip();
+        tokio::time::timeout(Duration::from_secs(900), tip.wait_for(|t| t.hash == want))
+            .await
+            .expect("synced in time")
+            .expect("running");
+        let s = started.elapsed().as_secs_f64();
+        let (sync_bps, sync_tps) = (total as f64 / s, ((n + 1) * TXS) as f64 / s);
+        eprintln!(
+            "initial sync of {total} blocks ({n} × {TXS} txs) from {peers} peer(s): {sync_bps:.0} blocks/s, \
+             {sync_tps:.0} tx/s; chain connect {connect_bps:.0} blocks/s, {connect_tps:.0} tx/s; ratio {:.2}",
+            sync_tps / connect_tps
+        );
+        b.shutdown().await.expect("shutdown");
+    }
+    for node in others {
+        node.shutdown().await.expect("shutdown");
+    }
     a.shutdown().await.expect("shutdown");
+}
+
+/// Copies a closed sled store (a plain directory tree).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
 }
