@@ -1,5 +1,15 @@
 //! lode-node: the Lode node as a library; `main.rs` only parses flags and waits for signals.
 //!
+//! # Layout
+//!
+//! | side | modules | may use |
+//! |---|---|---|
+//! | the daemon (`lode node`) | [`node`], [`chain_task`], [`network`], [`rpc`], [`api`], [`mining`], [`config`], [`node_args`], [`error`], [`metrics`], [`progress`] | [`common`], `lode-chain`, `lode-miner`, `lode-wallet` |
+//! | its clients (`lode wallet\|mine\|chain\|devnet`) — [`client`] | [`client::http`] (`RpcClient`), [`client::commands`], [`client::devnet`], [`client::devnet_file`] | [`common`], `lode-chain`, `lode-wallet`; nodes only over HTTP |
+//! | shared — [`common`] | [`common::defaults`], [`common::node_key`], [`common::parse`] | `lode-chain` and outside crates; nothing of either side |
+//!
+//! The daemon never imports [`client`] and the client never imports the daemon's modules.
+//!
 //! # Tasks and ownership
 //!
 //! | task | runs on | owns | talks through |
@@ -22,17 +32,15 @@
 
 pub mod api;
 pub mod chain_task;
-pub mod cli;
 pub mod client;
-pub mod commands;
+pub mod common;
 pub mod config;
-pub mod devnet;
-pub mod devnet_file;
 pub mod error;
 pub mod metrics;
 pub mod mining;
 pub mod network;
 pub mod node;
+pub mod node_args;
 pub mod progress;
 pub mod rpc;
 

@@ -38,7 +38,7 @@ use jsonrpc::{RpcError, MAX_BATCH};
 use limit::{Decision, RateLimits};
 
 /// Default RPC address.
-pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:18443";
+pub use crate::common::defaults::DEFAULT_RPC_ADDR;
 /// Default public requests per second per client address.
 pub const DEFAULT_RATE_LIMIT: u32 = 100;
 /// Most simultaneous HTTP connections.
@@ -50,7 +50,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a handler may run (a large `generate`, `verifychain`).
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 /// File in the data dir holding the URL of the RPC server.
-pub const RPC_URL_FILE: &str = "rpc_url";
+pub use crate::common::defaults::RPC_URL_FILE;
 
 /// RPC server settings.
 #[derive(Clone, Debug)]

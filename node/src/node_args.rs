@@ -1,42 +1,21 @@
-//! The `lode` command line (the `node` subcommand; the others belong to later work).
+//! The flags of `lode node` and their validation into a [`NodeConfig`]: the daemon's
+//! configuration as the command line gives it. The `lode` binary's top-level command (which
+//! also holds the client subcommands) lives in `main.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 use libp2p::Multiaddr;
 use lode_chain::ChainParams;
 
+use crate::common::parse::parse_block_time;
 use crate::config::{LogFormat, NodeConfig};
 use crate::error::NodeError;
 
 /// Default libp2p port.
 pub const DEFAULT_P2P_PORT: u16 = 18444;
-
-/// `lode`: a proof-of-work blockchain node.
-#[derive(Debug, Parser)]
-#[command(name = "lode", version, about)]
-pub struct Cli {
-    /// What to run.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run a full node.
-    Node(NodeArgs),
-    /// Run a local network of several nodes (`up`, `status`, `down`, `partition`, `heal`, `reset`).
-    Devnet(crate::devnet::DevnetArgs),
-    /// Use a node's built-in wallet: address, balance, history, send, mnemonic.
-    Wallet(crate::commands::wallet::WalletArgs),
-    /// Control a node's miner: start, stop, generate (regtest).
-    Mine(crate::commands::mine::MineArgs),
-    /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
-    Chain(crate::commands::chain::ChainArgs),
-}
 
 /// Log format flag values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -209,17 +188,6 @@ impl NodeArgs {
     }
 }
 
-/// Parses a block time: whole seconds, `N` or `Ns`, from 1 to 3600.
-pub fn parse_block_time(s: &str) -> Result<u64, String> {
-    let digits = s.strip_suffix('s').unwrap_or(s);
-    match digits.parse::<u64>() {
-        Ok(n) if (1..=3600).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a block time (whole seconds from 1 to 3600, e.g. 2s)"
-        )),
-    }
-}
-
 fn parse_multiaddr(flag: &str, s: &str) -> Result<Multiaddr, NodeError> {
     s.parse::<Multiaddr>()
         .map_err(|e| NodeError::Config(format!("{flag}: {s:?} is not a multiaddr ({e})")))
@@ -248,7 +216,22 @@ fn default_data_dir(network: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// `lode node` as the binary parses it (the top-level command lives in `main.rs`).
+    #[derive(Debug, Parser)]
+    #[command(name = "lode")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Command {
+        Node(NodeArgs),
+    }
 
     fn args(extra: &[&str]) -> Result<NodeConfig, String> {
         let mut v = vec!["lode", "node"];
@@ -256,7 +239,6 @@ mod tests {
         let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
         match cli.command {
             Command::Node(a) => a.into_config().map_err(|e| e.to_string()),
-            other => Err(format!("not a node command: {other:?}")),
         }
     }
 
