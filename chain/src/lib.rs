@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod amount;
+pub mod atomic_file;
 pub mod block;
 pub mod build;
 pub mod encoding;

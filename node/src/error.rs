@@ -51,3 +51,14 @@ pub enum NodeError {
     #[error("task failed: {0}")]
     Task(String),
 }
+
+/// The node key's errors, as the node reports them (the same messages).
+impl From<crate::common::node_key::NodeKeyError> for NodeError {
+    fn from(e: crate::common::node_key::NodeKeyError) -> Self {
+        use crate::common::node_key::NodeKeyError;
+        match e {
+            NodeKeyError::Io { path, source } => NodeError::Io { path, source },
+            NodeKeyError::Malformed { path, reason } => NodeError::NodeKey { path, reason },
+        }
+    }
+}

@@ -1,12 +1,39 @@
-//! The `lode` binary: parse flags, set up logging, run the node until Ctrl-C / SIGTERM.
+//! The `lode` binary: parse flags, set up logging, then run the node until Ctrl-C / SIGTERM
+//! (`lode node`, the daemon) or one client command (`lode wallet|mine|chain|devnet`).
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
-use clap::Parser;
-use lode_node::cli::{Cli, Command};
+use clap::{Parser, Subcommand};
+use lode_node::client::commands::{chain::ChainArgs, mine::MineArgs, wallet::WalletArgs, CommandError};
+use lode_node::client::devnet::DevnetArgs;
+use lode_node::node_args::NodeArgs;
 use lode_node::LogFormat;
 use tracing_subscriber::EnvFilter;
+
+/// `lode`: a proof-of-work blockchain node.
+#[derive(Debug, Parser)]
+#[command(name = "lode", version, about)]
+struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Subcommands: the daemon (`node`) and its clients.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a full node.
+    Node(NodeArgs),
+    /// Run a local network of several nodes (`up`, `status`, `down`, `partition`, `heal`, `reset`).
+    Devnet(DevnetArgs),
+    /// Use a node's built-in wallet: address, balance, history, send, mnemonic.
+    Wallet(WalletArgs),
+    /// Control a node's miner: start, stop, generate (regtest).
+    Mine(MineArgs),
+    /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
+    Chain(ChainArgs),
+}
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -61,9 +88,9 @@ fn exit_on_usage_error(e: clap::Error) -> ! {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let args = match cli.command {
         Command::Node(args) => args,
-        Command::Wallet(args) => return run_client(|| lode_node::commands::wallet::run(args)),
-        Command::Mine(args) => return run_client(|| lode_node::commands::mine::run(args)),
-        Command::Chain(args) => return run_client(|| lode_node::commands::chain::run(args)),
+        Command::Wallet(args) => return run_client(|| lode_node::client::commands::wallet::run(args)),
+        Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
+        Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::Devnet(args) => return run_devnet(args),
     };
     init_logging(args.log_format());
@@ -90,7 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Runs a client command (`lode wallet|mine|chain`): warnings-only logging on stderr.
-fn run_client(command: impl FnOnce() -> Result<(), lode_node::commands::CommandError>) -> anyhow::Result<()> {
+fn run_client(command: impl FnOnce() -> Result<(), CommandError>) -> anyhow::Result<()> {
     init_client_logging();
     Ok(command()?)
 }
@@ -105,7 +132,7 @@ fn init_client_logging() {
         .init();
 }
 
-fn run_devnet(args: lode_node::devnet::DevnetArgs) -> anyhow::Result<()> {
+fn run_devnet(args: DevnetArgs) -> anyhow::Result<()> {
     init_client_logging();
     // Current-thread: node processes are spawned from this (main) thread, which lives as
     // long as `devnet up`, so their parent-death signal fires only when `up` itself dies.
@@ -113,7 +140,7 @@ fn run_devnet(args: lode_node::devnet::DevnetArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(lode_node::devnet::run(args))?;
+    runtime.block_on(lode_node::client::devnet::run(args))?;
     Ok(())
 }
 

@@ -1,25 +1,21 @@
 //! Starting and stopping a node, and the handle to a running one.
 
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use lode_chain::{Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
 use tokio::sync::{broadcast, watch};
 
 use crate::api::NodeApi;
 use crate::chain_task::{BlockVerdict, ChainHandle, ChainSetup, MempoolSink, Origin, TipInfo, TxVerdict};
+use crate::common::node_key::load_or_create_key;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::network::gossip::{Names, TopicKind};
 use crate::network::sync::Progress;
 use crate::network::{NetworkHandle, NetworkSetup};
 
-/// File holding the node's libp2p key (hex of the Ed25519 secret), so its peer id is stable.
-pub const NODE_KEY_FILE: &str = "node_key";
 /// Directory of the chain store inside the data dir.
 pub const CHAIN_DIR: &str = "chain";
 
@@ -36,47 +32,6 @@ pub struct NodeHandle {
     shutdown: watch::Sender<bool>,
     net_task: Option<tokio::task::JoinHandle<()>>,
     chain_thread: Option<std::thread::JoinHandle<Result<(), lode_chain::error::ChainError>>>,
-}
-
-/// Loads the node key from the data dir, creating it (mode 0600) on first start.
-pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, NodeError> {
-    let path = data_dir.join(NODE_KEY_FILE);
-    let shown = path.display().to_string();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut bytes = hex::decode(text.trim()).map_err(|e| NodeError::NodeKey {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-            Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| NodeError::NodeKey {
-                path: shown,
-                reason: e.to_string(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = libp2p::identity::ed25519::Keypair::generate();
-            let secret = hex::encode(key.secret().as_ref());
-            write_private(&path, secret.as_bytes()).map_err(|source| NodeError::Io { path: shown, source })?;
-            Ok(Keypair::from(key))
-        }
-        Err(source) => Err(NodeError::Io { path: shown, source }),
-    }
-}
-
-/// Writes a secret file atomically (temp file, then rename) readable by the owner only.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Starts a node: opens the chain and the wallet, spawns the chain task, starts the network

@@ -14,12 +14,11 @@
 //! AEAD tag already covers the sealed secret). JSON was chosen over bincode so an operator
 //! can inspect the file; it is small and written rarely.
 //!
-//! Writes go to a temporary file in the same directory which is fsynced, renamed over the
-//! old file and followed by an fsync of the directory, so a crash leaves either the old or
-//! the new file, never a mix. A file that fails to parse is reported and never rewritten.
+//! Writes go through [`lode_chain::atomic_file::write_private`]: a temporary file in the same
+//! directory which is fsynced, renamed over the old file and followed by an fsync of the
+//! directory, so a crash leaves either the old or the new file, never a mix. A file that fails to parse is reported and never rewritten.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -291,46 +290,5 @@ pub(crate) fn write_atomic(path: &Path, body: &Body) -> Result<()> {
         checksum: body.checksum()?,
     };
     let bytes = Zeroizing::new(serde_json::to_vec_pretty(&env).map_err(|_| WalletError::Crypto("serialize file"))?);
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut suffix = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut suffix);
-    let tmp = dir.join(format!(".{WALLET_FILE}.{}.tmp", hex::encode(suffix)));
-    let result = (|| {
-        let mut file = create_private(&tmp)?;
-        file.write_all(&bytes).map_err(|e| WalletError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| WalletError::io(&tmp, e))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(|e| WalletError::io(path, e))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        // Best effort: a leftover temp file holds no more than the real one would.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Creates a new file readable only by its owner (0600 on Unix), failing if it exists.
-fn create_private(path: &Path) -> Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).map_err(|e| WalletError::io(path, e))
-}
-
-/// Makes the rename durable: on Unix a rename is only on disk once its directory is synced.
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| WalletError::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    lode_chain::atomic_file::write_private(path, &bytes).map_err(|e| WalletError::io(path, e))
 }

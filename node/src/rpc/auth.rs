@@ -165,12 +165,12 @@ pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
-    crate::node::write_private(&data_dir.join(COOKIE_FILE), token.as_bytes())?;
+    lode_chain::atomic_file::write_private(&data_dir.join(COOKIE_FILE), token.as_bytes())?;
     Ok(token)
 }
 
 /// Name of the cookie file in the data dir.
-pub const COOKIE_FILE: &str = ".cookie";
+pub use crate::common::defaults::COOKIE_FILE;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use super::auth::ApiKey;
 
 /// Default RPC address.
-pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:18443";
+pub use crate::common::defaults::DEFAULT_RPC_ADDR;
 /// Default public requests per second per client address.
 pub const DEFAULT_RATE_LIMIT: u32 = 100;
 /// RPC server settings.

@@ -51,7 +51,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a handler may run (a large `generate`, `verifychain`).
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 /// File in the data dir holding the URL of the RPC server.
-pub const RPC_URL_FILE: &str = "rpc_url";
+pub use crate::common::defaults::RPC_URL_FILE;
 
 /// A running RPC server.
 pub struct RpcServer {

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lode_chain::PubkeyHash;
+use lode_tests::{lode_bin, wait_until};
 use serde_json::Value;
 
-const LODE: &str = env!("CARGO_BIN_EXE_lode");
 /// Longest any single `lode` client command may take.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -76,7 +76,7 @@ fn finish(mut child: Child, deadline: Duration) -> Out {
 
 /// A `lode` command run in `cwd`, with HOME there too (so no default data dir leaks in).
 fn lode_cmd(cwd: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(LODE);
+    let mut cmd = Command::new(lode_bin());
     cmd.args(args)
         .current_dir(cwd)
         .env("HOME", cwd)
@@ -89,15 +89,6 @@ fn lode_cmd(cwd: &Path, args: &[&str]) -> Command {
 
 fn lode(cwd: &Path, args: &[&str]) -> Out {
     finish(lode_cmd(cwd, args).spawn().expect("spawn lode"), COMMAND_DEADLINE)
-}
-
-/// Polls `cond` every 100 ms until it holds, panicking with `what` after `timeout`.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn regtest_address(byte: u8) -> String {
@@ -208,7 +199,7 @@ impl NodeProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log file");
-        let mut cmd = Command::new(LODE);
+        let mut cmd = Command::new(lode_bin());
         cmd.args(["node", "--network", "regtest", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
             .args(["--rpc-listen", "127.0.0.1:0", "--no-mdns", "--miner-threads", "1"])
             .arg("--data-dir")
@@ -225,7 +216,7 @@ impl NodeProc {
             _dir: dir,
         };
         let url_file = node.data_dir.join("rpc_url");
-        wait_for("the node's rpc_url", Duration::from_secs(30), || {
+        wait_until("the node's rpc_url", Duration::from_secs(30), || {
             if let Ok(Some(status)) = node.child.try_wait() {
                 panic!("lode node exited with {status}: {}", node.log());
             }
@@ -294,7 +285,7 @@ fn total(b: &Value) -> u64 {
 fn wallet_mine_and_chain_commands_against_two_regtest_nodes() {
     let node0 = NodeProc::start(None);
     let node1 = NodeProc::start(Some(&node0.p2p_addr()));
-    wait_for("the nodes to connect", Duration::from_secs(30), || {
+    wait_until("the nodes to connect", Duration::from_secs(30), || {
         node0
             .lode("chain", &["peers", "--json"])
             .json()
@@ -308,7 +299,7 @@ fn wallet_mine_and_chain_commands_against_two_regtest_nodes() {
     let generated = node0.lode("mine", &["generate", "11"]);
     assert!(generated.ok, "{}", generated.stderr);
     assert_eq!(generated.stdout.lines().count(), 11, "{}", generated.stdout);
-    wait_for("node1 at height 11", Duration::from_secs(30), || node1.height() == 11);
+    wait_until("node1 at height 11", Duration::from_secs(30), || node1.height() == 11);
     let info = node0.lode("chain", &["info"]);
     assert!(
         info.stdout.contains("network") && info.stdout.contains("regtest"),
@@ -354,7 +345,7 @@ fn wallet_mine_and_chain_commands_against_two_regtest_nodes() {
     )
     .spawn()
     .expect("spawn send");
-    wait_for("the payment in node0's mempool", Duration::from_secs(30), || {
+    wait_until("the payment in node0's mempool", Duration::from_secs(30), || {
         node0.lode("chain", &["mempool", "--json"]).json()["info"]["size"].as_u64() == Some(1)
     });
     let outside = regtest_address(9);
@@ -369,7 +360,7 @@ fn wallet_mine_and_chain_commands_against_two_regtest_nodes() {
     assert!(sent["confirmations"].as_u64().expect("confirmations") >= 1, "{sent}");
 
     // node1 received exactly 12.5 coins once it has the block.
-    wait_for("node1's wallet to see the payment", Duration::from_secs(30), || {
+    wait_until("node1's wallet to see the payment", Duration::from_secs(30), || {
         node1.balances()["spendable"].as_u64() == Some(1_250_000_000)
     });
     let b1 = node1.balances();

@@ -10,7 +10,7 @@
 //! | [`mine`] | `start`, `stop`, `generate` |
 //! | [`chain`] | `info`, `block`, `tx`, `mempool`, `peers`, `verify` |
 //! | [`input`] | local checks of amounts, addresses, hashes and heights |
-//! | [`output`] | number formatting, aligned tables, printing |
+//! | [`output`] | the [`Report`] type, number formatting, aligned tables, printing |
 
 pub mod chain;
 pub mod input;
@@ -24,8 +24,9 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::client::devnet_file::DevnetFileError;
 use crate::client::{ClientError, RpcClient};
-use crate::devnet_file::DevnetFileError;
+pub use output::Report;
 use target::{Env, TargetArgs, TargetError};
 
 /// Flags every client command takes (before or after its subcommand).
@@ -103,29 +104,6 @@ pub enum CommandError {
 impl From<DevnetFileError> for CommandError {
     fn from(e: DevnetFileError) -> Self {
         CommandError::Target(TargetError::DevnetFile(e))
-    }
-}
-
-/// What a command found: a JSON document for `--json` and text for people.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Report {
-    /// The raw result (printed with `--json`).
-    pub json: Value,
-    /// The human rendering (printed otherwise), ending without a newline.
-    pub human: String,
-    /// Set when the result itself is a failure: printed, then the command exits non-zero
-    /// with this message.
-    pub failure: Option<String>,
-}
-
-impl Report {
-    /// A successful report.
-    pub fn new(json: Value, human: String) -> Report {
-        Report {
-            json,
-            human,
-            failure: None,
-        }
     }
 }
 

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lode_tests::{lode_bin, wait_until};
+
 /// Kills the child if a test fails half-way.
 struct Guard(Child);
 
@@ -17,7 +19,7 @@ impl Drop for Guard {
 
 fn spawn_node(dir: &Path) -> Guard {
     let log = std::fs::File::create(dir.join("node.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_lode"))
+    let child = Command::new(lode_bin())
         .args(["node", "--network", "regtest", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
         .args(["--rpc-listen", "127.0.0.1:0", "--no-mdns", "--rpc-rate-limit", "0"])
         .arg("--data-dir")
@@ -27,14 +29,6 @@ fn spawn_node(dir: &Path) -> Guard {
         .spawn()
         .expect("spawn lode");
     Guard(child)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn rpc_url(dir: &Path) -> String {

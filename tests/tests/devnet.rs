@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use lode_node::client::devnet::file::DevnetFile;
 use lode_node::client::RpcClient;
-use lode_node::devnet::file::DevnetFile;
+use lode_tests::{lode_bin, wait_until};
 use serde_json::{json, Value};
 
-const LODE: &str = env!("CARGO_BIN_EXE_lode");
 /// Start-up of a debug build on a busy two-core machine: generous, never a timing claim.
 const READY: Duration = Duration::from_secs(120);
 const STOP: Duration = Duration::from_secs(40);
@@ -41,17 +41,6 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
 where
     F: FnMut() -> Fut,
@@ -69,7 +58,7 @@ where
 
 /// Runs `lode ARGS` to completion (bounded) and returns its output.
 fn lode(args: &[&str]) -> Output {
-    let mut child = Command::new(LODE)
+    let mut child = Command::new(lode_bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -101,7 +90,7 @@ impl Up {
         let out = dir.with_extension(format!("up{}.out", std::process::id()));
         let stdout = std::fs::File::create(&out).expect("stdout file");
         let stderr = stdout.try_clone().expect("clone");
-        let child = Command::new(LODE)
+        let child = Command::new(lode_bin())
             .args(["devnet", "up", "--dir"])
             .arg(dir)
             .args(extra)
@@ -142,7 +131,7 @@ impl Up {
     }
 
     fn file(&self) -> DevnetFile {
-        lode_node::devnet::file::read(&self.dir).expect("devnet.json")
+        lode_node::client::devnet::file::read(&self.dir).expect("devnet.json")
     }
 
     /// Sends `sig` to `up` and waits for it to exit; returns whether it exited with 0.
@@ -172,7 +161,7 @@ impl Drop for Up {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Ok(file) = lode_node::devnet::file::read(&self.dir) {
+        if let Ok(file) = lode_node::client::devnet::file::read(&self.dir) {
             for pid in file.nodes.iter().filter_map(|n| n.pid).filter(|p| alive(*p)) {
                 signal(pid, "-KILL");
             }
@@ -433,7 +422,7 @@ fn words(command: &str, addr: &str) -> Vec<String> {
 
 /// Runs `lode ARGS` in `cwd` (bounded) and returns (success, stdout, stderr).
 fn lode_in(cwd: &Path, args: &[String]) -> (bool, String, String) {
-    let mut child = Command::new(LODE)
+    let mut child = Command::new(lode_bin())
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())

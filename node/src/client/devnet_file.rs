@@ -10,7 +10,6 @@
 //! `devnet up` also records `supervisor_pid`, `block_time`, `base_port` and each node's
 //! `wallet_account` (optional fields: files without them still load).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,31 +113,16 @@ impl DevnetFile {
         })
     }
 
-    /// Writes the file atomically: a temporary file in the same directory, synced, then
-    /// renamed over `path`, so a reader never sees half a file.
+    /// Writes the file atomically ([`lode_chain::atomic_file::write_atomic`]), so a reader
+    /// never sees half a file.
     pub fn save(&self, path: &Path) -> Result<(), DevnetFileError> {
         let io = |source| DevnetFileError::Io {
             path: path.display().to_string(),
             source,
         };
-        let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{file_name}.tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            // Best effort: leave no temporary file behind.
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        text.push('\n');
+        lode_chain::atomic_file::write_atomic(path, text.as_bytes()).map_err(io)
     }
 
     /// The node named `name`.

@@ -5,7 +5,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::client::ClientError;
-use crate::error::NodeError;
+use crate::common::node_key::NodeKeyError;
 
 /// Errors of `lode devnet`.
 #[derive(Debug, Error)]
@@ -90,7 +90,7 @@ pub enum DevnetError {
     },
     /// A node key could not be read or made.
     #[error(transparent)]
-    NodeKey(#[from] NodeError),
+    NodeKey(#[from] NodeKeyError),
     /// A node process could not be started.
     #[error("cannot start {node}: {source}")]
     Spawn {

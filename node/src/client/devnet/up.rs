@@ -15,7 +15,8 @@ use super::output;
 use super::ports::{check_free, node_ports, NodePorts};
 use super::probe::{self, Probe};
 use super::supervisor::{NodeLaunch, Supervisor, STOP_GRACE};
-use crate::cli::parse_block_time;
+use crate::common::defaults::COOKIE_FILE;
+use crate::common::parse::parse_block_time;
 
 /// File in the devnet directory holding the test mnemonic the nodes' wallets derive from.
 pub const MNEMONIC_FILE: &str = "mnemonic.txt";
@@ -163,7 +164,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
             name: format!("node{i}"),
             rpc: format!("http://127.0.0.1:{}", p.rpc),
             p2p: format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", p.p2p),
-            cookie: data_dir.join(".cookie"),
+            cookie: data_dir.join(COOKIE_FILE),
             data_dir,
             mining: i < args.miners,
             pid: None,

@@ -4,17 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::client::devnet_file::{DevnetFile, DevnetFileError, DEVNET_FILE_NAME};
 use crate::client::{ClientError, RpcClient};
-use crate::devnet_file::{DevnetFile, DevnetFileError, DEVNET_FILE_NAME};
+pub use crate::common::defaults::{COOKIE_FILE, DEFAULT_RPC_URL, RPC_URL_FILE};
 
 /// The default devnet directory, relative to the working directory.
 pub const DEFAULT_DEVNET_DIR: &str = "devnet";
-/// Where a node listens when `--rpc-listen` is not given.
-pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:18443";
-/// The file a node writes its RPC URL to, in its data dir.
-pub const RPC_URL_FILE: &str = "rpc_url";
-/// The file a node writes its RPC token to, in its data dir.
-pub const COOKIE_FILE: &str = ".cookie";
 
 /// The flags that pick a node, shared by `lode wallet|mine|chain`.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -211,7 +206,7 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devnet_file::DevnetNode;
+    use crate::client::devnet_file::DevnetNode;
 
     fn env(cwd: &Path) -> Env {
         Env {

@@ -1,5 +1,6 @@
-//! The output layer of the client commands: number formatting, aligned key/value lists and
-//! tables, and the one place that writes results to stdout.
+//! The output layer of the client commands: the [`Report`] each command produces, number
+//! formatting, aligned key/value lists and tables, and the one place that writes results to
+//! stdout.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -7,7 +8,28 @@ use std::io::{IsTerminal as _, Write as _};
 use lode_chain::COIN;
 use serde_json::Value;
 
-use super::Report;
+/// What a command found: a JSON document for `--json` and text for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The raw result (printed with `--json`).
+    pub json: Value,
+    /// The human rendering (printed otherwise), ending without a newline.
+    pub human: String,
+    /// Set when the result itself is a failure: printed, then the command exits non-zero
+    /// with this message.
+    pub failure: Option<String>,
+}
+
+impl Report {
+    /// A successful report.
+    pub fn new(json: Value, human: String) -> Report {
+        Report {
+            json,
+            human,
+            failure: None,
+        }
+    }
+}
 
 /// Prints a report: its JSON (one document, pretty) with `--json`, else its text.
 pub fn emit(report: &Report, json: bool) {

@@ -4,14 +4,13 @@
 //! written as hex to `DIR/nodeI/node_key` (the format `lode node` reads) before its first
 //! start. These keys are public knowledge: a devnet is for local testing only.
 
-use std::io::Write;
 use std::path::Path;
 
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 
 use super::error::DevnetError;
-use crate::node::{load_or_create_key, NODE_KEY_FILE};
+use crate::common::node_key::{load_or_create_key, NODE_KEY_FILE};
 
 /// Domain label of devnet node keys.
 pub const KEY_LABEL: &[u8] = b"lode devnet node key v1";
@@ -37,23 +36,10 @@ pub fn peer_id(index: u32) -> Result<PeerId, DevnetError> {
 pub fn ensure_node_key(data_dir: &Path, index: u32) -> Result<PeerId, DevnetError> {
     let path = data_dir.join(NODE_KEY_FILE);
     if !path.exists() {
-        write_private(&path, hex::encode(node_secret(index)).as_bytes()).map_err(|e| DevnetError::io(&path, e))?;
+        lode_chain::atomic_file::write_private(&path, hex::encode(node_secret(index)).as_bytes())
+            .map_err(|e| DevnetError::io(&path, e))?;
     }
     Ok(load_or_create_key(data_dir)?.public().to_peer_id())
-}
-
-/// Creates `path` readable by the owner only and writes `bytes`.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use crate::devnet_file::DevnetFileError;
-pub use crate::devnet_file::{DevnetFile, DevnetNode, DEVNET_FILE_NAME as DEVNET_FILE};
+use crate::client::devnet_file::DevnetFileError;
+pub use crate::client::devnet_file::{DevnetFile, DevnetNode, DEVNET_FILE_NAME as DEVNET_FILE};
 
 use super::error::DevnetError;
 

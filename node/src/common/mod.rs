@@ -1,0 +1,15 @@
+//! What the daemon and its clients both rely on: the files a node keeps in its data dir
+//! and their formats, default addresses, and parsers of values both sides accept.
+//!
+//! This module imports nothing from the daemon (`node`, `rpc`, `network`, …) nor from the
+//! client side (`client`), so either side can use it without depending on the other.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`defaults`] | the RPC URL and cookie file names, the default RPC address |
+//! | [`node_key`] | the node key file: its name, format, loading and first creation |
+//! | [`parse`] | parsers shared by `lode node` flags and `lode devnet` flags |
+
+pub mod defaults;
+pub mod node_key;
+pub mod parse;
