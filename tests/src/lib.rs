@@ -2,6 +2,8 @@
 //! client commands, devnets) as a user would. This library is their harness: where the
 //! binary is ([`lode_bin`]) and bounded waiting ([`wait_until`]).
 
+#![warn(missing_docs)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;

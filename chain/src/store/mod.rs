@@ -276,7 +276,7 @@ fn abort_to_chain(e: TransactionError<ChainError>) -> ChainError {
 impl Store {
     /// Opens (creating if needed) the store at `path` for `params`' network. Refuses a data
     /// dir of another network or storage format. Returns whether it was freshly created.
-    pub fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
+    pub(crate) fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
         let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
         let mut opened = Vec::with_capacity(TREES);
         for name in TREE_NAMES {
@@ -471,7 +471,7 @@ impl Store {
     /// Stores a new block's body and index entry together, straight to sled (not through the
     /// cache): a block is on disk before any flush can make it part of the UTXO set, which is
     /// what lets a restart connect it again.
-    pub fn put_block(&self, hash: &Hash256, block: &Block, entry: &IndexEntry) -> Result<(), ChainError> {
+    pub(crate) fn put_block(&self, hash: &Hash256, block: &Block, entry: &IndexEntry) -> Result<(), ChainError> {
         let mut bodies = Batch::default();
         bodies.insert(&hash.0, block.to_bytes());
         let mut index = Batch::default();
@@ -490,7 +490,7 @@ impl Store {
 
     /// Rewrites index entries (status changes), straight to sled: a block found invalid stays
     /// known as invalid whether or not the cache is flushed.
-    pub fn put_index_entries(&self, entries: &[(Hash256, IndexEntry)]) -> Result<(), ChainError> {
+    pub(crate) fn put_index_entries(&self, entries: &[(Hash256, IndexEntry)]) -> Result<(), ChainError> {
         let mut batch = Batch::default();
         let mut cache = self.write_cache();
         for (hash, entry) in entries {
@@ -585,7 +585,7 @@ impl Store {
     /// Connects `block` (already fully validated, `spends` from `check_block_spends`) as the
     /// new tip at `height`: one atomic unit in the cache (or one sled transaction with a
     /// budget of 0), flushing the cache if this passes its budget.
-    pub fn connect(
+    pub(crate) fn connect(
         &self,
         hash: &Hash256,
         height: Height,
@@ -658,7 +658,7 @@ impl Store {
 
     /// Disconnects the tip `block` at `height` using its undo data (from the cache or sled),
     /// making `parent` the tip: one atomic unit, like [`Store::connect`].
-    pub fn disconnect(
+    pub(crate) fn disconnect(
         &self,
         hash: &Hash256,
         height: Height,
