@@ -8,24 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fixed_clock, key};
-use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
-use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, OutPoint};
+use common::{block_on_state, fixed_clock, key};
+use lode_chain::build::{key_hash, pay, spend};
+use lode_chain::{Amount, ChainParams, ChainState, Height, OutPoint};
 
 const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
-
-/// Mines a block on `parent` carrying `txs`, with the coinbase claiming subsidy + `fees`.
-fn block_on(state: &ChainState, parent: Hash256, txs: Vec<lode_chain::Transaction>, fees: u64, tag: u64) -> Block {
-    let params = state.params();
-    let entry = *state.entry(&parent).expect("parent");
-    let height = Height(entry.height.0 + 1);
-    let value = Amount(params.subsidy(height).0 + fees);
-    let mut all = vec![coinbase(height, tag, b"crash", vec![pay(key_hash(&key(1)), value)])];
-    all.extend(txs);
-    let mut b = assemble(parent, entry.header.time + 1, params.pow_limit_bits, all);
-    assert!(grind(&mut b.header, &params.pow_limit()));
-    b
-}
 
 /// The child: import forever; the parent kills it.
 fn import_forever(dir: &str) -> ! {
@@ -62,16 +49,16 @@ fn import_forever(dir: &str) -> ! {
                 fees = 100 + v % 2;
             }
         }
-        let b = block_on(&state, tip, txs, fees, round);
+        let b = block_on_state(&state, tip, txs, fees, round);
         state.accept_block(Arc::new(b)).expect("child accept");
         // Every fifth round, overtake the tip with a two-block branch from its parent.
         if round.is_multiple_of(5) && state.height().0 > 2 {
             let tip = state.tip_hash();
             let parent = state.entry(&tip).expect("tip").header.prev_hash;
-            let s1 = block_on(&state, parent, vec![], 0, round + 1_000_000);
+            let s1 = block_on_state(&state, parent, vec![], 0, round + 1_000_000);
             let s1_hash = s1.hash();
             state.accept_block(Arc::new(s1)).expect("side 1");
-            let s2 = block_on(&state, s1_hash, vec![], 0, round + 2_000_000);
+            let s2 = block_on_state(&state, s1_hash, vec![], 0, round + 2_000_000);
             state.accept_block(Arc::new(s2)).expect("side 2");
         }
     }

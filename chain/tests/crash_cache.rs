@@ -12,27 +12,15 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fixed_clock, key};
-use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
-use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, OutPoint};
+use common::{block_on_state, fixed_clock, key};
+use lode_chain::build::{key_hash, pay, spend};
+use lode_chain::{Amount, ChainParams, ChainState, Hash256, Height, OutPoint};
 
 const DIR_VAR: &str = "LODE_CACHE_CRASH_DIR";
 const LOG_VAR: &str = "LODE_CACHE_CRASH_LOG";
 
 /// Phases the child announces (one line each, before doing it) and the parent kills in.
 const PHASES: [&str; 3] = ["connect", "flush", "reorg"];
-
-fn block_on(state: &ChainState, parent: Hash256, txs: Vec<lode_chain::Transaction>, fees: u64, tag: u64) -> Block {
-    let params = state.params();
-    let entry = *state.entry(&parent).expect("parent");
-    let height = Height(entry.height.0 + 1);
-    let value = Amount(params.subsidy(height).0 + fees);
-    let mut all = vec![coinbase(height, tag, b"cache", vec![pay(key_hash(&key(1)), value)])];
-    all.extend(txs);
-    let mut b = assemble(parent, entry.header.time + 1, params.pow_limit_bits, all);
-    assert!(grind(&mut b.header, &params.pow_limit()));
-    b
-}
 
 /// A spend of the coinbase that matured at the tip, if still unspent, and its fee.
 fn matured_spend(state: &ChainState) -> (Vec<lode_chain::Transaction>, u64) {
@@ -81,7 +69,7 @@ fn import_forever(dir: &str, log: &str) -> ! {
     loop {
         round += 1;
         let (txs, fees) = matured_spend(&state);
-        let b = block_on(&state, state.tip_hash(), txs, fees, round);
+        let b = block_on_state(&state, state.tip_hash(), txs, fees, round);
         say(format!("connect {}", state.height().0 + 1));
         state.accept_block(Arc::new(b)).expect("child accept");
         if round.is_multiple_of(4) {
@@ -97,7 +85,7 @@ fn import_forever(dir: &str, log: &str) -> ! {
             let fork = state.hash_at(Height(state.height().0 - depth)).expect("fork");
             let mut parent = fork;
             for i in 0..=depth {
-                let b = block_on(&state, parent, vec![], 0, round * 1_000 + u64::from(i) + 1_000_000);
+                let b = block_on_state(&state, parent, vec![], 0, round * 1_000 + u64::from(i) + 1_000_000);
                 parent = b.hash();
                 if i == depth {
                     say("reorg".into());

@@ -94,3 +94,18 @@ impl Harness {
         out
     }
 }
+
+/// A block on `parent` of a chain opened outside a [`Harness`] (the crash tests' child
+/// processes), carrying `txs`, its coinbase claiming subsidy + `fees` to `key(1)`; `tag`
+/// makes blocks of different branches differ.
+pub fn block_on_state(state: &ChainState, parent: Hash256, txs: Vec<Transaction>, fees: u64, tag: u64) -> Block {
+    let params = state.params();
+    let entry = *state.entry(&parent).expect("parent");
+    let height = Height(entry.height.0 + 1);
+    let value = Amount(params.subsidy(height).0 + fees);
+    let mut all = vec![coinbase(height, tag, b"test", vec![pay(key_hash(&key(1)), value)])];
+    all.extend(txs);
+    let mut b = assemble(parent, entry.header.time + 1, params.pow_limit_bits, all);
+    assert!(grind(&mut b.header, &params.pow_limit()));
+    b
+}
