@@ -417,7 +417,9 @@ impl ChainTask {
                 .map_err(|e| crate::NodeError::Wallet(format!("no address to pay the coinbase to: {e}")))?,
         };
         let (found_tx, found_rx) = std::sync::mpsc::channel::<lode_miner::FoundBlock>();
-        self.miner = Some(NodeMiner::start(threads, pay_to, found_tx)?);
+        let miner = NodeMiner::start(threads, pay_to, found_tx)?;
+        let stats = miner.stats();
+        self.miner = Some(miner);
         let chain = self.me.clone();
         std::thread::Builder::new()
             .name("lode-found".into())
@@ -426,7 +428,14 @@ impl ChainTask {
                 while let Ok(found) = found_rx.recv() {
                     let hash = found.block.hash();
                     match chain.submit_block_blocking(Arc::new(found.block), Origin::Local) {
-                        Ok(v) => tracing::info!(block = %hash, reward = %found.reward, verdict = ?v, "mined a block"),
+                        Ok(v) => {
+                            // Counted when it is stored on a valid branch; one that later
+                            // leaves the best chain is counted stale (`NodeMiner::on_chain_event`).
+                            if v.is_stored_valid() {
+                                stats.record_found(found.reward.0);
+                            }
+                            tracing::info!(block = %hash, reward = %found.reward, verdict = ?v, "mined a block");
+                        }
                         Err(e) => {
                             tracing::warn!(block = %hash, error = %e, "mined block not submitted");
                             break;
