@@ -166,19 +166,23 @@ fn median<S, T>(runs: usize, mut setup: impl FnMut() -> S, mut f: impl FnMut(&mu
     times[runs / 2]
 }
 
-/// A fresh chain whose signature cache already holds the block's signatures, as on a node
-/// whose mempool accepted its transactions before the block arrived.
-fn warm_state(f: &Fixture) -> (ChainState, tempfile::TempDir) {
-    let (state, dir) = fresh_state(&f.params);
-    let items: Vec<lode_chain::sig::SigItem> = f
-        .sigs
+/// The block's signatures as the chain checks them.
+fn sig_items(f: &Fixture) -> Vec<lode_chain::sig::SigItem> {
+    f.sigs
         .iter()
         .map(|(vk, sig, msg)| lode_chain::sig::SigItem {
             pubkey: vk.to_bytes(),
             signature: sig.to_bytes(),
             msg: *msg,
         })
-        .collect();
+        .collect()
+}
+
+/// A fresh chain whose signature cache already holds the block's signatures, as on a node
+/// whose mempool accepted its transactions before the block arrived.
+fn warm_state(f: &Fixture) -> (ChainState, tempfile::TempDir) {
+    let (state, dir) = fresh_state(&f.params);
+    let items = sig_items(f);
     let mut cache = state.sig_cache().lock().expect("cache lock");
     cache.verify_all(&items).expect("valid signatures");
     drop(cache);
@@ -208,15 +212,7 @@ fn summary() {
     let batch_t = median(9, || (), |_| verify_batch(&f.sigs));
     // The same strict checks spread over the pool: how much of the other cores this run got
     // (2.0 on an idle 2-core machine; near 1.0 when other work holds the second core).
-    let items: Vec<lode_chain::sig::SigItem> = f
-        .sigs
-        .iter()
-        .map(|(vk, sig, msg)| lode_chain::sig::SigItem {
-            pubkey: vk.to_bytes(),
-            signature: sig.to_bytes(),
-            msg: *msg,
-        })
-        .collect();
+    let items = sig_items(&f);
     let pool_t = median(
         9,
         || (),

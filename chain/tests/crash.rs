@@ -8,9 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{block_on_state, fixed_clock, key};
-use lode_chain::build::{key_hash, pay, spend};
-use lode_chain::{Amount, ChainParams, ChainState, Height, OutPoint};
+use common::{block_on_state, fixed_clock, matured_spend};
+use lode_chain::{ChainParams, ChainState};
 
 const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
 
@@ -18,37 +17,11 @@ const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
 fn import_forever(dir: &str) -> ! {
     let params = ChainParams::regtest();
     let mut state = ChainState::open_with_clock(std::path::Path::new(dir), params, fixed_clock()).expect("child open");
-    let genesis = state.genesis_hash();
     let mut round: u64 = 0;
     loop {
         round += 1;
         let tip = state.tip_hash();
-        let height = state.height().0;
-        // Spend the coinbase that just matured, so every block changes the UTXO set both ways.
-        let mut txs = Vec::new();
-        let mut fees = 0;
-        if height >= 11 {
-            let src_hash = state.hash_at(Height(height - 10)).expect("hash");
-            let src = state.block(&src_hash).expect("read").expect("body");
-            let op = OutPoint {
-                txid: src.transactions[0].txid(),
-                index: 0,
-            };
-            let v = src.transactions[0].outputs[0].value.0;
-            // Regtest halves every 150 blocks; past ~64 halvings coinbases are worthless.
-            if v > 1_000 && state.utxo(&op).expect("read").is_some() {
-                txs.push(spend(
-                    &[op],
-                    vec![
-                        pay(key_hash(&key(2)), Amount(v / 2)),
-                        pay(key_hash(&key(3)), Amount(v / 2 - 100)),
-                    ],
-                    &key(1),
-                    &genesis,
-                ));
-                fees = 100 + v % 2;
-            }
-        }
+        let (txs, fees) = matured_spend(&state);
         let b = block_on_state(&state, tip, txs, fees, round);
         state.accept_block(Arc::new(b)).expect("child accept");
         // Every fifth round, overtake the tip with a two-block branch from its parent.

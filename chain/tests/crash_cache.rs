@@ -12,43 +12,14 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{block_on_state, fixed_clock, key};
-use lode_chain::build::{key_hash, pay, spend};
-use lode_chain::{Amount, ChainParams, ChainState, Hash256, Height, OutPoint};
+use common::{block_on_state, fixed_clock, matured_spend};
+use lode_chain::{ChainParams, ChainState, Hash256, Height};
 
 const DIR_VAR: &str = "LODE_CACHE_CRASH_DIR";
 const LOG_VAR: &str = "LODE_CACHE_CRASH_LOG";
 
 /// Phases the child announces (one line each, before doing it) and the parent kills in.
 const PHASES: [&str; 3] = ["connect", "flush", "reorg"];
-
-/// A spend of the coinbase that matured at the tip, if still unspent, and its fee.
-fn matured_spend(state: &ChainState) -> (Vec<lode_chain::Transaction>, u64) {
-    let height = state.height().0;
-    if height < 11 {
-        return (Vec::new(), 0);
-    }
-    let src_hash = state.hash_at(Height(height - 10)).expect("hash");
-    let src = state.block(&src_hash).expect("read").expect("body");
-    let op = OutPoint {
-        txid: src.transactions[0].txid(),
-        index: 0,
-    };
-    let v = src.transactions[0].outputs[0].value.0;
-    if v <= 1_000 || state.utxo(&op).expect("read").is_none() {
-        return (Vec::new(), 0);
-    }
-    let tx = spend(
-        &[op],
-        vec![
-            pay(key_hash(&key(2)), Amount(v / 2)),
-            pay(key_hash(&key(3)), Amount(v / 2 - 100)),
-        ],
-        &key(1),
-        &state.genesis_hash(),
-    );
-    (vec![tx], 100 + v % 2)
-}
 
 /// The child: import forever, announcing each phase on the log; the parent kills it.
 fn import_forever(dir: &str, log: &str) -> ! {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use lode_chain::build::{assemble, coinbase, grind, key_hash, pay};
+use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
 use lode_chain::state::Clock;
-use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, Transaction};
+use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, OutPoint, Transaction};
 
 /// Fixed "now" for tests: far enough after genesis for thousands of 1-second blocks.
 pub const NOW: u64 = 1_767_225_600 + 10_000_000;
@@ -108,4 +108,34 @@ pub fn block_on_state(state: &ChainState, parent: Hash256, txs: Vec<Transaction>
     let mut b = assemble(parent, entry.header.time + 1, params.pow_limit_bits, all);
     assert!(grind(&mut b.header, &params.pow_limit()));
     b
+}
+
+/// A spend of the coinbase that matured at the tip, if still unspent, and its fee: every
+/// block then changes the UTXO set both ways. (Regtest halves every 150 blocks; past ~64
+/// halvings coinbases are worthless and nothing is spent.)
+pub fn matured_spend(state: &ChainState) -> (Vec<Transaction>, u64) {
+    let height = state.height().0;
+    if height < 11 {
+        return (Vec::new(), 0);
+    }
+    let src_hash = state.hash_at(Height(height - 10)).expect("hash");
+    let src = state.block(&src_hash).expect("read").expect("body");
+    let op = OutPoint {
+        txid: src.transactions[0].txid(),
+        index: 0,
+    };
+    let v = src.transactions[0].outputs[0].value.0;
+    if v <= 1_000 || state.utxo(&op).expect("read").is_none() {
+        return (Vec::new(), 0);
+    }
+    let tx = spend(
+        &[op],
+        vec![
+            pay(key_hash(&key(2)), Amount(v / 2)),
+            pay(key_hash(&key(3)), Amount(v / 2 - 100)),
+        ],
+        &key(1),
+        &state.genesis_hash(),
+    );
+    (vec![tx], 100 + v % 2)
 }

@@ -7,6 +7,7 @@ use futures::FutureExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use lode_chain::{encoding, AcceptStatus, Block, Transaction};
+use tokio::sync::oneshot;
 
 use super::{Completion, EventLoop, Requests};
 use crate::chain_task::{BlockVerdict, Origin, TxVerdict};
@@ -29,21 +30,12 @@ impl EventLoop {
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
                 }
                 Ok(block) => {
-                    if let Some(rx) = self.chain.try_submit_block(Arc::new(block), Origin::Peer) {
-                        self.pending.push(
-                            async move {
-                                Completion::GossipBlock {
-                                    msg_id,
-                                    source,
-                                    verdict: rx.await.ok(),
-                                }
-                            }
-                            .boxed(),
-                        );
-                    } else {
-                        // Chain busy: drop it; sync fetches what we miss.
-                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
-                    }
+                    let rx = self.chain.try_submit_block(Arc::new(block), Origin::Peer);
+                    self.await_verdict(msg_id, source, rx, |msg_id, source, verdict| Completion::GossipBlock {
+                        msg_id,
+                        source,
+                        verdict,
+                    });
                 }
             },
             Some(TopicKind::Txs) => match encoding::decode::<Transaction>(&message.data, self.params.max_tx_size) {
@@ -52,22 +44,31 @@ impl EventLoop {
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip tx: {e}")));
                 }
                 Ok(tx) => {
-                    if let Some(rx) = self.chain.try_submit_tx(tx, Origin::Peer) {
-                        self.pending.push(
-                            async move {
-                                Completion::GossipTx {
-                                    msg_id,
-                                    source,
-                                    verdict: rx.await.ok(),
-                                }
-                            }
-                            .boxed(),
-                        );
-                    } else {
-                        self.report(&msg_id, &source, MessageAcceptance::Ignore);
-                    }
+                    let rx = self.chain.try_submit_tx(tx, Origin::Peer);
+                    self.await_verdict(msg_id, source, rx, |msg_id, source, verdict| Completion::GossipTx {
+                        msg_id,
+                        source,
+                        verdict,
+                    });
                 }
             },
+            None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
+        }
+    }
+
+    /// Holds the message until the chain task's verdict comes back; when the chain task had
+    /// no room (`None`), ignores it at once: sync fetches what gossip drops.
+    fn await_verdict<V: Send + 'static>(
+        &mut self,
+        msg_id: MessageId,
+        source: PeerId,
+        verdict: Option<oneshot::Receiver<V>>,
+        done: fn(MessageId, PeerId, Option<V>) -> Completion,
+    ) {
+        match verdict {
+            Some(rx) => self
+                .pending
+                .push(async move { done(msg_id, source, rx.await.ok()) }.boxed()),
             None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
         }
     }
