@@ -52,7 +52,18 @@ impl Harness {
         let placeholder =
             ChainState::open_with_clock(placeholder_dir.path(), params.clone(), fixed_clock()).expect("open");
         drop(std::mem::replace(&mut self.state, placeholder));
-        self.state = ChainState::open_with_clock(&path, params, fixed_clock()).expect("reopen");
+        // sled releases its file lock when its background flusher lets go of the dropped
+        // handle, which can be a moment after the drop: retry the open briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        self.state = loop {
+            match ChainState::open_with_clock(&path, params.clone(), fixed_clock()) {
+                Ok(s) => break s,
+                Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e:?}"),
+            }
+        };
     }
 
     pub fn genesis(&self) -> Hash256 {
