@@ -134,7 +134,11 @@ pub fn gossip_message(data: &[u8]) -> Outcome {
         topic: if blocks { names.blocks.hash() } else { names.txs.hash() },
     };
     let id = gossip::message_id(&message);
-    assert_eq!(id, gossip::message_id(&message.clone()), "message ids are deterministic");
+    assert_eq!(
+        id,
+        gossip::message_id(&message.clone()),
+        "message ids are deterministic"
+    );
     if blocks {
         // What a block's id covers (its header or the whole payload) is the gossip policy's
         // choice (issue 12); either way it is a content hash, checked above.
