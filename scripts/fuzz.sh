@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../fuzz"
 export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR=never
 FUZZ_FLAGS=(-s none -a)
-TARGETS=(block transaction header gossip sync_request sync_response rpc chain_spec wallet_file devnet_file node_key)
+TARGETS=(block transaction header header_chain gossip sync_request sync_response rpc chain_spec wallet_file devnet_file node_key)
 CARGO_FUZZ_VERSION=0.13.2
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -31,12 +31,16 @@ use lode_node::rpc::methods::{self, chain::decode_raw_block, chain::decode_raw_t
 /// What a target says about one input: accepted, or refused with a one-line reason.
 pub type Outcome = Result<(), String>;
 
+/// A target: the bytes in, the outcome out.
+pub type Target = fn(&[u8]) -> Outcome;
+
 /// Every target by name (the name of its binary in `fuzz/fuzz_targets/` and of its seed and
 /// regression folders).
-pub const TARGETS: &[(&str, fn(&[u8]) -> Outcome)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("block", block),
     ("transaction", transaction),
     ("header", header),
+    ("header_chain", header_chain_batch),
     ("gossip", gossip_message),
     ("sync_request", sync_request),
     ("sync_response", sync_response),
@@ -115,6 +119,101 @@ fn header_chain(headers: &[BlockHeader]) {
     let base = HeaderChainBase::genesis(p.genesis_block().header);
     let outcome = check_header_chain(p, &base, &|_: Height| None, NOW, headers);
     assert!(outcome.checked.len() <= headers.len());
+}
+
+/// A network whose pow limit is met by every other hash, so a harness can grind a nonce.
+fn easy(difficulty: lode_chain::DifficultyAlgorithm) -> ChainParams {
+    let mut p = ChainParams::devnet();
+    p.difficulty = difficulty;
+    p.pow_limit_bits = 0x207f_ffff;
+    p.genesis_bits = 0x207f_ffff;
+    p
+}
+
+fn easy_networks() -> &'static [ChainParams; 3] {
+    use lode_chain::DifficultyAlgorithm as D;
+    static NETS: OnceLock<[ChainParams; 3]> = OnceLock::new();
+    NETS.get_or_init(|| [easy(D::Asert { half_life: 3600 }), easy(D::Fixed), easy(D::Bitcoin)])
+}
+
+/// A batch of headers as a peer's headers answer brings it, through the header-chain check
+/// sync runs, with the difficulty rules in play. Input: a byte picking the algorithm (ASERT
+/// from genesis, fixed, or Bitcoin's retarget with the batch starting at height 2016), four
+/// bytes of the first ancestor's time, then 80 bytes per header. The harness links each
+/// header to the one before (a fuzzer cannot find hashes) and grinds a few nonces (the pow
+/// limit is easy), and when a header's version is odd it gets the bits the rule wants: so
+/// hostile times and bits reach the contextual rules instead of stopping at linkage or PoW.
+pub fn header_chain_batch(data: &[u8]) -> Outcome {
+    let [pick, t0, t1, t2, t3, rest @ ..] = data else {
+        return Err("shorter than the 5-byte preamble".into());
+    };
+    let p = &easy_networks()[usize::from(*pick % 3)];
+    let base_height = match p.difficulty {
+        lode_chain::DifficultyAlgorithm::Bitcoin => lode_chain::pow::RETARGET_INTERVAL - 1,
+        _ => 0,
+    };
+    let start = u32::from_le_bytes([*t0, *t1, *t2, *t3]);
+    let spacing = u32::try_from(p.target_spacing).unwrap_or(u32::MAX);
+    let synthetic = |h: Height| BlockHeader {
+        version: 1,
+        prev_hash: lode_chain::Hash256::ZERO,
+        merkle_root: lode_chain::Hash256::ZERO,
+        time: start.wrapping_add(h.0.wrapping_mul(spacing)),
+        bits: p.pow_limit_bits,
+        nonce: 0,
+    };
+    let ancestors = |h: Height| (h.0 <= base_height).then(|| synthetic(h));
+    let base_header = synthetic(Height(base_height));
+    let base = HeaderChainBase::new(
+        base_header,
+        Height(base_height),
+        lode_chain::pow::ChainWork::from_bits(p.pow_limit_bits),
+    );
+    let mut headers = Vec::with_capacity(rest.len() / 80);
+    let mut parent = base_header;
+    let mut parent_hash = base.hash;
+    let pow_limit = p.pow_limit();
+    for (i, chunk) in rest.chunks_exact(80).enumerate() {
+        let mut h = BlockHeader::from_bytes(chunk).map_err(|e| e.to_string())?;
+        h.prev_hash = parent_hash;
+        if h.version % 2 == 1 {
+            let height = Height(base_height).0 + u32::try_from(i).unwrap_or(u32::MAX);
+            let lookup = |x: Height| {
+                if x.0 <= base_height {
+                    ancestors(x)
+                } else {
+                    headers.get(usize::try_from(x.0 - base_height - 1).ok()?).copied()
+                }
+            };
+            if let Ok(bits) = lode_chain::pow::next_bits(p, Height(height), &parent, &lookup) {
+                h.bits = bits;
+            }
+        }
+        for _ in 0..32 {
+            if lode_chain::pow::check_proof_of_work(&h.hash(), h.bits, &pow_limit).is_ok() {
+                break;
+            }
+            h.nonce = h.nonce.wrapping_add(1);
+        }
+        parent = h;
+        parent_hash = h.hash();
+        headers.push(h);
+    }
+    if headers.is_empty() {
+        return Err("no header".into());
+    }
+    let outcome = check_header_chain(p, &base, &ancestors, NOW, &headers);
+    assert!(outcome.checked.len() <= headers.len());
+    assert_eq!(outcome.is_complete(), outcome.checked.len() == headers.len());
+    let mut work = base.work;
+    for (i, c) in outcome.checked.iter().enumerate() {
+        assert_eq!(c.hash, headers[i].hash());
+        assert_eq!(u64::from(c.height.0), u64::from(base_height) + i as u64 + 1);
+        assert!(c.work > work, "work must grow with every header");
+        work = c.work;
+    }
+    assert_eq!(outcome.work, work);
+    Ok(())
 }
 
 /// A gossip message: the first byte picks the topic (even: blocks, odd: transactions), the

@@ -12,7 +12,7 @@ mod fuzz_targets;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use fuzz_targets::{Outcome, TARGETS};
+use fuzz_targets::{Outcome, Target, TARGETS};
 
 fn fuzz_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(kind)
@@ -32,7 +32,7 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
 }
 
 /// Runs `f` on `data`, turning a panic into a test failure that names the input.
-fn run(name: &str, f: fn(&[u8]) -> Outcome, data: &[u8], what: &str) -> Outcome {
+fn run(name: &str, f: Target, data: &[u8], what: &str) -> Outcome {
     match catch_unwind(AssertUnwindSafe(|| f(data))) {
         Ok(outcome) => {
             if let Err(reason) = &outcome {
@@ -198,6 +198,28 @@ mod seeds {
             "bitcoin-genesis",
             &lode_chain::bitcoin_genesis_header().to_bytes(),
         );
+
+        // Header batches on each easy network: on-schedule times, odd versions (the harness
+        // sets the bits the rule wants), zero nonces (it grinds).
+        for (pick, name) in [(0u8, "asert"), (1, "fixed"), (2, "bitcoin-retarget")] {
+            let start = genesis.header.time;
+            let mut batch = vec![pick];
+            batch.extend(start.to_le_bytes());
+            let spacing = u32::try_from(devnet.target_spacing).expect("spacing");
+            let base = if pick == 2 { 2015 } else { 0 };
+            for k in 1..=6u32 {
+                let h = lode_chain::BlockHeader {
+                    version: 1,
+                    prev_hash: Hash256::ZERO,
+                    merkle_root: Hash256([u8::try_from(k).expect("small"); 32]),
+                    time: start + (base + k) * spacing,
+                    bits: 0x207f_ffff,
+                    nonce: 0,
+                };
+                batch.extend(h.to_bytes());
+            }
+            put(root, "header_chain", name, &batch);
+        }
 
         let mut g = vec![0u8];
         g.extend(block.to_bytes());
