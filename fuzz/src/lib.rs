@@ -422,12 +422,15 @@ pub fn chain_spec(data: &[u8]) -> Outcome {
     Ok(())
 }
 
+/// The process's scratch directory for the file targets (the caller may remove it at exit).
+pub fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join(format!("lode-fuzz-{}", std::process::id()))
+}
+
 /// A scratch directory for the file targets, one per process (libFuzzer exits without
 /// running destructors, so it lives in the system temp dir under the process id).
 fn scratch(kind: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| std::env::temp_dir().join(format!("lode-fuzz-{}", std::process::id())));
-    let dir = dir.join(kind);
+    let dir = scratch_root().join(kind);
     // Failing to create it is the machine's fault, not the input's.
     std::fs::create_dir_all(&dir).expect("create the fuzz scratch dir");
     dir

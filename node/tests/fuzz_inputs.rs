@@ -31,6 +31,16 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Removes the file targets' scratch dir when a test ends (each test is its own process
+/// under nextest; the dir is per process).
+struct Scratch;
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(fuzz_targets::scratch_root());
+    }
+}
+
 /// Runs `f` on `data`, turning a panic into a test failure that names the input.
 fn run(name: &str, f: Target, data: &[u8], what: &str) -> Outcome {
     match catch_unwind(AssertUnwindSafe(|| f(data))) {
@@ -49,6 +59,7 @@ fn run(name: &str, f: Target, data: &[u8], what: &str) -> Outcome {
 
 #[test]
 fn every_target_has_seeds_and_every_seed_is_accepted() {
+    let _scratch = Scratch;
     for (name, f) in TARGETS {
         let seeds = inputs("seeds", name);
         assert!(!seeds.is_empty(), "fuzz/seeds/{name}/ has no seed");
@@ -64,6 +75,7 @@ fn every_target_has_seeds_and_every_seed_is_accepted() {
 
 #[test]
 fn truncated_seeds_never_panic_and_binary_ones_are_refused() {
+    let _scratch = Scratch;
     // The binary encodings are exact: any prefix of a valid input is invalid.
     let binary = [
         "block",
@@ -91,6 +103,7 @@ fn truncated_seeds_never_panic_and_binary_ones_are_refused() {
 
 #[test]
 fn regression_inputs_are_handled_without_panic() {
+    let _scratch = Scratch;
     let known: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     if let Ok(dirs) = std::fs::read_dir(fuzz_dir("regressions")) {
         for dir in dirs.filter_map(|d| d.ok()) {
