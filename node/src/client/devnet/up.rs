@@ -63,24 +63,30 @@ pub struct UpArgs {
 pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let started = Instant::now();
     validate(&args)?;
+    // `--wan` is refused (not root, no namespaces) before anything is created.
+    #[cfg(target_os = "linux")]
+    let wan = args
+        .wan
+        .as_deref()
+        .map(|t| super::wan::check(t, args.nodes))
+        .transpose()?;
+    #[cfg(not(target_os = "linux"))]
+    if args.wan.is_some() {
+        return Err(DevnetError::Args("--wan needs Linux network namespaces".into()));
+    }
     std::fs::create_dir_all(&args.dir).map_err(|e| DevnetError::io(&args.dir, e))?;
     let dir = args.dir.canonicalize().map_err(|e| DevnetError::io(&args.dir, e))?;
     let _lock = DevnetLock::acquire(&dir)?;
     let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
     // Built before the nodes start and dropped (removed) after they stopped.
     #[cfg(target_os = "linux")]
-    let _lab = match &args.wan {
-        Some(text) => {
-            let profile = super::wan::check(text, args.nodes)?;
+    let _lab = match &wan {
+        Some(profile) => {
             output::line(&format!("building the WAN lab ({})…", profile.name));
-            Some(super::wan::build(&profile, args.nodes, &exe)?)
+            Some(super::wan::build(profile, args.nodes, &exe)?)
         }
         None => None,
     };
-    #[cfg(not(target_os = "linux"))]
-    if args.wan.is_some() {
-        return Err(DevnetError::Args("--wan needs Linux network namespaces".into()));
-    }
     let previous = super::file::read_if_present(&dir)?;
     check_resume(&dir, previous.as_ref(), &args)?;
     let ports: Vec<NodePorts> = (0..args.nodes)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::error::DevnetError;
 use crate::client::devnet_file::DevnetFile;
 use crate::netlab::lab::{cut_at_switch, heal_at_switch, probe};
-use crate::netlab::{Lab, LabSpec, WanProfile};
+use crate::netlab::{Lab, LabSpec, NetlabError, WanProfile};
 
 /// Name prefix of everything a WAN devnet creates.
 pub const WAN_PREFIX: &str = "lode-dn";
@@ -31,7 +31,12 @@ pub fn check(text: &str, nodes: usize) -> Result<WanProfile, DevnetError> {
             "--wan: at most {MAX_WAN_NODES} nodes (asked for {nodes})"
         )));
     }
-    probe().map_err(|e| DevnetError::Args(format!("--wan needs root and network namespaces: {e}")))?;
+    probe().map_err(|e| match e {
+        NetlabError::NotRoot(uid) => DevnetError::Args(format!(
+            "--wan needs root (it creates network namespaces); running as uid {uid}"
+        )),
+        other => DevnetError::Args(format!("--wan: cannot create network namespaces here: {other}")),
+    })?;
     Ok(profile)
 }
 
