@@ -8,6 +8,7 @@
 //! cannot be made (not root, no `ip`), [`Net::new`] prints `SKIP: <reason>` and returns
 //! `None`, unless `LODE_REQUIRE_NETNS=1`, where it panics instead.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -338,4 +339,84 @@ impl Drop for Net {
         }
         self.lab.destroy();
     }
+}
+
+/// Starts node 1, then nodes 2..=n each knowing only node 1 (Kademlia does the rest).
+pub fn start_from_one_bootstrap(net: &mut Net, n: usize) {
+    net.start(1, "regtest", None);
+    for i in 2..=n {
+        net.start(i, "regtest", Some(1));
+    }
+}
+
+/// Waits until every node of `nodes` is connected to every other.
+pub fn wait_full_mesh(net: &Net, nodes: &[usize], timeout: Duration) -> Duration {
+    let ids: Vec<(usize, String)> = nodes.iter().map(|&i| (i, net.peer_id(i))).collect();
+    net.wait("every node connected to every other", timeout, |net| {
+        nodes.iter().all(|&i| {
+            let peers: HashSet<String> = net.peers(i).into_iter().collect();
+            ids.iter().all(|(j, id)| *j == i || peers.contains(id))
+        })
+    })
+}
+
+/// Waits until every node of `nodes` reports `hash` as its tip.
+pub fn wait_same_tip(net: &Net, nodes: &[usize], hash: &str, timeout: Duration) {
+    net.wait(&format!("nodes {nodes:?} on tip {hash}"), timeout, |net| {
+        nodes
+            .iter()
+            .all(|&i| net.try_status(i).is_some_and(|s| s["tip"] == hash))
+    });
+}
+
+/// The `p` quantile (0..=1) of sorted durations (zero when empty).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Mines `blocks` blocks round-robin and returns, per block and receiving node, the time
+/// from `generate` returning to the node reporting the block as its tip.
+pub fn measure_propagation(net: &Net, nodes: &[usize], blocks: usize, timeout: Duration) -> Vec<Duration> {
+    let mut arrivals = Vec::new();
+    for b in 0..blocks {
+        let miner = nodes[b % nodes.len()];
+        let hash = net.mine(miner, 1).pop().expect("a block");
+        let start = Instant::now();
+        let mut pending: Vec<usize> = nodes.iter().copied().filter(|&i| i != miner).collect();
+        while !pending.is_empty() {
+            assert!(
+                start.elapsed() < timeout,
+                "block {hash} did not reach nodes {pending:?} within {timeout:?}\n{}",
+                net.log_tails()
+            );
+            pending.retain(|&i| {
+                let arrived = net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str());
+                if arrived {
+                    arrivals.push(start.elapsed());
+                }
+                !arrived
+            });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    arrivals.sort();
+    arrivals
+}
+
+/// Sends up to `n` small payments from node `i`'s wallet to itself; returns how many the
+/// node accepted (it stops at the first refusal: out of mature coins).
+pub fn fill_mempool(net: &Net, i: usize, n: usize) -> usize {
+    let to = net.rpc(i, "getnewaddress", serde_json::json!([]));
+    let mut sent = 0;
+    for _ in 0..n {
+        if net.pay(i, &to).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    sent
 }

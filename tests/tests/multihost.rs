@@ -8,78 +8,14 @@
 
 #![cfg(target_os = "linux")]
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lode_node::netlab::WanProfile;
-use lode_tests::netns::Net;
-use serde_json::json;
+use lode_tests::netns::{
+    fill_mempool, measure_propagation, percentile, start_from_one_bootstrap, wait_full_mesh, wait_same_tip, Net,
+};
 
 const N: usize = 5;
-
-/// Starts node 1, then nodes 2..=n each knowing only node 1 (Kademlia does the rest).
-fn start_from_one_bootstrap(net: &mut Net, n: usize) {
-    net.start(1, "regtest", None);
-    for i in 2..=n {
-        net.start(i, "regtest", Some(1));
-    }
-}
-
-/// Waits until every node of `nodes` is connected to every other.
-fn wait_full_mesh(net: &Net, nodes: &[usize], timeout: Duration) -> Duration {
-    let ids: Vec<(usize, String)> = nodes.iter().map(|&i| (i, net.peer_id(i))).collect();
-    net.wait("every node connected to every other", timeout, |net| {
-        nodes.iter().all(|&i| {
-            let peers: HashSet<String> = net.peers(i).into_iter().collect();
-            ids.iter().all(|(j, id)| *j == i || peers.contains(id))
-        })
-    })
-}
-
-fn wait_same_tip(net: &Net, nodes: &[usize], hash: &str, timeout: Duration) {
-    net.wait(&format!("nodes {nodes:?} on tip {hash}"), timeout, |net| {
-        nodes
-            .iter()
-            .all(|&i| net.try_status(i).is_some_and(|s| s["tip"] == hash))
-    });
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-/// Mines `blocks` blocks round-robin and returns, per block and receiving node, the time
-/// from `generate` returning to the node reporting the block as its tip.
-fn measure_propagation(net: &Net, nodes: &[usize], blocks: usize, timeout: Duration) -> Vec<Duration> {
-    let mut arrivals = Vec::new();
-    for b in 0..blocks {
-        let miner = nodes[b % nodes.len()];
-        let hash = net.mine(miner, 1).pop().expect("a block");
-        let start = Instant::now();
-        let mut pending: Vec<usize> = nodes.iter().copied().filter(|&i| i != miner).collect();
-        while !pending.is_empty() {
-            assert!(
-                start.elapsed() < timeout,
-                "block {hash} did not reach nodes {pending:?} within {timeout:?}\n{}",
-                net.log_tails()
-            );
-            pending.retain(|&i| {
-                let arrived = net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str());
-                if arrived {
-                    arrivals.push(start.elapsed());
-                }
-                !arrived
-            });
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    arrivals.sort();
-    arrivals
-}
 
 /// Discovery through Kademlia from one bootstrap, propagation (reported), and a node of
 /// another chain that never joins — over the `wan` profile.
@@ -153,7 +89,7 @@ fn lan_partition_both_sides_mine_then_heal_reorganises_the_minority() {
     net.mine(1, 3);
     let majority_tip = net.tip(1).1;
     wait_same_tip(&net, &[1, 2, 3], &majority_tip, Duration::from_secs(30));
-    let to = net.rpc(5, "getnewaddress", json!([]));
+    let to = net.rpc(5, "getnewaddress", serde_json::json!([]));
     let txid = net.pay(4, &to).expect("payment from the minority side");
     net.mine(4, 1);
     let minority_tip = net.tip(4).1;
@@ -185,6 +121,16 @@ fn lan_partition_both_sides_mine_then_heal_reorganises_the_minority() {
                 .is_some_and(|m| m["txids"].to_string().contains(&txid))
         })
     });
+
+    // A cable pull: node 5 is cut off entirely (even the test's control traffic), and
+    // catches up once plugged back in.
+    net.lab().set_cable(5, false).expect("unplug");
+    assert!(net.try_status(5).is_none(), "node 5 answers through a pulled cable");
+    net.mine(1, 2);
+    let (_, tip) = net.tip(1);
+    wait_same_tip(&net, &[1, 2, 3, 4], &tip, Duration::from_secs(30));
+    net.lab().set_cable(5, true).expect("plug");
+    wait_same_tip(&net, &[5], &tip, Duration::from_secs(60));
 }
 
 /// On the `bad` profile (host 5 at 1 Mbit/s): a late joiner syncs 200+ blocks, one of them
@@ -244,18 +190,4 @@ fn bad_wan_late_joiner_large_blocks_and_churn() {
     net.wait("node 3 back among node 1's peers", Duration::from_secs(60), |net| {
         net.peers(1).contains(&three)
     });
-}
-
-/// Sends up to `n` small payments from node `i`'s wallet to itself; returns how many the
-/// node accepted (it stops at the first refusal: out of mature coins).
-fn fill_mempool(net: &Net, i: usize, n: usize) -> usize {
-    let to = net.rpc(i, "getnewaddress", json!([]));
-    let mut sent = 0;
-    for _ in 0..n {
-        if net.pay(i, &to).is_err() {
-            break;
-        }
-        sent += 1;
-    }
-    sent
 }
