@@ -191,3 +191,128 @@ fn bad_wan_late_joiner_large_blocks_and_churn() {
         net.peers(1).contains(&three)
     });
 }
+
+/// Runs `lode ARGS` to completion; (success, stdout + stderr).
+fn lode(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(lode_tests::lode_bin())
+        .args(args)
+        .output()
+        .expect("run lode");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn namespaces() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Height of the devnet node at `rpc` (REST), if it answers.
+fn height_at(rt: &tokio::runtime::Runtime, rpc: &str) -> Option<u64> {
+    let client = lode_node::client::http::RpcClient::new(rpc, None);
+    let got = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), client.get("/api/v1/status")).await });
+    match got {
+        Ok(Ok((200, v))) => v["height"].as_u64(),
+        _ => None,
+    }
+}
+
+/// Waits for `cond`, bounded, polling.
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `lode devnet up --wan wan`: nodes in namespaces, the links' figures in `status`, a
+/// partition and heal at the bridge, a crashed `up`'s namespaces removed by the next `up`,
+/// and nothing left after `down`.
+#[test]
+fn devnet_up_wan_partitions_at_the_bridge_and_removes_everything() {
+    if lode_tests::netns::skip_reason().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("devnet");
+    let d_str = d.to_str().expect("utf-8 path").to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start_up = |log: &str| {
+        let out = std::fs::File::create(dir.path().join(log)).expect("log");
+        let err = out.try_clone().expect("log");
+        let child = std::process::Command::new(lode_tests::lode_bin())
+            .args(["devnet", "up", "--wan", "wan", "--nodes", "3", "--dir", &d_str])
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn devnet up");
+        let log_path = dir.path().join(log);
+        wait_for("devnet ready", Duration::from_secs(120), || {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("devnet ready")
+        });
+        child
+    };
+    let mut up = start_up("up1.log");
+    let ns = namespaces();
+    for name in ["lode-dn-sw", "lode-dn-h1", "lode-dn-h2", "lode-dn-h3"] {
+        assert!(ns.contains(name), "{name} missing: {ns}");
+    }
+    let (ok, status) = lode(&["devnet", "status", "--dir", &d_str]);
+    assert!(ok && status.contains("delay 40±10 ms, loss 1.0%"), "{status}");
+
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("devnet.json")).expect("devnet.json")).expect("json");
+    let rpc = |i: usize| file["nodes"][i]["rpc"].as_str().expect("rpc").to_string();
+    let (ok, out) = lode(&["devnet", "partition", "--dir", &d_str, "node0,node1", "/", "node2"]);
+    assert!(ok && out.contains("at the bridge"), "{out}");
+    // node0 mines; node2, cut off, falls behind.
+    wait_for("node2 to fall behind node0", Duration::from_secs(90), || {
+        match (height_at(&rt, &rpc(0)), height_at(&rt, &rpc(2))) {
+            (Some(a), Some(c)) => a >= c + 3,
+            _ => false,
+        }
+    });
+    let (ok, out) = lode(&["devnet", "heal", "--dir", &d_str]);
+    assert!(ok && out.contains("healed at the bridge"), "{out}");
+    wait_for("node2 to catch up", Duration::from_secs(90), || {
+        match (height_at(&rt, &rpc(0)), height_at(&rt, &rpc(2))) {
+            (Some(a), Some(c)) => c + 1 >= a,
+            _ => false,
+        }
+    });
+
+    // A crashed `up` leaves its namespaces; the next `up` removes them and starts afresh.
+    up.kill().expect("kill up");
+    let _ = up.wait();
+    assert!(namespaces().contains("lode-dn-sw"), "namespaces gone already?");
+    let mut up = start_up("up2.log");
+    let (ok, out) = lode(&["devnet", "down", "--dir", &d_str]);
+    assert!(ok, "{out}");
+    let _ = up.wait();
+    let ns = namespaces();
+    assert!(!ns.contains("lode-dn-"), "left behind: {ns}");
+    let links = std::process::Command::new("ip")
+        .args(["link"])
+        .output()
+        .expect("ip link");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("lode-dn-r"),
+        "root veth left behind"
+    );
+}
