@@ -270,10 +270,12 @@ impl Lab {
     }
 
     /// A command that runs `program` inside host `i`'s namespace (`ip netns exec` replaces
-    /// itself with the program, so the child's pid is the program's).
+    /// itself with the program, so the child's pid is the program's). The program is
+    /// SIGKILLed if the thread that spawns it dies, so a killed test leaves no node behind.
     pub fn command_in(&self, i: usize, program: &std::path::Path) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.host_ns(i)]).arg(program);
+        die_with_parent(&mut c);
         c
     }
 
