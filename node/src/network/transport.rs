@@ -44,3 +44,60 @@ impl<T: Transport + Unpin> Transport for NoPortReuse<T> {
         Pin::new(&mut self.0).poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use futures::future::{ready, Ready};
+    use libp2p::core::transport::PortUse;
+    use libp2p::core::Endpoint;
+
+    use super::*;
+
+    /// A transport that records the port policy of each dial and dials nowhere.
+    #[derive(Default)]
+    struct Recorder(Arc<Mutex<Vec<PortUse>>>);
+
+    impl Transport for Recorder {
+        type Output = ();
+        type Error = std::io::Error;
+        type ListenerUpgrade = Ready<Result<(), std::io::Error>>;
+        type Dial = Ready<Result<(), std::io::Error>>;
+
+        fn listen_on(&mut self, _: ListenerId, a: Multiaddr) -> Result<(), TransportError<Self::Error>> {
+            Err(TransportError::MultiaddrNotSupported(a))
+        }
+
+        fn remove_listener(&mut self, _: ListenerId) -> bool {
+            false
+        }
+
+        fn dial(&mut self, _: Multiaddr, opts: DialOpts) -> Result<Self::Dial, TransportError<Self::Error>> {
+            self.0
+                .lock()
+                .map_err(|_| TransportError::Other(std::io::Error::other("poisoned")))?
+                .push(opts.port_use);
+            Ok(ready(Ok(())))
+        }
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn every_dial_asks_for_a_new_port_even_when_reuse_was_asked() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut t = NoPortReuse(Recorder(seen.clone()));
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/1".parse().expect("addr");
+        for port_use in [PortUse::Reuse, PortUse::New] {
+            let opts = DialOpts {
+                role: Endpoint::Dialer,
+                port_use,
+            };
+            assert!(t.dial(addr.clone(), opts).is_ok());
+        }
+        assert_eq!(*seen.lock().expect("lock"), vec![PortUse::New, PortUse::New]);
+    }
+}

@@ -443,6 +443,23 @@ mod tests {
     }
 
     #[test]
+    fn behind_a_wan_a_node_listens_on_its_own_address_and_knows_only_node0() {
+        let all: Vec<DevnetNode> = (0..3)
+            .map(|i| DevnetNode {
+                rpc: format!("http://10.77.0.{}:{}", i + 1, 18441 + 2 * i),
+                p2p: format!("/ip4/10.77.0.{}/tcp/{}/p2p/ID{i}", i + 1, 18440 + 2 * i),
+                ..node(i)
+            })
+            .collect();
+        let ports = NodePorts { p2p: 18444, rpc: 18445 };
+        let a = node_args(&all[2], &ports, &all, Path::new("/d/mnemonic.txt"), 1, true).join(" ");
+        assert!(a.contains("--p2p-listen /ip4/10.77.0.3/tcp/18444"), "{a}");
+        assert!(a.contains("--rpc-listen 10.77.0.3:18445"), "{a}");
+        assert!(a.contains("--peer /ip4/10.77.0.1/tcp/18440/p2p/ID0"), "{a}");
+        assert!(!a.contains("ID1"), "only node0 is a --peer behind a WAN: {a}");
+    }
+
+    #[test]
     fn ready_means_healthy_fully_connected_and_one_tip() {
         let nodes: Vec<DevnetNode> = (0..2).map(node).collect();
         let ok = |tip: &str| Probe {
