@@ -28,6 +28,9 @@ pub enum NetlabError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Every lab slot is held by a running lab.
+    #[error("all {0} lab slots are in use")]
+    NoSlot(u8),
     /// The NFQUEUE delayer failed.
     #[error("delayer: {0}")]
     Delayer(String),

@@ -47,6 +47,6 @@ impl Slot {
                 return Ok(Slot { n, _lock: file });
             }
         }
-        Err(NetlabError::Profile(format!("all {MAX_SLOT} lab slots are in use")))
+        Err(NetlabError::NoSlot(MAX_SLOT))
     }
 }
