@@ -64,10 +64,11 @@ fn late_joiner_sync_rate_against_link_bandwidth() {
             return;
         };
         net.start(1, "regtest", None);
-        net.mine(1, 200);
-        // Blocks of payments, so the bytes are not only headers.
-        for _ in 0..4 {
-            fill_mempool(&net, 1, 40);
+        net.mine(1, 600);
+        // Blocks of payments (each spends one mature coinbase), so the bytes are not only
+        // headers and coinbases.
+        for _ in 0..5 {
+            fill_mempool(&net, 1, 100);
             net.mine(1, 1);
         }
         let (height, tip) = net.tip(1);
