@@ -388,6 +388,7 @@ difficulty = { algorithm = "fixed" }
             supervisor_pid: Some(4000),
             block_time: Some(10),
             base_port: Some(18443),
+            ..DevnetFile::default()
         };
         let text = serde_json::to_string_pretty(&devnet_file).expect("json");
         put(root, "devnet_file", "two-nodes.json", text.as_bytes());
