@@ -35,10 +35,12 @@ struct Rpc {
 
 impl Rpc {
     fn of(node: &NodeHandle, dir: &Path) -> Rpc {
-        let token = std::fs::read_to_string(dir.join(".cookie")).expect("cookie");
+        let line = std::fs::read_to_string(dir.join(".cookie")).expect("cookie");
+        // Core's cookie format; the token also works as a Bearer token.
+        let token = line.trim().strip_prefix("__cookie__:").expect("__cookie__:TOKEN");
         Rpc {
             base: format!("http://{}", node.rpc_addr().expect("rpc runs")),
-            token: Some(token.trim().to_string()),
+            token: Some(token.to_string()),
             http: reqwest::Client::new(),
         }
     }
@@ -643,7 +645,9 @@ async fn hostile_bodies_get_json_rpc_errors_and_the_node_keeps_serving() {
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32700);
     let resp = rpc.post_raw(body("[]")).await;
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
-    let resp = rpc.post_raw(body("{\"id\": 1, \"method\": \"getblockcount\"}")).await;
+    let resp = rpc
+        .post_raw(body("{\"jsonrpc\": \"3.0\", \"id\": 1, \"method\": \"getblockcount\"}"))
+        .await;
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
     // A batch: answers in order, each with its id, good and bad mixed.
     let batch = json!([
@@ -777,5 +781,178 @@ async fn events_stream_tips_and_txs_and_resume_from_an_id_and_metrics_count() {
     ] {
         assert!(m.contains(needle), "{needle} missing in\n{m}");
     }
+    a.shutdown().await.expect("shutdown");
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status and the JSON body
+/// (`Null` for an empty one) and the raw head.
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(T, stream.read(&mut chunk))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let status = head[9..12].parse().expect("status");
+                let body = &buf[end + 4..end + 4 + len];
+                return (status, head, serde_json::from_slice(body).unwrap_or(Value::Null));
+            }
+        }
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_transport_paths_versions_basic_auth_and_keep_alive_across_a_401() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // rpcauth line for "alice" / "hunter2-pw" (salt f9a7…, HMAC from Python's hmac module).
+    let alice = lode_node::rpc::auth::RpcAuthUser::parse(
+        "alice:f9a7b2c4d6e8f0a1b3c5d7e9f1a3b5c7$f0255c0695b95e84ea23c98a00d61c823147bb61ed93801db0c1e243b6e306c8",
+    )
+    .expect("rpcauth");
+    let carol = lode_node::rpc::auth::RpcAuthUser::parse(
+        "carol:f9a7b2c4d6e8f0a1b3c5d7e9f1a3b5c7$f0255c0695b95e84ea23c98a00d61c823147bb61ed93801db0c1e243b6e306c8:read",
+    )
+    .expect("rpcauth");
+    let a = node(dir.path(), 0, |c| {
+        if let Some(r) = c.rpc.as_mut() {
+            r.rpc_auth = vec![alice, carol];
+        }
+    })
+    .await;
+    let rpc = Rpc::of(&a, dir.path());
+    let cookie = basic("__cookie__", rpc.token.as_deref().unwrap_or_default());
+    let mut conn = tokio::net::TcpStream::connect(a.rpc_addr().expect("rpc"))
+        .await
+        .expect("connect");
+    let legacy = |m: &str, p: Value| json!({"version": "1.1", "id": 7, "method": m, "params": p}).to_string();
+
+    // A legacy call on `/`: result, error and id, no jsonrpc member.
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getblockcount", json!([]))).await;
+    assert_eq!((st, v.clone()), (200, json!({"result": 0, "error": null, "id": 7})));
+    // Errors set the status as Core's JSONErrorReply: 404 unknown method, 500 other.
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("nosuchmethod", json!([]))).await;
+    assert_eq!(st, 404);
+    assert!(
+        v["result"].is_null() && v["error"]["code"] == -32601 && v["id"] == 7,
+        "{v}"
+    );
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getblockhash", json!([99]))).await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-8)));
+    let (st, _, v) = exchange(&mut conn, "/", None, "{not json").await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-32700)));
+    // A 2.0 call on `/`: 200, result only.
+    let (st, _, v) = exchange(&mut conn, "/", None, r#"{"jsonrpc":"2.0","id":1,"method":"nosuch"}"#).await;
+    assert_eq!(st, 200);
+    assert!(v.get("result").is_none() && v["error"]["code"] == -32601, "{v}");
+
+    // Wrong credentials: 401 with WWW-Authenticate, and the same connection serves on.
+    for bad in [
+        basic("__cookie__", "wrong"),
+        basic("alice", "hunter2"),
+        "Bearer nope".to_string(),
+    ] {
+        let (st, head, v) = exchange(&mut conn, "/", Some(&bad), &legacy("getblockcount", json!([]))).await;
+        assert_eq!(st, 401, "{bad}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"jsonrpc\""),
+            "{head}"
+        );
+        assert_eq!(v["error"]["code"], -32001);
+        assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    }
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getbalance", json!([]))).await;
+    assert_eq!(st, 200, "the kept-alive connection still serves: {v}");
+
+    // rpcauth users: alice has every scope; carol reads only.
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/",
+        Some(&basic("alice", "hunter2-pw")),
+        &legacy("getnewaddress", json!([])),
+    )
+    .await;
+    assert!(st == 200 && v["result"].is_string(), "{v}");
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/",
+        Some(&basic("carol", "hunter2-pw")),
+        &legacy("getnewaddress", json!([])),
+    )
+    .await;
+    assert_eq!((st, v["error"]["code"].clone()), (403, json!(-32002)));
+    // Public methods need no credential; private ones say so.
+    let (st, _, v) = exchange(&mut conn, "/", None, &legacy("getnewaddress", json!([]))).await;
+    assert_eq!((st, v["error"]["code"].clone()), (401, json!(-32001)));
+
+    // The built-in wallet answers to its name and to the empty name; others do not exist.
+    for path in ["/wallet/lode", "/wallet/"] {
+        let (st, _, v) = exchange(&mut conn, path, Some(&cookie), &legacy("getbalance", json!([]))).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/wallet/other",
+        Some(&cookie),
+        &legacy("getbalance", json!([])),
+    )
+    .await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-18)));
+    let (st, _, _) = exchange(
+        &mut conn,
+        "/wallet/other",
+        Some(&cookie),
+        &legacy("getblockcount", json!([])),
+    )
+    .await;
+    assert_eq!(st, 200, "chain methods ignore the wallet path");
+
+    // A batch mixing versions: 200, each answered in its own.
+    let batch = json!([
+        {"id": 1, "method": "getblockcount"},
+        {"jsonrpc": "2.0", "id": 2, "method": "getblockcount"},
+        {"jsonrpc": "1.0", "id": 3, "method": "nosuch"}
+    ]);
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &batch.to_string()).await;
+    assert_eq!(st, 200);
+    assert_eq!(v[0], json!({"result": 0, "error": null, "id": 1}));
+    assert_eq!(v[1], json!({"jsonrpc": "2.0", "result": 0, "id": 2}));
+    assert!(v[2]["result"].is_null() && v[2]["error"]["code"] == -32601);
     a.shutdown().await.expect("shutdown");
 }

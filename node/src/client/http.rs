@@ -48,18 +48,47 @@ pub enum ClientError {
     },
 }
 
+/// How a client proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer TOKEN` (the cookie's token or an API key).
+    Bearer(String),
+    /// HTTP Basic `USER:PASSWORD` (Core's cookie `__cookie__:TOKEN`, or an rpcauth user).
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    // Never print a secret (a client in a log line must not leak it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(…)"),
+            Credential::Basic { user, .. } => write!(f, "Basic({user}:…)"),
+        }
+    }
+}
+
 /// A client of one node.
 #[derive(Clone, Debug)]
 pub struct RpcClient {
     base: String,
-    token: Option<String>,
+    credential: Option<Credential>,
     http: reqwest::Client,
 }
 
 impl RpcClient {
     /// A client of the node at `base` (`http://127.0.0.1:18443`), authenticating with
-    /// `token` when given.
+    /// `token` (`Bearer`) when given.
     pub fn new(base: &str, token: Option<String>) -> RpcClient {
+        RpcClient::with_credential(base, token.map(Credential::Bearer))
+    }
+
+    /// A client of the node at `base` with any credential.
+    pub fn with_credential(base: &str, credential: Option<Credential>) -> RpcClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(5))
@@ -67,15 +96,23 @@ impl RpcClient {
             .unwrap_or_default();
         RpcClient {
             base: base.trim_end_matches('/').to_string(),
-            token,
+            credential,
             http,
         }
     }
 
-    /// A client authenticating with the token in a cookie file.
+    /// A client authenticating with a cookie file (Core's `__cookie__:TOKEN`).
     pub fn with_cookie(base: &str, cookie: &Path) -> Result<RpcClient, ClientError> {
-        let token = read_cookie(cookie)?;
-        Ok(RpcClient::new(base, Some(token)))
+        let credential = read_cookie(cookie)?;
+        Ok(RpcClient::with_credential(base, Some(credential)))
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credential {
+            Some(Credential::Bearer(t)) => req.bearer_auth(t),
+            Some(Credential::Basic { user, password }) => req.basic_auth(user, Some(password)),
+            None => req,
+        }
     }
 
     /// The node's base URL.
@@ -87,10 +124,7 @@ impl RpcClient {
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let url = format!("{}/rpc", self.base);
-        let mut req = self.http.post(&url).json(&body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let req = self.authorize(self.http.post(&url).json(&body));
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
@@ -126,10 +160,7 @@ impl RpcClient {
     /// status (`/health` answers 503 with a reason when not ready).
     pub async fn get(&self, path: &str) -> Result<(u16, Value), ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.get(&url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let req = self.authorize(self.http.get(&url));
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
@@ -143,8 +174,9 @@ impl RpcClient {
     }
 }
 
-/// Reads a node's cookie file (the token, trimmed).
-pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
+/// Reads a node's cookie file: Core's `__cookie__:TOKEN` (HTTP Basic), or a bare token
+/// (`Bearer`, as nodes before 0.2 wrote it).
+pub fn read_cookie(path: &Path) -> Result<Credential, ClientError> {
     let text = std::fs::read_to_string(path).map_err(|e| ClientError::Cookie {
         path: path.display().to_string(),
         // The node writes it at start and removes it at a clean stop.
@@ -161,7 +193,13 @@ pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
             reason: "not a cookie file".into(),
         });
     }
-    Ok(token.to_string())
+    Ok(match token.split_once(':') {
+        Some((user, password)) => Credential::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        },
+        None => Credential::Bearer(token.to_string()),
+    })
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {

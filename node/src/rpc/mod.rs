@@ -1,5 +1,6 @@
-//! The node's HTTP port: JSON-RPC 2.0 (`POST /rpc`), the public REST API (`/api/v1/…`,
-//! with its OpenAPI document), server-sent events, Prometheus metrics and `/health`.
+//! The node's HTTP port: JSON-RPC (`POST /rpc`, and Bitcoin Core's `POST /` and
+//! `POST /wallet/<name>`: [`transport`]), the public REST API (`/api/v1/…`, with its
+//! OpenAPI document), server-sent events, Prometheus metrics and `/health`.
 //! The contract is `docs/API.md`.
 //!
 //! Every request passes one gate ([`gate`]): the `Authorization` header is identified
@@ -19,19 +20,20 @@ pub mod limit;
 pub mod methods;
 pub mod rest;
 pub mod sse;
+pub mod transport;
 pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -39,7 +41,7 @@ use crate::api::NodeApi;
 pub use app::App;
 use auth::{Authenticator, Principal};
 pub use config::{RpcConfig, DEFAULT_RATE_LIMIT, DEFAULT_RPC_ADDR};
-use jsonrpc::{RpcError, MAX_BATCH};
+use jsonrpc::RpcError;
 use limit::{Decision, RateLimits};
 
 /// Most simultaneous HTTP connections.
@@ -97,7 +99,7 @@ pub async fn start(
 
     let events = events::EventLog::start(&api, shutdown.clone());
     let app = Arc::new(App {
-        auth: Authenticator::new(&token, config.api_keys.clone()),
+        auth: Authenticator::new(&token, config.api_keys.clone(), config.rpc_auth.clone()),
         limits: RateLimits::new(config.rate_limit),
         events,
         shutdown: shutdown.clone(),
@@ -106,7 +108,10 @@ pub async fn start(
     spawn_pruner(&app);
     let body_limit = body_limit(app.api.params().max_block_size);
     let timed = Router::new()
-        .route("/rpc", post(rpc))
+        .route("/rpc", post(transport::rpc))
+        .route("/", post(transport::rpc))
+        .route("/wallet/", post(transport::rpc))
+        .route("/wallet/{name}", post(transport::wallet_rpc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(rest::routes())
@@ -208,6 +213,7 @@ async fn gate(
     let decision = app.limits.check(&principal, remote.ip());
     let mut resp = match decision {
         Decision::Limited { retry_after, .. } => {
+            drain(req).await;
             app.api.metrics().rate_limited.inc();
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -220,9 +226,15 @@ async fn gate(
         }
         _ if principal == Principal::Invalid => {
             app.api.metrics().auth_failures.inc();
-            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), "rejected a request with a wrong token");
+            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), "rejected a request with wrong credentials");
+            drain(req).await;
             let body = jsonrpc::response(&Value::Null, Err(RpcError::bad_token()));
-            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+            let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"jsonrpc\""),
+            );
+            r
         }
         _ => {
             req.extensions_mut().insert(principal);
@@ -250,84 +262,18 @@ async fn gate(
     resp
 }
 
+/// Reads a refused request's body to its end (up to [`DRAIN_LIMIT`]), so that the
+/// connection stays usable: hyper closes a kept-alive connection whose last request body
+/// was left unread, and a Core client keeps its connection across a 401.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+}
+
+/// Most bytes of a refused request's body read to keep its connection (larger: closed).
+const DRAIN_LIMIT: usize = 1 << 20;
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "no such route"}))).into_response()
-}
-
-/// `POST /rpc`: one call or a batch.
-async fn rpc(State(app): State<Arc<App>>, Extension(principal): Extension<Principal>, body: Bytes) -> Response {
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            app.api.metrics().count_request("rpc", "-32700");
-            return Json(jsonrpc::response(&Value::Null, Err(RpcError::parse(e)))).into_response();
-        }
-    };
-    match value {
-        Value::Array(items) => {
-            let error = if items.is_empty() {
-                Some("empty batch")
-            } else if items.len() > MAX_BATCH {
-                Some("batch of more than 100 calls")
-            } else {
-                None
-            };
-            if let Some(reason) = error {
-                return Json(jsonrpc::response(&Value::Null, Err(RpcError::invalid_request(reason)))).into_response();
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                if let (Some(r), _) = one_call(&app, &principal, item).await {
-                    out.push(r);
-                }
-            }
-            if out.is_empty() {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                Json(Value::Array(out)).into_response()
-            }
-        }
-        single => match one_call(&app, &principal, single).await {
-            (Some(r), status) => (status, Json(r)).into_response(),
-            (None, _) => StatusCode::NO_CONTENT.into_response(),
-        },
-    }
-}
-
-/// Runs one call; `None` for a notification (no `id`).
-async fn one_call(app: &App, principal: &Principal, v: Value) -> (Option<Value>, StatusCode) {
-    let call = match jsonrpc::parse_call(v) {
-        Ok(c) => c,
-        Err((id, e)) => {
-            app.api.metrics().count_request("rpc", &e.code.to_string());
-            return (Some(jsonrpc::response(&id, Err(e))), StatusCode::OK);
-        }
-    };
-    let scope = methods::scope_of(&call.method);
-    let result = match scope {
-        None => Err(RpcError::method_not_found(&call.method)),
-        Some(None) => methods::call(app, &call.method, &call.params).await,
-        Some(Some(s)) if *principal == Principal::Anonymous => {
-            tracing::debug!(method = %call.method, scope = %s, "private method without a token");
-            Err(RpcError::unauthorized())
-        }
-        Some(Some(s)) if !principal.allows(s) => Err(RpcError::forbidden(s)),
-        Some(Some(_)) => methods::call(app, &call.method, &call.params).await,
-    };
-    // Unknown names are not labels: a client must not grow the metric set.
-    let label = if scope.is_some() {
-        call.method.as_str()
-    } else {
-        "unknown"
-    };
-    let status = match &result {
-        Ok(_) => "ok".to_string(),
-        Err(e) => e.code.to_string(),
-    };
-    app.api.metrics().count_request(label, &status);
-    let http = result.as_ref().err().map_or(StatusCode::OK, RpcError::http_status);
-    let id = call.id.clone();
-    (id.map(|id| jsonrpc::response(&id, result)), http)
 }
 
 /// `GET /health`: 200 when the node is serving and not catching up, else 503 with why.

@@ -13,6 +13,9 @@ use crate::rpc::app::App;
 use crate::rpc::jsonrpc::{Params, RpcError};
 use crate::wallet::{NodeWallet, WalletActionError};
 
+/// The built-in wallet's name (Core's `walletname`; `/wallet/lode` and `/wallet/` reach it).
+pub const WALLET_NAME: &str = "lode";
+
 /// Longest `walletpassphrase` timeout: a year.
 const MAX_UNLOCK_SECS: u64 = 365 * 24 * 3600;
 
