@@ -104,6 +104,11 @@ impl Rpc {
     }
 }
 
+/// Base units as Core's decimal coins.
+fn c(units: u64) -> Value {
+    json!(units as f64 / 1e8)
+}
+
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -142,7 +147,12 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
         .ok("getblock", json!({"blockhash": hashes[0], "verbosity": 2}))
         .await;
     assert_eq!(b2["tx"][0]["txid"], coinbase_txid);
-    assert_eq!(b2["tx"][0]["vin"][0]["coinbase"], true);
+    assert_eq!(b2["tx"][0]["vin"][0]["lode_height"], 1);
+    assert!(b2["tx"][0]["vin"][0]["coinbase"].is_string());
+    assert_eq!(
+        b1["versionHex"],
+        format!("{:08x}", b1["version"].as_u64().expect("version"))
+    );
     let hv = anon.ok("getblockheader", json!([hashes[0]])).await;
     assert_eq!(hv["merkleroot"], b1["merkleroot"]);
     assert!(hv.get("tx").is_none());
@@ -153,10 +163,10 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     let tx = anon.ok("getrawtransaction", json!([coinbase_txid, true])).await;
     assert_eq!(tx["blockhash"], hashes[0]);
     assert_eq!(tx["confirmations"], 12);
-    assert_eq!(
-        tx["vout"][0]["value"],
-        json!(ChainParams::regtest().subsidy(lode_chain::Height(1)).0)
-    );
+    // Amounts on the JSON-RPC API are decimal coins (Core); REST keeps base units.
+    let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
+    assert_eq!(tx["vout"][0]["value"], json!(subsidy as f64 / 1e8));
+    assert!(tx["vout"][0]["value"].to_string().contains('.'));
     let txhex = anon.ok("getrawtransaction", json!([coinbase_txid])).await;
     assert_eq!(txhex, tx["hex"]);
 
@@ -166,11 +176,23 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(mi["size"], 0);
     let fee = anon.ok("estimatefee", json!([])).await;
     assert!(fee["feerate"].as_u64() >= Some(ChainParams::regtest().min_relay_fee_rate));
+    // Core's estimatesmartfee: coins per 1000 bytes (relay floor × 1000 ÷ 1e8 at least).
+    let smart = anon.ok("estimatesmartfee", json!([6])).await;
+    let floor = ChainParams::regtest().min_relay_fee_rate as f64 * 1000.0 / 1e8;
+    assert!(smart["feerate"].as_f64() >= Some(floor), "{smart}");
+    assert_eq!(smart["blocks"], 6);
+    anon.err("estimatesmartfee", json!([0]), -8).await;
+    // Core's difficulty: relative to 0x1d00ffff (regtest's easiest target ≈ 4.66e-10).
+    let d = info["difficulty"].as_f64().expect("difficulty");
+    assert!((4.0e-10..5.0e-10).contains(&d), "{d}");
+    assert!(anon.ok("uptime", json!([])).await.is_u64());
+    assert!(s(&anon.ok("help", json!([])).await).contains("getmempoolentry"));
+    anon.err("getmempoolentry", json!([format!("{:064x}", 5)]), -5).await;
     let mining = anon.ok("getmininginfo", json!([])).await;
     assert_eq!(mining["blocks"], 12);
     assert_eq!(mining["generate"], false);
     let net = anon.ok("getnetworkinfo", json!([])).await;
-    assert_eq!(net["peerid"], json!(a.peer_id().to_string()));
+    assert_eq!(net["lode_peerid"], json!(a.peer_id().to_string()));
     assert_eq!(net["connections"], 0);
 
     // Failures: each names what was wrong.
@@ -214,14 +236,11 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(mp["size"], 0);
     let (_, peers) = anon.get("/api/v1/peers").await;
     assert_eq!(peers, json!([]));
-    let miner_addr = s(&tx["vout"][0]["address"]);
+    let miner_addr = s(&tx["vout"][0]["scriptPubKey"]["address"]);
     let (st, ad) = anon.get(&format!("/api/v1/address/{miner_addr}")).await;
     assert_eq!(st, StatusCode::OK, "{ad}");
     // One `generate` call pays one fresh address: all twelve rewards.
-    assert_eq!(
-        ad["balance"],
-        json!(12 * tx["vout"][0]["value"].as_u64().expect("value"))
-    );
+    assert_eq!(ad["balance"], json!(12 * subsidy));
     assert_eq!(ad["history"]["total"], 12);
     assert_eq!(ad["utxo_count"], 12);
     let (_, ad2) = anon.get(&format!("/api/v1/address/{miner_addr}?page=1&limit=5")).await;
@@ -309,17 +328,21 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
     let bal = ra.ok("getbalances", json!([])).await;
     // Coinbase maturity 10: the next block (12) may spend the rewards of blocks 1 and 2.
-    assert_eq!(bal["spendable"], json!(2 * subsidy));
-    assert_eq!(bal["immature_coins"].as_array().map(Vec::len), Some(9));
-    assert_eq!(bal["immature_coins"][0]["height"], json!(13));
-    assert_eq!(ra.ok("getbalance", json!([])).await, json!(2 * subsidy));
+    // Amounts are Core's decimal coins.
+    assert_eq!(bal["mine"]["trusted"], c(2 * subsidy));
+    assert_eq!(bal["lode_immature_coins"].as_array().map(Vec::len), Some(9));
+    assert_eq!(bal["lode_immature_coins"][0]["height"], json!(13));
+    assert_eq!(ra.ok("getbalance", json!([])).await, c(2 * subsidy));
+    assert_eq!(ra.ok("getbalance", json!(["*", 1])).await, c(2 * subsidy));
 
     let to = rb.ok("getnewaddress", json!([])).await;
     let amount = 1_250_000_000u64;
-    let sent = ra.ok("sendtoaddress", json!([to, amount])).await;
-    let txid = s(&sent["txid"]);
-    let fee = sent["fee"].as_u64().expect("fee");
-    let size = sent["size"].as_u64().expect("size");
+    // Core's sendtoaddress answers the txid; verbose adds the fee reason (and Lode's fee).
+    let txid = s(&ra.ok("sendtoaddress", json!([to, c(amount)])).await);
+    assert_eq!(txid.len(), 64);
+    let entry = ra.ok("getmempoolentry", json!([txid])).await;
+    let fee = (entry["fees"]["base"].as_f64().expect("fee") * 1e8).round() as u64;
+    let size = entry["vsize"].as_u64().expect("size");
     let rate = ra.ok("estimatefee", json!([])).await["feerate"].as_u64().expect("rate");
     assert_eq!(fee, size * rate, "fee = size × rate");
     // Gossip carries it to B's mempool.
@@ -335,25 +358,27 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     })
     .await;
     let verbose = rb.ok("getrawmempool", json!([true])).await;
-    assert_eq!(verbose[&txid]["fee"], json!(fee));
+    assert_eq!(verbose[&txid]["fees"]["base"], c(fee));
+    assert_eq!(verbose[&txid]["bip125-replaceable"], true);
     let mtx = rb.ok("getrawtransaction", json!([txid, true])).await;
-    assert_eq!(mtx["confirmations"], 0);
+    assert!(mtx.get("confirmations").is_none(), "unconfirmed: {mtx}");
+    assert_eq!(mtx["fee"], c(fee));
     // The same transaction again is idempotent; its coins spent otherwise are refused.
     assert_eq!(rb.ok("sendrawtransaction", json!([mtx["hex"]])).await, json!(txid));
     // One reward is reserved by the pending payment; its change is pending.
     let pending = ra.ok("getbalances", json!([])).await;
-    assert_eq!(pending["reserved"], json!(subsidy));
-    assert_eq!(pending["spendable"], json!(subsidy));
-    assert_eq!(pending["pending_incoming"], json!(subsidy - amount - fee));
-    let e = ra.err("sendtoaddress", json!([to, subsidy + 1]), -6).await;
+    assert_eq!(pending["mine"]["lode_reserved"], c(subsidy));
+    assert_eq!(pending["mine"]["trusted"], c(subsidy));
+    assert_eq!(pending["mine"]["untrusted_pending"], c(subsidy - amount - fee));
+    let e = ra.err("sendtoaddress", json!([to, c(subsidy + 1)]), -6).await;
     assert!(e.contains("insufficient"), "{e}");
 
     ra.ok("generate", json!([1])).await;
     wait_for("B sees the block", T, || async { b.tip().hash == a.tip().hash }).await;
-    assert_eq!(rb.ok("getbalance", json!([])).await, json!(amount));
+    assert_eq!(rb.ok("getbalance", json!([])).await, c(amount));
     let utxos = rb.ok("listunspent", json!([])).await;
     assert_eq!(utxos[0]["txid"], json!(txid));
-    assert_eq!(utxos[0]["amount"], json!(amount));
+    assert_eq!(utxos[0]["amount"], c(amount));
     assert_eq!(utxos[0]["spendable"], true);
     let hist = ra.ok("listtransactions", json!([])).await;
     let send = hist
@@ -362,12 +387,20 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         .cloned()
         .expect("send in history");
     assert_eq!(send["category"], "send");
-    assert_eq!(send["amount"], json!(-((amount + fee) as i64)));
+    // Core: a send's amount and fee are negative, apart.
+    assert_eq!(send["amount"], json!(-(amount as f64) / 1e8));
+    assert_eq!(send["fee"], json!(-(fee as f64) / 1e8));
     assert_eq!(send["confirmations"], 1);
+    assert_eq!(send["blockheight"], 12);
     let gt = rb.ok("gettransaction", json!([txid])).await;
     assert_eq!(gt["category"], "receive");
-    assert_eq!(gt["amount"], json!(amount));
-    // The REST address view agrees with the wallet.
+    assert_eq!(gt["amount"], c(amount));
+    assert_eq!(gt["details"][0]["amount"], c(amount));
+    assert_eq!(gt["hex"], mtx["hex"]);
+    let info = rb.ok("getaddressinfo", json!([to])).await;
+    assert_eq!(info["ismine"], true);
+    assert_eq!(ra.ok("getaddressinfo", json!([to])).await["ismine"], false);
+    // The REST address view agrees with the wallet, in base units (esplora's way).
     let (_, ad) = rb.anon().get(&format!("/api/v1/address/{}", s(&to))).await;
     assert_eq!(ad["balance"], json!(amount));
     // A mined transaction cannot be sent again.
@@ -376,8 +409,9 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     // Wallet refusals.
     rb.err("sendtoaddress", json!(["lreg1nothing", 5]), -5).await;
     rb.err("sendtoaddress", json!([to, 0]), -8).await;
-    rb.err("sendtoaddress", json!([to, 1]), -8).await; // dust
-    rb.err("sendtoaddress", json!([to, -5]), -32602).await;
+    rb.err("sendtoaddress", json!([to, 0.00000001]), -8).await; // dust
+    rb.err("sendtoaddress", json!([to, -5]), -3).await;
+    rb.err("sendtoaddress", json!([to, 0.123456789]), -3).await;
     rb.err("walletpassphrase", json!(["pw", 10]), -15).await;
     rb.err("walletpassphrase", json!(["pw", 0]), -8).await;
     let m = rb.ok("dumpmnemonic", json!([])).await;
@@ -390,7 +424,7 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     rb.ok("encryptwallet", json!(["correct horse"])).await;
     rb.err("encryptwallet", json!(["again"]), -15).await;
     assert!(rb
-        .err("sendtoaddress", json!([back, 100_000_000]), -13)
+        .err("sendtoaddress", json!([back, 1.0]), -13)
         .await
         .contains("locked"));
     rb.err("dumpmnemonic", json!([]), -13).await;
@@ -400,12 +434,22 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         s(&rb.ok("dumpmnemonic", json!([])).await["mnemonic"]),
         s(&m["mnemonic"])
     );
-    assert!(rb.ok("sendtoaddress", json!([back, 100_000_000])).await["txid"].is_string());
+    let verbose = rb
+        .ok(
+            "sendtoaddress",
+            json!({"address": back, "amount": 1.0, "verbose": true}),
+        )
+        .await;
+    assert!(
+        verbose["txid"].is_string() && verbose["fee_reason"].is_string(),
+        "{verbose}"
+    );
     assert_eq!(rb.ok("walletlock", json!([])).await, Value::Null);
-    rb.err("sendtoaddress", json!([back, 100_000_000]), -13).await;
-    assert_eq!(rb.ok("getwalletinfo", json!([])).await["encrypted"], true);
+    rb.err("sendtoaddress", json!([back, 1.0]), -13).await;
     let wi = rb.ok("getwalletinfo", json!([])).await;
-    assert!(wi["addresses"].as_array().is_some_and(|a| a.contains(&to)));
+    assert_eq!(wi["lode_encrypted"], true);
+    assert_eq!(wi["walletname"], "lode");
+    assert!(wi["lode_addresses"].as_array().is_some_and(|a| a.contains(&to)));
     b.shutdown().await.expect("shutdown");
     a.shutdown().await.expect("shutdown");
 }
@@ -462,6 +506,16 @@ async fn mining_and_admin_methods_act_on_the_node() {
     ra.err("setgenerate", json!([]), -32602).await;
     ra.err("generate", json!([0]), -8).await;
     ra.err("generate", json!([1, "lreg1bad"]), -5).await;
+    // Core's generatetoaddress: the blocks pay the address given.
+    let payee = ra.ok("getnewaddress", json!([])).await;
+    let before = ra.ok("getblockcount", json!([])).await.as_u64().expect("count");
+    let got = ra.ok("generatetoaddress", json!([2, payee, 1000])).await;
+    assert_eq!(got.as_array().map(Vec::len), Some(2));
+    assert_eq!(ra.ok("getblockcount", json!([])).await, json!(before + 2));
+    let block = ra.ok("getblock", json!([got[0], 2])).await;
+    assert_eq!(block["tx"][0]["vout"][0]["scriptPubKey"]["address"], payee);
+    ra.err("generatetoaddress", json!([1]), -32602).await;
+    ra.err("generatetoaddress", json!([1, "lreg1bad"]), -5).await;
 
     // addnode / getpeerinfo / disconnectnode / setban / listbanned.
     let a_addr = addr(&a).to_string();
@@ -564,7 +618,7 @@ async fn auth_needs_the_right_token_and_scope_and_the_cookie_rotates() {
         fresh.with_token(&old).raw("getbalance", json!([])).await.0,
         StatusCode::UNAUTHORIZED
     );
-    assert!(fresh.ok("getbalance", json!([])).await.is_u64());
+    assert!(fresh.ok("getbalance", json!([])).await.is_f64());
     let url = std::fs::read_to_string(dir.path().join("rpc_url")).expect("rpc_url");
     assert_eq!(url.trim(), fresh.base);
     a.shutdown().await.expect("shutdown");

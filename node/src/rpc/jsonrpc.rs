@@ -242,6 +242,11 @@ impl Params {
         Ok(())
     }
 
+    /// A param as given (`None`: absent or null).
+    pub fn value(&self, i: usize, name: &str) -> Option<&Value> {
+        self.get(i, name)
+    }
+
     fn get(&self, i: usize, name: &str) -> Option<&Value> {
         let v = match &self.named {
             Some(m) => m.get(name),

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod core_views;
 pub mod events;
 pub mod jsonrpc;
 pub mod limit;

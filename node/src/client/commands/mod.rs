@@ -175,6 +175,22 @@ pub(crate) fn field<'a>(method: &str, value: &'a Value, name: &str) -> Result<&'
 }
 
 /// A required unsigned integer field.
+/// A decimal-coin amount field of a JSON-RPC answer (Core's shape) in base units.
+pub(crate) fn units_field(method: &str, value: &Value, name: &str) -> Result<u64, CommandError> {
+    let v = field(method, value, name)?;
+    crate::common::coins::from_json(v)
+        .map(|a| a.0)
+        .map_err(|e| CommandError::Malformed {
+            method: method.to_string(),
+            reason: format!("{name:?}: {e}"),
+        })
+}
+
+/// A signed decimal-coin amount (absent or malformed: `None`) in base units.
+pub(crate) fn signed_units(v: Option<&Value>) -> Option<i64> {
+    v.and_then(|v| crate::common::coins::signed_from_json(v).ok())
+}
+
 pub(crate) fn u64_field(method: &str, value: &Value, name: &str) -> Result<u64, CommandError> {
     field(method, value, name)?
         .as_u64()
