@@ -1010,3 +1010,179 @@ async fn core_transport_paths_versions_basic_auth_and_keep_alive_across_a_401() 
     assert!(v[2]["result"].is_null() && v[2]["error"]["code"] == -32601);
     a.shutdown().await.expect("shutdown");
 }
+
+/// A signed POST to `/rpc` (the key's id and secret, the Unix time to sign with).
+async fn signed_post(rpc: &Rpc, key: &str, secret: &[u8], ts: i64, body: &str, sent_body: &str) -> (StatusCode, Value) {
+    use lode_node::common::signing;
+    let ts = ts.to_string();
+    let sig = signing::sign(secret, &ts, "POST", "/rpc", body.as_bytes());
+    signed_raw(rpc, key, &ts, &sig, sent_body).await
+}
+
+async fn signed_raw(rpc: &Rpc, key: &str, ts: &str, sig: &str, body: &str) -> (StatusCode, Value) {
+    let resp = rpc
+        .http
+        .post(format!("{}/rpc", rpc.base))
+        .header("content-type", "application/json")
+        .header("x-lode-key", key)
+        .header("x-lode-timestamp", ts)
+        .header("x-lode-signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("http");
+    let st = resp.status();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_pass_once_and_every_forgery_is_refused_without_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    // The admin creates keys on the running node; the secret is shown once.
+    let reader = rpc.ok("createapikey", json!({"scopes": "read"})).await;
+    let payer = rpc.ok("createapikey", json!(["read,wallet", 2])).await;
+    let (pid, psecret) = (s(&payer["key"]), hex::decode(s(&payer["secret"])).expect("hex"));
+    let (rid, rsecret) = (s(&reader["key"]), hex::decode(s(&reader["secret"])).expect("hex"));
+    let listed = rpc.ok("listapikeys", json!([])).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert!(
+        !listed.to_string().contains(&s(&payer["secret"])),
+        "a listing never shows secrets"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("api_keys.json"))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let issued = || async {
+        rpc.ok("getwalletinfo", json!([])).await["lode_addresses"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = issued().await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"getnewaddress"}"#;
+
+    // A good signature: served, with the key's own quota in the headers.
+    let now = unix_now();
+    let (st, v) = signed_post(&rpc, &pid, &psecret, now, call, call).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["result"].is_string());
+    assert_eq!(issued().await, before + 1);
+
+    // Each forgery: refused with 401 (403 for the scope) and no address issued.
+    let refusals: Vec<(&str, (StatusCode, Value))> = vec![
+        (
+            "wrong secret",
+            signed_post(&rpc, &pid, &rsecret, now + 1, call, call).await,
+        ),
+        (
+            "stale timestamp",
+            signed_post(&rpc, &pid, &psecret, now - 31, call, call).await,
+        ),
+        ("replay", {
+            let ts = (now + 2).to_string();
+            let sig = lode_node::common::signing::sign(&psecret, &ts, "POST", "/rpc", call.as_bytes());
+            assert_eq!(signed_raw(&rpc, &pid, &ts, &sig, call).await.0, StatusCode::OK);
+            signed_raw(&rpc, &pid, &ts, &sig, call).await
+        }),
+        (
+            "tampered body",
+            signed_post(
+                &rpc,
+                &pid,
+                &psecret,
+                now + 3,
+                r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+                call,
+            )
+            .await,
+        ),
+        (
+            "missing scope",
+            signed_post(&rpc, &rid, &rsecret, now + 4, call, call).await,
+        ),
+    ];
+    let after_good = issued().await;
+    assert_eq!(after_good, before + 2, "only the two good calls issued addresses");
+    for (what, (st, v)) in &refusals {
+        let want = if *what == "missing scope" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(*st, want, "{what}: {v}");
+    }
+    assert!(refusals[1].1 .1["error"]["message"].to_string().contains("30 s"));
+    assert!(refusals[2].1 .1["error"]["message"]
+        .to_string()
+        .contains("already used"));
+    // A reader may read.
+    let (st, _) = signed_post(
+        &rpc,
+        &rid,
+        &rsecret,
+        now + 5,
+        r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Revoked: refused at once.
+    assert_eq!(rpc.ok("revokeapikey", json!([pid])).await, Value::Null);
+    let (st, _) = signed_post(&rpc, &pid, &psecret, now + 6, call, call).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(issued().await, after_good);
+    rpc.err("revokeapikey", json!([pid]), -8).await;
+
+    // The payer's own quota (2/s, burst 4) was visible and is enforced: a fresh key of 1/s.
+    let slow = rpc.ok("createapikey", json!(["read", 1])).await;
+    let (sid, ssecret) = (s(&slow["key"]), hex::decode(s(&slow["secret"])).expect("hex"));
+    let count = r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#;
+    let mut limited = None;
+    for i in 0..10 {
+        let (st, v) = signed_post(&rpc, &sid, &ssecret, now + 10 + i, count, count).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(v);
+            break;
+        }
+    }
+    assert!(limited.is_some(), "a 1/s key is limited within 10 quick calls");
+
+    // Every refusal counted by reason.
+    let metrics = rpc
+        .http
+        .get(format!("{}/metrics", rpc.base))
+        .send()
+        .await
+        .expect("http")
+        .text()
+        .await
+        .unwrap_or_default();
+    for reason in [
+        "bad_signature",
+        "stale_timestamp",
+        "replay",
+        "unknown_key",
+        "missing_scope",
+        "rate_limited",
+    ] {
+        assert!(
+            metrics.contains(&format!("lode_rpc_refused_total{{reason=\"{reason}\"}}")),
+            "{reason} counted: {metrics}"
+        );
+    }
+    a.shutdown().await.expect("shutdown");
+}

@@ -238,7 +238,7 @@ def main():
     raw_proxy = bitcoin.rpc.RawProxy(btc_conf_file=conf)
     check_shape("getblockchaininfo", raw_proxy.getblockchaininfo())
     addr2 = raw_proxy.getnewaddress()
-    txid2 = raw_proxy.sendtoaddress(addr2, D("0.25"))
+    txid2 = raw_proxy.sendtoaddress(addr2, 0.25)  # bitcoinlib sends floats
     assert raw_proxy.gettransaction(txid2)["confirmations"] == 0
     raw_proxy.generatetoaddress(1, addr2)
     assert raw_proxy.gettransaction(txid2)["confirmations"] == 1

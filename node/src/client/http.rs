@@ -77,7 +77,21 @@ impl std::fmt::Debug for Credential {
 pub struct RpcClient {
     base: String,
     credential: Option<Credential>,
+    signer: Option<Signer>,
     http: reqwest::Client,
+}
+
+/// An API key that signs every request (`X-Lode-*`, `crate::common::signing`).
+#[derive(Clone)]
+struct Signer {
+    id: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({}:…)", self.id)
+    }
 }
 
 impl RpcClient {
@@ -97,8 +111,39 @@ impl RpcClient {
         RpcClient {
             base: base.trim_end_matches('/').to_string(),
             credential,
+            signer: None,
             http,
         }
+    }
+
+    /// This client signing every request with the key in `key_file` (`ID:SECRETHEX`, as
+    /// `lode api-key create --out` writes it) instead of sending a credential.
+    pub fn signing_with(mut self, key_file: &Path) -> Result<RpcClient, ClientError> {
+        let text = std::fs::read_to_string(key_file).map_err(|e| ClientError::Cookie {
+            path: key_file.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let (id, secret) = crate::common::signing::parse_key_file(&text).map_err(|reason| ClientError::Cookie {
+            path: key_file.display().to_string(),
+            reason,
+        })?;
+        self.credential = None;
+        self.signer = Some(Signer { id, secret });
+        Ok(self)
+    }
+
+    /// Adds the signature headers for `method path` with `body`.
+    fn sign(&self, req: reqwest::RequestBuilder, method: &str, path: &str, body: &[u8]) -> reqwest::RequestBuilder {
+        use crate::common::signing;
+        let Some(s) = &self.signer else { return req };
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let sig = signing::sign(&s.secret, &ts, method, path, body);
+        req.header(signing::KEY_HEADER, &s.id)
+            .header(signing::TIMESTAMP_HEADER, ts)
+            .header(signing::SIGNATURE_HEADER, sig)
     }
 
     /// A client authenticating with a cookie file (Core's `__cookie__:TOKEN`).
@@ -124,7 +169,14 @@ impl RpcClient {
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let url = format!("{}/rpc", self.base);
-        let req = self.authorize(self.http.post(&url).json(&body));
+        let bytes = serde_json::to_vec(&body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let req = self.authorize(
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+        );
+        let req = self.sign(req, "POST", "/rpc", &bytes);
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
@@ -160,7 +212,7 @@ impl RpcClient {
     /// status (`/health` answers 503 with a reason when not ready).
     pub async fn get(&self, path: &str) -> Result<(u16, Value), ClientError> {
         let url = format!("{}{}", self.base, path);
-        let req = self.authorize(self.http.get(&url));
+        let req = self.sign(self.authorize(self.http.get(&url)), "GET", path, b"");
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;

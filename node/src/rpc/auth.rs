@@ -188,6 +188,13 @@ pub enum Principal {
         /// Its scopes.
         scopes: Vec<Scope>,
     },
+    /// A request signed with an API key (`X-Lode-*`, [`super::signed`]).
+    Signed {
+        /// The key's id.
+        id: String,
+        /// Its scopes.
+        scopes: Vec<Scope>,
+    },
     /// A credential that matches nothing (401, counted against the IP's quota).
     Invalid,
 }
@@ -197,7 +204,9 @@ impl Principal {
     pub fn allows(&self, scope: Scope) -> bool {
         match self {
             Principal::Cookie => true,
-            Principal::Key { scopes, .. } | Principal::User { scopes, .. } => scopes.contains(&scope),
+            Principal::Key { scopes, .. } | Principal::User { scopes, .. } | Principal::Signed { scopes, .. } => {
+                scopes.contains(&scope)
+            }
             Principal::Anonymous | Principal::Invalid => false,
         }
     }
@@ -208,6 +217,7 @@ impl Principal {
             Principal::Cookie => Some("cookie".into()),
             Principal::Key { name, .. } => Some(format!("key:{name}")),
             Principal::User { name, .. } => Some(format!("user:{name}")),
+            Principal::Signed { id, .. } => Some(format!("signed:{id}")),
             Principal::Anonymous | Principal::Invalid => None,
         }
     }

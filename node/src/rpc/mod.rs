@@ -20,6 +20,7 @@ pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
 pub mod rest;
+pub mod signed;
 pub mod sse;
 pub mod transport;
 pub mod views;
@@ -98,10 +99,12 @@ pub async fn start(
         .and_then(|()| std::fs::rename(&tmp, &url_file))
         .map_err(io_err(&url_file))?;
 
+    let signed = signed::SignedKeys::load(&data_dir).map_err(|e| crate::NodeError::Config(e.to_string()))?;
     let events = events::EventLog::start(&api, shutdown.clone());
     let app = Arc::new(App {
         auth: Authenticator::new(&token, config.api_keys.clone(), config.rpc_auth.clone()),
         limits: RateLimits::new(config.rate_limit),
+        signed,
         events,
         shutdown: shutdown.clone(),
         api,
@@ -201,21 +204,55 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shut
     }
 }
 
-/// Identifies the caller, charges its bucket, and labels the answer with the quota.
+/// Identifies the caller (its `Authorization`, or a signed request's `X-Lode-*` headers,
+/// checked against the body), charges its bucket, and labels the answer with the quota.
 async fn gate(
     State(app): State<Arc<App>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let principal = app
+    let mut principal = app
         .auth
         .identify(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
-    let decision = app.limits.check(&principal, remote.ip());
+    let (mut req, refusal) = if req.headers().contains_key(crate::common::signing::KEY_HEADER) {
+        match check_signature(&app, req).await {
+            (req, Ok(signer)) => {
+                principal = Principal::Signed {
+                    id: signer.id,
+                    scopes: signer.scopes,
+                };
+                (req, None)
+            }
+            (req, Err(r)) => {
+                principal = Principal::Invalid;
+                (req, Some(r))
+            }
+        }
+    } else {
+        (req, None)
+    };
+    let decision = match &principal {
+        Principal::Signed { id, .. } => match app.signed.charge(id) {
+            Some(Ok((limit, remaining))) => Decision::Allowed {
+                limit,
+                remaining,
+                // A key's quota refills at half its burst per second.
+                reset: u64::from(limit.saturating_sub(remaining)).div_ceil(u64::from((limit / 2).max(1))),
+            },
+            Some(Err(retry_after)) => Decision::Limited {
+                limit: app.signed.burst_of(id),
+                retry_after,
+            },
+            None => app.limits.check(&principal, remote.ip()),
+        },
+        _ => app.limits.check(&principal, remote.ip()),
+    };
     let mut resp = match decision {
         Decision::Limited { retry_after, .. } => {
             drain(req).await;
             app.api.metrics().rate_limited.inc();
+            app.api.metrics().count_refusal("rate_limited");
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 Json(json!({"error": format!("rate limit exceeded; retry after {retry_after} s")})),
@@ -227,10 +264,20 @@ async fn gate(
         }
         _ if principal == Principal::Invalid => {
             app.api.metrics().auth_failures.inc();
-            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), "rejected a request with wrong credentials");
+            let (status, error, reason) = match refusal {
+                Some(signed::Refusal::Busy) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RpcError::new(-32001, signed::Refusal::Busy.message()),
+                    signed::Refusal::Busy.reason(),
+                ),
+                Some(r) => (StatusCode::UNAUTHORIZED, RpcError::new(-32001, r.message()), r.reason()),
+                None => (StatusCode::UNAUTHORIZED, RpcError::bad_token(), "bad_credentials"),
+            };
+            app.api.metrics().count_refusal(reason);
+            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), reason, "rejected a request with wrong credentials");
             drain(req).await;
-            let body = jsonrpc::response(&Value::Null, Err(RpcError::bad_token()));
-            let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            let body = jsonrpc::response(&Value::Null, Err(error));
+            let mut r = (status, Json(body)).into_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"jsonrpc\""),
@@ -261,6 +308,35 @@ async fn gate(
         Decision::Unlimited => {}
     }
     resp
+}
+
+/// Reads the body (within the body limit) to check a signed request, and puts it back.
+async fn check_signature(app: &App, req: Request) -> (Request, Result<signed::Signer, signed::Refusal>) {
+    use crate::common::signing::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let (parts, body) = req.into_parts();
+    let limit = body_limit(app.api.params().max_block_size);
+    let bytes = axum::body::to_bytes(body, limit).await.unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let verdict = app.signed.verify(
+        &header(KEY_HEADER),
+        &header(TIMESTAMP_HEADER),
+        &header(SIGNATURE_HEADER),
+        parts.method.as_str(),
+        path,
+        &bytes,
+        now,
+    );
+    (Request::from_parts(parts, Body::from(bytes)), verdict)
 }
 
 /// Reads a refused request's body to its end (up to [`DRAIN_LIMIT`]), so that the

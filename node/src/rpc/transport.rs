@@ -106,9 +106,13 @@ async fn one_call(app: &App, principal: &Principal, wallet: Option<&str>, v: Val
         None => Err(RpcError::method_not_found(&call.method)),
         Some(Some(s)) if *principal == Principal::Anonymous => {
             tracing::debug!(method = %call.method, scope = %s, "private method without a credential");
+            app.api.metrics().count_refusal("no_credential");
             Err(RpcError::unauthorized())
         }
-        Some(Some(s)) if !principal.allows(s) => Err(RpcError::forbidden(s)),
+        Some(Some(s)) if !principal.allows(s) => {
+            app.api.metrics().count_refusal("missing_scope");
+            Err(RpcError::forbidden(s))
+        }
         Some(Some(Scope::Wallet)) if wallet.is_some_and(|w| !is_our_wallet(w)) => Err(RpcError::new(
             -18,
             format!("requested wallet does not exist or is not loaded (this node's wallet is {WALLET_NAME:?})"),

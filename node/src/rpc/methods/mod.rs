@@ -3,6 +3,7 @@
 //! Bitcoin Core wherever a method exists there (docs/API.md).
 
 pub mod chain;
+pub mod keys;
 pub mod mining;
 pub mod net;
 pub mod wallet;
@@ -58,6 +59,9 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("listbanned", Some(Scope::Admin)),
     ("verifychain", Some(Scope::Admin)),
     ("stop", Some(Scope::Admin)),
+    ("createapikey", Some(Scope::Admin)),
+    ("listapikeys", Some(Scope::Admin)),
+    ("revokeapikey", Some(Scope::Admin)),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -111,6 +115,9 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "listbanned" => net::listbanned(app, p).await,
         "verifychain" => net::verifychain(app, p).await,
         "stop" => net::stop(app, p).await,
+        "createapikey" => keys::createapikey(app, p),
+        "listapikeys" => keys::listapikeys(app, p),
+        "revokeapikey" => keys::revokeapikey(app, p),
         other => Err(RpcError::method_not_found(other)),
     }
 }
