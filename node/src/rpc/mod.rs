@@ -327,15 +327,16 @@ async fn check_signature(app: &App, req: Request) -> (Request, Result<signed::Si
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let verdict = app.signed.verify(
-        &header(KEY_HEADER),
-        &header(TIMESTAMP_HEADER),
-        &header(SIGNATURE_HEADER),
-        parts.method.as_str(),
+    let (key, timestamp, signature) = (header(KEY_HEADER), header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
+    let signed = signed::SignedRequest {
+        key: &key,
+        timestamp: &timestamp,
+        signature: &signature,
+        method: parts.method.as_str(),
         path,
-        &bytes,
-        now,
-    );
+        body: &bytes,
+    };
+    let verdict = app.signed.verify(&signed, now);
     (Request::from_parts(parts, Body::from(bytes)), verdict)
 }
 

@@ -109,6 +109,23 @@ struct LiveKey {
 
 type KeyLimiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
+/// What a signed request's check reads: its three `X-Lode-*` headers and what they cover.
+#[derive(Clone, Copy, Debug)]
+pub struct SignedRequest<'a> {
+    /// `X-Lode-Key`.
+    pub key: &'a [u8],
+    /// `X-Lode-Timestamp`.
+    pub timestamp: &'a [u8],
+    /// `X-Lode-Signature`.
+    pub signature: &'a [u8],
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path and query.
+    pub path: &'a str,
+    /// The body.
+    pub body: &'a [u8],
+}
+
 /// A verified signer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signer {
@@ -263,16 +280,15 @@ impl SignedKeys {
     }
 
     /// Checks a signed request. `now`: the node's Unix time.
-    pub fn verify(
-        &self,
-        key: &[u8],
-        timestamp: &[u8],
-        signature: &[u8],
-        method: &str,
-        path: &str,
-        body: &[u8],
-        now: i64,
-    ) -> Result<Signer, Refusal> {
+    pub fn verify(&self, req: &SignedRequest<'_>, now: i64) -> Result<Signer, Refusal> {
+        let SignedRequest {
+            key,
+            timestamp,
+            signature,
+            method,
+            path,
+            body,
+        } = *req;
         let ts_text = std::str::from_utf8(timestamp).map_err(|_| Refusal::StaleTimestamp)?;
         let ts: i64 = ts_text.parse().map_err(|_| Refusal::StaleTimestamp)?;
         if (now - ts).abs() > WINDOW_SECS {
@@ -367,7 +383,15 @@ mod tests {
         let secret = hex::decode(secret).expect("hex");
         let sig = signing::sign(&secret, "1000", "POST", "/rpc", b"{}");
         let check = |s: &SignedKeys, sig: &str, ts: &str, body: &[u8], now| {
-            s.verify(id.as_bytes(), ts.as_bytes(), sig.as_bytes(), "POST", "/rpc", body, now)
+            let req = SignedRequest {
+                key: id.as_bytes(),
+                timestamp: ts.as_bytes(),
+                signature: sig.as_bytes(),
+                method: "POST",
+                path: "/rpc",
+                body,
+            };
+            s.verify(&req, now)
         };
         assert_eq!(check(&store, &sig, "1000", b"{ }", 1000), Err(Refusal::BadSignature));
         assert_eq!(check(&store, &sig, "1000", b"{}", 1031), Err(Refusal::StaleTimestamp));
