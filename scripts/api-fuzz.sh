@@ -28,7 +28,8 @@ for _ in $(seq 1 200); do
     sleep 0.1
 done
 url="$(tr -d '\n' <"$work/node/rpc_url")"
-cookie="$(cat "$work/node/.cookie")"
+# Core's cookie format, __cookie__:TOKEN; the token also works as a Bearer token.
+cookie="$(cut -d: -f2 "$work/node/.cookie")"
 call() {
     python3 - "$url" "$cookie" "$1" "$2" <<'PY'
 import json, sys, urllib.request
@@ -45,7 +46,7 @@ PY
 # Some chain to explore: 12 blocks, a payment in the mempool.
 call generate '[12]' >/dev/null
 addr="$(call getnewaddress '[]' | tr -d '"')"
-call sendtoaddress "[\"$addr\", 100000000]" >/dev/null
+call sendtoaddress "[\"$addr\", 1.0]" >/dev/null   # JSON-RPC amounts are coins, as Core
 
 "$st" run "$url/api/v1/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

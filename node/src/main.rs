@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lode_node::client::commands::{chain::ChainArgs, mine::MineArgs, wallet::WalletArgs, CommandError};
+use lode_node::client::commands::{
+    apikey::ApiKeyArgs, chain::ChainArgs, mine::MineArgs, wallet::WalletArgs, CommandError,
+};
 use lode_node::client::devnet::DevnetArgs;
 use lode_node::node_args::NodeArgs;
 use lode_node::LogFormat;
@@ -27,6 +29,9 @@ enum Command {
     Node(NodeArgs),
     /// Run a local network of several nodes (`up`, `status`, `down`, `partition`, `heal`, `reset`).
     Devnet(DevnetArgs),
+    /// Manage the node's API keys for signed requests (`create`, `list`, `revoke`).
+    #[command(name = "api-key")]
+    ApiKey(ApiKeyArgs),
     /// Use a node's built-in wallet: address, balance, history, send, mnemonic.
     Wallet(WalletArgs),
     /// Control a node's miner: start, stop, generate (regtest).
@@ -108,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(args) => return run_client(|| lode_node::client::commands::wallet::run(args)),
         Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
+        Command::ApiKey(args) => return run_client(|| lode_node::client::commands::apikey::run(args)),
         Command::Devnet(args) => return run_devnet(args),
         #[cfg(target_os = "linux")]
         Command::NetemDelay(args) => {

@@ -22,6 +22,14 @@ pub struct RpcLabels {
     pub status: String,
 }
 
+/// Labels of a refused request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// Why: `rate_limited`, `bad_credentials`, `no_credential`, `missing_scope`, or a signed
+    /// request's refusal (`unknown_key`, `stale_timestamp`, `bad_signature`, `replay`, …).
+    pub reason: String,
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +51,8 @@ pub struct Metrics {
     pub rpc_requests: Family<RpcLabels, Counter>,
     /// Requests refused with 429.
     pub rate_limited: Counter,
+    /// Requests refused (401, 403, 429), by reason.
+    pub refusals: Family<RefusalLabels, Counter>,
     /// Requests refused with 401.
     pub auth_failures: Counter,
 }
@@ -63,6 +73,7 @@ impl Metrics {
             block_validation: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             rpc_requests: Family::default(),
             rate_limited: Counter::default(),
+            refusals: Family::default(),
             auth_failures: Counter::default(),
         };
         registry.register("chain_height", "Best-chain height", m.height.clone());
@@ -103,7 +114,17 @@ impl Metrics {
             "Requests refused for a wrong token",
             m.auth_failures.clone(),
         );
+        registry.register("rpc_refused", "Requests refused, by reason", m.refusals.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Counts one refused request.
+    pub fn count_refusal(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one request.

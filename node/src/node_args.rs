@@ -58,6 +58,10 @@ pub struct NodeArgs {
     /// An API key: NAME:SCOPES:SHA256HEX, scopes from read,wallet,mine,admin (repeatable).
     #[arg(long = "rpc-api-key", value_name = "KEY")]
     pub rpc_api_keys: Vec<String>,
+    /// A Bitcoin Core rpcauth user: USER:SALT$HMAC as share/rpcauth/rpcauth.py prints it,
+    /// optionally :SCOPES (default: every scope) (repeatable).
+    #[arg(long = "rpc-auth", value_name = "USER:SALT$HMAC[:SCOPES]")]
+    pub rpc_auth: Vec<String>,
     /// Mine with the embedded miner.
     #[arg(long)]
     pub mine: bool,
@@ -146,10 +150,18 @@ impl NodeArgs {
                     crate::rpc::auth::ApiKey::parse(k).map_err(|e| NodeError::Config(format!("--rpc-api-key: {e}")))
                 })
                 .collect::<Result<_, _>>()?;
+            let rpc_auth = self
+                .rpc_auth
+                .iter()
+                .map(|u| {
+                    crate::rpc::auth::RpcAuthUser::parse(u).map_err(|e| NodeError::Config(format!("--rpc-auth: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
             Some(crate::rpc::RpcConfig {
                 listen,
                 rate_limit: self.rpc_rate_limit,
                 api_keys,
+                rpc_auth,
             })
         };
         let miner_threads = match self.miner_threads {

@@ -35,10 +35,12 @@ struct Rpc {
 
 impl Rpc {
     fn of(node: &NodeHandle, dir: &Path) -> Rpc {
-        let token = std::fs::read_to_string(dir.join(".cookie")).expect("cookie");
+        let line = std::fs::read_to_string(dir.join(".cookie")).expect("cookie");
+        // Core's cookie format; the token also works as a Bearer token.
+        let token = line.trim().strip_prefix("__cookie__:").expect("__cookie__:TOKEN");
         Rpc {
             base: format!("http://{}", node.rpc_addr().expect("rpc runs")),
-            token: Some(token.trim().to_string()),
+            token: Some(token.to_string()),
             http: reqwest::Client::new(),
         }
     }
@@ -102,6 +104,11 @@ impl Rpc {
     }
 }
 
+/// Base units as Core's decimal coins.
+fn c(units: u64) -> Value {
+    json!(units as f64 / 1e8)
+}
+
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -140,7 +147,12 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
         .ok("getblock", json!({"blockhash": hashes[0], "verbosity": 2}))
         .await;
     assert_eq!(b2["tx"][0]["txid"], coinbase_txid);
-    assert_eq!(b2["tx"][0]["vin"][0]["coinbase"], true);
+    assert_eq!(b2["tx"][0]["vin"][0]["lode_height"], 1);
+    assert!(b2["tx"][0]["vin"][0]["coinbase"].is_string());
+    assert_eq!(
+        b1["versionHex"],
+        format!("{:08x}", b1["version"].as_u64().expect("version"))
+    );
     let hv = anon.ok("getblockheader", json!([hashes[0]])).await;
     assert_eq!(hv["merkleroot"], b1["merkleroot"]);
     assert!(hv.get("tx").is_none());
@@ -151,10 +163,10 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     let tx = anon.ok("getrawtransaction", json!([coinbase_txid, true])).await;
     assert_eq!(tx["blockhash"], hashes[0]);
     assert_eq!(tx["confirmations"], 12);
-    assert_eq!(
-        tx["vout"][0]["value"],
-        json!(ChainParams::regtest().subsidy(lode_chain::Height(1)).0)
-    );
+    // Amounts on the JSON-RPC API are decimal coins (Core); REST keeps base units.
+    let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
+    assert_eq!(tx["vout"][0]["value"], json!(subsidy as f64 / 1e8));
+    assert!(tx["vout"][0]["value"].to_string().contains('.'));
     let txhex = anon.ok("getrawtransaction", json!([coinbase_txid])).await;
     assert_eq!(txhex, tx["hex"]);
 
@@ -164,11 +176,23 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(mi["size"], 0);
     let fee = anon.ok("estimatefee", json!([])).await;
     assert!(fee["feerate"].as_u64() >= Some(ChainParams::regtest().min_relay_fee_rate));
+    // Core's estimatesmartfee: coins per 1000 bytes (relay floor × 1000 ÷ 1e8 at least).
+    let smart = anon.ok("estimatesmartfee", json!([6])).await;
+    let floor = ChainParams::regtest().min_relay_fee_rate as f64 * 1000.0 / 1e8;
+    assert!(smart["feerate"].as_f64() >= Some(floor), "{smart}");
+    assert_eq!(smart["blocks"], 6);
+    anon.err("estimatesmartfee", json!([0]), -8).await;
+    // Core's difficulty: relative to 0x1d00ffff (regtest's easiest target ≈ 4.66e-10).
+    let d = info["difficulty"].as_f64().expect("difficulty");
+    assert!((4.0e-10..5.0e-10).contains(&d), "{d}");
+    assert!(anon.ok("uptime", json!([])).await.is_u64());
+    assert!(s(&anon.ok("help", json!([])).await).contains("getmempoolentry"));
+    anon.err("getmempoolentry", json!([format!("{:064x}", 5)]), -5).await;
     let mining = anon.ok("getmininginfo", json!([])).await;
     assert_eq!(mining["blocks"], 12);
     assert_eq!(mining["generate"], false);
     let net = anon.ok("getnetworkinfo", json!([])).await;
-    assert_eq!(net["peerid"], json!(a.peer_id().to_string()));
+    assert_eq!(net["lode_peerid"], json!(a.peer_id().to_string()));
     assert_eq!(net["connections"], 0);
 
     // Failures: each names what was wrong.
@@ -212,14 +236,11 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(mp["size"], 0);
     let (_, peers) = anon.get("/api/v1/peers").await;
     assert_eq!(peers, json!([]));
-    let miner_addr = s(&tx["vout"][0]["address"]);
+    let miner_addr = s(&tx["vout"][0]["scriptPubKey"]["address"]);
     let (st, ad) = anon.get(&format!("/api/v1/address/{miner_addr}")).await;
     assert_eq!(st, StatusCode::OK, "{ad}");
     // One `generate` call pays one fresh address: all twelve rewards.
-    assert_eq!(
-        ad["balance"],
-        json!(12 * tx["vout"][0]["value"].as_u64().expect("value"))
-    );
+    assert_eq!(ad["balance"], json!(12 * subsidy));
     assert_eq!(ad["history"]["total"], 12);
     assert_eq!(ad["utxo_count"], 12);
     let (_, ad2) = anon.get(&format!("/api/v1/address/{miner_addr}?page=1&limit=5")).await;
@@ -307,17 +328,21 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
     let bal = ra.ok("getbalances", json!([])).await;
     // Coinbase maturity 10: the next block (12) may spend the rewards of blocks 1 and 2.
-    assert_eq!(bal["spendable"], json!(2 * subsidy));
-    assert_eq!(bal["immature_coins"].as_array().map(Vec::len), Some(9));
-    assert_eq!(bal["immature_coins"][0]["height"], json!(13));
-    assert_eq!(ra.ok("getbalance", json!([])).await, json!(2 * subsidy));
+    // Amounts are Core's decimal coins.
+    assert_eq!(bal["mine"]["trusted"], c(2 * subsidy));
+    assert_eq!(bal["lode_immature_coins"].as_array().map(Vec::len), Some(9));
+    assert_eq!(bal["lode_immature_coins"][0]["height"], json!(13));
+    assert_eq!(ra.ok("getbalance", json!([])).await, c(2 * subsidy));
+    assert_eq!(ra.ok("getbalance", json!(["*", 1])).await, c(2 * subsidy));
 
     let to = rb.ok("getnewaddress", json!([])).await;
     let amount = 1_250_000_000u64;
-    let sent = ra.ok("sendtoaddress", json!([to, amount])).await;
-    let txid = s(&sent["txid"]);
-    let fee = sent["fee"].as_u64().expect("fee");
-    let size = sent["size"].as_u64().expect("size");
+    // Core's sendtoaddress answers the txid; verbose adds the fee reason (and Lode's fee).
+    let txid = s(&ra.ok("sendtoaddress", json!([to, c(amount)])).await);
+    assert_eq!(txid.len(), 64);
+    let entry = ra.ok("getmempoolentry", json!([txid])).await;
+    let fee = (entry["fees"]["base"].as_f64().expect("fee") * 1e8).round() as u64;
+    let size = entry["vsize"].as_u64().expect("size");
     let rate = ra.ok("estimatefee", json!([])).await["feerate"].as_u64().expect("rate");
     assert_eq!(fee, size * rate, "fee = size × rate");
     // Gossip carries it to B's mempool.
@@ -333,25 +358,27 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     })
     .await;
     let verbose = rb.ok("getrawmempool", json!([true])).await;
-    assert_eq!(verbose[&txid]["fee"], json!(fee));
+    assert_eq!(verbose[&txid]["fees"]["base"], c(fee));
+    assert_eq!(verbose[&txid]["bip125-replaceable"], true);
     let mtx = rb.ok("getrawtransaction", json!([txid, true])).await;
-    assert_eq!(mtx["confirmations"], 0);
+    assert!(mtx.get("confirmations").is_none(), "unconfirmed: {mtx}");
+    assert_eq!(mtx["fee"], c(fee));
     // The same transaction again is idempotent; its coins spent otherwise are refused.
     assert_eq!(rb.ok("sendrawtransaction", json!([mtx["hex"]])).await, json!(txid));
     // One reward is reserved by the pending payment; its change is pending.
     let pending = ra.ok("getbalances", json!([])).await;
-    assert_eq!(pending["reserved"], json!(subsidy));
-    assert_eq!(pending["spendable"], json!(subsidy));
-    assert_eq!(pending["pending_incoming"], json!(subsidy - amount - fee));
-    let e = ra.err("sendtoaddress", json!([to, subsidy + 1]), -6).await;
+    assert_eq!(pending["mine"]["lode_reserved"], c(subsidy));
+    assert_eq!(pending["mine"]["trusted"], c(subsidy));
+    assert_eq!(pending["mine"]["untrusted_pending"], c(subsidy - amount - fee));
+    let e = ra.err("sendtoaddress", json!([to, c(subsidy + 1)]), -6).await;
     assert!(e.contains("insufficient"), "{e}");
 
     ra.ok("generate", json!([1])).await;
     wait_for("B sees the block", T, || async { b.tip().hash == a.tip().hash }).await;
-    assert_eq!(rb.ok("getbalance", json!([])).await, json!(amount));
+    assert_eq!(rb.ok("getbalance", json!([])).await, c(amount));
     let utxos = rb.ok("listunspent", json!([])).await;
     assert_eq!(utxos[0]["txid"], json!(txid));
-    assert_eq!(utxos[0]["amount"], json!(amount));
+    assert_eq!(utxos[0]["amount"], c(amount));
     assert_eq!(utxos[0]["spendable"], true);
     let hist = ra.ok("listtransactions", json!([])).await;
     let send = hist
@@ -360,12 +387,20 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         .cloned()
         .expect("send in history");
     assert_eq!(send["category"], "send");
-    assert_eq!(send["amount"], json!(-((amount + fee) as i64)));
+    // Core: a send's amount and fee are negative, apart.
+    assert_eq!(send["amount"], json!(-(amount as f64) / 1e8));
+    assert_eq!(send["fee"], json!(-(fee as f64) / 1e8));
     assert_eq!(send["confirmations"], 1);
+    assert_eq!(send["blockheight"], 12);
     let gt = rb.ok("gettransaction", json!([txid])).await;
     assert_eq!(gt["category"], "receive");
-    assert_eq!(gt["amount"], json!(amount));
-    // The REST address view agrees with the wallet.
+    assert_eq!(gt["amount"], c(amount));
+    assert_eq!(gt["details"][0]["amount"], c(amount));
+    assert_eq!(gt["hex"], mtx["hex"]);
+    let info = rb.ok("getaddressinfo", json!([to])).await;
+    assert_eq!(info["ismine"], true);
+    assert_eq!(ra.ok("getaddressinfo", json!([to])).await["ismine"], false);
+    // The REST address view agrees with the wallet, in base units (esplora's way).
     let (_, ad) = rb.anon().get(&format!("/api/v1/address/{}", s(&to))).await;
     assert_eq!(ad["balance"], json!(amount));
     // A mined transaction cannot be sent again.
@@ -374,8 +409,9 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     // Wallet refusals.
     rb.err("sendtoaddress", json!(["lreg1nothing", 5]), -5).await;
     rb.err("sendtoaddress", json!([to, 0]), -8).await;
-    rb.err("sendtoaddress", json!([to, 1]), -8).await; // dust
-    rb.err("sendtoaddress", json!([to, -5]), -32602).await;
+    rb.err("sendtoaddress", json!([to, 0.00000001]), -8).await; // dust
+    rb.err("sendtoaddress", json!([to, -5]), -3).await;
+    rb.err("sendtoaddress", json!([to, 0.123456789]), -3).await;
     rb.err("walletpassphrase", json!(["pw", 10]), -15).await;
     rb.err("walletpassphrase", json!(["pw", 0]), -8).await;
     let m = rb.ok("dumpmnemonic", json!([])).await;
@@ -388,7 +424,7 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
     rb.ok("encryptwallet", json!(["correct horse"])).await;
     rb.err("encryptwallet", json!(["again"]), -15).await;
     assert!(rb
-        .err("sendtoaddress", json!([back, 100_000_000]), -13)
+        .err("sendtoaddress", json!([back, 1.0]), -13)
         .await
         .contains("locked"));
     rb.err("dumpmnemonic", json!([]), -13).await;
@@ -398,12 +434,22 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         s(&rb.ok("dumpmnemonic", json!([])).await["mnemonic"]),
         s(&m["mnemonic"])
     );
-    assert!(rb.ok("sendtoaddress", json!([back, 100_000_000])).await["txid"].is_string());
+    let verbose = rb
+        .ok(
+            "sendtoaddress",
+            json!({"address": back, "amount": 1.0, "verbose": true}),
+        )
+        .await;
+    assert!(
+        verbose["txid"].is_string() && verbose["fee_reason"].is_string(),
+        "{verbose}"
+    );
     assert_eq!(rb.ok("walletlock", json!([])).await, Value::Null);
-    rb.err("sendtoaddress", json!([back, 100_000_000]), -13).await;
-    assert_eq!(rb.ok("getwalletinfo", json!([])).await["encrypted"], true);
+    rb.err("sendtoaddress", json!([back, 1.0]), -13).await;
     let wi = rb.ok("getwalletinfo", json!([])).await;
-    assert!(wi["addresses"].as_array().is_some_and(|a| a.contains(&to)));
+    assert_eq!(wi["lode_encrypted"], true);
+    assert_eq!(wi["walletname"], "lode");
+    assert!(wi["lode_addresses"].as_array().is_some_and(|a| a.contains(&to)));
     b.shutdown().await.expect("shutdown");
     a.shutdown().await.expect("shutdown");
 }
@@ -460,6 +506,16 @@ async fn mining_and_admin_methods_act_on_the_node() {
     ra.err("setgenerate", json!([]), -32602).await;
     ra.err("generate", json!([0]), -8).await;
     ra.err("generate", json!([1, "lreg1bad"]), -5).await;
+    // Core's generatetoaddress: the blocks pay the address given.
+    let payee = ra.ok("getnewaddress", json!([])).await;
+    let before = ra.ok("getblockcount", json!([])).await.as_u64().expect("count");
+    let got = ra.ok("generatetoaddress", json!([2, payee, 1000])).await;
+    assert_eq!(got.as_array().map(Vec::len), Some(2));
+    assert_eq!(ra.ok("getblockcount", json!([])).await, json!(before + 2));
+    let block = ra.ok("getblock", json!([got[0], 2])).await;
+    assert_eq!(block["tx"][0]["vout"][0]["scriptPubKey"]["address"], payee);
+    ra.err("generatetoaddress", json!([1]), -32602).await;
+    ra.err("generatetoaddress", json!([1, "lreg1bad"]), -5).await;
 
     // addnode / getpeerinfo / disconnectnode / setban / listbanned.
     let a_addr = addr(&a).to_string();
@@ -562,7 +618,7 @@ async fn auth_needs_the_right_token_and_scope_and_the_cookie_rotates() {
         fresh.with_token(&old).raw("getbalance", json!([])).await.0,
         StatusCode::UNAUTHORIZED
     );
-    assert!(fresh.ok("getbalance", json!([])).await.is_u64());
+    assert!(fresh.ok("getbalance", json!([])).await.is_f64());
     let url = std::fs::read_to_string(dir.path().join("rpc_url")).expect("rpc_url");
     assert_eq!(url.trim(), fresh.base);
     a.shutdown().await.expect("shutdown");
@@ -643,7 +699,9 @@ async fn hostile_bodies_get_json_rpc_errors_and_the_node_keeps_serving() {
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32700);
     let resp = rpc.post_raw(body("[]")).await;
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
-    let resp = rpc.post_raw(body("{\"id\": 1, \"method\": \"getblockcount\"}")).await;
+    let resp = rpc
+        .post_raw(body("{\"jsonrpc\": \"3.0\", \"id\": 1, \"method\": \"getblockcount\"}"))
+        .await;
     assert_eq!(resp.json::<Value>().await.expect("json")["error"]["code"], -32600);
     // A batch: answers in order, each with its id, good and bad mixed.
     let batch = json!([
@@ -776,6 +834,355 @@ async fn events_stream_tips_and_txs_and_resume_from_an_id_and_metrics_count() {
         "lode_miner_hashrate",
     ] {
         assert!(m.contains(needle), "{needle} missing in\n{m}");
+    }
+    a.shutdown().await.expect("shutdown");
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status and the JSON body
+/// (`Null` for an empty one) and the raw head.
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(T, stream.read(&mut chunk))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let status = head[9..12].parse().expect("status");
+                let body = &buf[end + 4..end + 4 + len];
+                return (status, head, serde_json::from_slice(body).unwrap_or(Value::Null));
+            }
+        }
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_transport_paths_versions_basic_auth_and_keep_alive_across_a_401() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // rpcauth line for "alice" / "hunter2-pw" (salt f9a7…, HMAC from Python's hmac module).
+    let alice = lode_node::rpc::auth::RpcAuthUser::parse(
+        "alice:f9a7b2c4d6e8f0a1b3c5d7e9f1a3b5c7$f0255c0695b95e84ea23c98a00d61c823147bb61ed93801db0c1e243b6e306c8",
+    )
+    .expect("rpcauth");
+    let carol = lode_node::rpc::auth::RpcAuthUser::parse(
+        "carol:f9a7b2c4d6e8f0a1b3c5d7e9f1a3b5c7$f0255c0695b95e84ea23c98a00d61c823147bb61ed93801db0c1e243b6e306c8:read",
+    )
+    .expect("rpcauth");
+    let a = node(dir.path(), 0, |c| {
+        if let Some(r) = c.rpc.as_mut() {
+            r.rpc_auth = vec![alice, carol];
+        }
+    })
+    .await;
+    let rpc = Rpc::of(&a, dir.path());
+    let cookie = basic("__cookie__", rpc.token.as_deref().unwrap_or_default());
+    let mut conn = tokio::net::TcpStream::connect(a.rpc_addr().expect("rpc"))
+        .await
+        .expect("connect");
+    let legacy = |m: &str, p: Value| json!({"version": "1.1", "id": 7, "method": m, "params": p}).to_string();
+
+    // A legacy call on `/`: result, error and id, no jsonrpc member.
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getblockcount", json!([]))).await;
+    assert_eq!((st, v.clone()), (200, json!({"result": 0, "error": null, "id": 7})));
+    // Errors set the status as Core's JSONErrorReply: 404 unknown method, 500 other.
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("nosuchmethod", json!([]))).await;
+    assert_eq!(st, 404);
+    assert!(
+        v["result"].is_null() && v["error"]["code"] == -32601 && v["id"] == 7,
+        "{v}"
+    );
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getblockhash", json!([99]))).await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-8)));
+    let (st, _, v) = exchange(&mut conn, "/", None, "{not json").await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-32700)));
+    // A 2.0 call on `/`: 200, result only.
+    let (st, _, v) = exchange(&mut conn, "/", None, r#"{"jsonrpc":"2.0","id":1,"method":"nosuch"}"#).await;
+    assert_eq!(st, 200);
+    assert!(v.get("result").is_none() && v["error"]["code"] == -32601, "{v}");
+
+    // Wrong credentials: 401 with WWW-Authenticate, and the same connection serves on.
+    for bad in [
+        basic("__cookie__", "wrong"),
+        basic("alice", "hunter2"),
+        "Bearer nope".to_string(),
+    ] {
+        let (st, head, v) = exchange(&mut conn, "/", Some(&bad), &legacy("getblockcount", json!([]))).await;
+        assert_eq!(st, 401, "{bad}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"jsonrpc\""),
+            "{head}"
+        );
+        assert_eq!(v["error"]["code"], -32001);
+        assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    }
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &legacy("getbalance", json!([]))).await;
+    assert_eq!(st, 200, "the kept-alive connection still serves: {v}");
+
+    // rpcauth users: alice has every scope; carol reads only.
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/",
+        Some(&basic("alice", "hunter2-pw")),
+        &legacy("getnewaddress", json!([])),
+    )
+    .await;
+    assert!(st == 200 && v["result"].is_string(), "{v}");
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/",
+        Some(&basic("carol", "hunter2-pw")),
+        &legacy("getnewaddress", json!([])),
+    )
+    .await;
+    assert_eq!((st, v["error"]["code"].clone()), (403, json!(-32002)));
+    // Public methods need no credential; private ones say so.
+    let (st, _, v) = exchange(&mut conn, "/", None, &legacy("getnewaddress", json!([]))).await;
+    assert_eq!((st, v["error"]["code"].clone()), (401, json!(-32001)));
+
+    // The built-in wallet answers to its name and to the empty name; others do not exist.
+    for path in ["/wallet/lode", "/wallet/"] {
+        let (st, _, v) = exchange(&mut conn, path, Some(&cookie), &legacy("getbalance", json!([]))).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let (st, _, v) = exchange(
+        &mut conn,
+        "/wallet/other",
+        Some(&cookie),
+        &legacy("getbalance", json!([])),
+    )
+    .await;
+    assert_eq!((st, v["error"]["code"].clone()), (500, json!(-18)));
+    let (st, _, _) = exchange(
+        &mut conn,
+        "/wallet/other",
+        Some(&cookie),
+        &legacy("getblockcount", json!([])),
+    )
+    .await;
+    assert_eq!(st, 200, "chain methods ignore the wallet path");
+
+    // A batch mixing versions: 200, each answered in its own.
+    let batch = json!([
+        {"id": 1, "method": "getblockcount"},
+        {"jsonrpc": "2.0", "id": 2, "method": "getblockcount"},
+        {"jsonrpc": "1.0", "id": 3, "method": "nosuch"}
+    ]);
+    let (st, _, v) = exchange(&mut conn, "/", Some(&cookie), &batch.to_string()).await;
+    assert_eq!(st, 200);
+    assert_eq!(v[0], json!({"result": 0, "error": null, "id": 1}));
+    assert_eq!(v[1], json!({"jsonrpc": "2.0", "result": 0, "id": 2}));
+    assert!(v[2]["result"].is_null() && v[2]["error"]["code"] == -32601);
+    a.shutdown().await.expect("shutdown");
+}
+
+/// A signed POST to `/rpc` (the key's id and secret, the Unix time to sign with).
+async fn signed_post(rpc: &Rpc, key: &str, secret: &[u8], ts: i64, body: &str, sent_body: &str) -> (StatusCode, Value) {
+    use lode_node::common::signing;
+    let ts = ts.to_string();
+    let sig = signing::sign(secret, &ts, "POST", "/rpc", body.as_bytes());
+    signed_raw(rpc, key, &ts, &sig, sent_body).await
+}
+
+async fn signed_raw(rpc: &Rpc, key: &str, ts: &str, sig: &str, body: &str) -> (StatusCode, Value) {
+    let resp = rpc
+        .http
+        .post(format!("{}/rpc", rpc.base))
+        .header("content-type", "application/json")
+        .header("x-lode-key", key)
+        .header("x-lode-timestamp", ts)
+        .header("x-lode-signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("http");
+    let st = resp.status();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_pass_once_and_every_forgery_is_refused_without_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    // The admin creates keys on the running node; the secret is shown once.
+    let reader = rpc.ok("createapikey", json!({"scopes": "read"})).await;
+    let payer = rpc.ok("createapikey", json!(["read,wallet", 2])).await;
+    let (pid, psecret) = (s(&payer["key"]), hex::decode(s(&payer["secret"])).expect("hex"));
+    let (rid, rsecret) = (s(&reader["key"]), hex::decode(s(&reader["secret"])).expect("hex"));
+    let listed = rpc.ok("listapikeys", json!([])).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert!(
+        !listed.to_string().contains(&s(&payer["secret"])),
+        "a listing never shows secrets"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("api_keys.json"))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let issued = || async {
+        rpc.ok("getwalletinfo", json!([])).await["lode_addresses"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = issued().await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"getnewaddress"}"#;
+
+    // A good signature: served, with the key's own quota in the headers.
+    let now = unix_now();
+    let (st, v) = signed_post(&rpc, &pid, &psecret, now, call, call).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["result"].is_string());
+    assert_eq!(issued().await, before + 1);
+
+    // Each forgery: refused with 401 (403 for the scope) and no address issued.
+    let refusals: Vec<(&str, (StatusCode, Value))> = vec![
+        (
+            "wrong secret",
+            signed_post(&rpc, &pid, &rsecret, now + 1, call, call).await,
+        ),
+        (
+            "stale timestamp",
+            signed_post(&rpc, &pid, &psecret, now - 31, call, call).await,
+        ),
+        ("replay", {
+            let ts = (now + 2).to_string();
+            let sig = lode_node::common::signing::sign(&psecret, &ts, "POST", "/rpc", call.as_bytes());
+            assert_eq!(signed_raw(&rpc, &pid, &ts, &sig, call).await.0, StatusCode::OK);
+            signed_raw(&rpc, &pid, &ts, &sig, call).await
+        }),
+        (
+            "tampered body",
+            signed_post(
+                &rpc,
+                &pid,
+                &psecret,
+                now + 3,
+                r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+                call,
+            )
+            .await,
+        ),
+        (
+            "missing scope",
+            signed_post(&rpc, &rid, &rsecret, now + 4, call, call).await,
+        ),
+    ];
+    let after_good = issued().await;
+    assert_eq!(after_good, before + 2, "only the two good calls issued addresses");
+    for (what, (st, v)) in &refusals {
+        let want = if *what == "missing scope" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(*st, want, "{what}: {v}");
+    }
+    assert!(refusals[1].1 .1["error"]["message"].to_string().contains("30 s"));
+    assert!(refusals[2].1 .1["error"]["message"]
+        .to_string()
+        .contains("already used"));
+    // A reader may read.
+    let (st, _) = signed_post(
+        &rpc,
+        &rid,
+        &rsecret,
+        now + 5,
+        r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Revoked: refused at once.
+    assert_eq!(rpc.ok("revokeapikey", json!([pid])).await, Value::Null);
+    let (st, _) = signed_post(&rpc, &pid, &psecret, now + 6, call, call).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(issued().await, after_good);
+    rpc.err("revokeapikey", json!([pid]), -8).await;
+
+    // The payer's own quota (2/s, burst 4) was visible and is enforced: a fresh key of 1/s.
+    let slow = rpc.ok("createapikey", json!(["read", 1])).await;
+    let (sid, ssecret) = (s(&slow["key"]), hex::decode(s(&slow["secret"])).expect("hex"));
+    let count = r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#;
+    let mut limited = None;
+    for i in 0..10 {
+        let (st, v) = signed_post(&rpc, &sid, &ssecret, now + 10 + i, count, count).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(v);
+            break;
+        }
+    }
+    assert!(limited.is_some(), "a 1/s key is limited within 10 quick calls");
+
+    // Every refusal counted by reason.
+    let metrics = rpc
+        .http
+        .get(format!("{}/metrics", rpc.base))
+        .send()
+        .await
+        .expect("http")
+        .text()
+        .await
+        .unwrap_or_default();
+    for reason in [
+        "bad_signature",
+        "stale_timestamp",
+        "replay",
+        "unknown_key",
+        "missing_scope",
+        "rate_limited",
+    ] {
+        assert!(
+            metrics.contains(&format!("lode_rpc_refused_total{{reason=\"{reason}\"}}")),
+            "{reason} counted: {metrics}"
+        );
     }
     a.shutdown().await.expect("shutdown");
 }

@@ -259,7 +259,7 @@ impl NodeProc {
         let info = rt
             .block_on(client.call("getnetworkinfo", serde_json::json!([])))
             .expect("getnetworkinfo");
-        info["localaddresses"][0].as_str().expect("a local address").to_string()
+        info["lode_p2p_addrs"][0].as_str().expect("a local address").to_string()
     }
 
     fn stop(&mut self) {

@@ -342,8 +342,8 @@ async fn partition_forks_and_heal_reorgs_the_minority_onto_one_tip() {
     })
     .await;
     // … then stops, so the two-miner side surely ends with more work.
-    let cookie = std::fs::read_to_string(&file.nodes[2].cookie).expect("cookie");
-    RpcClient::new(&rpc[2], Some(cookie.trim().to_string()))
+    RpcClient::with_cookie(&rpc[2], &file.nodes[2].cookie)
+        .expect("cookie")
         .call("setgenerate", json!([false]))
         .await
         .expect("setgenerate false");

@@ -87,10 +87,10 @@ async fn ctrl_c_stops_cleanly_and_rpc_stop_too() {
     // Again, stopped through the RPC: the chain it had is still there.
     let mut node = spawn_node(dir.path());
     let url = rpc_url(dir.path());
-    let token = std::fs::read_to_string(dir.path().join("data/.cookie")).expect("cookie");
+    let token = cookie_token(dir.path());
     let r = post(
         &url,
-        token.trim(),
+        &token,
         serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "stop"}),
     )
     .await
@@ -109,11 +109,11 @@ async fn a_second_ctrl_c_forces_the_exit_while_the_chain_is_busy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = spawn_node(dir.path());
     let url = rpc_url(dir.path());
-    let token = std::fs::read_to_string(dir.path().join("data/.cookie")).expect("cookie");
+    let token = cookie_token(dir.path());
     // Queue thousands of blocks of work on the chain thread: a graceful shutdown would wait
     // for all of it.
     for _ in 0..5 {
-        let (url, token) = (url.clone(), token.trim().to_string());
+        let (url, token) = (url.clone(), token.clone());
         tokio::spawn(async move {
             let _ = post(
                 &url,
@@ -148,4 +148,12 @@ async fn a_second_ctrl_c_forces_the_exit_while_the_chain_is_busy() {
         log(dir.path())
     );
     assert!(log(dir.path()).contains("forced exit"));
+}
+
+/// The token of the node's cookie file (Core's format, `__cookie__:TOKEN`), for `Bearer`.
+fn cookie_token(dir: &Path) -> String {
+    let line = std::fs::read_to_string(dir.join("data/.cookie")).expect("cookie");
+    let (user, token) = line.trim().split_once(':').expect("__cookie__:TOKEN");
+    assert_eq!(user, "__cookie__");
+    token.to_string()
 }

@@ -48,18 +48,61 @@ pub enum ClientError {
     },
 }
 
+/// How a client proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer TOKEN` (the cookie's token or an API key).
+    Bearer(String),
+    /// HTTP Basic `USER:PASSWORD` (Core's cookie `__cookie__:TOKEN`, or an rpcauth user).
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    // Never print a secret (a client in a log line must not leak it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(…)"),
+            Credential::Basic { user, .. } => write!(f, "Basic({user}:…)"),
+        }
+    }
+}
+
 /// A client of one node.
 #[derive(Clone, Debug)]
 pub struct RpcClient {
     base: String,
-    token: Option<String>,
+    credential: Option<Credential>,
+    signer: Option<Signer>,
     http: reqwest::Client,
+}
+
+/// An API key that signs every request (`X-Lode-*`, `crate::common::signing`).
+#[derive(Clone)]
+struct Signer {
+    id: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({}:…)", self.id)
+    }
 }
 
 impl RpcClient {
     /// A client of the node at `base` (`http://127.0.0.1:18443`), authenticating with
-    /// `token` when given.
+    /// `token` (`Bearer`) when given.
     pub fn new(base: &str, token: Option<String>) -> RpcClient {
+        RpcClient::with_credential(base, token.map(Credential::Bearer))
+    }
+
+    /// A client of the node at `base` with any credential.
+    pub fn with_credential(base: &str, credential: Option<Credential>) -> RpcClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(5))
@@ -67,15 +110,54 @@ impl RpcClient {
             .unwrap_or_default();
         RpcClient {
             base: base.trim_end_matches('/').to_string(),
-            token,
+            credential,
+            signer: None,
             http,
         }
     }
 
-    /// A client authenticating with the token in a cookie file.
+    /// This client signing every request with the key in `key_file` (`ID:SECRETHEX`, as
+    /// `lode api-key create --out` writes it) instead of sending a credential.
+    pub fn signing_with(mut self, key_file: &Path) -> Result<RpcClient, ClientError> {
+        let text = std::fs::read_to_string(key_file).map_err(|e| ClientError::Cookie {
+            path: key_file.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let (id, secret) = crate::common::signing::parse_key_file(&text).map_err(|reason| ClientError::Cookie {
+            path: key_file.display().to_string(),
+            reason,
+        })?;
+        self.credential = None;
+        self.signer = Some(Signer { id, secret });
+        Ok(self)
+    }
+
+    /// Adds the signature headers for `method path` with `body`.
+    fn sign(&self, req: reqwest::RequestBuilder, method: &str, path: &str, body: &[u8]) -> reqwest::RequestBuilder {
+        use crate::common::signing;
+        let Some(s) = &self.signer else { return req };
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let sig = signing::sign(&s.secret, &ts, method, path, body);
+        req.header(signing::KEY_HEADER, &s.id)
+            .header(signing::TIMESTAMP_HEADER, ts)
+            .header(signing::SIGNATURE_HEADER, sig)
+    }
+
+    /// A client authenticating with a cookie file (Core's `__cookie__:TOKEN`).
     pub fn with_cookie(base: &str, cookie: &Path) -> Result<RpcClient, ClientError> {
-        let token = read_cookie(cookie)?;
-        Ok(RpcClient::new(base, Some(token)))
+        let credential = read_cookie(cookie)?;
+        Ok(RpcClient::with_credential(base, Some(credential)))
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credential {
+            Some(Credential::Bearer(t)) => req.bearer_auth(t),
+            Some(Credential::Basic { user, password }) => req.basic_auth(user, Some(password)),
+            None => req,
+        }
     }
 
     /// The node's base URL.
@@ -87,10 +169,14 @@ impl RpcClient {
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let url = format!("{}/rpc", self.base);
-        let mut req = self.http.post(&url).json(&body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let bytes = serde_json::to_vec(&body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let req = self.authorize(
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+        );
+        let req = self.sign(req, "POST", "/rpc", &bytes);
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
@@ -126,10 +212,7 @@ impl RpcClient {
     /// status (`/health` answers 503 with a reason when not ready).
     pub async fn get(&self, path: &str) -> Result<(u16, Value), ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.get(&url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let req = self.sign(self.authorize(self.http.get(&url)), "GET", path, b"");
         let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| unreachable(&url, &e))?;
@@ -143,8 +226,9 @@ impl RpcClient {
     }
 }
 
-/// Reads a node's cookie file (the token, trimmed).
-pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
+/// Reads a node's cookie file: Core's `__cookie__:TOKEN` (HTTP Basic), or a bare token
+/// (`Bearer`, as nodes before 0.2 wrote it).
+pub fn read_cookie(path: &Path) -> Result<Credential, ClientError> {
     let text = std::fs::read_to_string(path).map_err(|e| ClientError::Cookie {
         path: path.display().to_string(),
         // The node writes it at start and removes it at a clean stop.
@@ -161,7 +245,13 @@ pub fn read_cookie(path: &Path) -> Result<String, ClientError> {
             reason: "not a cookie file".into(),
         });
     }
-    Ok(token.to_string())
+    Ok(match token.split_once(':') {
+        Some((user, password)) => Credential::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        },
+        None => Credential::Bearer(token.to_string()),
+    })
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {

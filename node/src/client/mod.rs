@@ -19,4 +19,4 @@ pub mod devnet;
 pub mod devnet_file;
 pub mod http;
 
-pub use http::{ClientError, RpcClient};
+pub use http::{ClientError, Credential, RpcClient};

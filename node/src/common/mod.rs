@@ -6,10 +6,14 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`coins`] | amounts on the JSON-RPC API: decimal coins as Core writes them |
 //! | [`defaults`] | the RPC URL and cookie file names, the default RPC address |
 //! | [`node_key`] | the node key file: its name, format, loading and first creation |
+//! | [`signing`] | signed API requests: the HMAC message, headers, key files |
 //! | [`parse`] | parsers shared by `lode node` flags and `lode devnet` flags |
 
+pub mod coins;
 pub mod defaults;
 pub mod node_key;
 pub mod parse;
+pub mod signing;

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use super::auth::Authenticator;
 use super::events::EventLog;
 use super::limit::RateLimits;
+use super::signed::SignedKeys;
 use crate::api::NodeApi;
 
 /// What every handler shares.
@@ -15,6 +16,8 @@ pub struct App {
     pub api: NodeApi,
     pub(crate) auth: Authenticator,
     pub(crate) limits: RateLimits,
+    /// API keys for signed requests.
+    pub(crate) signed: SignedKeys,
     /// Recent events for the SSE stream.
     pub events: Arc<EventLog>,
     /// Set when the node stops (ends event streams).

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::auth::ApiKey;
+use super::auth::{ApiKey, RpcAuthUser};
 
 /// Default RPC address.
 pub use crate::common::defaults::DEFAULT_RPC_ADDR;
@@ -17,6 +17,8 @@ pub struct RpcConfig {
     pub rate_limit: u32,
     /// API keys.
     pub api_keys: Vec<ApiKey>,
+    /// Core-style `rpcauth` users (`--rpc-auth`).
+    pub rpc_auth: Vec<RpcAuthUser>,
 }
 
 impl RpcConfig {
@@ -26,6 +28,7 @@ impl RpcConfig {
             listen,
             rate_limit: DEFAULT_RATE_LIMIT,
             api_keys: Vec::new(),
+            rpc_auth: Vec::new(),
         }
     }
 }

@@ -1,4 +1,8 @@
-//! JSON-RPC 2.0 framing: request validation, batches, errors, and positional/named params.
+//! JSON-RPC framing as Bitcoin Core speaks it: a request with `"jsonrpc": "2.0"` is answered
+//! by the 2.0 specification (`result` or `error`, never both); any other request (1.0/1.1:
+//! no `jsonrpc` member, or `"1.0"`/`"1.1"`) is answered as Core answers legacy requests
+//! (`result`, `error` and `id` always present, and an error's HTTP status from
+//! [`RpcError::legacy_status`]). Batches, errors, positional and named params.
 
 use axum::http::StatusCode;
 use lode_chain::Hash256;
@@ -59,12 +63,25 @@ impl RpcError {
         RpcError::new(-32002, format!("forbidden: the key lacks the {scope} scope"))
     }
 
-    /// HTTP status when this error is the whole answer to a single request.
+    /// HTTP status when this error is the whole answer to a single 2.0 request.
     pub fn http_status(&self) -> StatusCode {
         match self.code {
             -32001 => StatusCode::UNAUTHORIZED,
             -32002 => StatusCode::FORBIDDEN,
             _ => StatusCode::OK,
+        }
+    }
+
+    /// HTTP status when this error is the whole answer to a single legacy (1.0/1.1)
+    /// request: Core's `JSONErrorReply` (400 invalid request, 404 method not found, else
+    /// 500), with Lode's 401/403 for a missing credential or scope.
+    pub fn legacy_status(&self) -> StatusCode {
+        match self.code {
+            -32600 => StatusCode::BAD_REQUEST,
+            -32601 => StatusCode::NOT_FOUND,
+            -32001 => StatusCode::UNAUTHORIZED,
+            -32002 => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -83,11 +100,27 @@ impl From<crate::NodeError> for RpcError {
     }
 }
 
+/// Which JSON-RPC a request speaks, and so how it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// 1.0/1.1 as Bitcoin Core answers them: `result`, `error` and `id` always present.
+    Legacy,
+    /// 2.0: `result` or `error`; a request without `id` is a notification.
+    V2,
+}
+
 /// A response object.
 pub fn response(id: &Value, result: Result<Value, RpcError>) -> Value {
-    match result {
-        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
+    response_as(Version::V2, id, result)
+}
+
+/// A response object in the request's version.
+pub fn response_as(version: Version, id: &Value, result: Result<Value, RpcError>) -> Value {
+    match (version, result) {
+        (Version::V2, Ok(r)) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+        (Version::V2, Err(e)) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
+        (Version::Legacy, Ok(r)) => json!({"result": r, "error": null, "id": id}),
+        (Version::Legacy, Err(e)) => json!({"result": null, "error": e.to_json(), "id": id}),
     }
 }
 
@@ -117,7 +150,10 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, RpcError> {
 /// One validated call.
 #[derive(Debug)]
 pub struct Call {
-    /// `id` (absent for a notification: no response is sent).
+    /// Its JSON-RPC version.
+    pub version: Version,
+    /// `id` (absent for a 2.0 notification: no response is sent; a legacy request is
+    /// always answered, with a null id).
     pub id: Option<Value>,
     /// Method name.
     pub method: String,
@@ -125,8 +161,17 @@ pub struct Call {
     pub params: Params,
 }
 
+/// The version a request object speaks (anything that is not a 2.0 request is legacy).
+pub fn version_of(v: &Value) -> Version {
+    match v.get("jsonrpc") {
+        Some(Value::String(s)) if s == "2.0" => Version::V2,
+        _ => Version::Legacy,
+    }
+}
+
 /// Validates one request object. On error, returns the id to answer with.
 pub fn parse_call(v: Value) -> Result<Call, (Value, RpcError)> {
+    let version = version_of(&v);
     let Value::Object(mut obj) = v else {
         return Err((Value::Null, RpcError::invalid_request("expected an object")));
     };
@@ -141,9 +186,22 @@ pub fn parse_call(v: Value) -> Result<Call, (Value, RpcError)> {
         }
         None => Value::Null,
     };
-    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
-        return Err((id_for_error, RpcError::invalid_request("jsonrpc must be \"2.0\"")));
+    // Core accepts 1.0 and 1.1 (and no member at all) as legacy requests.
+    match obj.get("jsonrpc") {
+        None => {}
+        Some(Value::String(s)) if matches!(s.as_str(), "1.0" | "1.1" | "2.0") => {}
+        Some(_) => {
+            return Err((
+                id_for_error,
+                RpcError::invalid_request("jsonrpc must be \"2.0\" (or \"1.0\"/\"1.1\", or absent)"),
+            ))
+        }
     }
+    let id = match (version, id) {
+        // A legacy request without an id is still answered (Core answers it with a null id).
+        (Version::Legacy, None) => Some(Value::Null),
+        (_, id) => id,
+    };
     let method = match obj.remove("method") {
         Some(Value::String(m)) => m,
         _ => return Err((id_for_error, RpcError::invalid_request("method must be a string"))),
@@ -165,7 +223,12 @@ pub fn parse_call(v: Value) -> Result<Call, (Value, RpcError)> {
             ))
         }
     };
-    Ok(Call { id, method, params })
+    Ok(Call {
+        version,
+        id,
+        method,
+        params,
+    })
 }
 
 /// A call's params, by position or by name.
@@ -200,6 +263,11 @@ impl Params {
             }
         }
         Ok(())
+    }
+
+    /// A param as given (`None`: absent or null).
+    pub fn value(&self, i: usize, name: &str) -> Option<&Value> {
+        self.get(i, name)
     }
 
     fn get(&self, i: usize, name: &str) -> Option<&Value> {
@@ -296,8 +364,8 @@ mod tests {
         assert!(e.message.contains("height"));
         for bad in [
             json!([1]),
-            json!({"id": 1, "method": "m"}),
-            json!({"jsonrpc": "1.0", "id": 1, "method": "m"}),
+            json!({"jsonrpc": "3.0", "id": 1, "method": "m"}),
+            json!({"jsonrpc": 2, "id": 1, "method": "m"}),
             json!({"jsonrpc": "2.0", "id": 1, "method": 5}),
             json!({"jsonrpc": "2.0", "id": 1, "method": "m", "params": 5}),
             json!({"jsonrpc": "2.0", "id": [1], "method": "m"}),
@@ -305,6 +373,25 @@ mod tests {
             let (_, e) = parse_call(bad.clone()).expect_err("invalid");
             assert_eq!(e.code, -32600, "{bad}");
         }
+        // Core's legacy requests: no jsonrpc member, or 1.0/1.1; answered even without an id.
+        for legacy in [
+            json!({"id": 1, "method": "m"}),
+            json!({"version": "1.1", "id": 1, "method": "m"}),
+            json!({"jsonrpc": "1.0", "method": "m"}),
+        ] {
+            let c = parse_call(legacy.clone()).expect("legacy");
+            assert_eq!(c.version, Version::Legacy, "{legacy}");
+            assert!(c.id.is_some(), "{legacy}");
+        }
+        let r = response_as(Version::Legacy, &json!(3), Ok(json!(1)));
+        assert_eq!(r, json!({"result": 1, "error": null, "id": 3}));
+        let r = response_as(Version::Legacy, &json!(3), Err(RpcError::method_not_found("x")));
+        assert!(r["result"].is_null() && r["error"]["code"] == -32601 && r.get("jsonrpc").is_none());
+        assert_eq!(RpcError::method_not_found("x").legacy_status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            RpcError::invalid_params("x").legacy_status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         let p = Params::from_positional(vec![json!(1), json!(2)]);
         assert_eq!(p.expect_at_most(&["a"]).map_err(|e| e.code), Err(-32602));
         let p = Params::from_positional(vec![json!(u64::MAX)]);

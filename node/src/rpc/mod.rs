@@ -1,5 +1,6 @@
-//! The node's HTTP port: JSON-RPC 2.0 (`POST /rpc`), the public REST API (`/api/v1/…`,
-//! with its OpenAPI document), server-sent events, Prometheus metrics and `/health`.
+//! The node's HTTP port: JSON-RPC (`POST /rpc`, and Bitcoin Core's `POST /` and
+//! `POST /wallet/<name>`: [`transport`]), the public REST API (`/api/v1/…`, with its
+//! OpenAPI document), server-sent events, Prometheus metrics and `/health`.
 //! The contract is `docs/API.md`.
 //!
 //! Every request passes one gate ([`gate`]): the `Authorization` header is identified
@@ -13,25 +14,28 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod core_views;
 pub mod events;
 pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
 pub mod rest;
+pub mod signed;
 pub mod sse;
+pub mod transport;
 pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -95,10 +99,12 @@ pub async fn start(
         .and_then(|()| std::fs::rename(&tmp, &url_file))
         .map_err(io_err(&url_file))?;
 
+    let signed = signed::SignedKeys::load(&data_dir).map_err(|e| crate::NodeError::Config(e.to_string()))?;
     let events = events::EventLog::start(&api, shutdown.clone());
     let app = Arc::new(App {
-        auth: Authenticator::new(&token, config.api_keys.clone()),
+        auth: Authenticator::new(&token, config.api_keys.clone(), config.rpc_auth.clone()),
         limits: RateLimits::new(config.rate_limit),
+        signed,
         events,
         shutdown: shutdown.clone(),
         api,
@@ -106,7 +112,10 @@ pub async fn start(
     spawn_pruner(&app);
     let body_limit = body_limit(app.api.params().max_block_size);
     let timed = Router::new()
-        .route("/rpc", post(rpc))
+        .route("/rpc", post(transport::rpc))
+        .route("/", post(transport::rpc))
+        .route("/wallet/", post(transport::rpc))
+        .route("/wallet/{name}", post(transport::wallet_rpc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(rest::routes())
@@ -195,20 +204,55 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shut
     }
 }
 
-/// Identifies the caller, charges its bucket, and labels the answer with the quota.
+/// Identifies the caller (its `Authorization`, or a signed request's `X-Lode-*` headers,
+/// checked against the body), charges its bucket, and labels the answer with the quota.
 async fn gate(
     State(app): State<Arc<App>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let principal = app
+    let mut principal = app
         .auth
         .identify(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
-    let decision = app.limits.check(&principal, remote.ip());
+    let (mut req, refusal) = if req.headers().contains_key(crate::common::signing::KEY_HEADER) {
+        match check_signature(&app, req).await {
+            (req, Ok(signer)) => {
+                principal = Principal::Signed {
+                    id: signer.id,
+                    scopes: signer.scopes,
+                };
+                (req, None)
+            }
+            (req, Err(r)) => {
+                principal = Principal::Invalid;
+                (req, Some(r))
+            }
+        }
+    } else {
+        (req, None)
+    };
+    let decision = match &principal {
+        Principal::Signed { id, .. } => match app.signed.charge(id) {
+            Some(Ok((limit, remaining))) => Decision::Allowed {
+                limit,
+                remaining,
+                // A key's quota refills at half its burst per second.
+                reset: u64::from(limit.saturating_sub(remaining)).div_ceil(u64::from((limit / 2).max(1))),
+            },
+            Some(Err(retry_after)) => Decision::Limited {
+                limit: app.signed.burst_of(id),
+                retry_after,
+            },
+            None => app.limits.check(&principal, remote.ip()),
+        },
+        _ => app.limits.check(&principal, remote.ip()),
+    };
     let mut resp = match decision {
         Decision::Limited { retry_after, .. } => {
+            drain(req).await;
             app.api.metrics().rate_limited.inc();
+            app.api.metrics().count_refusal("rate_limited");
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 Json(json!({"error": format!("rate limit exceeded; retry after {retry_after} s")})),
@@ -220,9 +264,25 @@ async fn gate(
         }
         _ if principal == Principal::Invalid => {
             app.api.metrics().auth_failures.inc();
-            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), "rejected a request with a wrong token");
-            let body = jsonrpc::response(&Value::Null, Err(RpcError::bad_token()));
-            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+            let (status, error, reason) = match refusal {
+                Some(signed::Refusal::Busy) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RpcError::new(-32001, signed::Refusal::Busy.message()),
+                    signed::Refusal::Busy.reason(),
+                ),
+                Some(r) => (StatusCode::UNAUTHORIZED, RpcError::new(-32001, r.message()), r.reason()),
+                None => (StatusCode::UNAUTHORIZED, RpcError::bad_token(), "bad_credentials"),
+            };
+            app.api.metrics().count_refusal(reason);
+            tracing::warn!(client = %remote.ip(), path = %req.uri().path(), reason, "rejected a request with wrong credentials");
+            drain(req).await;
+            let body = jsonrpc::response(&Value::Null, Err(error));
+            let mut r = (status, Json(body)).into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"jsonrpc\""),
+            );
+            r
         }
         _ => {
             req.extensions_mut().insert(principal);
@@ -250,74 +310,48 @@ async fn gate(
     resp
 }
 
+/// Reads the body (within the body limit) to check a signed request, and puts it back.
+async fn check_signature(app: &App, req: Request) -> (Request, Result<signed::Signer, signed::Refusal>) {
+    use crate::common::signing::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let (parts, body) = req.into_parts();
+    let limit = body_limit(app.api.params().max_block_size);
+    let bytes = axum::body::to_bytes(body, limit).await.unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (key, timestamp, signature) = (header(KEY_HEADER), header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
+    let signed = signed::SignedRequest {
+        key: &key,
+        timestamp: &timestamp,
+        signature: &signature,
+        method: parts.method.as_str(),
+        path,
+        body: &bytes,
+    };
+    let verdict = app.signed.verify(&signed, now);
+    (Request::from_parts(parts, Body::from(bytes)), verdict)
+}
+
+/// Reads a refused request's body to its end (up to [`DRAIN_LIMIT`]), so that the
+/// connection stays usable: hyper closes a kept-alive connection whose last request body
+/// was left unread, and a Core client keeps its connection across a 401.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+}
+
+/// Most bytes of a refused request's body read to keep its connection (larger: closed).
+const DRAIN_LIMIT: usize = 1 << 20;
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "no such route"}))).into_response()
-}
-
-/// `POST /rpc`: one call or a batch.
-async fn rpc(State(app): State<Arc<App>>, Extension(principal): Extension<Principal>, body: Bytes) -> Response {
-    let items = match jsonrpc::parse_body(&body) {
-        Ok(jsonrpc::Body::Batch(items)) => items,
-        Ok(jsonrpc::Body::Single(single)) => {
-            return match one_call(&app, &principal, single).await {
-                (Some(r), status) => (status, Json(r)).into_response(),
-                (None, _) => StatusCode::NO_CONTENT.into_response(),
-            }
-        }
-        Err(e) => {
-            if e.code == -32700 {
-                app.api.metrics().count_request("rpc", "-32700");
-            }
-            return Json(jsonrpc::response(&Value::Null, Err(e))).into_response();
-        }
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let (Some(r), _) = one_call(&app, &principal, item).await {
-            out.push(r);
-        }
-    }
-    if out.is_empty() {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        Json(Value::Array(out)).into_response()
-    }
-}
-
-/// Runs one call; `None` for a notification (no `id`).
-async fn one_call(app: &App, principal: &Principal, v: Value) -> (Option<Value>, StatusCode) {
-    let call = match jsonrpc::parse_call(v) {
-        Ok(c) => c,
-        Err((id, e)) => {
-            app.api.metrics().count_request("rpc", &e.code.to_string());
-            return (Some(jsonrpc::response(&id, Err(e))), StatusCode::OK);
-        }
-    };
-    let scope = methods::scope_of(&call.method);
-    let result = match scope {
-        None => Err(RpcError::method_not_found(&call.method)),
-        Some(None) => methods::call(app, &call.method, &call.params).await,
-        Some(Some(s)) if *principal == Principal::Anonymous => {
-            tracing::debug!(method = %call.method, scope = %s, "private method without a token");
-            Err(RpcError::unauthorized())
-        }
-        Some(Some(s)) if !principal.allows(s) => Err(RpcError::forbidden(s)),
-        Some(Some(_)) => methods::call(app, &call.method, &call.params).await,
-    };
-    // Unknown names are not labels: a client must not grow the metric set.
-    let label = if scope.is_some() {
-        call.method.as_str()
-    } else {
-        "unknown"
-    };
-    let status = match &result {
-        Ok(_) => "ok".to_string(),
-        Err(e) => e.code.to_string(),
-    };
-    app.api.metrics().count_request(label, &status);
-    let http = result.as_ref().err().map_or(StatusCode::OK, RpcError::http_status);
-    let id = call.id.clone();
-    (id.map(|id| jsonrpc::response(&id, result)), http)
 }
 
 /// `GET /health`: 200 when the node is serving and not catching up, else 503 with why.

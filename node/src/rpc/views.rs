@@ -30,7 +30,7 @@ pub struct HeaderView {
     pub nonce: u32,
     /// Compact target, hex.
     pub bits: String,
-    /// Difficulty relative to the network's pow limit.
+    /// Difficulty as Bitcoin Core defines it (relative to `0x1d00ffff`).
     pub difficulty: f64,
     /// Cumulative work, hex.
     pub chainwork: String,
@@ -119,9 +119,13 @@ pub struct TxView {
     pub confirmations: u32,
 }
 
-/// Difficulty of `bits`: pow-limit target ÷ target, as Bitcoin Core reports it.
-pub fn difficulty(params: &ChainParams, bits: u32) -> f64 {
-    match (target_from_bits(params.pow_limit_bits), target_from_bits(bits)) {
+/// Bitcoin's difficulty-1 target (`0x1d00ffff`), the unit of Core's difficulty.
+const DIFFICULTY_ONE_BITS: u32 = 0x1d00_ffff;
+
+/// Difficulty of `bits` as Bitcoin Core defines it: the target of `0x1d00ffff` ÷ this
+/// target, on every network (so a regtest block is about 4.66e-10, as in Core).
+pub fn difficulty(bits: u32) -> f64 {
+    match (target_from_bits(DIFFICULTY_ONE_BITS), target_from_bits(bits)) {
         (Some(limit), Some(t)) if !t.is_zero() => u256_to_f64(limit) / u256_to_f64(t),
         _ => 0.0,
     }
@@ -135,7 +139,6 @@ fn u256_to_f64(v: primitive_types::U256) -> f64 {
 
 /// The header view of an indexed block.
 pub fn header_view(chain: &ChainState, hash: &Hash256, entry: &IndexEntry) -> HeaderView {
-    let params = chain.params();
     let on_best = chain.is_on_best_chain(hash);
     let confirmations = if on_best {
         i64::from(chain.height().0) - i64::from(entry.height.0) + 1
@@ -158,7 +161,7 @@ pub fn header_view(chain: &ChainState, hash: &Hash256, entry: &IndexEntry) -> He
         mediantime: median_time(chain, hash, entry.height),
         nonce: h.nonce,
         bits: format!("{:08x}", h.bits),
-        difficulty: difficulty(params, h.bits),
+        difficulty: difficulty(h.bits),
         chainwork: hex::encode(entry.chain_work),
         previousblockhash: (entry.height.0 > 0).then(|| h.prev_hash.to_hex()),
         nextblockhash: next.map(|n| n.to_hex()),

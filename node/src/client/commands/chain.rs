@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::input::{self, BlockRef};
 use super::output::{coins, coins_exact, plain, Fields, Table};
-use super::{ClientArgs, CommandError, Node, Report};
+use super::{signed_units, ClientArgs, CommandError, Node, Report};
 
 /// `lode chain [TARGET] COMMAND`.
 #[derive(Debug, clap::Args)]
@@ -175,18 +175,21 @@ fn tx_text(v: &Value) -> String {
     f.add_json("txid", v, "txid")
         .add_json("confirmations", v, "confirmations")
         .add_json("block", v, "blockhash")
-        .add_json("height", v, "height")
+        .add_json("block time", v, "blocktime")
         .add_json("size", v, "size")
         .add_json("version", v, "version")
         .add_json("locktime", v, "locktime");
-    if let Some(fee) = v.get("fee").and_then(Value::as_u64) {
-        f.add("fee", coins_exact(fee));
+    if let Some(fee) = signed_units(v.get("fee")) {
+        f.add("fee", coins_exact(fee.unsigned_abs()));
     }
     let mut text = f.render();
     let mut inputs = Table::new(&["INPUT", "SPENDS"]);
     for (i, vin) in v.get("vin").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let spends = if vin.get("coinbase").and_then(Value::as_bool).unwrap_or(false) {
-            format!("coinbase (height {})", plain(vin.get("height").unwrap_or(&Value::Null)))
+        let spends = if vin.get("coinbase").is_some() {
+            format!(
+                "coinbase (height {})",
+                plain(vin.get("lode_height").unwrap_or(&Value::Null))
+            )
         } else {
             format!(
                 "{}:{}",
@@ -198,10 +201,11 @@ fn tx_text(v: &Value) -> String {
     }
     let mut outputs = Table::new(&["OUTPUT", "ADDRESS", ">VALUE", ">UNITS"]);
     for vout in v.get("vout").and_then(Value::as_array).into_iter().flatten() {
-        let value = vout.get("value").and_then(Value::as_u64);
+        let value = signed_units(vout.get("value")).map(i64::unsigned_abs);
+        let address = vout.get("scriptPubKey").and_then(|s| s.get("address"));
         outputs.row(vec![
             plain(vout.get("n").unwrap_or(&Value::Null)),
-            plain(vout.get("address").unwrap_or(&Value::Null)),
+            plain(address.unwrap_or(&Value::Null)),
             value.map(coins).unwrap_or_default(),
             value.map(|u| u.to_string()).unwrap_or_default(),
         ]);
@@ -219,14 +223,16 @@ fn mempool_text(info: &Value, txids: &Value) -> String {
     let mut f = Fields::new();
     f.add_json("transactions", info, "size")
         .add_json("bytes", info, "bytes");
-    if let Some(fee) = info.get("total_fee").and_then(Value::as_u64) {
-        f.add("total fee", coins_exact(fee));
+    if let Some(fee) = signed_units(info.get("total_fee")) {
+        f.add("total fee", coins_exact(fee.unsigned_abs()));
     }
-    if let Some(r) = info.get("minrelaytxfee") {
-        f.add("min relay fee", format!("{} units/byte", plain(r)));
+    // Core's rates are coins per 1000 bytes: units per byte is that ÷ 1000.
+    let per_byte = |key: &str| signed_units(info.get(key)).map(|u| format!("{} units/byte", u / 1000));
+    if let Some(r) = per_byte("minrelaytxfee") {
+        f.add("min relay fee", r);
     }
-    if let Some(r) = info.get("feerate_estimate") {
-        f.add("fee estimate", format!("{} units/byte", plain(r)));
+    if let Some(r) = per_byte("lode_feerate_estimate") {
+        f.add("fee estimate", r);
     }
     f.add_json("max size", info, "maxmempool");
     let mut text = f.render();
@@ -264,9 +270,9 @@ mod tests {
 
     #[test]
     fn tx_text_lists_inputs_and_outputs() {
-        let v = json!({"txid": "aa", "size": 120, "confirmations": 2, "fee": 1000,
-            "vin": [{"txid": "bb", "vout": 1, "pubkey": "cc"}],
-            "vout": [{"n": 0, "value": 1_250_000_000u64, "address": "lreg1x"}]});
+        let v = json!({"txid": "aa", "size": 120, "confirmations": 2, "fee": 0.00001,
+            "vin": [{"txid": "bb", "vout": 1}, {"coinbase": "00", "lode_height": 7}],
+            "vout": [{"n": 0, "value": 12.5, "scriptPubKey": {"address": "lreg1x"}}]});
         let text = tx_text(&v);
         assert!(text.contains("bb:1"), "{text}");
         assert!(
@@ -274,6 +280,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0.00001000 coins (1000 units)"), "{text}");
+        assert!(text.contains("coinbase (height 7)"), "{text}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`input`] | local checks of amounts, addresses, hashes and heights |
 //! | [`output`] | the [`Report`] type, number formatting, aligned tables, printing |
 
+pub mod apikey;
 pub mod chain;
 pub mod input;
 pub mod mine;
@@ -38,6 +39,10 @@ pub struct ClientArgs {
     /// Print the node's raw JSON result (one JSON document) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Sign every request with this API key file (`ID:SECRET`, from `lode api-key create
+    /// --out`) instead of the cookie.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// Why a client command failed. Every message is one line naming what was wrong.
@@ -152,7 +157,12 @@ where
     Fut: Future<Output = Result<Report, CommandError>>,
 {
     let target = args.target.resolve(&Env::current())?;
-    let client = target.client().map_err(CommandError::Client)?;
+    // A signing key replaces the cookie (which another machine does not have).
+    let client = match &args.key_file {
+        Some(k) => RpcClient::new(&target.url, None).signing_with(k),
+        None => target.client(),
+    }
+    .map_err(CommandError::Client)?;
     let node = Node::new(client, target.network);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,6 +185,22 @@ pub(crate) fn field<'a>(method: &str, value: &'a Value, name: &str) -> Result<&'
 }
 
 /// A required unsigned integer field.
+/// A decimal-coin amount field of a JSON-RPC answer (Core's shape) in base units.
+pub(crate) fn units_field(method: &str, value: &Value, name: &str) -> Result<u64, CommandError> {
+    let v = field(method, value, name)?;
+    crate::common::coins::from_json(v)
+        .map(|a| a.0)
+        .map_err(|e| CommandError::Malformed {
+            method: method.to_string(),
+            reason: format!("{name:?}: {e}"),
+        })
+}
+
+/// A signed decimal-coin amount (absent or malformed: `None`) in base units.
+pub(crate) fn signed_units(v: Option<&Value>) -> Option<i64> {
+    v.and_then(|v| crate::common::coins::signed_from_json(v).ok())
+}
+
 pub(crate) fn u64_field(method: &str, value: &Value, name: &str) -> Result<u64, CommandError> {
     field(method, value, name)?
         .as_u64()

@@ -24,7 +24,7 @@ pub struct WaitOptions {
 }
 
 /// Waits until `txid` has the confirmations asked for and returns the wallet's last view
-/// of it (`{txid, amount, fee?, confirmations, height?, blockhash?}`).
+/// of it (Core's `gettransaction`: `{txid, amount, fee?, confirmations, blockheight?, blockhash?, …}`).
 pub async fn until_confirmed(
     node: &Node,
     txid: &str,

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use super::output::{coins, coins_exact, plain, signed_coins, Fields, Status, Table};
 use super::wait::{self, WaitOptions};
-use super::{field, input, output, str_field, u64_field, ClientArgs, CommandError, Node, Report};
+use super::{
+    field, input, output, signed_units, str_field, u64_field, units_field, ClientArgs, CommandError, Node, Report,
+};
 
 /// `lode wallet [TARGET] COMMAND`.
 #[derive(Debug, clap::Args)]
@@ -155,7 +157,7 @@ pub async fn execute(node: &Node, command: WalletCommand) -> Result<Report, Comm
             Ok(Report::new(v.clone(), balance_text(&v)?))
         }
         WalletCommand::History { count, skip } => {
-            let v = node.call("listtransactions", json!([count, skip])).await?;
+            let v = node.call("listtransactions", json!(["*", count, skip])).await?;
             Ok(Report::new(v.clone(), history_text(&v)?))
         }
         WalletCommand::Send(args) => send(node, args).await,
@@ -187,11 +189,12 @@ pub async fn execute(node: &Node, command: WalletCommand) -> Result<Report, Comm
 
 fn balance_text(v: &Value) -> Result<String, CommandError> {
     const M: &str = "getbalances";
+    let mine = field(M, v, "mine")?;
     let rows = [
-        ("spendable", u64_field(M, v, "spendable")?),
-        ("immature", u64_field(M, v, "immature")?),
-        ("reserved", u64_field(M, v, "reserved")?),
-        ("pending incoming", u64_field(M, v, "pending_incoming")?),
+        ("spendable", units_field(M, mine, "trusted")?),
+        ("immature", units_field(M, mine, "immature")?),
+        ("reserved", units_field(M, mine, "lode_reserved")?),
+        ("pending incoming", units_field(M, mine, "untrusted_pending")?),
     ];
     // Coins right-aligned so the decimal points line up.
     let width = rows.iter().map(|(_, u)| coins(*u).len()).max().unwrap_or(0);
@@ -201,7 +204,7 @@ fn balance_text(v: &Value) -> Result<String, CommandError> {
     }
     let mut text = f.render();
     let coins_list = v
-        .get("immature_coins")
+        .get("lode_immature_coins")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -210,7 +213,9 @@ fn balance_text(v: &Value) -> Result<String, CommandError> {
         for c in &coins_list {
             t.row(vec![
                 plain(c.get("height").unwrap_or(&Value::Null)),
-                c.get("amount").and_then(Value::as_u64).map(coins).unwrap_or_default(),
+                signed_units(c.get("amount"))
+                    .map(|u| coins(u.unsigned_abs()))
+                    .unwrap_or_default(),
             ]);
         }
         text.push_str("\n\n");
@@ -228,16 +233,17 @@ fn history_text(v: &Value) -> Result<String, CommandError> {
         return Ok("no transactions".into());
     }
     let mut t = Table::new(&["TXID", "CATEGORY", ">AMOUNT", ">FEE", ">HEIGHT", ">CONFIRMATIONS"]);
-    for tx in items {
+    // Core lists oldest first; the table shows the newest first. A send's amount is the
+    // balance's change (Core's amount plus its negative fee).
+    for tx in items.iter().rev() {
+        let fee = signed_units(tx.get("fee"));
+        let amount = signed_units(tx.get("amount")).map(|a| a.saturating_add(fee.unwrap_or(0)));
         t.row(vec![
             plain(tx.get("txid").unwrap_or(&Value::Null)),
             plain(tx.get("category").unwrap_or(&Value::Null)),
-            tx.get("amount")
-                .and_then(Value::as_i64)
-                .map(signed_coins)
-                .unwrap_or_default(),
-            tx.get("fee").and_then(Value::as_u64).map(coins).unwrap_or_default(),
-            plain(tx.get("height").unwrap_or(&Value::Null)),
+            amount.map(signed_coins).unwrap_or_default(),
+            fee.map(|f| coins(f.unsigned_abs())).unwrap_or_default(),
+            plain(tx.get("blockheight").unwrap_or(&Value::Null)),
             plain(tx.get("confirmations").unwrap_or(&Value::Null)),
         ]);
     }
@@ -256,18 +262,24 @@ async fn send(node: &Node, args: SendArgs) -> Result<Report, CommandError> {
         }
     };
     input::address_for(&args.address, &network)?;
-    let mut params = vec![json!(args.address), json!(amount.units())];
+    // Core's named params: the amount in decimal coins, fee_rate in units (sat) per byte,
+    // verbose for the fee and size Lode adds.
+    let mut params = json!({
+        "address": args.address,
+        "amount": crate::common::coins::to_json(amount.units()),
+        "verbose": true,
+    });
     if let Some(rate) = args.fee_rate {
-        params.push(json!(rate));
+        params["fee_rate"] = json!(rate);
     }
     const M: &str = "sendtoaddress";
-    let mut sent = node.call(M, Value::Array(params)).await?;
+    let mut sent = node.call(M, params).await?;
     let txid = str_field(M, &sent, "txid")?.to_string();
     let mut f = Fields::new();
     f.add("txid", txid.as_str())
         .add("amount", coins_exact(amount.units()))
-        .add("fee", coins_exact(u64_field(M, &sent, "fee")?))
-        .add("size", format!("{} bytes", u64_field(M, &sent, "size")?));
+        .add("fee", coins_exact(units_field(M, &sent, "lode_fee")?))
+        .add("size", format!("{} bytes", u64_field(M, &sent, "lode_size")?));
     if args.wait || args.confirmations.is_some() {
         let opts = WaitOptions {
             confirmations: args.confirmations.unwrap_or(1),
@@ -282,9 +294,9 @@ async fn send(node: &Node, args: SendArgs) -> Result<Report, CommandError> {
                 let confirmations = field("gettransaction", &seen, "confirmations")?.clone();
                 f.add("confirmations", plain(&confirmations))
                     .add_json("block", &seen, "blockhash")
-                    .add_json("height", &seen, "height");
+                    .add_json("height", &seen, "blockheight");
                 if let Some(obj) = sent.as_object_mut() {
-                    for key in ["confirmations", "blockhash", "height"] {
+                    for key in ["confirmations", "blockhash", "blockheight"] {
                         if let Some(v) = seen.get(key) {
                             obj.insert(key.into(), v.clone());
                         }
@@ -307,9 +319,10 @@ mod tests {
 
     #[test]
     fn balance_shows_coins_units_and_maturity_heights() {
-        let v = json!({"spendable": 1_250_000_000u64, "immature": 5_000_000_000u64,
-            "immature_coins": [{"height": 21, "amount": 5_000_000_000u64}],
-            "reserved": 0, "pending_incoming": 1});
+        // Core's getbalances (decimal coins) with Lode's extras.
+        let v = json!({"mine": {"trusted": 12.5, "immature": 50.0, "lode_reserved": 0.0,
+            "untrusted_pending": 0.00000001},
+            "lode_immature_coins": [{"height": 21, "amount": 50.0}]});
         let text = balance_text(&v).expect("renders");
         assert!(
             text.contains("spendable         12.50000000 coins (1250000000 units)"),
@@ -321,16 +334,18 @@ mod tests {
                 .any(|l| l.starts_with("21 ") && l.ends_with(" 50.00000000")),
             "{text}"
         );
-        let e = balance_text(&json!({"spendable": 1})).expect_err("missing field");
+        let e = balance_text(&json!({"mine": {"trusted": 1.0}})).expect_err("missing field");
         assert!(e.to_string().contains("\"immature\""), "{e}");
     }
 
     #[test]
     fn history_is_a_table() {
-        let v = json!([{"txid": "ab", "amount": -1_250_001_000i64, "fee": 1000, "category": "send",
-            "height": 12, "confirmations": 1}]);
+        // Core's listtransactions: a send's amount and fee are negative, apart.
+        let v = json!([{"txid": "ab", "amount": -12.5, "fee": -0.00001, "category": "send",
+            "blockheight": 12, "confirmations": 1}]);
         let text = history_text(&v).expect("renders");
-        assert!(text.contains("-12.50001000"), "{text}");
+        assert!(text.contains("-12.50001000") && text.contains(" 0.00001000"), "{text}");
+        assert!(text.contains(" 12 "), "{text}");
         assert!(text.starts_with("TXID"), "{text}");
         assert_eq!(history_text(&json!([])).expect("renders"), "no transactions");
     }

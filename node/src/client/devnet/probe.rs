@@ -89,13 +89,12 @@ pub async fn full(node: &DevnetNode) -> Probe {
     }
     if let Ok(admin) = admin_client(node) {
         if let Ok(Ok(w)) = tokio::time::timeout(PROBE_TIMEOUT, admin.call("getwalletinfo", json!([]))).await {
-            probe.address = w.get("first_address").and_then(Value::as_str).map(str::to_string);
-            // `balance` is the spendable integer in docs/API.md; the server gives the
-            // `getbalances` object. Take either.
-            let balance = w.get("balance");
-            probe.balance = balance
-                .and_then(Value::as_u64)
-                .or_else(|| balance.and_then(|b| b.get("spendable")).and_then(Value::as_u64));
+            probe.address = w.get("lode_first_address").and_then(Value::as_str).map(str::to_string);
+            // Core's `balance`: the spendable coins, decimal.
+            probe.balance = w
+                .get("balance")
+                .and_then(|b| crate::common::coins::from_json(b).ok())
+                .map(|a| a.0);
         }
     }
     probe

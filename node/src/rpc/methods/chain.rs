@@ -6,7 +6,9 @@ use lode_chain::{ChainParams, Hash256, Height, Transaction};
 use serde_json::{json, Value};
 
 use crate::chain_task::{Origin, TxVerdict};
+use crate::common::coins;
 use crate::rpc::app::App;
+use crate::rpc::core_views::{self, Place};
 use crate::rpc::jsonrpc::{to_json, Params, RpcError};
 use crate::rpc::views::{self, BlockView, MempoolSummary, TxView};
 
@@ -40,13 +42,20 @@ pub(crate) async fn getblockchaininfo(app: &App, p: &Params) -> Result<Value, Rp
                 "headers": progress.target.max(chain.height().0),
                 "bestblockhash": tip.to_hex(),
                 "bits": format!("{:08x}", entry.header.bits),
-                "difficulty": views::difficulty(chain.params(), entry.header.bits),
+                "difficulty": views::difficulty(entry.header.bits),
                 "time": entry.header.time,
                 "mediantime": chain.tip_median_time_past(),
                 "chainwork": hex::encode(entry.chain_work),
                 "genesis": chain.genesis_hash().to_hex(),
+                "verificationprogress": if progress.target > chain.height().0 {
+                    f64::from(chain.height().0) / f64::from(progress.target.max(1))
+                } else {
+                    1.0
+                },
                 "initialblockdownload": progress.target > chain.height().0,
                 "size_on_disk": chain.store().size_on_disk().unwrap_or(0),
+                "pruned": false,
+                "warnings": "",
             })
         })
         .await?;
@@ -109,7 +118,43 @@ pub(crate) async fn getblock(app: &App, p: &Params) -> Result<Value, RpcError> {
     if verbosity > 2 {
         return Err(RpcError::new(-8, "param verbosity: must be 0, 1 or 2"));
     }
-    block_lookup(app, hash, verbosity).await
+    if verbosity < 2 {
+        let mut v = block_lookup(app, hash, verbosity).await?;
+        add_version_hex(&mut v);
+        return Ok(v);
+    }
+    app.api
+        .chain()
+        .read(move |v| -> Result<Value, RpcError> {
+            let chain = v.chain();
+            let entry = indexed(chain, &hash)?;
+            let block = chain
+                .block(&hash)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::not_found("block not found (header only)"))?;
+            let view: BlockView = views::block_view(chain, &hash, &entry, &block, false);
+            let mut out = to_json(&view)?;
+            let place = (view.header.confirmations > 0).then_some(Place {
+                block: hash,
+                height: entry.height,
+                time: entry.header.time,
+            });
+            out["tx"] = block
+                .transactions
+                .iter()
+                .map(|t| core_views::tx(chain.params(), t, place, chain.height(), None))
+                .collect();
+            add_version_hex(&mut out);
+            Ok(out)
+        })
+        .await?
+}
+
+/// Core's `versionHex` beside `version`.
+fn add_version_hex(v: &mut Value) {
+    if let Some(version) = v.get("version").and_then(Value::as_u64) {
+        v["versionHex"] = json!(format!("{version:08x}"));
+    }
 }
 
 pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcError> {
@@ -124,7 +169,10 @@ pub(crate) async fn getblockheader(app: &App, p: &Params) -> Result<Value, RpcEr
             if !verbose {
                 return Ok(json!(hex::encode(entry.header.to_bytes())));
             }
-            to_json(&views::header_view(chain, &hash, &entry))
+            let mut v = to_json(&views::header_view(chain, &hash, &entry))?;
+            v["nTx"] = json!(chain.block(&hash).ok().flatten().map_or(0, |b| b.transactions.len()));
+            add_version_hex(&mut v);
+            Ok(v)
         })
         .await?
 }
@@ -164,15 +212,48 @@ pub(crate) async fn tx_lookup(app: &App, txid: Hash256) -> Result<TxView, RpcErr
 }
 
 pub(crate) async fn getrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
-    p.expect_at_most(&["txid", "verbose"])?;
+    p.expect_at_most(&["txid", "verbose", "blockhash"])?;
     let txid = p.hash(0, "txid")?;
-    let verbose = p.opt_bool(1, "verbose")?.unwrap_or(false);
-    let view = tx_lookup(app, txid).await?;
-    if verbose {
-        to_json(&view)
-    } else {
-        Ok(json!(view.hex))
-    }
+    // Core's verbosity: a boolean or 0/1 (2 adds prevout data Lode does not keep here).
+    let verbose = match p.opt_bool(1, "verbose") {
+        Ok(b) => b.unwrap_or(false),
+        Err(_) => p.u64(1, "verbose")? > 0,
+    };
+    app.api
+        .chain()
+        .read(move |v| -> Result<Value, RpcError> {
+            let chain = v.chain();
+            let params = chain.params();
+            let (tx, place, fee) = if let Some(e) = v.mempool().and_then(|m| m.get(&txid)) {
+                (e.tx().as_ref().clone(), None, Some(e.fee().0))
+            } else {
+                let loc = chain
+                    .store()
+                    .tx_location(&txid)
+                    .map_err(RpcError::internal)?
+                    .ok_or_else(|| RpcError::not_found("no such mempool or blockchain transaction"))?;
+                let block = chain
+                    .block(&loc.block)
+                    .map_err(RpcError::internal)?
+                    .ok_or_else(|| RpcError::internal("indexed block missing"))?;
+                let tx = block
+                    .transactions
+                    .get(loc.position as usize)
+                    .ok_or_else(|| RpcError::internal("tx index points past the block"))?
+                    .clone();
+                let place = Place {
+                    block: loc.block,
+                    height: loc.height,
+                    time: block.header.time,
+                };
+                (tx, Some(place), None)
+            };
+            if !verbose {
+                return Ok(json!(hex::encode(lode_chain::encoding::encode(&tx))));
+            }
+            Ok(core_views::tx(params, &tx, place, chain.height(), fee))
+        })
+        .await?
 }
 
 pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
@@ -226,17 +307,7 @@ pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcErr
             }
             let mut map = serde_json::Map::new();
             for e in entries {
-                map.insert(
-                    e.txid().to_hex(),
-                    json!({
-                        "size": e.size(),
-                        "fee": e.fee().0,
-                        "feerate": e.fee_rate().per_byte_ceil(),
-                        "time": e.time(),
-                        "height": e.height().0,
-                        "depends": e.parents().iter().map(Hash256::to_hex).collect::<Vec<_>>(),
-                    }),
-                );
+                map.insert(e.txid().to_hex(), mempool_entry_json(e));
             }
             Value::Object(map)
         })
@@ -244,9 +315,59 @@ pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcErr
         .map_err(Into::into)
 }
 
+/// A pool entry as Core's `getmempoolentry` / `getrawmempool true` answer it.
+fn mempool_entry_json(e: &lode_chain::mempool::MempoolEntry) -> Value {
+    let anc = e.ancestor_stats();
+    let desc = e.descendant_stats();
+    json!({
+        "vsize": e.size(),
+        "time": e.time(),
+        "height": e.height().0,
+        "descendantcount": desc.count,
+        "descendantsize": desc.size,
+        "ancestorcount": anc.count,
+        "ancestorsize": anc.size,
+        "fees": {
+            "base": coins::to_json(e.fee().0),
+            "modified": coins::to_json(e.fee().0),
+            "ancestor": coins::to_json(anc.fee),
+            "descendant": coins::to_json(desc.fee),
+        },
+        "depends": e.parents().iter().map(Hash256::to_hex).collect::<Vec<_>>(),
+        "spentby": e.children().iter().map(Hash256::to_hex).collect::<Vec<_>>(),
+        // Lode's mempool replaces by fee whatever the transaction signals (full RBF).
+        "bip125-replaceable": true,
+    })
+}
+
+pub(crate) async fn getmempoolentry(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["txid"])?;
+    let txid = p.hash(0, "txid")?;
+    app.api
+        .chain()
+        .read(move |v| {
+            v.mempool()
+                .and_then(|m| m.get(&txid))
+                .map(mempool_entry_json)
+                .ok_or_else(|| RpcError::not_found("transaction not in mempool"))
+        })
+        .await?
+}
+
 pub(crate) async fn getmempoolinfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    to_json(&mempool_summary(app, 0).await?)
+    let m = mempool_summary(app, 0).await?;
+    Ok(json!({
+        "loaded": true,
+        "size": m.size,
+        "bytes": m.bytes,
+        "total_fee": coins::to_json(m.total_fee),
+        "maxmempool": m.maxmempool,
+        "mempoolminfee": coins::rate_to_json(m.minrelaytxfee),
+        "minrelaytxfee": coins::rate_to_json(m.minrelaytxfee),
+        "fullrbf": true,
+        "lode_feerate_estimate": coins::rate_to_json(m.feerate_estimate),
+    }))
 }
 
 /// Mempool figures and, when `list > 0`, up to `list` txids by fee rate.
@@ -282,6 +403,33 @@ pub(crate) async fn mempool_summary(app: &App, list: usize) -> Result<MempoolSum
         })
         .await
         .map_err(Into::into)
+}
+
+/// Most blocks `estimatesmartfee` looks ahead (Core's limit).
+const MAX_CONF_TARGET: u64 = 1008;
+
+pub(crate) async fn estimatesmartfee(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["conf_target", "estimate_mode"])?;
+    let target = p.u64(0, "conf_target")?;
+    if !(1..=MAX_CONF_TARGET).contains(&target) {
+        return Err(RpcError::new(
+            -8,
+            format!("Invalid conf_target, must be between 1 and {MAX_CONF_TARGET}"),
+        ));
+    }
+    match p.opt_str(1, "estimate_mode")? {
+        None => {}
+        Some(m) if ["unset", "economical", "conservative"].contains(&m.to_ascii_lowercase().as_str()) => {}
+        Some(_) => {
+            return Err(RpcError::new(
+                -8,
+                "Invalid estimate_mode parameter, must be one of: \"unset\", \"economical\", \"conservative\"",
+            ))
+        }
+    }
+    // One estimate for every target: the pool's fee rate for the next block.
+    let rate = fee_estimate(app).await?;
+    Ok(json!({"feerate": coins::rate_to_json(rate), "blocks": target}))
 }
 
 pub(crate) async fn estimatefee(app: &App, p: &Params) -> Result<Value, RpcError> {

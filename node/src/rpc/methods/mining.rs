@@ -59,14 +59,16 @@ pub(crate) async fn getmininginfo(app: &App, p: &Params) -> Result<Value, RpcErr
             json!({
                 "blocks": chain.height().0,
                 "bits": format!("{bits:08x}"),
-                "difficulty": views::difficulty(chain.params(), bits),
+                "difficulty": views::difficulty(bits),
                 "networkhashps": network_hashps(chain),
                 "generate": generate,
                 "threads": threads,
                 "hashespersec": stats.as_ref().map_or(0.0, |s| s.hash_rate),
                 "blocks_found": stats.as_ref().map_or(0, |s| s.blocks_found),
                 "stale_blocks": stats.as_ref().map_or(0, |s| s.blocks_stale),
+                "pooledtx": v.mempool().map_or(0, |m| m.len()),
                 "chain": chain.params().name,
+                "warnings": "",
             })
         })
         .await
@@ -105,16 +107,31 @@ fn parse_address(app: &App, p: &Params, i: usize) -> Result<Option<PubkeyHash>, 
     p.opt_str(i, "address")?
         .map(|a| {
             PubkeyHash::from_address(a, &app.api.params().hrp)
-                .map_err(|e| RpcError::new(-5, format!("param address: {e}")))
+                .map_err(|e| RpcError::new(-5, format!("Error: Invalid address ({e})")))
         })
         .transpose()
 }
 
 pub(crate) async fn generate(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["nblocks", "address"])?;
+    let address = parse_address(app, p, 1)?;
+    mine_blocks(app, p, "generate", address).await
+}
+
+/// Core's `generatetoaddress nblocks address (maxtries)`: regtest's instant blocks paying
+/// `address`.
+pub(crate) async fn generatetoaddress(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["nblocks", "address", "maxtries"])?;
+    // maxtries bounds Core's nonce loop; Lode's fixed-difficulty blocks need no bound.
+    p.opt_u64(2, "maxtries")?;
+    let address = parse_address(app, p, 1)?.ok_or_else(|| RpcError::invalid_params("missing param address"))?;
+    mine_blocks(app, p, "generatetoaddress", Some(address)).await
+}
+
+async fn mine_blocks(app: &App, p: &Params, method: &str, address: Option<PubkeyHash>) -> Result<Value, RpcError> {
     if !matches!(app.api.params().difficulty, DifficultyAlgorithm::Fixed) {
         return Err(RpcError::misc(format!(
-            "generate is for fixed-difficulty networks like regtest; {} mines with setgenerate",
+            "{method} is for fixed-difficulty networks like regtest; {} mines with setgenerate",
             app.api.params().name
         )));
     }
@@ -122,7 +139,6 @@ pub(crate) async fn generate(app: &App, p: &Params) -> Result<Value, RpcError> {
     if n == 0 || n > MAX_GENERATE {
         return Err(RpcError::new(-8, format!("param nblocks: must be 1..={MAX_GENERATE}")));
     }
-    let address = parse_address(app, p, 1)?;
     // Each block is connected and announced by the chain task before the next is built.
     let hashes = app.api.chain().generate(n, address).await?.map_err(|e| match e {
         GenerateError::NoPayout(e) => payout_error(e),

@@ -3,6 +3,7 @@
 //! Bitcoin Core wherever a method exists there (docs/API.md).
 
 pub mod chain;
+pub mod keys;
 pub mod mining;
 pub mod net;
 pub mod wallet;
@@ -29,6 +30,13 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("getnetworkinfo", None),
     ("getpeerinfo", None),
     ("estimatefee", None),
+    ("estimatesmartfee", None),
+    ("getmempoolentry", None),
+    ("validateaddress", None),
+    ("uptime", None),
+    ("help", None),
+    ("getaddressinfo", Some(Scope::Wallet)),
+    ("generatetoaddress", Some(Scope::Mine)),
     ("getnewaddress", Some(Scope::Wallet)),
     ("getbalance", Some(Scope::Wallet)),
     ("getbalances", Some(Scope::Wallet)),
@@ -51,6 +59,9 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("listbanned", Some(Scope::Admin)),
     ("verifychain", Some(Scope::Admin)),
     ("stop", Some(Scope::Admin)),
+    ("createapikey", Some(Scope::Admin)),
+    ("listapikeys", Some(Scope::Admin)),
+    ("revokeapikey", Some(Scope::Admin)),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -72,6 +83,13 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "getrawmempool" => chain::getrawmempool(app, p).await,
         "getmempoolinfo" => chain::getmempoolinfo(app, p).await,
         "estimatefee" => chain::estimatefee(app, p).await,
+        "estimatesmartfee" => chain::estimatesmartfee(app, p).await,
+        "getmempoolentry" => chain::getmempoolentry(app, p).await,
+        "validateaddress" => wallet::validateaddress(app, p).await,
+        "uptime" => net::uptime(app, p).await,
+        "help" => help(p),
+        "getaddressinfo" => wallet::getaddressinfo(app, p).await,
+        "generatetoaddress" => mining::generatetoaddress(app, p).await,
         "getmininginfo" => mining::getmininginfo(app, p).await,
         "getnetworkinfo" => net::getnetworkinfo(app, p).await,
         "getpeerinfo" => net::getpeerinfo(app, p).await,
@@ -97,6 +115,34 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "listbanned" => net::listbanned(app, p).await,
         "verifychain" => net::verifychain(app, p).await,
         "stop" => net::stop(app, p).await,
+        "createapikey" => keys::createapikey(app, p),
+        "listapikeys" => keys::listapikeys(app, p),
+        "revokeapikey" => keys::revokeapikey(app, p),
         other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+/// Core's `help`: every method, or one method's scope.
+fn help(p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["command"])?;
+    let scope_name = |s: Option<Scope>| s.map_or_else(|| "public".to_string(), |s| format!("needs the {s} scope"));
+    match p.opt_str(0, "command")? {
+        None => {
+            let mut text = String::from("Lode's JSON-RPC methods (docs/CORE-RPC.md maps them to Bitcoin Core's):\n");
+            for (m, s) in METHODS {
+                text.push_str(&format!("{m} ({})\n", scope_name(*s)));
+            }
+            Ok(Value::String(text))
+        }
+        Some(m) => match scope_of(m) {
+            Some(s) => Ok(Value::String(format!(
+                "{m} ({}); parameters and result as Bitcoin Core's {m} unless docs/CORE-RPC.md says otherwise",
+                scope_name(s)
+            ))),
+            None => {
+                let shown: String = m.chars().take(64).collect();
+                Ok(Value::String(format!("help: unknown command: {shown}")))
+            }
+        },
     }
 }

@@ -19,18 +19,40 @@ fn peer_param(p: &Params, i: usize, name: &str) -> Result<PeerId, RpcError> {
         .map_err(|e| RpcError::new(-8, format!("param {name}: not a peer id ({e})")))
 }
 
+/// The version as Core's integer (`0.1.2` → `102`: major·10000 + minor·100 + patch).
+fn version_number() -> u64 {
+    env!("CARGO_PKG_VERSION")
+        .split('.')
+        .take(3)
+        .map(|part| part.parse::<u64>().unwrap_or(0))
+        .fold(0, |acc, n| acc * 100 + n)
+}
+
 pub(crate) async fn getnetworkinfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
-    let peers = app.api.net().peers().await?;
+    let peers = app.api.net().peer_info().await?;
+    let inbound = peers.iter().filter(|p| p.inbound).count();
+    let relay = app.api.params().min_relay_fee_rate;
     Ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": version_number(),
         "subversion": format!("/lode:{}/", env!("CARGO_PKG_VERSION")),
-        "network": app.api.params().name,
-        "peerid": app.api.peer_id().to_string(),
+        "networkactive": true,
         "connections": peers.len(),
-        "localaddresses": app.api.p2p_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "uptime": app.api.uptime().as_secs(),
+        "connections_in": inbound,
+        "connections_out": peers.len() - inbound,
+        "relayfee": crate::common::coins::rate_to_json(relay),
+        "warnings": "",
+        "lode_version": env!("CARGO_PKG_VERSION"),
+        "lode_network": app.api.params().name,
+        "lode_peerid": app.api.peer_id().to_string(),
+        "lode_p2p_addrs": app.api.p2p_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "lode_uptime": app.api.uptime().as_secs(),
     }))
+}
+
+pub(crate) async fn uptime(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&[])?;
+    Ok(json!(app.api.uptime().as_secs()))
 }
 
 /// Peers as JSON objects (also the REST `/api/v1/peers` body).
