@@ -14,10 +14,13 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod explorer;
 pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
 pub mod rest;
+pub mod search;
+pub mod series;
 pub mod sse;
 pub mod views;
 
@@ -110,6 +113,7 @@ pub async fn start(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(rest::routes())
+        .merge(explorer::routes())
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -380,7 +384,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             m.mempool_bytes.set(bytes as i64);
         }
         m.hash_rate.set(miner.as_ref().map_or(0.0, |s| s.hash_rate));
-        m.blocks_found.set(miner.as_ref().map_or(0, |s| s.blocks_found as i64));
+        m.blocks_found.set(app.api.mining().figures().blocks_found as i64);
     }
     (
         [(

@@ -39,6 +39,11 @@ fn table() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
         ("/api/v1/mempool", get(mempool)),
         ("/api/v1/peers", get(peers)),
     ]
+    .into_iter()
+    // The explorer's chart and panel routes (`series`), in the same document.
+    .chain(super::series::table())
+    .chain(super::search::table())
+    .collect()
 }
 
 /// Every REST route and the OpenAPI document, with the state the handlers share.
@@ -69,6 +74,13 @@ pub struct ErrorBody {
 
 /// A REST failure: status and message.
 pub struct RestError(StatusCode, String);
+
+impl RestError {
+    /// A failure with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> RestError {
+        RestError(status, message.into())
+    }
+}
 
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
@@ -482,6 +494,10 @@ pub struct Peer {
     pub addr: String,
     /// True if it dialled us.
     pub inbound: bool,
+    /// Best height it told us of (null until its status arrives).
+    pub height: Option<u32>,
+    /// Last ping round trip, milliseconds (null until measured).
+    pub ping_ms: Option<f64>,
 }
 
 /// Connected peers.
@@ -490,8 +506,16 @@ async fn peers(State(app): State<Arc<App>>) -> Result<Json<Vec<Value>>, RestErro
     Ok(Json(net::peers_json(&app).await?))
 }
 
+/// The whole REST document: these routes and the explorer's (`series`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::series::SeriesDoc::openapi());
+    doc.merge(super::search::SearchDoc::openapi());
+    doc
+}
+
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(document())
 }
 
 #[cfg(test)]
@@ -500,7 +524,7 @@ mod tests {
 
     #[test]
     fn the_openapi_document_lists_exactly_the_routes() {
-        let doc = ApiDoc::openapi();
+        let doc = document();
         let mut documented: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
         let mut routed: Vec<&str> = table().into_iter().map(|(p, _)| p).collect();
         documented.sort_unstable();

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `devnet.json` | how to reach each node ([`file`]; PRODUCT.md §2) |
 //! | `devnet.lock` | flock held by the running `up`, with its pid ([`lock`]) |
+//! | `chain.toml` | the devnet's chain spec, its starting difficulty calibrated at creation ([`calibrate`], ADR 0010) |
 //! | `mnemonic.txt` | the published devnet test mnemonic; node I's wallet is its account I |
 //! | `partition.json` | the current partition, while there is one ([`partition`]) |
 //! | `nodeI/` | node I's data dir: `node_key` ([`keys`]), `node.log`, `.cookie`, chain, wallet |
@@ -23,6 +24,7 @@
 //! | [`status`], [`down`], [`partition`], [`reset`] | the other subcommands |
 //! | [`output`] | the only code writing to the terminal |
 
+pub mod calibrate;
 pub mod down;
 pub mod error;
 pub mod file;

@@ -69,7 +69,8 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let names: Vec<String> = (0..args.nodes).map(|i| format!("node{i}")).collect();
     check_free(names.iter().map(String::as_str).zip(ports.iter().copied()))?;
 
-    let (mut file, launches) = prepare(&dir, &args, &ports)?;
+    let spec = chain_spec(&dir, previous.as_ref(), &args)?;
+    let (mut file, launches) = prepare(&dir, &args, &ports, spec)?;
     // Signals are caught from here on: a Ctrl-C during start-up still stops every node.
     let mut signals = Signals::new().map_err(|e| DevnetError::io(Path::new("signal handler"), e))?;
     let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
@@ -147,9 +148,51 @@ fn check_resume(dir: &Path, previous: Option<&DevnetFile>, args: &UpArgs) -> Res
     }
 }
 
+/// The devnet's chain spec: a new devnet gets one with a calibrated starting difficulty
+/// (ADR 0010); a resumed one keeps what it was created with (none for a devnet made before
+/// specs, whose nodes keep running the built-in devnet).
+fn chain_spec(dir: &Path, previous: Option<&DevnetFile>, args: &UpArgs) -> Result<Option<PathBuf>, DevnetError> {
+    match previous {
+        Some(prev) => Ok(prev.chain_spec.clone()),
+        None => {
+            let (path, made) = super::calibrate::ensure_spec(dir, args.block_time, args.miners)?;
+            if let Some(c) = made {
+                output::line(&format!(
+                    "calibrated the starting difficulty: {} per thread × {} thread(s) × {} s per block (bits {:08x})",
+                    output::hash_rate(c.rate),
+                    c.threads,
+                    args.block_time,
+                    c.bits
+                ));
+            }
+            Ok(Some(path))
+        }
+    }
+}
+
+/// The `--network` flags of every node: the devnet's spec, or the built-in devnet with its
+/// block time.
+fn network_flags(spec: Option<&Path>, block_time: u64) -> Vec<String> {
+    match spec {
+        Some(p) => vec!["--network".into(), p.display().to_string()],
+        None => vec![
+            "--network".into(),
+            "devnet".into(),
+            "--block-time".into(),
+            block_time.to_string(),
+        ],
+    }
+}
+
 /// Creates the node directories, keys and the mnemonic file, and returns the devnet file
 /// (pids not yet known) and how to start each node.
-fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile, Vec<NodeLaunch>), DevnetError> {
+fn prepare(
+    dir: &Path,
+    args: &UpArgs,
+    ports: &[NodePorts],
+    spec: Option<PathBuf>,
+) -> Result<(DevnetFile, Vec<NodeLaunch>), DevnetError> {
+    let network = network_flags(spec.as_deref(), args.block_time);
     let mnemonic = dir.join(MNEMONIC_FILE);
     if !mnemonic.exists() {
         std::fs::write(&mnemonic, format!("{DEVNET_MNEMONIC}\n")).map_err(|e| DevnetError::io(&mnemonic, e))?;
@@ -176,7 +219,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         .zip(ports)
         .map(|(node, p)| NodeLaunch {
             name: node.name.clone(),
-            args: node_args(node, p, &nodes, &mnemonic, args.block_time),
+            args: node_args(node, p, &nodes, &mnemonic, &network),
             log: node.data_dir.join(NODE_LOG),
         })
         .collect();
@@ -186,6 +229,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         supervisor_pid: None,
         block_time: Some(args.block_time),
         base_port: Some(args.base_port),
+        chain_spec: spec,
     };
     Ok((file, launches))
 }
@@ -196,14 +240,11 @@ fn node_args(
     ports: &NodePorts,
     all: &[DevnetNode],
     mnemonic: &Path,
-    block_time: u64,
+    network: &[String],
 ) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "node".into(),
-        "--network".into(),
-        "devnet".into(),
-        "--block-time".into(),
-        block_time.to_string(),
+    let mut a: Vec<String> = vec!["node".into()];
+    a.extend(network.iter().cloned());
+    a.extend([
         "--data-dir".into(),
         node.data_dir.display().to_string(),
         "--p2p-listen".into(),
@@ -215,7 +256,7 @@ fn node_args(
         mnemonic.display().to_string(),
         "--wallet-account".into(),
         node.wallet_account.unwrap_or(0).to_string(),
-    ];
+    ]);
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
     }
@@ -358,7 +399,14 @@ mod tests {
     fn node_command_line_wires_every_other_node_and_the_wallet_account() {
         let all: Vec<DevnetNode> = (0..3).map(node).collect();
         let ports = NodePorts { p2p: 18442, rpc: 18443 };
-        let a = node_args(&all[1], &ports, &all, Path::new("/d/mnemonic.txt"), 1).join(" ");
+        let a = node_args(
+            &all[1],
+            &ports,
+            &all,
+            Path::new("/d/mnemonic.txt"),
+            &network_flags(None, 1),
+        )
+        .join(" ");
         assert!(a.starts_with("node --network devnet --block-time 1 "), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18440/p2p/ID0"), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18444/p2p/ID2"), "{a}");
@@ -367,8 +415,10 @@ mod tests {
             a.contains("--wallet-account 1") && a.contains("--no-mdns") && !a.contains("--mine"),
             "{a}"
         );
-        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), 1).join(" ");
+        let spec = network_flags(Some(Path::new("/d/chain.toml")), 1);
+        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), &spec).join(" ");
         assert!(a0.contains("--mine --miner-threads 1"), "{a0}");
+        assert!(a0.starts_with("node --network /d/chain.toml --data-dir"), "{a0}");
     }
 
     #[test]
@@ -409,6 +459,7 @@ mod tests {
             supervisor_pid: None,
             block_time: Some(2),
             base_port: None,
+            chain_spec: None,
         };
         let e = check_resume(Path::new("d"), Some(&prev), &args).expect_err("mismatch");
         assert!(e.to_string().contains("--block-time 2s"), "{e}");
