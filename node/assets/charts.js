@@ -29,7 +29,7 @@ function dataTable(caption, xLabel, xFmt, series, yFmt) {
       series.map((sr) => h('td', { class: 'num' }, sr.points[i] ? yFmt(sr.points[i][1]) : '–'))));
   }
   return h('details', {}, h('summary', {}, 'Show as table (last 20)'),
-    h('div', { class: 'scroll' }, h('table', {},
+    h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-label': `${caption} as a table` }, h('table', {},
       h('caption', { class: 'sr-only' }, caption),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, xLabel),
         series.map((sr) => h('th', { scope: 'col', class: 'num' }, sr.label)))),

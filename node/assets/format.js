@@ -78,7 +78,8 @@ export function hashLink(kind, hash, full = false) {
 }
 
 export function table(caption, headers, rows, attrs = {}) {
-  return h('div', { class: 'scroll' },
+  // Focusable, so a keyboard can scroll a table wider than the screen.
+  return h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-label': caption },
     h('table', attrs,
       h('caption', { class: 'sr-only' }, caption),
       h('thead', {}, h('tr', {}, headers.map(([label, cls]) => h('th', { scope: 'col', class: cls }, label)))),

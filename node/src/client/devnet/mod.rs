@@ -20,11 +20,13 @@
 //! | [`up`] | `up`: prepare, start, wait until ready, live status, stop |
 //! | [`supervisor`] | the child processes: start, notice a death, stop (TERM, then KILL) |
 //! | [`process`] | OS level: spawn with pdeathsig, signals, liveness via `/proc` |
+//! | [`dashboard`] | the devnet page: graph, block tree, reorg log, buttons (cookies stay here) |
 //! | [`probe`] | asking one node for health, tip, peers, mempool, hash rate, wallet |
 //! | [`status`], [`down`], [`partition`], [`reset`] | the other subcommands |
 //! | [`output`] | the only code writing to the terminal |
 
 pub mod calibrate;
+pub mod dashboard;
 pub mod down;
 pub mod error;
 pub mod file;

@@ -84,6 +84,7 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
             supervise(
                 &mut sup,
                 &file,
+                &dir,
                 &mut signals,
                 started,
                 Duration::from_secs(args.ready_timeout),
@@ -270,6 +271,7 @@ fn node_args(
 async fn supervise(
     sup: &mut Supervisor,
     file: &DevnetFile,
+    dir: &Path,
     signals: &mut Signals,
     started: Instant,
     ready_timeout: Duration,
@@ -306,6 +308,20 @@ async fn supervise(
     output::ready(file.nodes.len(), first.height, &first.tip, started.elapsed());
     let full = join_all(file.nodes.iter().map(probe::full)).await;
     output::table(&zip_nodes(&file.nodes, full));
+    // The page of the whole devnet, on the port after the nodes' (another if taken).
+    let page_port = file
+        .base_port
+        .map_or(0, |b| b.saturating_add(2 * file.nodes.len() as u16));
+    let _page = match super::dashboard::start(file.clone(), dir.to_path_buf(), page_port).await {
+        Ok(d) => {
+            output::line(&format!("devnet page: {}", d.url));
+            Some(d)
+        }
+        Err(e) => {
+            output::warn(&format!("the devnet page could not start: {e}"));
+            None
+        }
+    };
 
     let mut line = output::StatusLine::new();
     loop {
