@@ -4,7 +4,7 @@
 import { h } from './format.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 600, H = 170, L = 56, R = 10, T = 10, B = 24;
+const W = 600, H = 170, L = 78, R = 10, T = 10, B = 24;
 
 function s(tag, attrs = {}, text) {
   const el = document.createElementNS(NS, tag);

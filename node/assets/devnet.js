@@ -82,10 +82,18 @@ function drawTree(st) {
     b.nodes.push(n.name);
   }
   branches.sort((a, b) => b.height - a.height);
+  // A node merely behind sits on an ancestor of another tip: same chain, not a fork. Its
+  // names join the branch that contains its tip.
+  for (let i = branches.length - 1; i >= 0; i--) {
+    const b = branches[i];
+    const host = branches.find((c) => c !== b && c.height > b.height && c.hashes.get(b.height) === b.tip);
+    if (host) { host.behind = (host.behind || []).concat(b.nodes.map((n) => `${n}@${b.height}`)); branches.splice(i, 1); }
+  }
   const W = 560, rowH = 46, H = 30 + rowH * Math.max(1, branches.length);
   const colW = (W - 90) / 12;
-  const svg = s('svg', { class: 'tree', viewBox: `0 0 ${W} ${H}`, role: 'img', 'data-testid': 'tree', 'data-tips': tips.length,
-    'aria-label': `${tips.length} tip${tips.length === 1 ? '' : 's'}: ${branches.map((b) => `${b.nodes.join(', ')} at height ${b.height} (${short(b.tip)})`).join('; ')}` });
+  void tips;
+  const svg = s('svg', { class: 'tree', viewBox: `0 0 ${W} ${H}`, role: 'img', 'data-testid': 'tree', 'data-tips': branches.length,
+    'aria-label': `${branches.length} branch tip${branches.length === 1 ? '' : 's'}: ${branches.map((b) => `${b.nodes.join(', ')} at height ${b.height} (${short(b.tip)})`).join('; ')}` });
   for (let ht = from; ht <= top; ht++) svg.append(s('text', { x: 10 + (ht - from) * colW, y: 14 }, `${ht}`));
   const drawnAt = new Map(); // "height:hash" -> [x, y]
   branches.forEach((b, row) => {
@@ -106,7 +114,8 @@ function drawTree(st) {
       }
       prev = at;
     }
-    if (prev) svg.append(s('text', { x: Math.min(prev[0] + colW, W - 80), y: prev[1] + 13, 'data-testid': 'tip' }, b.nodes.join(' ')));
+    const label = b.nodes.join(' ') + (b.behind ? ` (${b.behind.join(' ')} behind)` : '');
+    if (prev) svg.append(s('text', { x: Math.min(prev[0] + colW, W - 150), y: prev[1] + 13, 'data-testid': 'tip' }, label));
   });
   return svg;
 }

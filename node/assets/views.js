@@ -82,7 +82,9 @@ export function overview() {
         }
       }
       const bs = series.blocks.filter((b) => b.height > 0);
-      const avgInt = bs.length ? bs.reduce((a, b) => a + b.interval, 0) / bs.length : 0;
+      // Block 1's parent is the fixed genesis, months old: its interval says nothing.
+      const ints = series.blocks.filter((b) => b.height > 1);
+      const avgInt = ints.length ? ints.reduce((a, b) => a + b.interval, 0) / ints.length : 0;
       fill(els.mining,
         h('div', { class: 'cards' },
           card('Miner', mining.mining ? `on · ${mining.threads} thread${mining.threads === 1 ? '' : 's'}` : 'off', 'miner-state'),
@@ -102,9 +104,9 @@ export function overview() {
               summary: bs.length ? `Difficulty from ${diff(bs[0].difficulty)} to ${diff(bs[bs.length - 1].difficulty)} over ${bs.length} blocks.` : 'No blocks yet.',
             })),
           h('div', {}, h('h3', {}, 'Block interval, last 100 blocks'),
-            lineChart([{ label: 'seconds', cls: 's2', points: bs.map((b) => [b.height, b.interval]) }], {
+            lineChart([{ label: 'seconds', cls: 's2', points: ints.map((b) => [b.height, b.interval]) }], {
               title: 'Block interval', testid: 'interval-chart', xFmt: (x) => `#${Math.round(x)}`, yFmt: (v) => `${num(v, 1)} s`, xLabel: 'height',
-              summary: bs.length ? `Mean interval ${num(avgInt, 2)} s over ${bs.length} blocks.` : 'No blocks yet.',
+              summary: ints.length ? `Mean interval ${num(avgInt, 2)} s over ${ints.length} blocks.` : 'No intervals yet.',
             }))));
 
       els.pool.classList.toggle('hidden', !pool.running);

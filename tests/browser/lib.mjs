@@ -28,11 +28,16 @@ export async function launch() {
 export async function watchedPage(context, origin) {
   const page = await context.newPage();
   const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  // Chromium aborts requests in flight with ERR_NETWORK_CHANGED when the host's interfaces
+  // change (other tests creating namespaces on a shared machine): the host's doing, not the
+  // page's, which refetches on the next event.
+  const host = (text) => /ERR_NETWORK_CHANGED/.test(text || '');
+  page.on('console', (m) => { if (m.type() === 'error' && !host(m.text())) problems.push(`console error: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => {
     // The event stream is cut when the page goes away: not a failure of the page.
     if (r.url().endsWith('/api/v1/events') && /ERR_ABORTED/.test(r.failure()?.errorText || '')) return;
+    if (host(r.failure()?.errorText)) return;
     problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`); });

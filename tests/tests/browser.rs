@@ -207,14 +207,16 @@ fn txid_in(json: &str) -> String {
         .to_string()
 }
 
+/// One devnet for both pages (start-up is the slow part): two nodes, both mining, so a
+/// partition forks the chain.
 #[test]
-fn the_explorer_shows_a_live_devnet_node_in_a_real_browser() {
+fn the_explorer_and_the_devnet_page_show_a_live_devnet_in_a_real_browser() {
     let Some(scripts) = tools() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let base = free_base(2);
+    let base = free_base(3);
     let devnet = Devnet::up(
         &tmp.path().join("dn"),
-        &["--nodes", "2", "--miners", "1", "--base-port", &base.to_string()],
+        &["--nodes", "2", "--miners", "2", "--base-port", &base.to_string()],
     );
     let file = devnet.file();
     let to = address_in(&devnet.lode(&["wallet", "--devnet", "node1", "address"]));
@@ -225,6 +227,22 @@ fn the_explorer_shows_a_live_devnet_node_in_a_real_browser() {
         &[
             ("LODE_URL", file.nodes[0].rpc.clone()),
             ("LODE_TXID", txid),
+            ("LODE_SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
+    let page = devnet
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("devnet page: ").map(str::trim).map(str::to_string))
+        .unwrap_or_else(|| panic!("no devnet page URL in the output:\n{}", devnet.output()));
+    run_script(
+        &scripts,
+        "devnet.mjs",
+        &[
+            ("LODE_DEVNET_PAGE", page),
+            ("LODE_BIN", lode_bin().display().to_string()),
+            ("LODE_DIR", devnet.dir.display().to_string()),
+            ("LODE_NODES", "2".to_string()),
             ("LODE_SCREENSHOTS", screenshots().display().to_string()),
         ],
     );
