@@ -37,6 +37,9 @@ pub struct DevnetFile {
     /// created before it existed, whose nodes run the built-in devnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_spec: Option<PathBuf>,
+    /// `--wan` profile of a devnet whose nodes run in network namespaces (Linux, root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan: Option<String>,
 }
 
 /// One node of a devnet.

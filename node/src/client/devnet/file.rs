@@ -67,6 +67,7 @@ mod tests {
             block_time: Some(2),
             base_port: Some(18440),
             chain_spec: Some("/tmp/d/chain.toml".into()),
+            wan: None,
         };
         write(&file, dir.path()).expect("write");
         let v: serde_json::Value =

@@ -52,15 +52,41 @@ pub struct UpArgs {
     /// Give up when the nodes are not healthy at one tip after this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub ready_timeout: u64,
+    /// Run each node in its own network namespace ("machine") behind an emulated WAN:
+    /// `lan`, `wan` (≈80 ms round trip, 1% loss), `bad` (≈300 ms, 5% loss, the last node at
+    /// 1 Mbit/s) or `delay=40ms,jitter=10ms,loss=1%,rate=10mbit`. Linux, root only.
+    #[arg(long, value_name = "PROFILE")]
+    pub wan: Option<String>,
 }
 
 /// Runs `devnet up` until a signal (Ok) or a node's death (Err).
 pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let started = Instant::now();
     validate(&args)?;
+    // `--wan` is refused (not root, no namespaces) before anything is created.
+    #[cfg(target_os = "linux")]
+    let wan = args
+        .wan
+        .as_deref()
+        .map(|t| super::wan::check(t, args.nodes))
+        .transpose()?;
+    #[cfg(not(target_os = "linux"))]
+    if args.wan.is_some() {
+        return Err(DevnetError::Args("--wan needs Linux network namespaces".into()));
+    }
     std::fs::create_dir_all(&args.dir).map_err(|e| DevnetError::io(&args.dir, e))?;
     let dir = args.dir.canonicalize().map_err(|e| DevnetError::io(&args.dir, e))?;
     let _lock = DevnetLock::acquire(&dir)?;
+    let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
+    // Built before the nodes start and dropped (removed) after they stopped.
+    #[cfg(target_os = "linux")]
+    let _lab = match &wan {
+        Some(profile) => {
+            output::line(&format!("building the WAN lab ({})…", profile.name));
+            Some(super::wan::build(profile, args.nodes, &exe)?)
+        }
+        None => None,
+    };
     let previous = super::file::read_if_present(&dir)?;
     check_resume(&dir, previous.as_ref(), &args)?;
     let ports: Vec<NodePorts> = (0..args.nodes)
@@ -73,8 +99,11 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let (mut file, launches) = prepare(&dir, &args, &ports, spec)?;
     // Signals are caught from here on: a Ctrl-C during start-up still stops every node.
     let mut signals = Signals::new().map_err(|e| DevnetError::io(Path::new("signal handler"), e))?;
-    let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
-    let mut sup = Supervisor::start(&exe, &launches).await?;
+    let mut sup = if args.wan.is_some() {
+        wan_start(&exe, launches).await?
+    } else {
+        Supervisor::start(&exe, &launches).await?
+    };
     for (node, pid) in file.nodes.iter_mut().zip(sup.pids()) {
         node.pid = Some(pid);
     }
@@ -106,6 +135,27 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
         output::line("devnet stopped");
     }
     outcome
+}
+
+/// Starts each node inside its namespace (`ip netns exec NS lode node …`).
+#[cfg(target_os = "linux")]
+async fn wan_start(exe: &Path, launches: Vec<NodeLaunch>) -> Result<Supervisor, DevnetError> {
+    let mut program = PathBuf::from("ip");
+    let wrapped: Vec<NodeLaunch> = launches
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (p, args) = super::wan::in_namespace(i, exe, l.args);
+            program = p;
+            NodeLaunch { args, ..l }
+        })
+        .collect();
+    Supervisor::start(&program, &wrapped).await
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn wan_start(_exe: &Path, _launches: Vec<NodeLaunch>) -> Result<Supervisor, DevnetError> {
+    Err(DevnetError::Args("--wan needs Linux network namespaces".into()))
 }
 
 fn validate(args: &UpArgs) -> Result<(), DevnetError> {
@@ -204,10 +254,11 @@ fn prepare(
         let data_dir = dir.join(format!("node{i}"));
         std::fs::create_dir_all(&data_dir).map_err(|e| DevnetError::io(&data_dir, e))?;
         let peer_id = ensure_node_key(&data_dir, index)?;
+        let ip = node_ip(args.wan.is_some(), i);
         nodes.push(DevnetNode {
             name: format!("node{i}"),
-            rpc: format!("http://127.0.0.1:{}", p.rpc),
-            p2p: format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", p.p2p),
+            rpc: format!("http://{ip}:{}", p.rpc),
+            p2p: format!("/ip4/{ip}/tcp/{}/p2p/{peer_id}", p.p2p),
             cookie: data_dir.join(COOKIE_FILE),
             data_dir,
             mining: i < args.miners,
@@ -220,7 +271,7 @@ fn prepare(
         .zip(ports)
         .map(|(node, p)| NodeLaunch {
             name: node.name.clone(),
-            args: node_args(node, p, &nodes, &mnemonic, &network),
+            args: node_args(node, p, &nodes, &mnemonic, &network, args.wan.is_some()),
             log: node.data_dir.join(NODE_LOG),
         })
         .collect();
@@ -231,27 +282,46 @@ fn prepare(
         block_time: Some(args.block_time),
         base_port: Some(args.base_port),
         chain_spec: spec,
+        wan: args.wan.clone(),
     };
     Ok((file, launches))
 }
 
-/// The `lode node` command line of one devnet node.
+/// Node `i`'s address: loopback, or its own in the WAN lab.
+fn node_ip(wan: bool, i: usize) -> String {
+    #[cfg(target_os = "linux")]
+    if wan {
+        return super::wan::node_ip(i);
+    }
+    let _ = (wan, i);
+    "127.0.0.1".into()
+}
+
+/// The `lode node` command line of one devnet node. On loopback every node is given every
+/// other as `--peer`; behind a WAN (`wan`) only node0, the rest found through Kademlia.
 fn node_args(
     node: &DevnetNode,
     ports: &NodePorts,
     all: &[DevnetNode],
     mnemonic: &Path,
     network: &[String],
+    wan: bool,
 ) -> Vec<String> {
+    let ip = node
+        .rpc
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(ip, _)| ip)
+        .to_string();
     let mut a: Vec<String> = vec!["node".into()];
     a.extend(network.iter().cloned());
     a.extend([
         "--data-dir".into(),
         node.data_dir.display().to_string(),
         "--p2p-listen".into(),
-        format!("/ip4/127.0.0.1/tcp/{}", ports.p2p),
+        format!("/ip4/{ip}/tcp/{}", ports.p2p),
         "--rpc-listen".into(),
-        format!("127.0.0.1:{}", ports.rpc),
+        format!("{ip}:{}", ports.rpc),
         "--no-mdns".into(),
         "--wallet-mnemonic-file".into(),
         mnemonic.display().to_string(),
@@ -261,7 +331,8 @@ fn node_args(
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
     }
-    for other in all.iter().filter(|o| o.name != node.name) {
+    let peers = all.iter().filter(|o| o.name != node.name);
+    for other in peers.take(if wan { 1 } else { usize::MAX }) {
         a.extend(["--peer".into(), other.p2p.clone()]);
     }
     a
@@ -421,6 +492,7 @@ mod tests {
             &all,
             Path::new("/d/mnemonic.txt"),
             &network_flags(None, 1),
+            false,
         )
         .join(" ");
         assert!(a.starts_with("node --network devnet --block-time 1 "), "{a}");
@@ -432,9 +504,34 @@ mod tests {
             "{a}"
         );
         let spec = network_flags(Some(Path::new("/d/chain.toml")), 1);
-        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), &spec).join(" ");
+        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), &spec, false).join(" ");
         assert!(a0.contains("--mine --miner-threads 1"), "{a0}");
         assert!(a0.starts_with("node --network /d/chain.toml --data-dir"), "{a0}");
+    }
+
+    #[test]
+    fn behind_a_wan_a_node_listens_on_its_own_address_and_knows_only_node0() {
+        let all: Vec<DevnetNode> = (0..3)
+            .map(|i| DevnetNode {
+                rpc: format!("http://10.77.0.{}:{}", i + 1, 18441 + 2 * i),
+                p2p: format!("/ip4/10.77.0.{}/tcp/{}/p2p/ID{i}", i + 1, 18440 + 2 * i),
+                ..node(i)
+            })
+            .collect();
+        let ports = NodePorts { p2p: 18444, rpc: 18445 };
+        let a = node_args(
+            &all[2],
+            &ports,
+            &all,
+            Path::new("/d/mnemonic.txt"),
+            &network_flags(None, 1),
+            true,
+        )
+        .join(" ");
+        assert!(a.contains("--p2p-listen /ip4/10.77.0.3/tcp/18444"), "{a}");
+        assert!(a.contains("--rpc-listen 10.77.0.3:18445"), "{a}");
+        assert!(a.contains("--peer /ip4/10.77.0.1/tcp/18440/p2p/ID0"), "{a}");
+        assert!(!a.contains("ID1"), "only node0 is a --peer behind a WAN: {a}");
     }
 
     #[test]
@@ -468,6 +565,7 @@ mod tests {
             block_time: 1,
             base_port: 18440,
             ready_timeout: 10,
+            wan: None,
         };
         let prev = DevnetFile {
             network: "devnet".into(),
@@ -476,6 +574,7 @@ mod tests {
             block_time: Some(2),
             base_port: None,
             chain_spec: None,
+            wan: None,
         };
         let e = check_resume(Path::new("d"), Some(&prev), &args).expect_err("mismatch");
         assert!(e.to_string().contains("--block-time 2s"), "{e}");
