@@ -38,7 +38,12 @@ try {
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=hashrate-chart] svg').getAttribute('data-points')) > 1, null, { timeout: WAIT });
   const points = Number(await page.getAttribute('[data-testid=hashrate-chart] svg', 'data-points'));
   check(points > 1, `the hash-rate chart has ${points} points`);
-  const mining = await json('/api/v1/mining');
+  // Other nodes mine too: wait for one of this node's own blocks.
+  let mining = await json('/api/v1/mining');
+  for (let i = 0; i < 180 && mining.blocks_found === 0; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    mining = await json('/api/v1/mining');
+  }
   check(mining.blocks_found > 0, `the node reports ${mining.blocks_found} blocks found`);
   await page.waitForFunction((n) => Number(document.querySelector('[data-testid=blocks-found]').textContent.replace(/,/g, '')) >= n, mining.blocks_found, { timeout: WAIT });
   check(true, 'blocks found on the page match the node');
