@@ -62,7 +62,7 @@ function drawGraph(st) {
     g.append(s('circle', { cx: x, cy: y, r: 24, class: n.up ? `g${tips.indexOf(n.tip) % 4}` : 'down' }));
     g.append(s('text', { x, y: y + 5, 'text-anchor': 'middle' }, n.name.replace('node', 'n')));
     g.append(s('text', { x, y: y + 40, 'text-anchor': 'middle', class: 'small' }, n.up ? `#${n.height} ${short(n.tip)}` : 'down'));
-    g.append(s('text', { x, y: y + 54, 'text-anchor': 'middle', class: 'small' }, n.mining ? `⛏ ${rate(n.hashrate)}` : 'idle'));
+    g.append(s('text', { x, y: y + 54, 'text-anchor': 'middle', class: 'small' }, n.mining ? `mining ${rate(n.hashrate)}` : 'idle'));
     svg.append(g);
   }
   return svg;
