@@ -188,7 +188,7 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) {
     };
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    println!("{output}");
+    eprintln!("{output}");
     assert!(status.success(), "{script} failed ({status}):\n{output}");
 }
 

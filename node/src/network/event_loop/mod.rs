@@ -544,11 +544,11 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer, result: Ok(rtt), ..
-            })) => {
+            }))
                 // Only connected peers: the entry goes with the last connection.
-                if self.conns.contains_key(&peer) {
-                    self.pings.insert(peer, rtt);
-                }
+                if self.conns.contains_key(&peer) =>
+            {
+                self.pings.insert(peer, rtt);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
