@@ -18,6 +18,7 @@ pub mod explorer;
 pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
+pub mod public;
 pub mod rest;
 pub mod search;
 pub mod series;
@@ -112,7 +113,7 @@ pub async fn start(
         .route("/rpc", post(rpc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .merge(rest::routes())
+        .merge(public::routes())
         .merge(explorer::routes())
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
