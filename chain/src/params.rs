@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::address::PubkeyHash;
@@ -281,6 +281,45 @@ impl ChainParams {
         spec.into_params()
     }
 
+    /// The chain spec TOML of these parameters; [`ChainParams::from_toml_str`] reads it back
+    /// to equal parameters (`lode devnet up` writes a devnet's calibrated spec with it).
+    pub fn to_toml_string(&self) -> Result<String, ParamsError> {
+        let mut outputs = Vec::with_capacity(self.genesis_outputs.len());
+        for o in &self.genesis_outputs {
+            outputs.push(SpecOutput {
+                address: o
+                    .pubkey_hash
+                    .to_address(&self.hrp)
+                    .map_err(|e| invalid("hrp", e.to_string()))?,
+                value: o.value.0,
+            });
+        }
+        let spec = SpecFile {
+            name: self.name.clone(),
+            hrp: self.hrp.clone(),
+            coin_type: self.coin_type,
+            genesis_time: self.genesis_time,
+            genesis_bits: self.genesis_bits,
+            genesis_message: self.genesis_message.clone(),
+            genesis_outputs: outputs,
+            target_spacing: self.target_spacing,
+            difficulty: match self.difficulty {
+                DifficultyAlgorithm::Asert { half_life } => SpecDifficulty::Asert { half_life },
+                DifficultyAlgorithm::Bitcoin => SpecDifficulty::Bitcoin,
+                DifficultyAlgorithm::Fixed => SpecDifficulty::Fixed,
+            },
+            pow_limit_bits: self.pow_limit_bits,
+            coinbase_maturity: self.coinbase_maturity,
+            max_block_size: self.max_block_size,
+            max_tx_size: self.max_tx_size,
+            initial_subsidy: self.initial_subsidy.0,
+            halving_interval: self.halving_interval,
+            max_future_block_time: self.max_future_block_time,
+            min_relay_fee_rate: self.min_relay_fee_rate,
+        };
+        toml::to_string(&spec).map_err(|e| ParamsError::Toml(e.to_string()))
+    }
+
     /// The easiest allowed target.
     pub fn pow_limit(&self) -> U256 {
         // Validated at construction; built-in values are constants.
@@ -357,7 +396,7 @@ impl ChainParams {
 }
 
 /// The on-disk chain-spec format.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SpecFile {
     name: String,
@@ -394,7 +433,7 @@ fn default_min_relay_fee_rate() -> u64 {
     1
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SpecOutput {
     /// bech32m address with the spec's HRP.
@@ -403,7 +442,7 @@ struct SpecOutput {
     value: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, tag = "algorithm", rename_all = "lowercase")]
 enum SpecDifficulty {
     Asert { half_life: u64 },
@@ -508,6 +547,20 @@ impl SpecFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_written_reads_back_to_the_same_network() {
+        let mut d = ChainParams::devnet_with_spacing(3);
+        d.genesis_bits = 0x1d7f_0000;
+        let text = d.to_toml_string().expect("serializes");
+        let back = ChainParams::from_toml_str(&text).expect("parses");
+        assert_eq!(back.genesis_hash(), d.genesis_hash());
+        assert_eq!(back.difficulty, d.difficulty);
+        assert_eq!(back.target_spacing, 3);
+        assert_eq!(back.genesis_bits, 0x1d7f_0000);
+        assert_eq!(back.max_money(), d.max_money());
+        assert_eq!(back.max_future_block_time, d.max_future_block_time);
+    }
 
     #[test]
     fn builtin_networks_have_distinct_genesis() {

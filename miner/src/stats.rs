@@ -56,6 +56,11 @@ impl MinerStats {
         self.hashes.get(worker)
     }
 
+    /// Each worker's hash counter now (for a history kept elsewhere).
+    pub fn counts(&self) -> Vec<u64> {
+        self.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect()
+    }
+
     /// Records a block found by this miner and its reward.
     pub fn record_found(&self, reward: u64) {
         self.blocks_found.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::chain_task::{ChainHandle, TipInfo};
 use crate::metrics::Metrics;
+use crate::miner::MiningMonitor;
 use crate::network::NetworkHandle;
 
 /// A cloneable handle to a running node's tasks.
@@ -30,6 +31,7 @@ pub struct NodeApi {
     pub(crate) events: broadcast::Sender<ChainEvent>,
     pub(crate) accepted_txs: broadcast::Sender<Hash256>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) mining: Arc<MiningMonitor>,
     pub(crate) stop: Arc<watch::Sender<bool>>,
     pub(crate) default_threads: usize,
     pub(crate) started: std::time::Instant,
@@ -97,6 +99,11 @@ impl NodeApi {
     /// The node's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The node's own mining record: blocks found, stale, rewards, hash-rate history.
+    pub fn mining(&self) -> &Arc<MiningMonitor> {
+        &self.mining
     }
 
     /// Seconds since the node started.

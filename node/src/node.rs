@@ -84,6 +84,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let genesis = chain.genesis_hash();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let default_threads = mining.threads;
+    let monitor = crate::miner::MiningMonitor::new();
     let running_chain = crate::chain_task::spawn(ChainSetup {
         config: chain_config,
         sink: Box::new(MempoolSink::new(&params)),
@@ -91,6 +92,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         wallet: Some(wallet),
         mining,
         metrics: Some(metrics.clone()),
+        monitor: monitor.clone(),
     })?;
     let chain = running_chain.handle;
     let outputs = running_chain.outputs;
@@ -111,6 +113,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     )
     .await?;
     spawn_tick(chain.downgrade());
+    crate::miner::MiningMonitor::spawn_sampler(&monitor, shutdown_tx.subscribe());
 
     let tip = outputs.tip.borrow().clone();
     tracing::info!(
@@ -136,6 +139,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         events: outputs.events,
         accepted_txs: outputs.accepted_txs,
         metrics,
+        mining: monitor,
         stop: Arc::new(stop_tx),
         default_threads,
         started: std::time::Instant::now(),

@@ -84,6 +84,12 @@ impl ChainHandle {
         self.ask_blocking(|reply| ChainRequest::SubmitBlock { block, origin, reply })
     }
 
+    /// Submits a block the embedded miner found (paying `reward`), from a plain thread; the
+    /// mining ledger follows it.
+    pub fn submit_mined_blocking(&self, block: Arc<Block>, reward: Amount) -> Result<BlockVerdict, NodeError> {
+        self.ask_blocking(|reply| ChainRequest::SubmitMined { block, reward, reply })
+    }
+
     /// Submits a block only if the chain task has room now (gossip: dropped when busy, sync
     /// repairs it); the verdict arrives on the receiver.
     pub fn try_submit_block(&self, block: Arc<Block>, origin: Origin) -> Option<oneshot::Receiver<BlockVerdict>> {

@@ -38,7 +38,7 @@ pub use view::{ChainView, MinerStatus};
 pub use crate::wallet::WalletInfo;
 
 use crate::metrics::Metrics;
-use crate::miner::{MiningConfig, NodeMiner};
+use crate::miner::{MiningConfig, MiningMonitor, NodeMiner};
 use crate::wallet::{NodeWallet, SentPayment, WalletActionError};
 use request::{ChainRequest, WalletCommand};
 
@@ -76,6 +76,8 @@ pub struct ChainSetup {
     pub mining: MiningConfig,
     /// Block validation times and chain figures.
     pub metrics: Option<Arc<Metrics>>,
+    /// Our mined blocks' fate and the hash-rate history (the task writes the ledger).
+    pub monitor: Arc<MiningMonitor>,
 }
 
 /// What a running chain task publishes.
@@ -139,6 +141,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
         miner: None,
         mining_address: setup.mining.address,
         metrics: setup.metrics,
+        monitor: setup.monitor,
         me: handle.downgrade(),
     };
     if setup.mining.enabled {
@@ -168,6 +171,7 @@ struct ChainTask {
     miner: Option<NodeMiner>,
     mining_address: Option<PubkeyHash>,
     metrics: Option<Arc<Metrics>>,
+    monitor: Arc<MiningMonitor>,
     /// A weak handle to its own queue, for the miner's found blocks.
     me: ChainHandle,
 }
@@ -186,7 +190,7 @@ impl ChainTask {
             }
         }
         // Stop the workers before the store closes (their bridge then ends too).
-        self.miner = None;
+        self.stop_miner();
         self.chain.flush()?;
         tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
         Ok(())
@@ -219,6 +223,9 @@ impl ChainTask {
             ChainRequest::SubmitBlock { block, origin, reply } => {
                 let _ = reply.send(self.submit_block(block, origin));
             }
+            ChainRequest::SubmitMined { block, reward, reply } => {
+                let _ = reply.send(self.submit_mined(block, reward));
+            }
             ChainRequest::SubmitBlocks { blocks, reply } => {
                 let mut verdicts = Vec::with_capacity(blocks.len());
                 for block in blocks {
@@ -246,7 +253,7 @@ impl ChainTask {
                 let result = match threads {
                     Some(n) => self.start_miner(n),
                     None => {
-                        self.miner = None;
+                        self.stop_miner();
                         Ok(())
                     }
                 };
@@ -286,6 +293,16 @@ impl ChainTask {
         if origin == Origin::Local && verdict.is_stored_valid() {
             self.announce(Announcement::Block(block));
         }
+        verdict
+    }
+
+    /// A block this node mined: submitted as a local block, and followed by the ledger
+    /// (found once stored on a valid branch; stale while off the best chain).
+    fn submit_mined(&mut self, block: Arc<Block>, reward: lode_chain::Amount) -> BlockVerdict {
+        let hash = block.hash();
+        self.monitor.expect(hash, reward.0);
+        let verdict = self.submit_block(block, Origin::Local);
+        self.monitor.settle(&hash, verdict.is_stored_valid());
         verdict
     }
 
@@ -407,7 +424,7 @@ impl ChainTask {
     /// through a bridge thread, as local blocks.
     fn start_miner(&mut self, threads: usize) -> Result<(), crate::NodeError> {
         // Stop the old workers first: two miners would race on one tip.
-        self.miner = None;
+        self.stop_miner();
         let hrp = self.chain.params().hrp.clone();
         let pay_to = match self.mining_address {
             Some(p) => p,
@@ -418,7 +435,7 @@ impl ChainTask {
         };
         let (found_tx, found_rx) = std::sync::mpsc::channel::<lode_miner::FoundBlock>();
         let miner = NodeMiner::start(threads, pay_to, found_tx)?;
-        let stats = miner.stats();
+        self.monitor.set_miner(Some(miner.stats()));
         self.miner = Some(miner);
         let chain = self.me.clone();
         std::thread::Builder::new()
@@ -427,13 +444,9 @@ impl ChainTask {
                 // Ends when the miner is dropped (its sender closes) or the chain task stops.
                 while let Ok(found) = found_rx.recv() {
                     let hash = found.block.hash();
-                    match chain.submit_block_blocking(Arc::new(found.block), Origin::Local) {
+                    // The chain task's ledger follows it from here (found, stale, reward).
+                    match chain.submit_mined_blocking(Arc::new(found.block), found.reward) {
                         Ok(v) => {
-                            // Counted when it is stored on a valid branch; one that later
-                            // leaves the best chain is counted stale (`NodeMiner::on_chain_event`).
-                            if v.is_stored_valid() {
-                                stats.record_found(found.reward.0);
-                            }
                             tracing::info!(block = %hash, reward = %found.reward, verdict = ?v, "mined a block");
                         }
                         Err(e) => {
@@ -445,6 +458,11 @@ impl ChainTask {
             })
             .map_err(|e| crate::NodeError::Task(format!("cannot spawn the miner bridge: {e}")))?;
         Ok(())
+    }
+
+    fn stop_miner(&mut self) {
+        self.miner = None;
+        self.monitor.set_miner(None);
     }
 
     /// Mines `n` blocks here, one after the other, each connected and announced.
@@ -469,7 +487,10 @@ impl ChainTask {
             let block = lode_miner::worker::mine_blocking(&template, 1, &stop)
                 .map_err(|e| GenerateError::Template(e.to_string()))?;
             let hash = block.hash();
-            match self.submit_block(Arc::new(block), Origin::Local) {
+            let reward = block.transactions.first().map_or(lode_chain::Amount::ZERO, |cb| {
+                lode_chain::Amount(cb.outputs.iter().map(|o| o.value.0).fold(0, u64::saturating_add))
+            });
+            match self.submit_mined(Arc::new(block), reward) {
                 BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected) => out.push(hash),
                 other => return Err(GenerateError::Refused(format!("{other:?}"))),
             }
@@ -508,9 +529,7 @@ impl ChainTask {
                     if let Some(w) = self.wallet.as_mut() {
                         w.on_chain_event(&self.chain, event);
                     }
-                    if let Some(m) = self.miner.as_ref() {
-                        m.on_chain_event(event);
-                    }
+                    self.monitor.on_chain_event(event);
                     // No subscribers is normal.
                     let _ = self.events.send(event.clone());
                 }

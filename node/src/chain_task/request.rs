@@ -45,6 +45,13 @@ pub(super) enum ChainRequest {
         origin: Origin,
         reply: oneshot::Sender<BlockVerdict>,
     },
+    /// A block this node mined: submitted as a local block and followed by the mining
+    /// ledger (found, stale, reward).
+    SubmitMined {
+        block: Arc<Block>,
+        reward: Amount,
+        reply: oneshot::Sender<BlockVerdict>,
+    },
     /// Validate and store blocks fetched by sync, in order, one verdict each (stops at the
     /// first invalid one: the rest descend from it).
     SubmitBlocks {

@@ -33,6 +33,10 @@ pub struct DevnetFile {
     /// `--base-port` of the last `devnet up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_port: Option<u16>,
+    /// The devnet's chain spec (`chain.toml`, calibrated at creation); absent for devnets
+    /// created before it existed, whose nodes run the built-in devnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_spec: Option<PathBuf>,
     /// `--wan` profile of a devnet whose nodes run in network namespaces (Linux, root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wan: Option<String>,

@@ -11,9 +11,11 @@
 //! | [`node_key`] | the node key file: its name, format, loading and first creation |
 //! | [`signing`] | signed API requests: the HMAC message, headers, key files |
 //! | [`parse`] | parsers shared by `lode node` flags and `lode devnet` flags |
+//! | [`web`] | the embedded web pages (explorer, devnet page) and their security headers |
 
 pub mod coins;
 pub mod defaults;
 pub mod node_key;
 pub mod parse;
 pub mod signing;
+pub mod web;

@@ -60,6 +60,10 @@ pub struct PeerInfo {
     pub addr: Multiaddr,
     /// True if it dialled us.
     pub inbound: bool,
+    /// The best height it told us of (sync status), if it has.
+    pub height: Option<u32>,
+    /// The last ping round trip, if one has been measured.
+    pub ping: Option<std::time::Duration>,
 }
 
 /// A cloneable handle to the network event loop (strong: the node handle's; weak: the RPC

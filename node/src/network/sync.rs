@@ -160,6 +160,11 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
         }
     }
 
+    /// The best height `peer` has told us of, if it has.
+    pub fn peer_height(&self, peer: &PeerId) -> Option<u32> {
+        self.peers.get(peer).map(|p| p.height)
+    }
+
     /// True while a round is under way.
     pub fn is_syncing(&self) -> bool {
         !self.order.is_empty() || self.headers_from.is_some() || self.checking

@@ -16,10 +16,14 @@ pub mod auth;
 pub mod config;
 pub mod core_views;
 pub mod events;
+pub mod explorer;
 pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
+pub mod public;
 pub mod rest;
+pub mod search;
+pub mod series;
 pub mod signed;
 pub mod sse;
 pub mod transport;
@@ -118,7 +122,8 @@ pub async fn start(
         .route("/wallet/{name}", post(transport::wallet_rpc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .merge(rest::routes())
+        .merge(public::routes())
+        .merge(explorer::routes())
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -404,7 +409,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             m.mempool_bytes.set(bytes as i64);
         }
         m.hash_rate.set(miner.as_ref().map_or(0.0, |s| s.hash_rate));
-        m.blocks_found.set(miner.as_ref().map_or(0, |s| s.blocks_found as i64));
+        m.blocks_found.set(app.api.mining().figures().blocks_found as i64);
     }
     (
         [(

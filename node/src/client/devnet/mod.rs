@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `devnet.json` | how to reach each node ([`file`]; PRODUCT.md §2) |
 //! | `devnet.lock` | flock held by the running `up`, with its pid ([`lock`]) |
+//! | `chain.toml` | the devnet's chain spec, its starting difficulty calibrated at creation ([`calibrate`], ADR 0010) |
 //! | `mnemonic.txt` | the published devnet test mnemonic; node I's wallet is its account I |
 //! | `partition.json` | the current partition, while there is one ([`partition`]) |
 //! | `nodeI/` | node I's data dir: `node_key` ([`keys`]), `node.log`, `.cookie`, chain, wallet |
@@ -19,11 +20,14 @@
 //! | [`up`] | `up`: prepare, start, wait until ready, live status, stop |
 //! | [`supervisor`] | the child processes: start, notice a death, stop (TERM, then KILL) |
 //! | [`process`] | OS level: spawn with pdeathsig, signals, liveness via `/proc` |
+//! | [`dashboard`] | the devnet page: graph, block tree, reorg log, buttons (cookies stay here) |
 //! | [`probe`] | asking one node for health, tip, peers, mempool, hash rate, wallet |
 //! | [`status`], [`down`], [`partition`], [`reset`] | the other subcommands |
 //! | [`output`] | the only code writing to the terminal |
 //! | `wan` | `up --wan`: each node in a network namespace, links shaped like a WAN (Linux) |
 
+pub mod calibrate;
+pub mod dashboard;
 pub mod down;
 pub mod error;
 pub mod file;

@@ -223,7 +223,8 @@ fn describe(groups: &[Vec<String>]) -> String {
     groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" / ")
 }
 
-fn read_partition(dir: &Path) -> Result<Option<Partition>, DevnetError> {
+/// The recorded partition, if the devnet is partitioned now.
+pub fn read_partition(dir: &Path) -> Result<Option<Partition>, DevnetError> {
     let path = dir.join(PARTITION_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)

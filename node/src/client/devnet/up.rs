@@ -95,7 +95,8 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let names: Vec<String> = (0..args.nodes).map(|i| format!("node{i}")).collect();
     check_free(names.iter().map(String::as_str).zip(ports.iter().copied()))?;
 
-    let (mut file, launches) = prepare(&dir, &args, &ports)?;
+    let spec = chain_spec(&dir, previous.as_ref(), &args)?;
+    let (mut file, launches) = prepare(&dir, &args, &ports, spec)?;
     // Signals are caught from here on: a Ctrl-C during start-up still stops every node.
     let mut signals = Signals::new().map_err(|e| DevnetError::io(Path::new("signal handler"), e))?;
     let mut sup = if args.wan.is_some() {
@@ -112,6 +113,7 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
             supervise(
                 &mut sup,
                 &file,
+                &dir,
                 &mut signals,
                 started,
                 Duration::from_secs(args.ready_timeout),
@@ -197,9 +199,51 @@ fn check_resume(dir: &Path, previous: Option<&DevnetFile>, args: &UpArgs) -> Res
     }
 }
 
+/// The devnet's chain spec: a new devnet gets one with a calibrated starting difficulty
+/// (ADR 0010); a resumed one keeps what it was created with (none for a devnet made before
+/// specs, whose nodes keep running the built-in devnet).
+fn chain_spec(dir: &Path, previous: Option<&DevnetFile>, args: &UpArgs) -> Result<Option<PathBuf>, DevnetError> {
+    match previous {
+        Some(prev) => Ok(prev.chain_spec.clone()),
+        None => {
+            let (path, made) = super::calibrate::ensure_spec(dir, args.block_time, args.miners)?;
+            if let Some(c) = made {
+                output::line(&format!(
+                    "calibrated the starting difficulty: {} per thread × {} thread(s) × {} s per block (bits {:08x})",
+                    output::hash_rate(c.rate),
+                    c.threads,
+                    args.block_time,
+                    c.bits
+                ));
+            }
+            Ok(Some(path))
+        }
+    }
+}
+
+/// The `--network` flags of every node: the devnet's spec, or the built-in devnet with its
+/// block time.
+fn network_flags(spec: Option<&Path>, block_time: u64) -> Vec<String> {
+    match spec {
+        Some(p) => vec!["--network".into(), p.display().to_string()],
+        None => vec![
+            "--network".into(),
+            "devnet".into(),
+            "--block-time".into(),
+            block_time.to_string(),
+        ],
+    }
+}
+
 /// Creates the node directories, keys and the mnemonic file, and returns the devnet file
 /// (pids not yet known) and how to start each node.
-fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile, Vec<NodeLaunch>), DevnetError> {
+fn prepare(
+    dir: &Path,
+    args: &UpArgs,
+    ports: &[NodePorts],
+    spec: Option<PathBuf>,
+) -> Result<(DevnetFile, Vec<NodeLaunch>), DevnetError> {
+    let network = network_flags(spec.as_deref(), args.block_time);
     let mnemonic = dir.join(MNEMONIC_FILE);
     if !mnemonic.exists() {
         std::fs::write(&mnemonic, format!("{DEVNET_MNEMONIC}\n")).map_err(|e| DevnetError::io(&mnemonic, e))?;
@@ -227,7 +271,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         .zip(ports)
         .map(|(node, p)| NodeLaunch {
             name: node.name.clone(),
-            args: node_args(node, p, &nodes, &mnemonic, args.block_time, args.wan.is_some()),
+            args: node_args(node, p, &nodes, &mnemonic, &network, args.wan.is_some()),
             log: node.data_dir.join(NODE_LOG),
         })
         .collect();
@@ -237,6 +281,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         supervisor_pid: None,
         block_time: Some(args.block_time),
         base_port: Some(args.base_port),
+        chain_spec: spec,
         wan: args.wan.clone(),
     };
     Ok((file, launches))
@@ -259,7 +304,7 @@ fn node_args(
     ports: &NodePorts,
     all: &[DevnetNode],
     mnemonic: &Path,
-    block_time: u64,
+    network: &[String],
     wan: bool,
 ) -> Vec<String> {
     let ip = node
@@ -268,12 +313,9 @@ fn node_args(
         .rsplit_once(':')
         .map_or("127.0.0.1", |(ip, _)| ip)
         .to_string();
-    let mut a: Vec<String> = vec![
-        "node".into(),
-        "--network".into(),
-        "devnet".into(),
-        "--block-time".into(),
-        block_time.to_string(),
+    let mut a: Vec<String> = vec!["node".into()];
+    a.extend(network.iter().cloned());
+    a.extend([
         "--data-dir".into(),
         node.data_dir.display().to_string(),
         "--p2p-listen".into(),
@@ -285,7 +327,7 @@ fn node_args(
         mnemonic.display().to_string(),
         "--wallet-account".into(),
         node.wallet_account.unwrap_or(0).to_string(),
-    ];
+    ]);
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
     }
@@ -300,6 +342,7 @@ fn node_args(
 async fn supervise(
     sup: &mut Supervisor,
     file: &DevnetFile,
+    dir: &Path,
     signals: &mut Signals,
     started: Instant,
     ready_timeout: Duration,
@@ -336,6 +379,20 @@ async fn supervise(
     output::ready(file.nodes.len(), first.height, &first.tip, started.elapsed());
     let full = join_all(file.nodes.iter().map(probe::full)).await;
     output::table(&zip_nodes(&file.nodes, full));
+    // The page of the whole devnet, on the port after the nodes' (another if taken).
+    let page_port = file
+        .base_port
+        .map_or(0, |b| b.saturating_add(2 * file.nodes.len() as u16));
+    let _page = match super::dashboard::start(file.clone(), dir.to_path_buf(), page_port).await {
+        Ok(d) => {
+            output::line(&format!("devnet page: {}", d.url));
+            Some(d)
+        }
+        Err(e) => {
+            output::warn(&format!("the devnet page could not start: {e}"));
+            None
+        }
+    };
 
     let mut line = output::StatusLine::new();
     loop {
@@ -429,7 +486,15 @@ mod tests {
     fn node_command_line_wires_every_other_node_and_the_wallet_account() {
         let all: Vec<DevnetNode> = (0..3).map(node).collect();
         let ports = NodePorts { p2p: 18442, rpc: 18443 };
-        let a = node_args(&all[1], &ports, &all, Path::new("/d/mnemonic.txt"), 1, false).join(" ");
+        let a = node_args(
+            &all[1],
+            &ports,
+            &all,
+            Path::new("/d/mnemonic.txt"),
+            &network_flags(None, 1),
+            false,
+        )
+        .join(" ");
         assert!(a.starts_with("node --network devnet --block-time 1 "), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18440/p2p/ID0"), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18444/p2p/ID2"), "{a}");
@@ -438,8 +503,10 @@ mod tests {
             a.contains("--wallet-account 1") && a.contains("--no-mdns") && !a.contains("--mine"),
             "{a}"
         );
-        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), 1, false).join(" ");
+        let spec = network_flags(Some(Path::new("/d/chain.toml")), 1);
+        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), &spec, false).join(" ");
         assert!(a0.contains("--mine --miner-threads 1"), "{a0}");
+        assert!(a0.starts_with("node --network /d/chain.toml --data-dir"), "{a0}");
     }
 
     #[test]
@@ -452,7 +519,15 @@ mod tests {
             })
             .collect();
         let ports = NodePorts { p2p: 18444, rpc: 18445 };
-        let a = node_args(&all[2], &ports, &all, Path::new("/d/mnemonic.txt"), 1, true).join(" ");
+        let a = node_args(
+            &all[2],
+            &ports,
+            &all,
+            Path::new("/d/mnemonic.txt"),
+            &network_flags(None, 1),
+            true,
+        )
+        .join(" ");
         assert!(a.contains("--p2p-listen /ip4/10.77.0.3/tcp/18444"), "{a}");
         assert!(a.contains("--rpc-listen 10.77.0.3:18445"), "{a}");
         assert!(a.contains("--peer /ip4/10.77.0.1/tcp/18440/p2p/ID0"), "{a}");
@@ -498,6 +573,7 @@ mod tests {
             supervisor_pid: None,
             block_time: Some(2),
             base_port: None,
+            chain_spec: None,
             wan: None,
         };
         let e = check_resume(Path::new("d"), Some(&prev), &args).expect_err("mismatch");

@@ -23,7 +23,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
 use lode_chain::{encoding, ChainParams};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -136,6 +136,8 @@ pub struct EventLoop {
     ready: HashSet<PeerId>,
     /// Remote address and direction of each connected peer's first connection.
     conns: HashMap<PeerId, (Multiaddr, bool)>,
+    /// Last ping round trip per connected peer (shown by the explorer's network view).
+    pings: HashMap<PeerId, std::time::Duration>,
     rate: HashMap<PeerId, Bucket>,
     progress: ProgressReporter,
 }
@@ -163,6 +165,7 @@ impl EventLoop {
             last_bootstrap: None,
             ready: HashSet::new(),
             conns: HashMap::new(),
+            pings: HashMap::new(),
             rate: HashMap::new(),
             progress: ProgressReporter::new(parts.progress_bar),
         }
@@ -358,6 +361,8 @@ impl EventLoop {
                             id: *p,
                             addr: addr.clone(),
                             inbound: *inbound,
+                            height: self.sync.peer_height(p),
+                            ping: self.pings.get(p).copied(),
                         })
                     })
                     .collect();
@@ -509,6 +514,7 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.ready.remove(&peer_id);
                 self.conns.remove(&peer_id);
+                self.pings.remove(&peer_id);
                 self.rate.remove(&peer_id);
                 self.sync.on_peer_gone(&peer_id);
             }
@@ -536,6 +542,14 @@ impl EventLoop {
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer, result: Ok(rtt), ..
+            }))
+                // Only connected peers: the entry goes with the last connection.
+                if self.conns.contains_key(&peer) =>
+            {
+                self.pings.insert(peer, rtt);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
                 is_new_peer: true,

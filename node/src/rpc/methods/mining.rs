@@ -47,9 +47,10 @@ fn work_f64(w: ChainWork) -> f64 {
 
 pub(crate) async fn getmininginfo(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&[])?;
+    let record = app.api.mining().figures();
     app.api
         .chain()
-        .read(|v| {
+        .read(move |v| {
             let chain = v.chain();
             let bits = chain.next_bits().unwrap_or(chain.tip_entry().header.bits);
             let (generate, threads, stats) = match v.miner() {
@@ -64,8 +65,8 @@ pub(crate) async fn getmininginfo(app: &App, p: &Params) -> Result<Value, RpcErr
                 "generate": generate,
                 "threads": threads,
                 "hashespersec": stats.as_ref().map_or(0.0, |s| s.hash_rate),
-                "blocks_found": stats.as_ref().map_or(0, |s| s.blocks_found),
-                "stale_blocks": stats.as_ref().map_or(0, |s| s.blocks_stale),
+                "blocks_found": record.blocks_found,
+                "stale_blocks": record.blocks_stale,
                 "pooledtx": v.mempool().map_or(0, |m| m.len()),
                 "chain": chain.params().name,
                 "warnings": "",

@@ -60,7 +60,15 @@ pub(crate) async fn peers_json(app: &App) -> Result<Vec<Value>, RpcError> {
     let peers = app.api.net().peer_info().await?;
     Ok(peers
         .into_iter()
-        .map(|p| json!({"id": p.id.to_string(), "addr": p.addr.to_string(), "inbound": p.inbound}))
+        .map(|p| {
+            json!({
+                "id": p.id.to_string(),
+                "addr": p.addr.to_string(),
+                "inbound": p.inbound,
+                "height": p.height,
+                "ping_ms": p.ping.map(|d| d.as_secs_f64() * 1000.0),
+            })
+        })
         .collect())
 }
 

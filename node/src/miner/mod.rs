@@ -2,12 +2,24 @@
 //! templates the chain task builds after every change. Found blocks leave the workers on a
 //! std channel and come back into the chain task's queue like any other local block (see
 //! `chain_task`), which then announces them.
+//!
+//! | module | one idea |
+//! |---|---|
+//! | [`ledger`] | our blocks: found, stale, rewards, corrected on reorg |
+//! | [`history`] | the hash-rate rings (1 s for 10 min, 1 min for 24 h), per thread and total |
+//! | [`monitor`] | [`MiningMonitor`]: both, shared by the chain task, a sampler and the RPC |
+
+pub mod history;
+pub mod ledger;
+pub mod monitor;
+
+pub use monitor::MiningMonitor;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use lode_chain::mempool::Mempool;
-use lode_chain::{ChainEvent, ChainState, PubkeyHash};
+use lode_chain::{ChainState, PubkeyHash};
 use lode_miner::{FoundBlock, MinerStats, MiningController};
 
 use crate::error::NodeError;
@@ -36,7 +48,6 @@ impl Default for MiningConfig {
 /// The embedded miner.
 pub struct NodeMiner {
     controller: MiningController,
-    pay_to: PubkeyHash,
 }
 
 impl NodeMiner {
@@ -48,30 +59,13 @@ impl NodeMiner {
     ) -> Result<NodeMiner, NodeError> {
         let controller = MiningController::start(threads, pay_to, found).map_err(|e| NodeError::Task(e.to_string()))?;
         tracing::info!(threads, kernel = lode_miner::kernel_name(), "embedded miner started");
-        Ok(NodeMiner { controller, pay_to })
+        Ok(NodeMiner { controller })
     }
 
     /// Gives the workers a fresh template when the tip moved or more fees wait.
     pub fn update(&mut self, chain: &ChainState, pool: &Mempool) {
         if let Err(e) = self.controller.update(chain, pool, Instant::now()) {
             tracing::warn!(error = %e, "cannot build a block template");
-        }
-    }
-
-    /// Counts our own blocks leaving the best chain as stale.
-    pub fn on_chain_event(&self, event: &ChainEvent) {
-        if let ChainEvent::BlockDisconnected { block, .. } = event {
-            if let Some(cb) = block.transactions.first() {
-                let ours: u64 = cb
-                    .outputs
-                    .iter()
-                    .filter(|o| o.pubkey_hash == self.pay_to)
-                    .map(|o| o.value.0)
-                    .sum();
-                if ours > 0 {
-                    self.controller.stats().record_stale(ours);
-                }
-            }
         }
     }
 

@@ -1,0 +1,249 @@
+//! The explorer (`GET /` of every node) and the devnet page in a real browser: Debian's
+//! `chromium` driven by `playwright-core` (scripts in `tests/browser/`, installed by
+//! `.ci/run`), against a real devnet of `lode` processes. Screenshots of every view go to
+//! `target/screenshots/`.
+//!
+//! Without chromium, node or the npm packages the test prints SKIP and passes — except on
+//! CI (`CI=true`), where a missing tool is a failure.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lode_tests::lode_bin;
+
+/// Start-up of a debug build on a busy two-core machine: generous, never a timing claim.
+const READY: Duration = Duration::from_secs(120);
+/// The longest one browser script may run.
+const SCRIPT: Duration = Duration::from_secs(240);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// The scripts' directory when chromium, node and the npm packages are all there; else why
+/// not — a SKIP locally, a failure on CI.
+fn tools() -> Option<PathBuf> {
+    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let dir = browser_dir();
+    let missing = if !chromium.exists() {
+        Some(format!(
+            "{} is not installed (apt-get install chromium)",
+            chromium.display()
+        ))
+    } else if Command::new("node")
+        .arg("--version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        Some("node is not installed".to_string())
+    } else if !dir.join("node_modules/playwright-core").exists() || !dir.join("node_modules/axe-core").exists() {
+        Some(format!("npm packages missing: run `npm ci` in {}", dir.display()))
+    } else {
+        None
+    };
+    match missing {
+        None => Some(dir),
+        Some(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("browser tests cannot run on CI: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("SKIP: browser test not run: {reason}");
+            None
+        }
+    }
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
+}
+
+/// A base port with `2 * nodes` free ports above it, outside Linux's ephemeral range.
+fn free_base(nodes: u16) -> u16 {
+    let seed = (std::process::id() + 250) % 500;
+    for attempt in 0..500u32 {
+        let base = 20_000 + u16::try_from(((seed + attempt * 37) % 500) * 20).unwrap_or(0);
+        if (base..base + 2 * nodes).all(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+/// A running `lode devnet up`; it and its nodes are killed on drop.
+struct Devnet {
+    child: Option<Child>,
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl Devnet {
+    fn up(dir: &Path, extra: &[&str]) -> Devnet {
+        let out = dir.with_extension("up.out");
+        let stdout = std::fs::File::create(&out).expect("stdout file");
+        let stderr = stdout.try_clone().expect("clone");
+        let child = Command::new(lode_bin())
+            .args(["devnet", "up", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn devnet up");
+        let mut d = Devnet {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            out,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY;
+        while !self.output().contains("devnet ready:") {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("devnet up exited ({status}) before ready:\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "devnet not ready after {READY:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn file(&self) -> lode_node::client::devnet::file::DevnetFile {
+        lode_node::client::devnet::file::read(&self.dir).expect("devnet.json")
+    }
+
+    /// `lode ARGS --dir DIR`, its stdout; panics with stderr on failure.
+    fn lode(&self, args: &[&str]) -> String {
+        let out = Command::new(lode_bin())
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lode");
+        assert!(
+            out.status.success(),
+            "lode {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(file) = lode_node::client::devnet::file::read(&self.dir) {
+            for pid in file.nodes.iter().filter_map(|n| n.pid) {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+/// Runs `node SCRIPT` in the scripts' directory with `env`, bounded; panics with its output
+/// unless it succeeds.
+fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) {
+    let log = std::env::temp_dir().join(format!("lode-browser-{}-{script}.log", std::process::id()));
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("clone"))
+        .stderr(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn node");
+    let deadline = Instant::now() + SCRIPT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{script} ran longer than {SCRIPT:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    eprintln!("{output}");
+    assert!(status.success(), "{script} failed ({status}):\n{output}");
+}
+
+fn address_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with("ldev1"))
+        .unwrap_or_else(|| panic!("no address in {text:?}"))
+        .to_string()
+}
+
+fn txid_in(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v["txid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no txid in {json}"))
+        .to_string()
+}
+
+/// One devnet for both pages (start-up is the slow part): two nodes, both mining, so a
+/// partition forks the chain.
+#[test]
+fn the_explorer_and_the_devnet_page_show_a_live_devnet_in_a_real_browser() {
+    let Some(scripts) = tools() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = free_base(3);
+    let devnet = Devnet::up(
+        &tmp.path().join("dn"),
+        &["--nodes", "2", "--miners", "2", "--base-port", &base.to_string()],
+    );
+    let file = devnet.file();
+    let to = address_in(&devnet.lode(&["wallet", "--devnet", "node1", "address"]));
+    let txid = txid_in(&devnet.lode(&["wallet", "--devnet", "node0", "--json", "send", &to, "1.5"]));
+    run_script(
+        &scripts,
+        "explorer.mjs",
+        &[
+            ("LODE_URL", file.nodes[0].rpc.clone()),
+            ("LODE_TXID", txid),
+            ("LODE_SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
+    let page = devnet
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("devnet page: ").map(str::trim).map(str::to_string))
+        .unwrap_or_else(|| panic!("no devnet page URL in the output:\n{}", devnet.output()));
+    run_script(
+        &scripts,
+        "devnet.mjs",
+        &[
+            ("LODE_DEVNET_PAGE", page),
+            ("LODE_BIN", lode_bin().display().to_string()),
+            ("LODE_DIR", devnet.dir.display().to_string()),
+            ("LODE_NODES", "2".to_string()),
+            ("LODE_SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
+}
