@@ -3,6 +3,7 @@
 //! Bitcoin Core wherever a method exists there (docs/API.md).
 
 pub mod chain;
+pub mod durability;
 pub mod mining;
 pub mod net;
 pub mod wallet;
@@ -50,6 +51,7 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("setban", Some(Scope::Admin)),
     ("listbanned", Some(Scope::Admin)),
     ("verifychain", Some(Scope::Admin)),
+    ("savemempool", Some(Scope::Admin)),
     ("stop", Some(Scope::Admin)),
 ];
 
@@ -96,6 +98,7 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "setban" => net::setban(app, p).await,
         "listbanned" => net::listbanned(app, p).await,
         "verifychain" => net::verifychain(app, p).await,
+        "savemempool" => durability::savemempool(app, p).await,
         "stop" => net::stop(app, p).await,
         other => Err(RpcError::method_not_found(other)),
     }
