@@ -336,8 +336,10 @@ pub enum ChainError {
 /// True if `e` says the disk (or the file system's quota) is full.
 pub fn is_disk_full(e: &std::io::Error) -> bool {
     // ENOSPC (28) and EDQUOT (122) on Linux; the kind covers the other platforms.
-    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
-        || matches!(e.raw_os_error(), Some(28) | Some(122))
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 impl ChainError {

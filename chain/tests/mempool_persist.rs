@@ -20,14 +20,23 @@ fn chain_with_spends(n: usize) -> (Harness, Vec<Transaction>) {
         h.mine();
     }
     // The coinbase of height 1 is mature at height 11.
-    let cb_block = h.state.block(&h.state.hash_at(lode_chain::Height(1)).expect("h1")).expect("read").expect("body");
+    let cb_block = h
+        .state
+        .block(&h.state.hash_at(lode_chain::Height(1)).expect("h1"))
+        .expect("read")
+        .expect("body");
     let cb = OutPoint {
         txid: cb_block.transactions[0].txid(),
         index: 0,
     };
     let each = 40 * lode_chain::COIN / n as u64;
     let to = key_hash(&h.miner_key);
-    let fan_out = spend(&[cb], (0..n).map(|_| pay(to, Amount(each))).collect(), &h.miner_key, &h.genesis());
+    let fan_out = spend(
+        &[cb],
+        (0..n).map(|_| pay(to, Amount(each))).collect(),
+        &h.miner_key,
+        &h.genesis(),
+    );
     let fee = 50 * lode_chain::COIN - each * n as u64;
     let block = h.block_on(h.state.tip_hash(), vec![fan_out.clone()], Amount(fee), 0, 0);
     h.state.accept_block(Arc::new(block)).expect("fan-out confirmed");
@@ -134,7 +143,9 @@ fn the_journal_survives_a_torn_last_record() {
     // Cleared, it holds nothing, and appends after the clear are read back.
     let mut journal = TxJournal::open(&path, &h.genesis()).expect("reopen");
     journal.clear().expect("clear");
-    assert!(persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read").is_empty());
+    assert!(persist::read_journal(&path, &h.genesis(), h.params.max_tx_size)
+        .expect("read")
+        .is_empty());
     journal.append(&spends[3]).expect("append");
     journal.sync().expect("sync");
     let read = persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read");

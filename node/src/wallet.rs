@@ -196,7 +196,11 @@ impl NodeWallet {
 
     /// Own unconfirmed transactions, parents first (to hand to the mempool again).
     pub fn pending_txs(&self) -> Vec<Transaction> {
-        self.tracker.pending_in_order().into_iter().map(|p| p.tx.clone()).collect()
+        self.tracker
+            .pending_in_order()
+            .into_iter()
+            .map(|p| p.tx.clone())
+            .collect()
     }
 
     /// Releases a pending transaction the mempool refused for good, recording why.

@@ -14,7 +14,11 @@ use lode_node::NodeHandle;
 const ELSEWHERE: PubkeyHash = PubkeyHash([7; 20]);
 
 async fn generate(node: &NodeHandle, n: u64, to: PubkeyHash) -> Vec<Hash256> {
-    node.chain().generate(n, Some(to)).await.expect("chain task").expect("generate")
+    node.chain()
+        .generate(n, Some(to))
+        .await
+        .expect("chain task")
+        .expect("generate")
 }
 
 async fn wallet_pkh(node: &NodeHandle) -> PubkeyHash {
@@ -72,11 +76,18 @@ async fn twenty_payments_in_a_row_from_one_coin_survive_restarts() {
     node = common::start(dir.path(), vec![]).await;
     let pool = node.mempool_txids().await.expect("mempool");
     for txid in &sent {
-        assert!(pool.contains(txid), "payment {txid} back in the mempool from the wallet file");
+        assert!(
+            pool.contains(txid),
+            "payment {txid} back in the mempool from the wallet file"
+        );
     }
     let info = node.wallet_info().await.expect("chain task").expect("wallet");
     assert!(info.balance.reserved > Amount::ZERO, "the coin stays reserved");
-    assert_eq!(info.balance.spendable, Amount::ZERO, "nothing confirmed is spendable twice");
+    assert_eq!(
+        info.balance.spendable,
+        Amount::ZERO,
+        "nothing confirmed is spendable twice"
+    );
 
     for _ in 0..10 {
         sent.push(send(&node, &to).await);
@@ -129,14 +140,23 @@ async fn a_payment_conflicted_while_down_is_released_with_the_reason() {
     let child = send(&node, &to).await;
     // The same coin spent otherwise and mined elsewhere: a copy of this wallet paying
     // someone else, here built by a second node opened on the same mnemonic.
-    let words = node.chain().wallet_mnemonic().await.expect("chain task").expect("mnemonic").0;
+    let words = node
+        .chain()
+        .wallet_mnemonic()
+        .await
+        .expect("chain task")
+        .expect("mnemonic")
+        .0;
     node.shutdown().await.expect("shutdown");
 
     let twin_dir = tempfile::tempdir().expect("tempdir");
     let mnemonic_file = twin_dir.path().join("words");
     std::fs::write(&mnemonic_file, words.as_bytes()).expect("write");
     // The twin starts from a copy of the chain (without the payments' mempool or wallet).
-    copy_dir(&dir.path().join(lode_node::node::CHAIN_DIR), &twin_dir.path().join(lode_node::node::CHAIN_DIR));
+    copy_dir(
+        &dir.path().join(lode_node::node::CHAIN_DIR),
+        &twin_dir.path().join(lode_node::node::CHAIN_DIR),
+    );
     let twin = common::start_with(twin_dir.path(), |c| {
         c.wallet.mnemonic_file = Some(mnemonic_file.clone());
     })
@@ -147,7 +167,10 @@ async fn a_payment_conflicted_while_down_is_released_with_the_reason() {
     twin.shutdown().await.expect("shutdown");
     // Our node gets the twin's chain (with the conflict), then restarts on it.
     std::fs::remove_dir_all(dir.path().join(lode_node::node::CHAIN_DIR)).expect("rm");
-    copy_dir(&twin_dir.path().join(lode_node::node::CHAIN_DIR), &dir.path().join(lode_node::node::CHAIN_DIR));
+    copy_dir(
+        &twin_dir.path().join(lode_node::node::CHAIN_DIR),
+        &dir.path().join(lode_node::node::CHAIN_DIR),
+    );
     let node = common::start(dir.path(), vec![]).await;
 
     let info = node.wallet_info().await.expect("chain task").expect("wallet");
@@ -198,5 +221,8 @@ async fn ack_cost() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     let (fast, safe) = (mean(false), mean(true));
-    println!("generate 1 x {BLOCKS}: without sync {fast:.1} blocks/s, with sync {safe:.1} blocks/s, ratio {:.3}", safe / fast);
+    println!(
+        "generate 1 x {BLOCKS}: without sync {fast:.1} blocks/s, with sync {safe:.1} blocks/s, ratio {:.3}",
+        safe / fast
+    );
 }

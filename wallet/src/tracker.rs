@@ -465,9 +465,10 @@ impl Tracker {
         while !left.is_empty() {
             let before = left.len();
             left.retain(|p| {
-                let ready = p.tx.inputs.iter().all(|i| {
-                    !self.pending.contains_key(&i.prev_out.txid) || done.contains(&i.prev_out.txid)
-                });
+                let ready =
+                    p.tx.inputs
+                        .iter()
+                        .all(|i| !self.pending.contains_key(&i.prev_out.txid) || done.contains(&i.prev_out.txid));
                 if ready {
                     done.insert(p.txid);
                     out.push(p);

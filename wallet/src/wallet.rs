@@ -328,9 +328,11 @@ impl Wallet {
         );
         let old_released = self.body.released.clone();
         let at = now_unix();
-        self.body
-            .released
-            .extend(released.into_iter().map(|(txid, reason)| keystore::Released { txid, reason, at }));
+        self.body.released.extend(
+            released
+                .into_iter()
+                .map(|(txid, reason)| keystore::Released { txid, reason, at }),
+        );
         let excess = self.body.released.len().saturating_sub(keystore::MAX_RELEASED);
         self.body.released.drain(..excess);
         if let Err(e) = self.save() {

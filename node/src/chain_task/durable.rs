@@ -90,7 +90,9 @@ impl Halt {
         if self.reason.is_some() {
             return;
         }
-        tracing::error!("{reason}; the node stops accepting work and shuts down (nothing acknowledged is lost; restart once fixed)");
+        tracing::error!(
+            "{reason}; the node stops accepting work and shuts down (nothing acknowledged is lost; restart once fixed)"
+        );
         self.reason = Some(reason.clone());
         let _ = self.tx.send(Some(reason));
     }
@@ -107,7 +109,11 @@ impl MempoolFiles {
     /// Reads the snapshot and the journal in `dir`, offers their transactions to the pool
     /// again (what no longer fits is dropped and logged), then writes a fresh snapshot and
     /// empties the journal. A damaged file is moved aside (`*.damaged`) and reported.
-    pub fn open_and_restore(dir: &Path, chain: &ChainState, sink: &mut dyn TxSink) -> Result<MempoolFiles, PersistError> {
+    pub fn open_and_restore(
+        dir: &Path,
+        chain: &ChainState,
+        sink: &mut dyn TxSink,
+    ) -> Result<MempoolFiles, PersistError> {
         let genesis = chain.genesis_hash();
         let max = chain.params().max_tx_size;
         let snapshot = dir.join(persist::SNAPSHOT_FILE);
@@ -164,7 +170,10 @@ impl MempoolFiles {
     }
 }
 
-fn read_or_set_aside(path: &Path, read: Result<Vec<Transaction>, PersistError>) -> Result<Vec<Transaction>, PersistError> {
+fn read_or_set_aside(
+    path: &Path,
+    read: Result<Vec<Transaction>, PersistError>,
+) -> Result<Vec<Transaction>, PersistError> {
     match read {
         Ok(txs) => Ok(txs),
         Err(e @ (PersistError::Corrupt { .. } | PersistError::WrongNetwork { .. })) => {

@@ -347,7 +347,10 @@ impl ChainTask {
 
     fn serve(&mut self, request: ChainRequest) {
         // A dropped reply receiver only means the asker went away: nothing to do.
-        let halted = self.halt.reason().map(|r| format!("the node has stopped accepting work: {r}"));
+        let halted = self
+            .halt
+            .reason()
+            .map(|r| format!("the node has stopped accepting work: {r}"));
         match request {
             ChainRequest::SubmitBlock { block, origin, reply } => {
                 let verdict = match &halted {
@@ -380,7 +383,10 @@ impl ChainTask {
             }
             ChainRequest::SubmitTx { tx, origin, reply } => {
                 let verdict = match halted {
-                    Some(reason) => TxVerdict::Ignored { txid: tx.txid(), reason },
+                    Some(reason) => TxVerdict::Ignored {
+                        txid: tx.txid(),
+                        reason,
+                    },
                     None => self.submit_tx(tx, origin),
                 };
                 self.outbox.reply(move || {
@@ -572,14 +578,12 @@ impl ChainTask {
         // payment a crash could forget.
         self.wallet_mut()?.record_sent(&payment.tx)?;
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
-            TxVerdict::Accepted { txid } => {
-                Ok(SentPayment {
-                    tx: payment.tx,
-                    txid,
-                    fee: payment.fee,
-                    size,
-                })
-            }
+            TxVerdict::Accepted { txid } => Ok(SentPayment {
+                tx: payment.tx,
+                txid,
+                fee: payment.fee,
+                size,
+            }),
             TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. } => {
                 self.wallet_mut()?.unsend(&payment.txid)?;
                 Err(WalletActionError::Refused(reason))
