@@ -221,7 +221,7 @@ async fn ack_cost() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     let (fast, safe) = (mean(false), mean(true));
-    println!(
+    eprintln!(
         "generate 1 x {BLOCKS}: without sync {fast:.1} blocks/s, with sync {safe:.1} blocks/s, ratio {:.3}",
         safe / fast
     );

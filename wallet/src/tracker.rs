@@ -477,7 +477,7 @@ impl Tracker {
             });
             if left.len() == before {
                 // A cycle cannot happen (txids commit to their inputs); never loop forever.
-                out.extend(left.drain(..));
+                out.append(&mut left);
             }
         }
         out

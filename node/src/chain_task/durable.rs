@@ -75,7 +75,7 @@ pub struct Halt {
 
 impl Halt {
     /// Not halted; returns the receiver the node watches.
-    pub fn new() -> (Halt, watch::Receiver<Option<String>>) {
+    pub fn channel() -> (Halt, watch::Receiver<Option<String>>) {
         let (tx, rx) = watch::channel(None);
         (Halt { reason: None, tx }, rx)
     }

@@ -143,7 +143,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     let handle = ChainHandle::new(tx);
     let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
     let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
-    let (halt, halted) = Halt::new();
+    let (halt, halted) = Halt::channel();
     let outputs = ChainOutputs {
         tip: tip_rx,
         events: broadcast::channel(1024).0,
@@ -423,10 +423,10 @@ impl ChainTask {
             }
             ChainRequest::Tick => {
                 self.ticks += 1;
-                if self.files.is_some() && self.ticks % self.config.mempool_save_secs.max(1) == 0 {
+                if self.files.is_some() && self.ticks.is_multiple_of(self.config.mempool_save_secs.max(1)) {
                     let _ = self.save_mempool();
                 }
-                if self.ticks % self.config.rebroadcast_secs.max(1) == 0 {
+                if self.ticks.is_multiple_of(self.config.rebroadcast_secs.max(1)) {
                     self.resubmit_wallet_pending();
                 }
                 if let Some(w) = self.wallet.as_mut() {
