@@ -8,7 +8,7 @@ use libp2p::gossipsub::{
 };
 use libp2p::identity::Keypair;
 use lode_chain::header::HEADER_SIZE;
-use lode_chain::Hash256;
+use lode_chain::{encoding, Block, ChainParams, DecodeError, Hash256, Transaction};
 
 use crate::error::NodeError;
 
@@ -84,6 +84,19 @@ pub fn message_id(message: &Message) -> MessageId {
         Hash256::sha256d(data)
     };
     MessageId::from(hash.0.to_vec())
+}
+
+/// Decodes a message of the blocks topic: at most the network's max block size, strictly.
+/// The event loop's only block decoder for gossip; public so the fuzz targets (`fuzz/`) run
+/// exactly this code.
+pub fn decode_block(data: &[u8], params: &ChainParams) -> Result<Block, DecodeError> {
+    Block::from_bytes(data, params.max_block_size)
+}
+
+/// Decodes a message of the transactions topic: at most the network's max transaction size,
+/// strictly. Public for the fuzz targets, like [`decode_block`].
+pub fn decode_tx(data: &[u8], params: &ChainParams) -> Result<Transaction, DecodeError> {
+    encoding::decode(data, params.max_tx_size)
 }
 
 /// Builds the gossipsub behaviour.

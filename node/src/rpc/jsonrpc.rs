@@ -91,6 +91,29 @@ pub fn response(id: &Value, result: Result<Value, RpcError>) -> Value {
     }
 }
 
+/// A request body as parsed: one call object (not yet validated) or a batch of them.
+#[derive(Debug)]
+pub enum Body {
+    /// A single request value.
+    Single(Value),
+    /// A batch: 1 to [`MAX_BATCH`] request values.
+    Batch(Vec<Value>),
+}
+
+/// Parses a `POST /rpc` body: JSON (else a parse error), and a batch must hold 1 to
+/// [`MAX_BATCH`] calls (else an invalid request). The server's only body parser; public so
+/// the fuzz targets (`fuzz/`) run exactly this code.
+pub fn parse_body(bytes: &[u8]) -> Result<Body, RpcError> {
+    match serde_json::from_slice(bytes).map_err(RpcError::parse)? {
+        Value::Array(items) if items.is_empty() => Err(RpcError::invalid_request("empty batch")),
+        Value::Array(items) if items.len() > MAX_BATCH => {
+            Err(RpcError::invalid_request("batch of more than 100 calls"))
+        }
+        Value::Array(items) => Ok(Body::Batch(items)),
+        single => Ok(Body::Single(single)),
+    }
+}
+
 /// One validated call.
 #[derive(Debug)]
 pub struct Call {

@@ -39,7 +39,7 @@ use crate::api::NodeApi;
 pub use app::App;
 use auth::{Authenticator, Principal};
 pub use config::{RpcConfig, DEFAULT_RATE_LIMIT, DEFAULT_RPC_ADDR};
-use jsonrpc::{RpcError, MAX_BATCH};
+use jsonrpc::RpcError;
 use limit::{Decision, RateLimits};
 
 /// Most simultaneous HTTP connections.
@@ -256,41 +256,31 @@ async fn not_found() -> Response {
 
 /// `POST /rpc`: one call or a batch.
 async fn rpc(State(app): State<Arc<App>>, Extension(principal): Extension<Principal>, body: Bytes) -> Response {
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+    let items = match jsonrpc::parse_body(&body) {
+        Ok(jsonrpc::Body::Batch(items)) => items,
+        Ok(jsonrpc::Body::Single(single)) => {
+            return match one_call(&app, &principal, single).await {
+                (Some(r), status) => (status, Json(r)).into_response(),
+                (None, _) => StatusCode::NO_CONTENT.into_response(),
+            }
+        }
         Err(e) => {
-            app.api.metrics().count_request("rpc", "-32700");
-            return Json(jsonrpc::response(&Value::Null, Err(RpcError::parse(e)))).into_response();
+            if e.code == -32700 {
+                app.api.metrics().count_request("rpc", "-32700");
+            }
+            return Json(jsonrpc::response(&Value::Null, Err(e))).into_response();
         }
     };
-    match value {
-        Value::Array(items) => {
-            let error = if items.is_empty() {
-                Some("empty batch")
-            } else if items.len() > MAX_BATCH {
-                Some("batch of more than 100 calls")
-            } else {
-                None
-            };
-            if let Some(reason) = error {
-                return Json(jsonrpc::response(&Value::Null, Err(RpcError::invalid_request(reason)))).into_response();
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                if let (Some(r), _) = one_call(&app, &principal, item).await {
-                    out.push(r);
-                }
-            }
-            if out.is_empty() {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                Json(Value::Array(out)).into_response()
-            }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if let (Some(r), _) = one_call(&app, &principal, item).await {
+            out.push(r);
         }
-        single => match one_call(&app, &principal, single).await {
-            (Some(r), status) => (status, Json(r)).into_response(),
-            (None, _) => StatusCode::NO_CONTENT.into_response(),
-        },
+    }
+    if out.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        Json(Value::Array(out)).into_response()
     }
 }
 

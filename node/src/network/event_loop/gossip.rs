@@ -6,12 +6,12 @@ use std::sync::Arc;
 use futures::FutureExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::PeerId;
-use lode_chain::{encoding, AcceptStatus, Block, Transaction};
+use lode_chain::AcceptStatus;
 use tokio::sync::oneshot;
 
 use super::{Completion, EventLoop, Requests};
 use crate::chain_task::{BlockVerdict, Origin, TxVerdict};
-use crate::network::gossip::TopicKind;
+use crate::network::gossip::{self, TopicKind};
 use crate::network::peers::Misbehaviour;
 
 impl EventLoop {
@@ -24,7 +24,7 @@ impl EventLoop {
 
     pub(super) fn on_gossip(&mut self, source: PeerId, msg_id: MessageId, message: gossipsub::Message) {
         match self.names.kind(&message.topic) {
-            Some(TopicKind::Blocks) => match Block::from_bytes(&message.data, self.params.max_block_size) {
+            Some(TopicKind::Blocks) => match gossip::decode_block(&message.data, &self.params) {
                 Err(e) => {
                     self.report(&msg_id, &source, MessageAcceptance::Reject);
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
@@ -38,7 +38,7 @@ impl EventLoop {
                     });
                 }
             },
-            Some(TopicKind::Txs) => match encoding::decode::<Transaction>(&message.data, self.params.max_tx_size) {
+            Some(TopicKind::Txs) => match gossip::decode_tx(&message.data, &self.params) {
                 Err(e) => {
                     self.report(&msg_id, &source, MessageAcceptance::Reject);
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip tx: {e}")));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lode_chain::{Hash256, Height, Transaction};
+use lode_chain::{ChainParams, Hash256, Height, Transaction};
 use serde_json::{json, Value};
 
 use crate::chain_task::{Origin, TxVerdict};
@@ -177,10 +177,7 @@ pub(crate) async fn getrawtransaction(app: &App, p: &Params) -> Result<Value, Rp
 
 pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
     p.expect_at_most(&["hexstring"])?;
-    let max = app.api.params().max_tx_size;
-    let bytes = check_hex_len(p.str(0, "hexstring")?, max, "TX")?;
-    let tx: Transaction =
-        lode_chain::encoding::decode(&bytes, max).map_err(|e| RpcError::new(-22, format!("TX decode failed: {e}")))?;
+    let tx = decode_raw_tx(p.str(0, "hexstring")?, app.api.params())?;
     let txid = tx.txid();
     let known = app
         .api
@@ -306,9 +303,21 @@ pub(crate) async fn fee_estimate(app: &App) -> Result<u64, RpcError> {
 
 /// Decodes a hex block with the size checked first.
 pub(crate) fn decode_block(app: &App, hex: &str) -> Result<Arc<lode_chain::Block>, RpcError> {
-    let max = app.api.params().max_block_size;
+    decode_raw_block(hex, app.api.params()).map(Arc::new)
+}
+
+/// Decodes `sendrawtransaction`'s hex: at most twice the max transaction size in digits
+/// (checked before decoding), then the canonical encoding. Public so the fuzz targets
+/// (`fuzz/`) run exactly this code.
+pub fn decode_raw_tx(hex: &str, params: &ChainParams) -> Result<Transaction, RpcError> {
+    let max = params.max_tx_size;
+    let bytes = check_hex_len(hex, max, "TX")?;
+    lode_chain::encoding::decode(&bytes, max).map_err(|e| RpcError::new(-22, format!("TX decode failed: {e}")))
+}
+
+/// Decodes `submitblock`'s hex, bounded like [`decode_raw_tx`] by the max block size.
+pub fn decode_raw_block(hex: &str, params: &ChainParams) -> Result<lode_chain::Block, RpcError> {
+    let max = params.max_block_size;
     let bytes = check_hex_len(hex, max, "block")?;
-    lode_chain::Block::from_bytes(&bytes, max)
-        .map(Arc::new)
-        .map_err(|e| RpcError::new(-22, format!("block decode failed: {e}")))
+    lode_chain::Block::from_bytes(&bytes, max).map_err(|e| RpcError::new(-22, format!("block decode failed: {e}")))
 }
