@@ -333,7 +333,33 @@ pub enum ChainError {
     },
 }
 
+/// True if `e` says the disk (or the file system's quota) is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    // ENOSPC (28) and EDQUOT (122) on Linux; the kind covers the other platforms.
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
 impl ChainError {
+    /// True if the store failed because the disk is full: nothing is wrong with the data,
+    /// but no more can be written until space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ChainError::Store(sled::Error::Io(e)) => is_disk_full(e),
+            ChainError::Store(_)
+            | ChainError::InvalidBlock { .. }
+            | ChainError::InvalidTx { .. }
+            | ChainError::Decode(_)
+            | ChainError::Corrupt(_)
+            | ChainError::WrongNetwork { .. }
+            | ChainError::FormatVersion { .. }
+            | ChainError::UnknownBlock(_)
+            | ChainError::VerifyFailed { .. } => false,
+        }
+    }
+
     /// The broken consensus rule, if this is one (callers penalise the sender).
     pub fn consensus_rule(&self) -> Option<&ConsensusError> {
         match self {

@@ -853,6 +853,13 @@ impl ChainState {
         &self.sig_cache
     }
 
+    /// Makes every block stored so far durable (sled synced) without flushing the
+    /// write-back cache: a kill after this reopens with those blocks and connects them
+    /// again (the acknowledgement point of ADR 0011; group it, it costs an fsync).
+    pub fn sync_stored(&self) -> Result<(), ChainError> {
+        self.store.sync()
+    }
+
     /// Writes the store's write-back cache to disk as one transaction and syncs it (call at
     /// shutdown; also done when the cache passes its budget and by
     /// [`ChainState::flush_if_due`]). After it returns, a kill reopens at this tip or later.

@@ -33,6 +33,8 @@ pub struct NodeApi {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) mining: Arc<MiningMonitor>,
     pub(crate) stop: Arc<watch::Sender<bool>>,
+    /// Why the chain task stopped accepting work (disk full), once it has.
+    pub(crate) halted: watch::Receiver<Option<String>>,
     pub(crate) default_threads: usize,
     pub(crate) started: std::time::Instant,
 }
@@ -114,6 +116,11 @@ impl NodeApi {
     /// Default miner thread count (`--miner-threads`).
     pub fn default_threads(&self) -> usize {
         self.default_threads
+    }
+
+    /// Why the node stopped accepting work (a write failed: disk full, I/O error), if it has.
+    pub fn halted(&self) -> Option<String> {
+        self.halted.borrow().clone()
     }
 
     /// Asks the node to stop (RPC `stop`): whoever runs the node waits on

@@ -93,6 +93,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         mining,
         metrics: Some(metrics.clone()),
         monitor: monitor.clone(),
+        mempool_dir: Some(data_dir.clone()),
     })?;
     let chain = running_chain.handle;
     let outputs = running_chain.outputs;
@@ -141,9 +142,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         metrics,
         mining: monitor,
         stop: Arc::new(stop_tx),
+        halted: outputs.halted,
         default_threads,
         started: std::time::Instant::now(),
     };
+    spawn_halt_watch(api.clone());
     let rpc = match rpc {
         Some(rpc_config) => Some(crate::rpc::start(api.clone(), rpc_config, shutdown_tx.subscribe()).await?),
         None => None,
@@ -172,6 +175,17 @@ fn spawn_tick(chain: ChainHandle) {
             if !chain.tick() {
                 break;
             }
+        }
+    });
+}
+
+/// A write failed (disk full): ask whoever runs the node to shut it down cleanly, as the
+/// RPC `stop` does.
+fn spawn_halt_watch(api: NodeApi) {
+    let mut halted = api.halted.clone();
+    tokio::spawn(async move {
+        if halted.wait_for(Option::is_some).await.is_ok() {
+            api.request_stop();
         }
     });
 }

@@ -195,6 +195,7 @@ impl NodeArgs {
             data_dir,
             chain: crate::chain_task::ChainConfig {
                 cache_bytes: usize::try_from(self.dbcache << 20).unwrap_or(usize::MAX),
+                ..Default::default()
             },
             network: crate::network::NetworkConfig {
                 listen: p2p_listen,

@@ -5,12 +5,19 @@
 //! A fresh wallet is created on first start, or account I of a given mnemonic
 //! (`--wallet-mnemonic-file`, `--wallet-account`: what `devnet up` gives node I). Its
 //! tracker follows every chain event; at start it is rebuilt from the chain's address index.
+//!
+//! The wallet's own unconfirmed transactions are kept in the wallet file (parents first):
+//! a payment is written there before the mempool sees it, so its txid is never returned
+//! for something a crash could forget. At start they are reserved again (or released, with
+//! the reason, if a block confirmed a conflicting spend meanwhile) and the chain task hands
+//! them to the mempool again; the file follows every settlement.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use lode_chain::{Amount, ChainEvent, ChainState, Hash256, Height, PubkeyHash, Transaction};
 use lode_wallet::builder::Payment;
-use lode_wallet::tracker::Tracker;
+use lode_wallet::tracker::{Settlement, Tracker};
 use lode_wallet::{Wallet, WalletError};
 
 use crate::error::NodeError;
@@ -55,6 +62,8 @@ pub struct WalletInfo {
     pub first_address: Option<String>,
     /// Confirmed history: (txid, height, net amount in base units).
     pub history: Vec<(Hash256, Option<Height>, i128)>,
+    /// Own transactions released without confirming: (txid, why), oldest first.
+    pub released: Vec<(Hash256, String)>,
 }
 
 /// A payment the wallet made and the mempool accepted.
@@ -76,6 +85,8 @@ pub struct NodeWallet {
     pub wallet: Wallet,
     /// Coins, balances and history, following the chain.
     pub tracker: Tracker,
+    /// Txids of the pending transactions the wallet file holds now.
+    stored: BTreeSet<Hash256>,
 }
 
 impl NodeWallet {
@@ -100,21 +111,121 @@ impl NodeWallet {
             (None, Err(WalletError::NotFound(_))) => Wallet::create_fresh(&dir, params).map_err(wallet_err)?,
             (_, Err(e)) => return Err(wallet_err(e)),
         };
-        let mut tracker = Tracker::new(wallet.watched_pkhs(), params.coinbase_maturity);
-        let read = tracker.rescan_from_index(chain).map_err(wallet_err)?;
-        tracing::info!(blocks_read = read, balance = %tracker.balance().spendable, "wallet loaded");
-        Ok(NodeWallet { wallet, tracker })
+        let tracker = Tracker::new(wallet.watched_pkhs(), params.coinbase_maturity);
+        let mut node_wallet = NodeWallet {
+            wallet,
+            tracker,
+            stored: BTreeSet::new(),
+        };
+        let read = node_wallet.rescan(chain).map_err(wallet_err)?;
+        tracing::info!(
+            blocks_read = read,
+            balance = %node_wallet.tracker.balance().spendable,
+            pending = node_wallet.stored.len(),
+            "wallet loaded"
+        );
+        Ok(node_wallet)
     }
 
-    /// Follows one chain event.
+    /// Rebuilds the view from the chain's address index, then reserves the pending
+    /// transactions of the wallet file again. One that a block confirmed meanwhile is
+    /// history now; one whose coins a block spent otherwise is released, with the reason.
+    fn rescan(&mut self, chain: &ChainState) -> Result<usize, WalletError> {
+        let read = self.tracker.rescan_from_index(chain)?;
+        let stored = self.wallet.stored_pending()?;
+        self.stored = stored.iter().map(Transaction::txid).collect();
+        let mut released = Vec::new();
+        for tx in stored {
+            let txid = tx.txid();
+            if chain.store().tx_location(&txid)?.is_some() {
+                continue;
+            }
+            if let Some(input) = tx.inputs.iter().find(|i| self.tracker.own_coin(&i.prev_out).is_none()) {
+                let reason = format!(
+                    "input {}:{} was spent by another transaction while the node was down",
+                    input.prev_out.txid, input.prev_out.index
+                );
+                tracing::warn!(%txid, %reason, "pending wallet transaction released");
+                released.push((txid, reason));
+                continue;
+            }
+            if let Err(e) = self.tracker.add_pending(&tx) {
+                tracing::warn!(%txid, reason = %e, "pending wallet transaction released");
+                released.push((txid, e.to_string()));
+            }
+        }
+        self.persist(released)?;
+        Ok(read)
+    }
+
+    /// Writes the pending transactions and new releases to the wallet file if they
+    /// changed since the last write.
+    fn persist(&mut self, released: Vec<(Hash256, String)>) -> Result<(), WalletError> {
+        let pending = self.tracker.pending_in_order();
+        let now: BTreeSet<Hash256> = pending.iter().map(|p| p.txid).collect();
+        if now == self.stored && released.is_empty() {
+            return Ok(());
+        }
+        let txs: Vec<&Transaction> = pending.iter().map(|p| &p.tx).collect();
+        self.wallet.store_pending(&txs, released)?;
+        self.stored = now;
+        Ok(())
+    }
+
+    /// Follows one chain event; the wallet file follows what it settled.
     pub fn on_chain_event(&mut self, chain: &ChainState, event: &ChainEvent) {
         if let Err(e) = self.tracker.apply(event) {
             // Out of step (should not happen): rebuild from the index rather than be wrong.
             tracing::warn!(error = %e, "wallet view out of step with the chain; rescanning");
-            if let Err(e) = self.tracker.rescan_from_index(chain) {
+            if let Err(e) = self.rescan(chain) {
                 tracing::error!(error = %e, "wallet rescan failed");
             }
         }
+        let released = self
+            .tracker
+            .take_settlements()
+            .into_iter()
+            .filter(|(_, s)| matches!(s, Settlement::Conflicted(_)))
+            .map(|(txid, s)| (txid, s.to_string()))
+            .collect();
+        if let Err(e) = self.persist(released) {
+            // The file keeps the older list: a restart re-checks each against the chain.
+            tracing::error!(error = %e, "cannot record settled wallet transactions in the wallet file");
+        }
+    }
+
+    /// Own unconfirmed transactions, parents first (to hand to the mempool again).
+    pub fn pending_txs(&self) -> Vec<Transaction> {
+        self.tracker
+            .pending_in_order()
+            .into_iter()
+            .map(|p| p.tx.clone())
+            .collect()
+    }
+
+    /// Releases a pending transaction the mempool refused for good, recording why.
+    pub fn release(&mut self, txid: &Hash256, reason: String) -> Result<(), WalletError> {
+        // Its children spend its outputs: they cannot stand without it.
+        let mut doomed = vec![*txid];
+        let mut released = Vec::new();
+        while let Some(t) = doomed.pop() {
+            doomed.extend(
+                self.tracker
+                    .pending()
+                    .filter(|p| p.tx.inputs.iter().any(|i| i.prev_out.txid == t))
+                    .map(|p| p.txid),
+            );
+            if self.tracker.abandon_pending(&t) {
+                let why = if t == *txid {
+                    reason.clone()
+                } else {
+                    format!("its parent {txid} was released: {reason}")
+                };
+                tracing::warn!(txid = %t, reason = %why, "pending wallet transaction released");
+                released.push((t, why));
+            }
+        }
+        self.persist(released)
     }
 
     /// Issues a fresh receive address and watches every key the look-ahead pool now holds,
@@ -143,9 +254,22 @@ impl NodeWallet {
         lode_wallet::builder::build_payment(&mut self.wallet, &mut self.tracker, address, amount, Some(fee_rate))
     }
 
-    /// Records a payment the mempool accepted: its coins stay reserved until it confirms.
+    /// Records a payment before the mempool sees it: its coins are reserved and it is in
+    /// the wallet file (synced) when this returns. On failure nothing is reserved.
     pub fn record_sent(&mut self, tx: &Transaction) -> Result<(), WalletError> {
-        self.tracker.add_pending(tx).map(|_| ())
+        let txid = self.tracker.add_pending(tx)?;
+        if let Err(e) = self.persist(Vec::new()) {
+            self.tracker.abandon_pending(&txid);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Takes back a payment the mempool refused right after [`NodeWallet::record_sent`]
+    /// (it was never announced): nothing to remember about it.
+    pub fn unsend(&mut self, txid: &Hash256) -> Result<(), WalletError> {
+        self.tracker.abandon_pending(txid);
+        self.persist(Vec::new())
     }
 
     /// Balances, addresses and history.
@@ -159,6 +283,12 @@ impl NodeWallet {
                 .history()
                 .iter()
                 .map(|h| (h.txid, h.height, h.net()))
+                .collect(),
+            released: self
+                .wallet
+                .released()
+                .iter()
+                .map(|r| (r.txid, r.reason.clone()))
                 .collect(),
         }
     }

@@ -29,7 +29,9 @@ pub struct Payment {
 
 /// Builds and signs a transaction paying `amount` to `address` at `fee_rate` units/byte
 /// (`None`: the network's minimum relay fee rate). Only mature coins not reserved by pending
-/// transactions are used; change goes to a fresh internal address.
+/// transactions are used, confirmed ones first; when they do not cover the payment, the
+/// change of our own pending transactions is used too (Core's trusted change), within the
+/// mempool's ancestor limit. Change goes to a fresh internal address.
 ///
 /// Nothing is reserved yet: once the node accepts `payment.tx`, call
 /// [`Tracker::add_pending`] with it so its coins are not spent again.
@@ -58,7 +60,18 @@ pub fn build_payment(
         fee,
         change,
         size,
-    } = coinselect::select(&tracker.spendable_coins(), amount, rate, params.min_relay_fee_rate)?;
+    } = match coinselect::select(&tracker.spendable_coins(), amount, rate, params.min_relay_fee_rate) {
+        Err(WalletError::InsufficientFunds { .. }) => {
+            let max_ancestors = lode_chain::mempool::MempoolPolicy::for_params(&params).max_ancestors;
+            coinselect::select(
+                &tracker.spendable_coins_with_change(max_ancestors),
+                amount,
+                rate,
+                params.min_relay_fee_rate,
+            )?
+        }
+        other => other?,
+    };
     if size > params.max_tx_size as u64 {
         return Err(WalletError::TooLarge {
             size: size as usize,

@@ -4,8 +4,14 @@
 //!
 //! ```text
 //! { "format": "lode-wallet", "version": 1, "body": { network, genesis, coin_type, account,
-//!   created_at, next_receive, next_change, secret, watch }, "checksum": sha256(body) }
+//!   created_at, next_receive, next_change, secret, watch, pending_txs, released },
+//!   "checksum": sha256(body) }
 //! ```
+//!
+//! `pending_txs` holds the wallet's own unconfirmed transactions (canonical bytes, hex,
+//! parents first) so their coins stay reserved across restarts; `released` the last
+//! [`MAX_RELEASED`] that stopped being pending without confirming, and why. Both are
+//! absent in files written before they existed.
 //!
 //! `secret` is either the mnemonic and BIP39 passphrase in the clear, or those two sealed
 //! with XChaCha20-Poly1305 under a key stretched from the user's passphrase by argon2id.
@@ -126,6 +132,21 @@ pub(crate) enum StoredSecret {
     },
 }
 
+/// How many released (conflicted or refused) transactions the file remembers.
+pub const MAX_RELEASED: usize = 100;
+
+/// An own transaction that stopped being pending without confirming, and why.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Released {
+    /// The transaction's id.
+    pub txid: Hash256,
+    /// Why its coins were released (conflicted by a block, refused by the mempool, …).
+    pub reason: String,
+    /// When, Unix seconds.
+    pub at: u64,
+}
+
 /// Public keys the wallet watches, by chain, in index order (hex).
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub(crate) struct WatchKeys {
@@ -147,6 +168,12 @@ pub(crate) struct Body {
     pub next_change: u32,
     pub secret: StoredSecret,
     pub watch: WatchKeys,
+    /// Own unconfirmed transactions, canonical bytes in hex, parents first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_txs: Vec<String>,
+    /// The last released transactions, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<Released>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -7,7 +7,13 @@
 //!
 //! Own unconfirmed transactions are "pending": their inputs are reserved so coin selection
 //! never spends them twice. A pending transaction leaves that state when a block confirms it
-//! or a block spends one of its inputs otherwise (a conflict); a disconnect restores both.
+//! or a block spends one of its inputs otherwise (a conflict, which also settles every
+//! pending transaction built on its outputs); a disconnect restores both. Each settlement
+//! is logged for the wallet file ([`Tracker::take_settlements`]).
+//!
+//! Outputs of pending transactions that pay us (change) are "trusted change", as in Bitcoin
+//! Core: they may be spent before they confirm, within the mempool's ancestor limit
+//! ([`Tracker::spendable_coins_with_change`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -90,6 +96,25 @@ pub struct PendingTx {
     pub entry: HistoryEntry,
 }
 
+/// Why a pending transaction stopped being pending.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Settlement {
+    /// A block at this height confirmed it.
+    Confirmed(Height),
+    /// A block confirmed this other transaction, which spends one of the same coins (or
+    /// an ancestor of ours was conflicted).
+    Conflicted(Hash256),
+}
+
+impl std::fmt::Display for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Settlement::Confirmed(h) => write!(f, "confirmed at height {h}"),
+            Settlement::Conflicted(by) => write!(f, "conflicted by {by}, which a block confirmed"),
+        }
+    }
+}
+
 /// What one connected block did to the wallet, so disconnecting it can undo exactly that.
 #[derive(Clone, Debug)]
 struct BlockUndo {
@@ -116,6 +141,8 @@ pub struct Tracker {
     /// Keys any connected output ever paid (kept across disconnects: a key once used stays
     /// used, so the wallet never hands it out as fresh).
     paid: HashSet<PubkeyHash>,
+    /// Settlements since the last [`Tracker::take_settlements`].
+    settlements: Vec<(Hash256, Settlement)>,
 }
 
 impl Tracker {
@@ -131,6 +158,7 @@ impl Tracker {
             undo: Vec::new(),
             tip: None,
             paid: HashSet::new(),
+            settlements: Vec::new(),
         }
     }
 
@@ -228,14 +256,21 @@ impl Tracker {
             let coinbase = tx.is_coinbase();
             // Settle the pending transaction this is, or those it conflicts with.
             if let Some(p) = self.take_pending(&txid) {
+                self.settlements.push((txid, Settlement::Confirmed(height)));
                 undo.settled.push(p);
             }
             if !coinbase {
                 for input in &tx.inputs {
                     if let Some(other) = self.reserved.get(&input.prev_out).copied() {
                         tracing::info!(pending = %other, by = %txid, "pending wallet transaction conflicted by a block");
-                        if let Some(p) = self.take_pending(&other) {
-                            undo.settled.push(p);
+                        // Its descendants spend outputs that will never exist: settled too.
+                        let mut doomed = vec![other];
+                        while let Some(next) = doomed.pop() {
+                            if let Some(p) = self.take_pending(&next) {
+                                doomed.extend(self.pending_children(&next));
+                                self.settlements.push((next, Settlement::Conflicted(txid)));
+                                undo.settled.push(p);
+                            }
                         }
                     }
                 }
@@ -380,11 +415,7 @@ impl Tracker {
         if let Some(input) = tx.inputs.iter().find(|i| self.reserved.contains_key(&i.prev_out)) {
             return Err(WalletError::AlreadyReserved(input.prev_out));
         }
-        let spends: Vec<Coin> = tx
-            .inputs
-            .iter()
-            .filter_map(|i| self.utxos.get(&i.prev_out).copied())
-            .collect();
+        let spends: Vec<Coin> = tx.inputs.iter().filter_map(|i| self.own_coin(&i.prev_out)).collect();
         let sent = lode_chain::Amount::checked_sum(spends.iter().map(|c| c.value))
             .ok_or(WalletError::Overflow("summing pending inputs"))?;
         let received = lode_chain::Amount::checked_sum(
@@ -425,6 +456,77 @@ impl Tracker {
         self.pending.values()
     }
 
+    /// Own transactions not yet confirmed, parents before children: the order in which
+    /// they can be stored and handed to a mempool again.
+    pub fn pending_in_order(&self) -> Vec<&PendingTx> {
+        let mut out: Vec<&PendingTx> = Vec::with_capacity(self.pending.len());
+        let mut done: HashSet<Hash256> = HashSet::new();
+        let mut left: Vec<&PendingTx> = self.pending.values().collect();
+        while !left.is_empty() {
+            let before = left.len();
+            left.retain(|p| {
+                let ready =
+                    p.tx.inputs
+                        .iter()
+                        .all(|i| !self.pending.contains_key(&i.prev_out.txid) || done.contains(&i.prev_out.txid));
+                if ready {
+                    done.insert(p.txid);
+                    out.push(p);
+                }
+                !ready
+            });
+            if left.len() == before {
+                // A cycle cannot happen (txids commit to their inputs); never loop forever.
+                out.append(&mut left);
+            }
+        }
+        out
+    }
+
+    /// Settlements since the last call, oldest first (the wallet file records them).
+    pub fn take_settlements(&mut self) -> Vec<(Hash256, Settlement)> {
+        std::mem::take(&mut self.settlements)
+    }
+
+    /// Our coin at `outpoint`: a confirmed unspent output, or an output of a pending
+    /// transaction that pays us (reserved or not).
+    pub fn own_coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        if let Some(c) = self.utxos.get(outpoint) {
+            return Some(*c);
+        }
+        let p = self.pending.get(&outpoint.txid)?;
+        let out = p.tx.outputs.get(outpoint.index as usize)?;
+        self.watched.contains(&out.pubkey_hash).then_some(Coin {
+            outpoint: *outpoint,
+            value: out.value,
+            pkh: out.pubkey_hash,
+            height: self.next_height(),
+            mature_at: None,
+        })
+    }
+
+    /// Pending transactions spending an output of `txid`.
+    fn pending_children(&self, txid: &Hash256) -> Vec<Hash256> {
+        self.pending
+            .values()
+            .filter(|p| p.tx.inputs.iter().any(|i| i.prev_out.txid == *txid))
+            .map(|p| p.txid)
+            .collect()
+    }
+
+    /// Pending ancestors of the pending transaction `txid`, itself included.
+    fn pending_ancestors(&self, txid: &Hash256) -> HashSet<Hash256> {
+        let mut seen = HashSet::new();
+        let mut todo = vec![*txid];
+        while let Some(t) = todo.pop() {
+            let Some(p) = self.pending.get(&t) else { continue };
+            if seen.insert(t) {
+                todo.extend(p.tx.inputs.iter().map(|i| i.prev_out.txid));
+            }
+        }
+        seen
+    }
+
     /// True if `outpoint` is spent by one of our pending transactions.
     pub fn is_reserved(&self, outpoint: &OutPoint) -> bool {
         self.reserved.contains_key(outpoint)
@@ -445,6 +547,33 @@ impl Tracker {
             .collect()
     }
 
+    /// [`Tracker::spendable_coins`] plus trusted change: unreserved outputs of our pending
+    /// transactions that pay us, as long as a transaction spending one stays within
+    /// `max_ancestors` unconfirmed ancestors counting itself (the mempool's limit). A
+    /// selection that mixes several such coins can still exceed it; the mempool then says so.
+    pub fn spendable_coins_with_change(&self, max_ancestors: usize) -> Vec<Coin> {
+        let mut coins = self.spendable_coins();
+        for p in self.pending.values() {
+            // The new transaction, the pending one and its pending ancestors.
+            if self.pending_ancestors(&p.txid).len() + 1 > max_ancestors {
+                continue;
+            }
+            for index in 0..p.tx.outputs.len() {
+                let outpoint = OutPoint {
+                    txid: p.txid,
+                    index: index as u32,
+                };
+                if self.reserved.contains_key(&outpoint) {
+                    continue;
+                }
+                if let Some(c) = self.own_coin(&outpoint) {
+                    coins.push(c);
+                }
+            }
+        }
+        coins
+    }
+
     /// Balances as of the current tip.
     pub fn balance(&self) -> Balance {
         let next = self.next_height();
@@ -460,11 +589,17 @@ impl Tracker {
                 b.spendable = b.spendable.checked_add(c.value).unwrap_or(b.spendable);
             }
         }
+        // Outputs of pending transactions that pay us and no pending child spends yet.
         for p in self.pending.values() {
-            b.pending_incoming = b
-                .pending_incoming
-                .checked_add(p.entry.received)
-                .unwrap_or(b.pending_incoming);
+            for (index, out) in p.tx.outputs.iter().enumerate() {
+                let outpoint = OutPoint {
+                    txid: p.txid,
+                    index: index as u32,
+                };
+                if self.watched.contains(&out.pubkey_hash) && !self.reserved.contains_key(&outpoint) {
+                    b.pending_incoming = b.pending_incoming.checked_add(out.value).unwrap_or(b.pending_incoming);
+                }
+            }
         }
         b.immature_coins.sort();
         b

@@ -128,6 +128,8 @@ impl Wallet {
             next_change: 0,
             secret,
             watch: WatchKeys::default(),
+            pending_txs: Vec::new(),
+            released: Vec::new(),
         };
         let mut wallet = Wallet::assemble(path, params, body)?;
         wallet.unlocked = Some(Unlocked {
@@ -287,6 +289,58 @@ impl Wallet {
             change: self.change.iter().map(|k| hex::encode(k.pubkey)).collect(),
         };
         keystore::write_atomic(&self.path, &self.body)
+    }
+
+    /// The own unconfirmed transactions the file holds, parents first. A record that does
+    /// not decode is reported as damage (the file's checksum passed, so it is not noise).
+    pub fn stored_pending(&self) -> Result<Vec<Transaction>> {
+        self.body
+            .pending_txs
+            .iter()
+            .enumerate()
+            .map(|(i, hex_tx)| {
+                let corrupted = |what: &str| WalletError::Corrupted {
+                    path: self.path.clone(),
+                    reason: format!("pending transaction {i} {what}"),
+                };
+                let bytes = hex::decode(hex_tx).map_err(|_| corrupted("is not hex"))?;
+                lode_chain::encoding::decode::<Transaction>(&bytes, self.params.max_tx_size)
+                    .map_err(|e| corrupted(&format!("does not decode: {e}")))
+            })
+            .collect()
+    }
+
+    /// Transactions released without confirming, oldest first.
+    pub fn released(&self) -> &[keystore::Released] {
+        &self.body.released
+    }
+
+    /// Records the own unconfirmed transactions (parents first) and any newly released
+    /// ones, and writes the file (atomically, synced) before returning: once this returns,
+    /// a crash cannot lose them. On failure the file and this wallet are as before.
+    pub fn store_pending(&mut self, pending: &[&Transaction], released: Vec<(Hash256, String)>) -> Result<()> {
+        let old_pending = std::mem::replace(
+            &mut self.body.pending_txs,
+            pending
+                .iter()
+                .map(|tx| hex::encode(lode_chain::encoding::encode(*tx)))
+                .collect(),
+        );
+        let old_released = self.body.released.clone();
+        let at = now_unix();
+        self.body.released.extend(
+            released
+                .into_iter()
+                .map(|(txid, reason)| keystore::Released { txid, reason, at }),
+        );
+        let excess = self.body.released.len().saturating_sub(keystore::MAX_RELEASED);
+        self.body.released.drain(..excess);
+        if let Err(e) = self.save() {
+            self.body.pending_txs = old_pending;
+            self.body.released = old_released;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The wallet file's path.

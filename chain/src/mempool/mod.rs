@@ -27,6 +27,7 @@
 mod entry;
 mod error;
 mod orphans;
+pub mod persist;
 mod policy;
 pub mod rbf;
 

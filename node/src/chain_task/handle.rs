@@ -264,6 +264,12 @@ impl ChainHandle {
         self.ask(|reply| ChainRequest::Generate { n, address, reply }).await
     }
 
+    /// Writes the mempool snapshot (`mempool.dat`) now; returns how many transactions it
+    /// holds, or why it could not be written.
+    pub async fn save_mempool(&self) -> Result<Result<usize, String>, NodeError> {
+        self.ask(ChainRequest::SaveMempool).await
+    }
+
     /// The one-second timer (best effort: skipped when the chain task is busy).
     pub fn tick(&self) -> bool {
         self.sender().is_some_and(|tx| {

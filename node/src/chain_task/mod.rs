@@ -11,8 +11,12 @@
 //! the tip on a `watch` after every change, chain events on a `broadcast`, accepted txids for
 //! the event stream, and on the one announce channel ([`announce`]) everything peers should
 //! hear from us. It never blocks on the network.
+//!
+//! Requests are served in groups, and replies to writes and announcements leave only once
+//! the group's writes are on disk ([`durable`], ADR 0011): one sync per group.
 
 pub mod announce;
+mod durable;
 mod handle;
 mod precheck;
 mod request;
@@ -20,6 +24,7 @@ mod sink;
 mod verdict;
 mod view;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lode_chain::error::ChainError;
@@ -40,6 +45,7 @@ pub use crate::wallet::WalletInfo;
 use crate::metrics::Metrics;
 use crate::miner::{MiningConfig, MiningMonitor, NodeMiner};
 use crate::wallet::{NodeWallet, SentPayment, WalletActionError};
+use durable::{Halt, MempoolFiles, Outbox, GROUP_MAX};
 use request::{ChainRequest, WalletCommand};
 
 /// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
@@ -52,12 +58,23 @@ pub struct ChainConfig {
     /// Bytes of UTXO-set and index writes kept in memory before one atomic flush to the store
     /// (`--dbcache`); 0 writes every block through. See ADR 0006 for what is durable when.
     pub cache_bytes: usize,
+    /// Sync stored blocks and journalled transactions before acknowledging them (ADR 0011).
+    /// Off only to measure what it costs.
+    pub durable_acks: bool,
+    /// Seconds between snapshots of the mempool (`mempool.dat`); it is also saved at
+    /// shutdown and by `savemempool`.
+    pub mempool_save_secs: u64,
+    /// Seconds between re-announcements of the wallet's own unconfirmed transactions.
+    pub rebroadcast_secs: u64,
 }
 
 impl Default for ChainConfig {
     fn default() -> ChainConfig {
         ChainConfig {
             cache_bytes: lode_chain::store::DEFAULT_CACHE_BYTES,
+            durable_acks: true,
+            mempool_save_secs: 15 * 60,
+            rebroadcast_secs: 10 * 60,
         }
     }
 }
@@ -78,6 +95,8 @@ pub struct ChainSetup {
     pub metrics: Option<Arc<Metrics>>,
     /// Our mined blocks' fate and the hash-rate history (the task writes the ledger).
     pub monitor: Arc<MiningMonitor>,
+    /// Where the mempool is saved (`mempool.dat` and its journal); `None`: not saved.
+    pub mempool_dir: Option<PathBuf>,
 }
 
 /// What a running chain task publishes.
@@ -90,6 +109,8 @@ pub struct ChainOutputs {
     pub announce: broadcast::Sender<Announcement>,
     /// Txids the mempool accepted (the RPC event stream); no receiver is fine.
     pub accepted_txs: broadcast::Sender<Hash256>,
+    /// Why the node stopped accepting work (a write failed: disk full, I/O error), once it has.
+    pub halted: watch::Receiver<Option<String>>,
 }
 
 /// A started chain task: the strong handle (the task stops when the last strong handle is
@@ -124,15 +145,25 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     let handle = ChainHandle::new(tx);
     let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
     let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
+    let (halt, halted) = Halt::channel();
     let outputs = ChainOutputs {
         tip: tip_rx,
         events: broadcast::channel(1024).0,
         announce: announce::channel(),
         accepted_txs: broadcast::channel(1024).0,
+        halted,
+    };
+    let mut sink = setup.sink;
+    let files = match &setup.mempool_dir {
+        Some(dir) => Some(
+            MempoolFiles::open_and_restore(dir, &setup.chain, sink.as_mut())
+                .map_err(|e| crate::NodeError::Task(format!("cannot restore the mempool: {e}")))?,
+        ),
+        None => None,
     };
     let mut task = ChainTask {
         chain: setup.chain,
-        txs: setup.sink,
+        txs: sink,
         tip: tip_tx,
         events: outputs.events.clone(),
         announce: outputs.announce.clone(),
@@ -143,7 +174,13 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
         metrics: setup.metrics,
         monitor: setup.monitor,
         me: handle.downgrade(),
+        config: setup.config,
+        outbox: Outbox::default(),
+        files,
+        halt,
+        ticks: 0,
     };
+    task.resubmit_wallet_pending();
     if setup.mining.enabled {
         task.start_miner(setup.mining.threads)?;
     }
@@ -174,6 +211,15 @@ struct ChainTask {
     monitor: Arc<MiningMonitor>,
     /// A weak handle to its own queue, for the miner's found blocks.
     me: ChainHandle,
+    config: ChainConfig,
+    /// Replies and announcements waiting for the group's writes to be durable.
+    outbox: Outbox,
+    /// The mempool's snapshot and journal, if it is saved.
+    files: Option<MempoolFiles>,
+    /// Set once a write failed: no more work is accepted.
+    halt: Halt,
+    /// Ticks seen (seconds, roughly).
+    ticks: u64,
 }
 
 impl ChainTask {
@@ -182,15 +228,26 @@ impl ChainTask {
     /// whole.
     fn run(mut self, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
         self.refresh_miner();
+        self.commit();
         while let Some(request) = rx.blocking_recv() {
+            // A group: this request and whatever else is queued, committed together.
             self.serve(request);
+            for _ in 1..GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(request) => self.serve(request),
+                    Err(_) => break,
+                }
+            }
             self.refresh_miner();
             for tx in self.txs.take_relay() {
                 self.announce(Announcement::Tx(tx));
             }
+            self.commit();
         }
         // Stop the workers before the store closes (their bridge then ends too).
         self.stop_miner();
+        let _ = self.save_mempool();
+        self.commit();
         self.chain.flush()?;
         tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
         Ok(())
@@ -202,9 +259,84 @@ impl ChainTask {
         }
     }
 
-    fn announce(&self, what: Announcement) {
-        // No subscriber (network stopped) is fine.
-        let _ = self.announce.send(what);
+    /// Queues an announcement: it goes out once the group's writes are durable.
+    fn announce(&mut self, what: Announcement) {
+        self.outbox.announce(what);
+    }
+
+    /// The group commit: syncs what the group wrote (stored blocks, the mempool journal),
+    /// then releases its replies and announcements. A failed sync halts the node and
+    /// discards them: nothing is acknowledged that might not be on disk.
+    fn commit(&mut self) {
+        let mut failure = None;
+        if std::mem::take(&mut self.outbox.store_dirty) && self.config.durable_acks {
+            if let Err(e) = self.chain.sync_stored() {
+                failure = Some(disk_failure("cannot sync the chain store", e.is_disk_full(), &e));
+            }
+        }
+        if let (Some(files), None, true) = (self.files.as_mut(), &failure, self.config.durable_acks) {
+            if let Err(e) = files.commit(self.txs.as_ref()) {
+                failure = Some(disk_failure("cannot sync the mempool journal", e.is_disk_full(), &e));
+            }
+        }
+        match failure {
+            None => self.outbox.release(&self.announce),
+            Some(reason) => {
+                self.outbox.discard();
+                self.halt.halt(reason);
+            }
+        }
+    }
+
+    /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
+    fn save_mempool(&mut self) -> Result<usize, String> {
+        let Some(files) = self.files.as_mut() else {
+            return Err("this node does not save its mempool".into());
+        };
+        match files.save(self.txs.as_ref()) {
+            Ok(n) => {
+                tracing::debug!(transactions = n, "mempool saved");
+                Ok(n)
+            }
+            Err(e) => {
+                if e.is_disk_full() {
+                    self.halt.halt(disk_failure("cannot save the mempool", true, &e));
+                } else {
+                    tracing::warn!(error = %e, "cannot save the mempool");
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Hands the wallet's own unconfirmed transactions to the mempool again (at start and
+    /// on the rebroadcast timer): those already there are announced again, the others
+    /// submitted (and announced if accepted). One the chain refuses for good is released.
+    fn resubmit_wallet_pending(&mut self) {
+        let Some(pending) = self.wallet.as_ref().map(NodeWallet::pending_txs) else {
+            return;
+        };
+        for tx in pending {
+            let txid = tx.txid();
+            if self.txs.mempool().is_some_and(|m| m.contains(&txid)) {
+                self.announce(Announcement::Tx(Arc::new(tx)));
+                continue;
+            }
+            match self.submit_tx(tx, Origin::Local) {
+                TxVerdict::Accepted { .. } => {}
+                TxVerdict::Rejected { reason, .. } => {
+                    if let Some(w) = self.wallet.as_mut() {
+                        if let Err(e) = w.release(&txid, format!("refused by the node: {reason}")) {
+                            tracing::error!(%txid, error = %e, "cannot record a released wallet transaction");
+                        }
+                    }
+                }
+                // Policy (a conflicting pool transaction, fees): the chain decides later.
+                TxVerdict::Ignored { reason, .. } => {
+                    tracing::debug!(%txid, %reason, "pending wallet transaction not in the mempool yet")
+                }
+            }
+        }
     }
 
     fn view(&self) -> ChainView<'_> {
@@ -219,14 +351,28 @@ impl ChainTask {
 
     fn serve(&mut self, request: ChainRequest) {
         // A dropped reply receiver only means the asker went away: nothing to do.
+        let halted = self
+            .halt
+            .reason()
+            .map(|r| format!("the node has stopped accepting work: {r}"));
         match request {
             ChainRequest::SubmitBlock { block, origin, reply } => {
-                let _ = reply.send(self.submit_block(block, origin));
+                let verdict = match &halted {
+                    Some(r) => BlockVerdict::Failed(r.clone()),
+                    None => self.submit_block(block, origin),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(verdict);
+                });
             }
             ChainRequest::SubmitMined { block, reward, reply } => {
                 let _ = reply.send(self.submit_mined(block, reward));
             }
             ChainRequest::SubmitBlocks { blocks, reply } => {
+                if let Some(r) = halted {
+                    let _ = reply.send(vec![BlockVerdict::Failed(r); blocks.len().min(1)]);
+                    return;
+                }
                 let mut verdicts = Vec::with_capacity(blocks.len());
                 for block in blocks {
                     let v = self.accept(block);
@@ -238,17 +384,28 @@ impl ChainTask {
                     }
                 }
                 self.publish_tip();
-                let _ = reply.send(verdicts);
+                self.outbox.reply(move || {
+                    let _ = reply.send(verdicts);
+                });
             }
             ChainRequest::SubmitTx { tx, origin, reply } => {
-                let _ = reply.send(self.submit_tx(tx, origin));
+                let verdict = match halted {
+                    Some(reason) => TxVerdict::Ignored {
+                        txid: tx.txid(),
+                        reason,
+                    },
+                    None => self.submit_tx(tx, origin),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(verdict);
+                });
             }
             ChainRequest::AnnounceTip { block } => {
                 if block.hash() == self.chain.tip_hash() {
                     self.announce(Announcement::Block(block));
                 }
             }
-            ChainRequest::Wallet(command) => self.wallet_command(command),
+            ChainRequest::Wallet(command) => self.wallet_command(command, halted),
             ChainRequest::SetMiner { threads, reply } => {
                 let result = match threads {
                     Some(n) => self.start_miner(n),
@@ -260,9 +417,25 @@ impl ChainTask {
                 let _ = reply.send(result);
             }
             ChainRequest::Generate { n, address, reply } => {
-                let _ = reply.send(self.generate(n, address));
+                let result = match halted {
+                    Some(r) => Err(GenerateError::Refused(r)),
+                    None => self.generate(n, address),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
+            }
+            ChainRequest::SaveMempool(reply) => {
+                let _ = reply.send(self.save_mempool());
             }
             ChainRequest::Tick => {
+                self.ticks += 1;
+                if self.files.is_some() && self.ticks.is_multiple_of(self.config.mempool_save_secs.max(1)) {
+                    let _ = self.save_mempool();
+                }
+                if self.ticks.is_multiple_of(self.config.rebroadcast_secs.max(1)) {
+                    self.resubmit_wallet_pending();
+                }
                 if let Some(w) = self.wallet.as_mut() {
                     w.wallet.expire();
                 }
@@ -314,6 +487,13 @@ impl ChainTask {
         if let TxVerdict::Accepted { txid } = &verdict {
             let _ = self.accepted_txs.send(*txid);
             if let Some(tx) = local {
+                // Acknowledged only once journalled and synced (at the group commit).
+                if let Some(files) = self.files.as_mut() {
+                    if let Err(e) = files.journal(&tx) {
+                        let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
+                        self.halt.halt(reason);
+                    }
+                }
                 self.announce(Announcement::Tx(tx));
             }
         }
@@ -342,7 +522,7 @@ impl ChainTask {
         out
     }
 
-    fn wallet_command(&mut self, command: WalletCommand) {
+    fn wallet_command(&mut self, command: WalletCommand, halted: Option<String>) {
         match command {
             WalletCommand::NewAddress(reply) => {
                 let r = self.wallet_mut().and_then(|w| Ok(w.new_address()?));
@@ -354,7 +534,14 @@ impl ChainTask {
                 fee_rate,
                 reply,
             } => {
-                let _ = reply.send(self.wallet_send(&to, amount, fee_rate));
+                let result = match halted {
+                    Some(r) => Err(WalletActionError::Refused(r)),
+                    None => self.wallet_send(&to, amount, fee_rate),
+                };
+                // The txid leaves once the transaction is journalled and synced.
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
             }
             WalletCommand::Unlock {
                 passphrase,
@@ -404,17 +591,18 @@ impl ChainTask {
         let fee_rate = fee_rate.unwrap_or(estimate.max(floor));
         let payment = self.wallet_mut()?.build_payment(to, amount, fee_rate)?;
         let size = lode_chain::encoding::encode(&payment.tx).len();
+        // In the wallet file before the mempool sees it: a txid is never returned for a
+        // payment a crash could forget.
+        self.wallet_mut()?.record_sent(&payment.tx)?;
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
-            TxVerdict::Accepted { txid } => {
-                self.wallet_mut()?.record_sent(&payment.tx)?;
-                Ok(SentPayment {
-                    tx: payment.tx,
-                    txid,
-                    fee: payment.fee,
-                    size,
-                })
-            }
+            TxVerdict::Accepted { txid } => Ok(SentPayment {
+                tx: payment.tx,
+                txid,
+                fee: payment.fee,
+                size,
+            }),
             TxVerdict::Rejected { reason, .. } | TxVerdict::Ignored { reason, .. } => {
+                self.wallet_mut()?.unsend(&payment.txid)?;
                 Err(WalletActionError::Refused(reason))
             }
         }
@@ -501,6 +689,8 @@ impl ChainTask {
 
     fn accept(&mut self, block: Arc<Block>) -> BlockVerdict {
         let started = std::time::Instant::now();
+        // Whatever the verdict, sled may hold new writes (a stored block, an invalid mark).
+        self.outbox.store_dirty = true;
         let result = self.chain.accept_block(block);
         if let Some(m) = &self.metrics {
             m.block_validation.observe(started.elapsed().as_secs_f64());
@@ -538,7 +728,11 @@ impl ChainTask {
             Err(e) => match e.consensus_rule() {
                 Some(rule) => BlockVerdict::Rejected(rule.clone()),
                 None => {
-                    tracing::error!(error = %e, "chain store failed while accepting a block");
+                    if e.is_disk_full() {
+                        self.halt.halt(disk_failure("cannot store a block", true, &e));
+                    } else {
+                        tracing::error!(error = %e, "chain store failed while accepting a block");
+                    }
                     BlockVerdict::Failed(e.to_string())
                 }
             },
@@ -555,5 +749,14 @@ impl ChainTask {
                 true
             }
         });
+    }
+}
+
+/// The one line a failed write is reported with.
+fn disk_failure(what: &str, full: bool, e: &dyn std::fmt::Display) -> String {
+    if full {
+        format!("disk full: {what}: {e}")
+    } else {
+        format!("disk write failed: {what}: {e}")
     }
 }

@@ -81,6 +81,8 @@ pub(super) enum ChainRequest {
         address: Option<PubkeyHash>,
         reply: oneshot::Sender<Result<Vec<Hash256>, GenerateError>>,
     },
+    /// Write the mempool snapshot now (`savemempool`): how many transactions, or why not.
+    SaveMempool(oneshot::Sender<Result<usize, String>>),
     /// Timer: the miner's template refresh for fees, the wallet's unlock expiry.
     Tick,
 

@@ -29,6 +29,10 @@ pub trait TxSink: Send {
     fn mempool(&self) -> Option<&Mempool> {
         None
     }
+    /// The pool to change, if this sink keeps one (restoring it from disk at start).
+    fn mempool_mut(&mut self) -> Option<&mut Mempool> {
+        None
+    }
 }
 
 /// The mempool as the transaction sink: what it accepts is relayed; what breaks consensus
@@ -90,6 +94,10 @@ impl TxSink for MempoolSink {
 
     fn mempool(&self) -> Option<&Mempool> {
         Some(&self.pool)
+    }
+
+    fn mempool_mut(&mut self) -> Option<&mut Mempool> {
+        Some(&mut self.pool)
     }
 
     fn take_relay(&mut self) -> Vec<Arc<Transaction>> {

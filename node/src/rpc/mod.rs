@@ -365,6 +365,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     let chain = tokio::time::timeout(Duration::from_secs(5), app.api.chain().read(|v| v.chain().height().0)).await;
     let tip = app.api.tip();
     let (ready, reason) = match (progress, chain) {
+        _ if app.api.halted().is_some() => (false, app.api.halted()),
         (Ok(Ok(p)), Ok(Ok(_))) if p.target > p.height.max(tip.height.0) => {
             (false, Some(format!("syncing: height {} of {}", tip.height.0, p.target)))
         }

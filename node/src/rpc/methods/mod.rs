@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod keys;
+pub mod durability;
 pub mod mining;
 pub mod net;
 pub mod wallet;
@@ -58,6 +59,7 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("setban", Some(Scope::Admin)),
     ("listbanned", Some(Scope::Admin)),
     ("verifychain", Some(Scope::Admin)),
+    ("savemempool", Some(Scope::Admin)),
     ("stop", Some(Scope::Admin)),
     ("createapikey", Some(Scope::Admin)),
     ("listapikeys", Some(Scope::Admin)),
@@ -114,6 +116,7 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "setban" => net::setban(app, p).await,
         "listbanned" => net::listbanned(app, p).await,
         "verifychain" => net::verifychain(app, p).await,
+        "savemempool" => durability::savemempool(app, p).await,
         "stop" => net::stop(app, p).await,
         "createapikey" => keys::createapikey(app, p),
         "listapikeys" => keys::listapikeys(app, p),
