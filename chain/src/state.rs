@@ -25,9 +25,9 @@ use crate::header::BlockHeader;
 use crate::height::Height;
 use crate::invalid::InvalidSet;
 use crate::orphan::OrphanPool;
-use crate::side_headers::{SideHeader, SideHeaders};
 use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
+use crate::side_headers::{SideHeader, SideHeaders};
 use crate::sig::SigCache;
 use crate::store::{BlockStatus, CacheStats, IndexEntry, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
@@ -566,7 +566,9 @@ impl ChainState {
             return Err(ChainError::InvalidBlock { hash, rule });
         }
         let height = Height(parent.height.0 + 1);
-        let work = parent.work().saturating_add(ChainWork::from_bits(checked.header().bits));
+        let work = parent
+            .work()
+            .saturating_add(ChainWork::from_bits(checked.header().bits));
         if !requested && work <= self.tip_entry().work() {
             // Nobody asked for it and it does not beat the tip: keep the header, not the body.
             self.side_headers.insert(

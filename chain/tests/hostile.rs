@@ -23,7 +23,11 @@ fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
         let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() { dir_size(&entry.path()) } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_size(&entry.path())
+        } else {
+            meta.len()
+        };
     }
     total
 }
@@ -43,7 +47,12 @@ fn junk_on_genesis(h: &Harness, tag: u64) -> Block {
         &genesis,
     );
     let height = Height(1);
-    let cb = coinbase(height, tag, b"junk", vec![pay(key_hash(&key(9)), h.params.subsidy(height))]);
+    let cb = coinbase(
+        height,
+        tag,
+        b"junk",
+        vec![pay(key_hash(&key(9)), h.params.subsidy(height))],
+    );
     let mut block = assemble(genesis, g.header.time + 1, h.params.pow_limit_bits, vec![cb, junk]);
     assert!(grind(&mut block.header, &h.params.pow_limit()));
     block
@@ -61,13 +70,19 @@ fn an_unrequested_side_branch_flood_is_not_stored() {
     h.state.flush().expect("flush");
     let before = dir_size(h.dir.path());
     for block in &flood {
-        let outcome = h.state.accept_unrequested_block(Arc::new(block.clone())).expect("judged");
+        let outcome = h
+            .state
+            .accept_unrequested_block(Arc::new(block.clone()))
+            .expect("judged");
         assert_eq!(outcome.status, AcceptStatus::HeaderOnly);
         assert!(h.state.entry(&block.hash()).is_none(), "not indexed");
         assert!(h.state.block(&block.hash()).expect("read").is_none(), "not stored");
     }
     // The same block again is known (its header is remembered) and costs nothing.
-    let again = h.state.accept_unrequested_block(Arc::new(flood[0].clone())).expect("known");
+    let again = h
+        .state
+        .accept_unrequested_block(Arc::new(flood[0].clone()))
+        .expect("known");
     assert_eq!(again.status, AcceptStatus::AlreadyKnown);
     h.state.flush().expect("flush");
     let grown = dir_size(h.dir.path()).saturating_sub(before);
@@ -117,7 +132,12 @@ fn a_side_branch_that_overtakes_the_tip_is_stored_and_connected() {
     assert!(matches!(o.status, AcceptStatus::Orphan { .. }), "{:?}", o.status);
     h.state.accept_block(body(&b[0])).expect("requested b1");
     let o = h.state.accept_block(body(&b[1])).expect("requested b2");
-    assert_eq!(h.state.tip_hash(), b[2], "b3 left the orphan pool and won: {:?}", o.status);
+    assert_eq!(
+        h.state.tip_hash(),
+        b[2],
+        "b3 left the orphan pool and won: {:?}",
+        o.status
+    );
     h.state.verify().expect("verify");
 }
 
@@ -156,16 +176,30 @@ fn headers_that_break_a_rule_leave_nothing_on_disk() {
     assert_eq!(h.state.invalid_header_count(), FLOOD);
     // Refused cheaply the second time, and so is a child.
     let err = h.state.accept_block(Arc::new(flood[0].clone())).expect_err("known");
-    assert!(matches!(err.consensus_rule(), Some(ConsensusError::KnownInvalid(_))), "{err}");
+    assert!(
+        matches!(err.consensus_rule(), Some(ConsensusError::KnownInvalid(_))),
+        "{err}"
+    );
     let mut child = assemble(
         flood[0].hash(),
         flood[0].header.time + 1,
         h.params.pow_limit_bits,
-        vec![coinbase(Height(2), 1, b"child", vec![pay(key_hash(&key(9)), Amount(1))])],
+        vec![coinbase(
+            Height(2),
+            1,
+            b"child",
+            vec![pay(key_hash(&key(9)), Amount(1))],
+        )],
     );
     assert!(grind(&mut child.header, &h.params.pow_limit()));
-    let err = h.state.accept_block(Arc::new(child.clone())).expect_err("child of invalid");
-    assert!(matches!(err.consensus_rule(), Some(ConsensusError::InvalidParent(_))), "{err}");
+    let err = h
+        .state
+        .accept_block(Arc::new(child.clone()))
+        .expect_err("child of invalid");
+    assert!(
+        matches!(err.consensus_rule(), Some(ConsensusError::InvalidParent(_))),
+        "{err}"
+    );
     assert!(h.state.entry(&child.hash()).is_none());
     // Nothing of them survives a restart either.
     h.reopen();
@@ -194,7 +228,11 @@ fn an_equal_work_branch_ending_in_an_invalid_block_gives_the_tip_back_to_the_fir
     let bad_tx = spend(&[cb1], vec![pay(key_hash(&key(9)), Amount(1))], &key(9), &h.genesis());
     let b3 = h.block_on(b[1], vec![bad_tx], Amount::ZERO, 0, 0xb);
     let outcome = h.state.accept_block(Arc::new(b3)).expect("stored, then found invalid");
-    assert!(matches!(outcome.status, AcceptStatus::Invalid { .. }), "{:?}", outcome.status);
+    assert!(
+        matches!(outcome.status, AcceptStatus::Invalid { .. }),
+        "{:?}",
+        outcome.status
+    );
     assert_eq!(
         h.state.tip_hash(),
         a[1],
