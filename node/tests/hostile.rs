@@ -6,6 +6,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -146,4 +148,144 @@ async fn a_side_branch_flood_from_genesis_is_neither_stored_nor_relayed() {
         "{FLOOD} junk side blocks ({junk_bytes} bytes) grew the target's data dir by {grown} bytes (tip {b_tip})"
     );
     assert!(grown < FLOOD_BOUND, "data dir grew by {grown} bytes");
+}
+
+/// A tampered copy of `block`: the same header over another body (a second coinbase-like
+/// transaction appended), so its merkle root no longer matches.
+fn tampered(block: &Block) -> Block {
+    let mut t = block.clone();
+    let mut extra = t.transactions[0].clone();
+    extra.outputs[0].value = Amount(1);
+    t.transactions.push(extra);
+    assert_eq!(t.hash(), block.hash(), "same header, same hash");
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_body_relayed_first_does_not_silence_the_honest_block() {
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    // No periodic status polls: only gossip can deliver the block in time.
+    let quiet = |c: &mut NodeConfig| c.network.status_interval = Duration::from_secs(3600);
+    let a = start_with(dirs[0].path(), quiet).await;
+    let a_addr = addr(&a);
+    let b = start_with(dirs[1].path(), |c| {
+        quiet(c);
+        c.network.peers = vec![a_addr];
+    })
+    .await;
+    let b_addr = addr(&b);
+    let c = start_with(dirs[2].path(), |c| {
+        quiet(c);
+        c.network.peers = vec![b_addr.clone()];
+    })
+    .await;
+    let c_addr = addr(&c);
+    let h = start_with(dirs[3].path(), |cfg| {
+        quiet(cfg);
+        cfg.network.peers = vec![b_addr, c_addr];
+        cfg.network.gossip_max_transmit_override = Some(8 << 20);
+    })
+    .await;
+    wait_peers(&b, 3, T).await;
+    wait_peers(&c, 2, T).await;
+    mine(&a, 3, 1).await;
+    wait_tip(&[&b, &c, &h], a.tip().hash, T).await;
+
+    // The hostile peer relays the next block's real header with a tampered body first.
+    let honest = block_on_tip(&a, 5);
+    publish_until_sent(&h, TopicKind::Blocks, tampered(&honest).to_bytes()).await;
+    for n in [&b, &c] {
+        let id = h.peer_id();
+        wait_for("the tampering peer to be banned", T, || async {
+            n.is_banned(id).await.unwrap_or(false)
+        })
+        .await;
+    }
+    // The honest block still reaches every node, by gossip alone.
+    let verdict = a.submit_block(honest.clone()).await.expect("submit");
+    assert!(verdict.is_stored_valid(), "{verdict:?}");
+    wait_tip(&[&a, &b, &c], honest.hash(), T).await;
+    for n in [a, b, c, h] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A node with an RPC port (for `/health`).
+async fn with_rpc(dir: &Path, peers: Vec<libp2p::Multiaddr>) -> NodeHandle {
+    start_with(dir, |c| {
+        c.network.peers = peers;
+        c.rpc = Some(lode_node::rpc::RpcConfig::local("127.0.0.1:0".parse().expect("addr")));
+    })
+    .await
+}
+
+async fn health(node: &NodeHandle) -> u16 {
+    let addr = node.rpc_addr().expect("rpc");
+    reqwest::get(format!("http://{addr}/health"))
+        .await
+        .expect("GET /health")
+        .status()
+        .as_u16()
+}
+
+/// A liar claiming height 1,000,000: it answers status, and headers/blocks requests never
+/// (`silent`) or with errors.
+async fn liar(dir: &Path, silent: bool) -> (NodeHandle, Arc<AtomicU64>) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let serve = lode_node::network::HostileServe {
+        claim_height: 1_000_000,
+        silent,
+        requests: requests.clone(),
+    };
+    let node = start_with(dir, |c| c.network.hostile_serve = Some(serve)).await;
+    (node, requests)
+}
+
+async fn fake_height_claim(silent: bool) {
+    init_logs();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let a = start(dirs[0].path(), vec![]).await;
+    mine(&a, 30, 1).await;
+    let (l, requests) = liar(dirs[1].path(), silent).await;
+    // A fresh node that hears of the liar first, then of the honest peer.
+    let f = with_rpc(dirs[2].path(), vec![addr(&l), addr(&a)]).await;
+    wait_peers(&f, 2, T).await;
+    // It syncs from the honest peer, and its progress (what /health, `syncing` and
+    // `initialblockdownload` read) never takes the liar's claim as the target.
+    let target = a.tip().hash;
+    wait_for("the fresh node to sync from the honest peer", T, || async {
+        let p = f.progress().await.expect("progress");
+        assert!(p.target <= 30, "target {} follows an unproven claim", p.target);
+        f.tip().hash == target
+    })
+    .await;
+    assert_eq!(health(&f).await, 200, "synced with the honest peer: ready");
+    let progress = f.progress().await.expect("progress");
+    assert!(progress.target <= 30, "target {} is the liar's claim", progress.target);
+    // And it keeps following the honest chain while the liar keeps lying.
+    mine(&a, 2, 1).await;
+    wait_tip(&[&f], a.tip().hash, T).await;
+    for _ in 0..10 {
+        assert_eq!(health(&f).await, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Requests to the liar back off: a handful over these seconds, not thousands.
+    let asked = requests.load(Ordering::Relaxed);
+    eprintln!("the liar (silent: {silent}) was asked {asked} times");
+    assert!(asked >= 1, "the liar was never asked: the test proves nothing");
+    assert!(asked <= 10, "the liar was asked {asked} times");
+    for n in [a, l, f] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_claiming_a_great_height_neither_stalls_sync_nor_readiness() {
+    fake_height_claim(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erroring_peer_claiming_a_great_height_is_backed_off() {
+    fake_height_claim(false).await;
 }

@@ -1,5 +1,7 @@
 //! The network's own configuration: what `lode node` takes for the P2P side.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
@@ -28,6 +30,24 @@ pub struct NetworkConfig {
     /// Testing only: gossipsub `max_transmit_size` override (a hostile test peer uses it to
     /// send oversized messages). `None` derives it from the max block size.
     pub gossip_max_transmit_override: Option<usize>,
+    /// How often each peer is asked for its tip (tests lengthen it to prove that gossip
+    /// alone delivers a block).
+    pub status_interval: Duration,
+    /// Testing only: serve sync requests as a liar does (see [`HostileServe`]).
+    pub hostile_serve: Option<HostileServe>,
+}
+
+/// Testing only: how a hostile test peer answers sync requests. It claims a height (and the
+/// work of that many blocks at the easiest target) in its status answers, and answers
+/// headers and blocks requests never (holding the stream open) or always with an error.
+#[derive(Clone, Debug)]
+pub struct HostileServe {
+    /// The height claimed.
+    pub claim_height: u32,
+    /// True: never answer headers or blocks requests; false: answer them with errors.
+    pub silent: bool,
+    /// Headers and blocks requests received (for tests to count).
+    pub requests: Arc<AtomicU64>,
 }
 
 impl Default for NetworkConfig {
@@ -43,6 +63,8 @@ impl Default for NetworkConfig {
             ban_duration: Duration::from_secs(3600),
             progress_bar: false,
             gossip_max_transmit_override: None,
+            status_interval: crate::network::sync::STATUS_INTERVAL,
+            hostile_serve: None,
         }
     }
 }
