@@ -289,3 +289,35 @@ async fn a_silent_peer_claiming_a_great_height_neither_stalls_sync_nor_readiness
 async fn an_erroring_peer_claiming_a_great_height_is_backed_off() {
     fake_height_claim(false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_flood_cannot_keep_the_node_from_a_configured_peer() {
+    init_logs();
+    let dirs: Vec<_> = (0..8).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    // Six connections in all, of which three (at most half) are kept for peers it dials.
+    let a = start_with(dirs[0].path(), |c| c.network.max_connections = 6).await;
+    let mut flood = Vec::new();
+    // As many inbound connections as there are slots in all.
+    for d in &dirs[1..7] {
+        flood.push(start(d.path(), vec![addr(&a)]).await);
+    }
+    wait_peers(&a, 3, T).await;
+    // The inbound flood holds every inbound slot; now a configured peer is added.
+    let p = start(dirs[7].path(), vec![]).await;
+    mine(&p, 3, 7).await;
+    a.net().add_peer(addr(&p)).await.expect("add peer");
+    wait_for("the configured peer to connect", T, || async {
+        a.peers().await.unwrap_or_default().contains(&p.peer_id())
+    })
+    .await;
+    // And the node follows it.
+    wait_tip(&[&a], p.tip().hash, T).await;
+    let n = a.peers().await.expect("peers").len();
+    assert!(n <= 6, "{n} peers past the limit");
+    for n in flood {
+        n.shutdown().await.expect("shutdown");
+    }
+    for n in [a, p] {
+        n.shutdown().await.expect("shutdown");
+    }
+}

@@ -7,6 +7,10 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use lode_chain::ChainParams;
 
+/// Connection slots kept for connections we dial (configured and discovered peers), which
+/// inbound connections cannot take: at most half of `max_connections`.
+pub const OUTBOUND_SLOTS: u32 = 8;
+
 /// Bytes of gossipsub framing allowed on top of a max-size block.
 pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
 
@@ -70,6 +74,14 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// Most inbound connections: `max_connections` less the slots kept for outbound ones
+    /// ([`OUTBOUND_SLOTS`], at most half), so a flood of inbound connections can never keep
+    /// the node from its configured peers.
+    pub fn max_inbound(&self) -> u32 {
+        self.max_connections
+            .saturating_sub(OUTBOUND_SLOTS.min(self.max_connections / 2))
+    }
+
     /// Largest gossip message per topic: a max-size block (blocks) or transaction (txs) plus
     /// room for gossipsub's framing, equal on every node of the network. A message over its
     /// topic's limit but under the frame limit ([`NetworkConfig::gossip_frame_limit`]) is
