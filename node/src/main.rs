@@ -33,6 +33,23 @@ enum Command {
     Mine(MineArgs),
     /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
     Chain(ChainArgs),
+    /// Internal: the WAN emulator's NFQUEUE packet delayer (run by `devnet up --wan` and
+    /// the multi-host tests inside a lab's switch namespace).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    NetemDelay(NetemDelayArgs),
+}
+
+/// Flags of the hidden `lode netem-delay`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, clap::Args)]
+struct NetemDelayArgs {
+    /// A link: QUEUE:DELAY_US:JITTER_US:LOSS_PPM (repeatable).
+    #[arg(long = "link", required = true)]
+    links: Vec<lode_node::netlab::delayer::QueueLink>,
+    /// Seed of the delay and loss draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 fn main() {
@@ -92,6 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::Devnet(args) => return run_devnet(args),
+        #[cfg(target_os = "linux")]
+        Command::NetemDelay(args) => {
+            init_client_logging();
+            return Ok(lode_node::netlab::delayer::run(&args.links, args.seed)?);
+        }
     };
     init_logging(args.log_format());
     let config = args.into_config()?;
