@@ -621,7 +621,7 @@ genesis_outputs = [{{ address = "{addr}", value = 100 }}]
                 version: 1,
                 prev_hash: p.genesis_hash(),
                 merkle_root: crate::hash::Hash256::ZERO,
-                time: p.genesis_time as u32 + p.target_spacing as u32,
+                time: p.genesis_time + p.target_spacing as u32,
                 bits: p.genesis_bits,
                 nonce: 0,
             };
