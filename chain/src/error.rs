@@ -161,6 +161,19 @@ pub enum ConsensusError {
     /// The block would sit past the largest height there can be.
     #[error("block height would pass {}", u32::MAX)]
     HeightOverflow,
+    /// The first block of a 2016-block retarget period is dated too far before its parent
+    /// (BIP 94's time-warp guard).
+    #[error(
+        "time {time} of the first block of a retarget period is more than {max_back} s before its parent's {parent}"
+    )]
+    TimeWarp {
+        /// The header's time.
+        time: u32,
+        /// The parent's time.
+        parent: u32,
+        /// How far back it may go.
+        max_back: u32,
+    },
     /// Bits other than the difficulty algorithm demands.
     #[error("bits {found:#010x} differ from the expected difficulty {expected:#010x}")]
     BadDifficulty {

@@ -156,6 +156,11 @@ pub enum ParamsError {
     },
 }
 
+/// Devnet ASERT half-life in blocks (× the block time in seconds).
+pub const DEVNET_HALF_LIFE_BLOCKS: u64 = 60;
+/// Devnet future-time limit in seconds: how far ahead of a node's clock a block may be dated.
+pub const DEVNET_FUTURE_LIMIT: u64 = 15;
+
 impl ChainParams {
     /// The default network: 2 s blocks, ASERT every block, premine to the test mnemonic.
     pub fn devnet() -> ChainParams {
@@ -177,16 +182,20 @@ impl ChainParams {
                 })
                 .collect(),
             target_spacing: 2,
-            // A one-minute half-life lets a devnet adapt within tens of blocks to how many
-            // threads mine, while still smoothing noise over ~30 blocks.
-            difficulty: DifficultyAlgorithm::Asert { half_life: 60 },
+            // A two-minute half-life lets a devnet adapt within ~60 blocks to how many
+            // threads mine. Together with the 15 s future limit below, a block dated as far
+            // ahead as allowed eases the next target by at most 2^(15/120) ≈ 1.09× (ADR 0012).
+            difficulty: DifficultyAlgorithm::Asert {
+                half_life: DEVNET_HALF_LIFE_BLOCKS * 2,
+            },
             pow_limit_bits: EASIEST_BITS,
             coinbase_maturity: 10,
             max_block_size: 2_000_000,
             max_tx_size: 100_000,
             initial_subsidy: Amount::coins(50),
             halving_interval: 210_000,
-            max_future_block_time: 120,
+            // Devnet nodes share a machine or a LAN clock; see the half-life above.
+            max_future_block_time: DEVNET_FUTURE_LIMIT,
             min_relay_fee_rate: 1,
         }
     }
@@ -195,8 +204,10 @@ impl ChainParams {
     pub fn devnet_with_spacing(seconds: u64) -> ChainParams {
         let mut p = ChainParams::devnet();
         p.target_spacing = seconds.max(1);
+        // The half-life in blocks stays the same, so a future-dated block eases the target
+        // by at most 2^(15 / (60 × spacing)) ≤ 1.19× (at 1 s blocks).
         p.difficulty = DifficultyAlgorithm::Asert {
-            half_life: 30 * p.target_spacing,
+            half_life: DEVNET_HALF_LIFE_BLOCKS * p.target_spacing,
         };
         p
     }
@@ -497,6 +508,11 @@ impl SpecFile {
         if self.halving_interval == 0 {
             return Err(invalid("halving_interval", "must be positive"));
         }
+        // Spending a coinbase in the block after it would let any reorg of one block turn
+        // every payment built on it invalid for good.
+        if self.coinbase_maturity == 0 {
+            return Err(invalid("coinbase_maturity", "must be at least 1"));
+        }
         if self.initial_subsidy > 1_000_000 * COIN {
             return Err(invalid("initial_subsidy", "must be at most 1000000 coins"));
         }
@@ -628,10 +644,59 @@ genesis_outputs = [{{ address = "{addr}", value = 100 }}]
         ));
         let wrong_net = spec.replace("hrp = \"ltest\"", "hrp = \"lother\"");
         assert!(ChainParams::from_toml_str(&wrong_net).is_err());
+        let no_maturity = spec.replace("coinbase_maturity = 5", "coinbase_maturity = 0");
+        assert!(matches!(
+            ChainParams::from_toml_str(&no_maturity),
+            Err(ParamsError::Invalid {
+                field: "coinbase_maturity",
+                ..
+            })
+        ));
         let unknown = format!("{spec}\nbogus = 1\n");
         assert!(matches!(
             ChainParams::from_toml_str(&unknown),
             Err(ParamsError::Toml(_))
         ));
+    }
+
+    /// ADR 0012: on the devnet, a parent dated as far ahead as the future limit allows
+    /// eases its child's target by at most 2^(limit / half-life), well under 2×.
+    #[test]
+    fn a_future_dated_devnet_block_eases_the_next_target_only_slightly() {
+        use crate::header::BlockHeader;
+        use crate::pow::{next_bits, target_from_bits};
+        for p in [
+            ChainParams::devnet(),
+            ChainParams::devnet_with_spacing(1),
+            ChainParams::devnet_with_spacing(10),
+        ] {
+            let anchor = BlockHeader {
+                version: 1,
+                prev_hash: p.genesis_hash(),
+                merkle_root: crate::hash::Hash256::ZERO,
+                time: p.genesis_time + p.target_spacing as u32,
+                bits: p.genesis_bits,
+                nonce: 0,
+            };
+            let lookup = |h: Height| (h == Height(1)).then_some(anchor);
+            let parent_at = |offset: u32| BlockHeader {
+                time: anchor.time + 99 * p.target_spacing as u32 + offset,
+                ..anchor
+            };
+            let on_time = next_bits(&p, Height(100), &parent_at(0), &lookup).expect("bits");
+            let future = next_bits(&p, Height(100), &parent_at(p.max_future_block_time as u32), &lookup).expect("bits");
+            let (t0, t1) = (
+                target_from_bits(on_time).expect("target"),
+                target_from_bits(future).expect("target"),
+            );
+            // t1 / t0 ≤ 1.25, in integers: 4·t1 ≤ 5·t0.
+            let ease = t1.saturating_mul(4u8.into());
+            assert!(
+                ease <= t0.saturating_mul(5u8.into()),
+                "{}: future-dated parent eases the target too much ({on_time:#x} → {future:#x})",
+                p.name
+            );
+            assert!(t1 >= t0, "a later parent never makes the next block harder");
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! chain's UTXO set in the store. One writer owns it (the node's chain task).
 //!
 //! Accepting a block: context-free checks → parent lookup (unknown parent → orphan pool) →
-//! contextual header checks → body stored → the best chain is activated: the stored,
+//! contextual header checks → body stored, unless nobody asked for the block and its branch
+//! has no more work than the tip (then only its header is remembered, in memory: see
+//! [`crate::side_headers`]) → the best chain is activated: the stored,
 //! not-invalid block with the most cumulative work (first seen wins ties) becomes the tip,
 //! disconnecting and connecting blocks one atomic store transaction at a time. A block that
 //! fails its spend checks during activation is marked invalid with its descendants, and
@@ -21,9 +23,11 @@ use crate::event::ChainEvent;
 use crate::hash::Hash256;
 use crate::header::BlockHeader;
 use crate::height::Height;
+use crate::invalid::InvalidSet;
 use crate::orphan::OrphanPool;
 use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
+use crate::side_headers::{SideHeader, SideHeaders};
 use crate::sig::SigCache;
 use crate::store::{BlockStatus, CacheStats, IndexEntry, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
@@ -52,8 +56,11 @@ pub enum AcceptStatus {
     Connected,
     /// Stored on a side branch with less work than the tip.
     SideBranch,
-    /// Already known (stored, or waiting as an orphan).
+    /// Already known (stored, waiting as an orphan, or a remembered side header).
     AlreadyKnown,
+    /// Not requested, and its branch has no more work than the tip: its header passed the
+    /// checks and is remembered in memory; the body was not stored (and must not be relayed).
+    HeaderOnly,
     /// Its parent is unknown; held in the orphan pool. `missing` is the block to fetch.
     Orphan {
         /// The block to fetch: the missing ancestor.
@@ -103,6 +110,10 @@ pub struct ChainState {
     clock: Clock,
     /// Rules broken by blocks marked invalid during the current activation.
     invalid_rules: HashMap<Hash256, ConsensusError>,
+    /// Blocks whose header broke a rule: in memory only, bounded.
+    invalid: InvalidSet,
+    /// Headers of unrequested side-branch blocks whose bodies were not stored.
+    side_headers: SideHeaders,
     /// Signatures already verified (by the mempool), skipped when connecting blocks.
     sig_cache: Arc<Mutex<SigCache>>,
     /// Workers for signature checks; `None` uses rayon's global pool (one thread per core,
@@ -144,6 +155,8 @@ impl ChainState {
             orphans: OrphanPool::default(),
             clock,
             invalid_rules: HashMap::new(),
+            invalid: InvalidSet::default(),
+            side_headers: SideHeaders::default(),
             sig_cache: Arc::new(Mutex::new(SigCache::new(SIG_CACHE_ENTRIES))),
             verify_pool: None,
             flush_interval: DEFAULT_FLUSH_INTERVAL_SECS,
@@ -356,6 +369,12 @@ impl ChainState {
         // Every indexed block has its body; an indexed invalid one condemns the batch, at
         // its own position (before any later rule the batch breaks).
         for (index, header) in outcome.checked.iter().enumerate() {
+            if self.invalid.contains(&header.hash) {
+                return HeadersVerdict::Invalid {
+                    index,
+                    reason: ConsensusError::KnownInvalid(header.hash),
+                };
+            }
             match self.index.get(&header.hash) {
                 Some(e) if e.status.is_invalid() => {
                     return HeadersVerdict::Invalid {
@@ -420,18 +439,33 @@ impl ChainState {
         out
     }
 
-    /// Accepts a block from anywhere (peer, miner, RPC): validates it, stores it, and moves
-    /// the best chain if it now has the most work. Errors are rejections before storage (the
-    /// sender broke a rule, or storage failed); see [`AcceptStatus`] for the rest.
+    /// Accepts a block that was asked for (a sync download, the miner, RPC): validates it,
+    /// stores it, and moves the best chain if it now has the most work. Errors are rejections
+    /// before storage (the sender broke a rule, or storage failed); see [`AcceptStatus`] for
+    /// the rest.
     pub fn accept_block(&mut self, block: Arc<Block>) -> Result<AcceptOutcome, ChainError> {
+        self.accept_block_as(block, true)
+    }
+
+    /// Accepts a block nobody asked for (gossip): as [`ChainState::accept_block`], except
+    /// that it is stored only if its branch then has more work than the tip (Bitcoin Core's
+    /// rule for unrequested blocks). Otherwise its header is checked and remembered in
+    /// memory and the status is [`AcceptStatus::HeaderOnly`]; if the branch later wins on
+    /// work, sync fetches the bodies as requested blocks.
+    pub fn accept_unrequested_block(&mut self, block: Arc<Block>) -> Result<AcceptOutcome, ChainError> {
+        self.accept_block_as(block, false)
+    }
+
+    fn accept_block_as(&mut self, block: Arc<Block>, requested: bool) -> Result<AcceptOutcome, ChainError> {
         let hash = block.hash();
-        let mut outcome = self.accept_one(block)?;
-        // Blocks waiting for this one can now be tried, breadth first.
+        let mut outcome = self.accept_one(block, requested)?;
+        // Blocks waiting for this one can now be tried, breadth first. They came unasked
+        // (orphans are gossip), so they are stored only if their branch wins on work.
         let mut ready = vec![hash];
         while let Some(parent) = ready.pop() {
             for child in self.orphans.take_children(&parent) {
                 let child_hash = child.hash();
-                match self.accept_one(child) {
+                match self.accept_one(child, false) {
                     Ok(o) => {
                         outcome.events.extend(o.events);
                         ready.push(child_hash);
@@ -440,6 +474,7 @@ impl ChainState {
                 }
             }
         }
+        self.side_headers.prune(self.height());
         // Bound what a kill costs even when nothing calls flush_if_due: while blocks arrive,
         // the cache is flushed once per interval. A failed flush keeps the cache (the next
         // one retries), and the block is accepted either way: report it, do not fail it.
@@ -449,7 +484,17 @@ impl ChainState {
         Ok(outcome)
     }
 
-    fn accept_one(&mut self, block: Arc<Block>) -> Result<AcceptOutcome, ChainError> {
+    /// Side-branch headers remembered without their bodies.
+    pub fn side_header_count(&self) -> usize {
+        self.side_headers.len()
+    }
+
+    /// Blocks remembered (in memory) as invalid by their header.
+    pub fn invalid_header_count(&self) -> usize {
+        self.invalid.len()
+    }
+
+    fn accept_one(&mut self, block: Arc<Block>, requested: bool) -> Result<AcceptOutcome, ChainError> {
         let hash = block.hash();
         let done = |status| {
             Ok(AcceptOutcome {
@@ -458,6 +503,12 @@ impl ChainState {
                 events: Vec::new(),
             })
         };
+        if self.invalid.contains(&hash) {
+            return Err(ChainError::InvalidBlock {
+                hash,
+                rule: ConsensusError::KnownInvalid(hash),
+            });
+        }
         if let Some(entry) = self.index.get(&hash) {
             if entry.status.is_invalid() {
                 return Err(ChainError::InvalidBlock {
@@ -467,7 +518,7 @@ impl ChainState {
             }
             return done(AcceptStatus::AlreadyKnown);
         }
-        if self.orphans.contains(&hash) {
+        if self.orphans.contains(&hash) || (!requested && self.side_headers.get(&hash).is_some()) {
             return done(AcceptStatus::AlreadyKnown);
         }
         if hash == self.genesis {
@@ -475,14 +526,23 @@ impl ChainState {
         }
         let checked = check_block(block, &self.params).map_err(|rule| ChainError::InvalidBlock { hash, rule })?;
         let prev = checked.header().prev_hash;
+        if self.invalid.contains(&prev) {
+            self.invalid.insert(hash);
+            return Err(ChainError::InvalidBlock {
+                hash,
+                rule: ConsensusError::InvalidParent(prev),
+            });
+        }
         let Some(parent) = self.index.get(&prev).copied() else {
+            // Unknown parent, or a side header whose body was not stored: held (bounded)
+            // until it arrives; the caller's sync fetches the branch if it has more work.
             let size = checked.size();
             self.orphans.insert(hash, checked.block().clone(), size);
             let missing = self.orphans.missing_root(&hash).unwrap_or(prev);
             return done(AcceptStatus::Orphan { missing });
         };
         if parent.status.is_invalid() {
-            self.record_invalid(hash, &checked, &parent, BlockStatus::InvalidAncestor)?;
+            self.invalid.insert(hash);
             return Err(ChainError::InvalidBlock {
                 hash,
                 rule: ConsensusError::InvalidParent(prev),
@@ -501,17 +561,31 @@ impl ChainState {
         if let Err(rule) = header_result {
             // A block from the future may become valid later: do not remember it as invalid.
             if !matches!(rule, ConsensusError::TimeTooNew { .. }) {
-                self.record_invalid(hash, &checked, &parent, BlockStatus::Invalid)?;
+                self.invalid.insert(hash);
             }
             return Err(ChainError::InvalidBlock { hash, rule });
         }
+        let height = Height(parent.height.0 + 1);
+        let work = parent
+            .work()
+            .saturating_add(ChainWork::from_bits(checked.header().bits));
+        if !requested && work <= self.tip_entry().work() {
+            // Nobody asked for it and it does not beat the tip: keep the header, not the body.
+            self.side_headers.insert(
+                hash,
+                SideHeader {
+                    header: *checked.header(),
+                    height,
+                    work,
+                },
+            );
+            return done(AcceptStatus::HeaderOnly);
+        }
+        self.side_headers.remove(&hash);
         let entry = IndexEntry {
             header: *checked.header(),
-            height: Height(parent.height.0 + 1),
-            chain_work: parent
-                .work()
-                .saturating_add(ChainWork::from_bits(checked.header().bits))
-                .to_be_bytes(),
+            height,
+            chain_work: work.to_be_bytes(),
             status: BlockStatus::Stored,
             seq: self.take_seq(),
         };
@@ -537,26 +611,6 @@ impl ChainState {
         self.next_seq += 1;
         s
     }
-
-    /// Remembers a block that broke a header rule so it is refused cheaply next time.
-    fn record_invalid(
-        &mut self,
-        hash: Hash256,
-        checked: &CheckedBlock,
-        parent: &IndexEntry,
-        status: BlockStatus,
-    ) -> Result<(), ChainError> {
-        let entry = IndexEntry {
-            header: *checked.header(),
-            height: Height(parent.height.0 + 1),
-            chain_work: parent.work().to_be_bytes(),
-            status,
-            seq: self.take_seq(),
-        };
-        self.store.put_index_entries(&[(hash, entry)])?;
-        self.insert_index(hash, entry);
-        Ok(())
-    }
 }
 
 impl ChainState {
@@ -566,7 +620,10 @@ impl ChainState {
         let mut events = Vec::new();
         while let Some(&(work, _, candidate)) = self.candidates.iter().next_back() {
             let tip = self.tip_hash();
-            if candidate == tip || work <= self.tip_entry().work() {
+            // The best candidate by (work, first seen) is the tip's rightful place. Equal
+            // work with an earlier arrival only happens after a branch failed part-way
+            // through a reorganisation: then the tip the node had first comes back.
+            if candidate == tip || work < self.tip_entry().work() {
                 break;
             }
             // Path from the fork point up to the candidate.

@@ -147,7 +147,11 @@ mod tests {
         let on_time = header(anchor.time + 10 * 2, 0x1f00_0000);
         assert_eq!(next_bits(&p, Height(11), &on_time, &at_one), Ok(p.genesis_bits));
         // One half-life ahead of schedule: half the target.
-        let early = header(anchor.time + 10 * 2 - 60, 0x1f00_0000);
+        let half_life = match p.difficulty {
+            crate::params::DifficultyAlgorithm::Asert { half_life } => half_life as u32,
+            _ => unreachable!("devnet uses ASERT"),
+        };
+        let early = header(anchor.time + 10 * 2 - half_life, 0x1f00_0000);
         let expected = encode_compact(&(decode_compact(p.genesis_bits).target >> 1));
         assert_eq!(next_bits(&p, Height(11), &early, &at_one), Ok(expected));
         assert_eq!(

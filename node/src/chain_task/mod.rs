@@ -375,7 +375,8 @@ impl ChainTask {
                 }
                 let mut verdicts = Vec::with_capacity(blocks.len());
                 for block in blocks {
-                    let v = self.accept(block);
+                    // Sync asked for these (their header chain had more work): stored.
+                    let v = self.accept(block, true);
                     let stop = v.broken_rule().is_some();
                     verdicts.push(v);
                     // The rest descend from an invalid block: not worth validating.
@@ -461,7 +462,8 @@ impl ChainTask {
     /// Validates and stores a block, publishes the new tip, and announces a local block
     /// stored on a valid branch.
     fn submit_block(&mut self, block: Arc<Block>, origin: Origin) -> BlockVerdict {
-        let verdict = self.accept(block.clone());
+        // A peer's gossip was not asked for: stored only if its branch beats the tip.
+        let verdict = self.accept(block.clone(), origin == Origin::Local);
         self.publish_tip();
         if origin == Origin::Local && verdict.is_stored_valid() {
             self.announce(Announcement::Block(block));
@@ -687,11 +689,15 @@ impl ChainTask {
         Ok(out)
     }
 
-    fn accept(&mut self, block: Arc<Block>) -> BlockVerdict {
+    fn accept(&mut self, block: Arc<Block>, requested: bool) -> BlockVerdict {
         let started = std::time::Instant::now();
-        // Whatever the verdict, sled may hold new writes (a stored block, an invalid mark).
+        // Whatever the verdict, sled may hold new writes (a stored block).
         self.outbox.store_dirty = true;
-        let result = self.chain.accept_block(block);
+        let result = if requested {
+            self.chain.accept_block(block)
+        } else {
+            self.chain.accept_unrequested_block(block)
+        };
         if let Some(m) = &self.metrics {
             m.block_validation.observe(started.elapsed().as_secs_f64());
         }

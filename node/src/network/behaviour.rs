@@ -56,6 +56,8 @@ impl Behaviour {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
+            // Inbound cannot take the slots kept for the peers we dial.
+            .with_max_established_incoming(Some(config.max_inbound()))
             .with_max_pending_incoming(Some(config.max_connections))
             // Two, not one: simultaneous dials briefly give a pair of connections.
             .with_max_established_per_peer(Some(2));

@@ -1,9 +1,15 @@
 //! The network's own configuration: what `lode node` takes for the P2P side.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
 use lode_chain::ChainParams;
+
+/// Connection slots kept for connections we dial (configured and discovered peers), which
+/// inbound connections cannot take: at most half of `max_connections`.
+pub const OUTBOUND_SLOTS: u32 = 8;
 
 /// Bytes of gossipsub framing allowed on top of a max-size block.
 pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
@@ -28,6 +34,24 @@ pub struct NetworkConfig {
     /// Testing only: gossipsub `max_transmit_size` override (a hostile test peer uses it to
     /// send oversized messages). `None` derives it from the max block size.
     pub gossip_max_transmit_override: Option<usize>,
+    /// How often each peer is asked for its tip (tests lengthen it to prove that gossip
+    /// alone delivers a block).
+    pub status_interval: Duration,
+    /// Testing only: serve sync requests as a liar does (see [`HostileServe`]).
+    pub hostile_serve: Option<HostileServe>,
+}
+
+/// Testing only: how a hostile test peer answers sync requests. It claims a height (and the
+/// work of that many blocks at the easiest target) in its status answers, and answers
+/// headers and blocks requests never (holding the stream open) or always with an error.
+#[derive(Clone, Debug)]
+pub struct HostileServe {
+    /// The height claimed.
+    pub claim_height: u32,
+    /// True: never answer headers or blocks requests; false: answer them with errors.
+    pub silent: bool,
+    /// Headers and blocks requests received (for tests to count).
+    pub requests: Arc<AtomicU64>,
 }
 
 impl Default for NetworkConfig {
@@ -43,11 +67,21 @@ impl Default for NetworkConfig {
             ban_duration: Duration::from_secs(3600),
             progress_bar: false,
             gossip_max_transmit_override: None,
+            status_interval: crate::network::sync::STATUS_INTERVAL,
+            hostile_serve: None,
         }
     }
 }
 
 impl NetworkConfig {
+    /// Most inbound connections: `max_connections` less the slots kept for outbound ones
+    /// ([`OUTBOUND_SLOTS`], at most half), so a flood of inbound connections can never keep
+    /// the node from its configured peers.
+    pub fn max_inbound(&self) -> u32 {
+        self.max_connections
+            .saturating_sub(OUTBOUND_SLOTS.min(self.max_connections / 2))
+    }
+
     /// Largest gossip message per topic: a max-size block (blocks) or transaction (txs) plus
     /// room for gossipsub's framing, equal on every node of the network. A message over its
     /// topic's limit but under the frame limit ([`NetworkConfig::gossip_frame_limit`]) is

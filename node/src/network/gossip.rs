@@ -7,7 +7,6 @@ use libp2p::gossipsub::{
     ValidationMode,
 };
 use libp2p::identity::Keypair;
-use lode_chain::header::HEADER_SIZE;
 use lode_chain::{encoding, Block, ChainParams, DecodeError, Hash256, Transaction};
 
 use crate::error::NodeError;
@@ -71,19 +70,13 @@ impl Names {
     }
 }
 
-/// Content-hash message ids: a block's id is its hash (double SHA-256 of the 80 header
-/// bytes, which its canonical encoding starts with), anything else's the double SHA-256
-/// of its bytes, which for a transaction is its txid. The same block relayed by different
-/// peers is thus one message.
+/// Content-hash message ids over the whole payload: the double SHA-256 of the message's
+/// bytes (for a transaction, its txid). Not a block's header hash: a peer relaying the real
+/// header with a tampered body first would otherwise use up the honest block's id, and
+/// gossipsub's duplicate cache would drop the honest copy for a minute. The same bytes
+/// relayed by different peers are still one message.
 pub fn message_id(message: &Message) -> MessageId {
-    let data = &message.data;
-    let is_block_topic = message.topic.as_str().ends_with("/blocks/1");
-    let hash = if is_block_topic && data.len() >= HEADER_SIZE {
-        Hash256::sha256d(&data[..HEADER_SIZE])
-    } else {
-        Hash256::sha256d(data)
-    };
-    MessageId::from(hash.0.to_vec())
+    MessageId::from(Hash256::sha256d(&message.data).0.to_vec())
 }
 
 /// Decodes a message of the blocks topic: at most the network's max block size, strictly.
@@ -160,4 +153,31 @@ fn score_params(names: &Names) -> PeerScoreParams {
     params.topics.insert(names.blocks.hash(), topic);
     params.topics.insert(names.txs.hash(), txs);
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &IdentTopic, data: Vec<u8>) -> Message {
+        Message {
+            source: None,
+            data,
+            sequence_number: None,
+            topic: topic.hash(),
+        }
+    }
+
+    #[test]
+    fn a_tampered_body_under_the_same_header_is_another_message() {
+        let names = Names::new(&Hash256([7; 32]));
+        let mut honest = vec![1u8; 80];
+        honest.extend_from_slice(b"honest body");
+        let mut tampered = honest[..80].to_vec();
+        tampered.extend_from_slice(b"tampered body");
+        let a = message_id(&message(&names.blocks, honest.clone()));
+        let b = message_id(&message(&names.blocks, tampered));
+        assert_ne!(a, b, "same header, different body: different ids");
+        assert_eq!(a, message_id(&message(&names.blocks, honest)), "same bytes: same id");
+    }
 }

@@ -24,7 +24,7 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use lode_chain::ChainParams;
 use tokio::sync::{broadcast, mpsc, watch};
 
-pub use config::NetworkConfig;
+pub use config::{HostileServe, NetworkConfig};
 pub use handle::{NetworkHandle, PeerInfo};
 
 use crate::chain_task::{Announcement, ChainHandle, Prechecker, TipInfo};
@@ -110,6 +110,8 @@ pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<Running
         peers: config.peers.clone(),
         ban_duration: config.ban_duration,
         progress_bar: config.progress_bar,
+        status_interval: config.status_interval,
+        hostile_serve: config.hostile_serve.clone(),
     });
     let task = tokio::spawn(event_loop.run());
     // Return once every listener has reported its address (port 0 becomes a real port).

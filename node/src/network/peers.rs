@@ -34,6 +34,8 @@ pub enum Misbehaviour {
     RateLimited,
     /// Did not answer in time.
     Timeout,
+    /// Answered a headers or blocks request with an error.
+    Refused,
 }
 
 impl Misbehaviour {
@@ -50,7 +52,7 @@ impl Misbehaviour {
             Misbehaviour::InvalidTx(_) => 34,
             Misbehaviour::UnconnectedHeaders => 20,
             Misbehaviour::RateLimited => 10,
-            Misbehaviour::Timeout => 5,
+            Misbehaviour::Timeout | Misbehaviour::Refused => 5,
         }
     }
 }

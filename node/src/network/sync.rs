@@ -38,6 +38,13 @@ pub const SUBMIT_BATCH: usize = 64;
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// A round with blocks queued but nobody to fetch them from is dropped after this.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A headers request unanswered this long is given up (the peer backs off) and the next
+/// peer asked: a silent peer must not hold sync up for the transport's whole timeout.
+pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(4);
+/// First back-off after a failed or refused request; doubles per failure in a row.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest back-off.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(64);
 
 /// Sending requests (the event loop's request-response behaviour).
 pub trait SyncNet<Id = OutboundRequestId> {
@@ -68,7 +75,15 @@ pub enum SyncOutput {
 
 #[derive(Debug)]
 struct PeerState {
+    /// Height the peer claims (its status answer): drives whom we ask, never readiness.
     height: u32,
+    /// The highest of its headers that passed the chain's checks (valid proof of work):
+    /// only this counts for readiness and progress.
+    proven_height: u32,
+    /// Failed or refused requests in a row.
+    failures: u32,
+    /// Not asked for headers or blocks before this.
+    backoff_until: Option<Instant>,
     work: ChainWork,
     status_pending: bool,
     last_status: Option<Instant>,
@@ -89,7 +104,8 @@ enum Pending {
 pub struct Progress {
     /// Our height.
     pub height: u32,
-    /// Best height a peer has told us of.
+    /// Best height a peer has proven with headers that passed our checks (a claim alone
+    /// does not count).
     pub target: u32,
 }
 
@@ -101,6 +117,10 @@ pub struct SyncManager<Id = OutboundRequestId> {
     local: TipInfo,
     pending: HashMap<Id, Pending>,
     headers_from: Option<PeerId>,
+    /// When the outstanding headers request went out.
+    headers_since: Option<Instant>,
+    /// How often peers are asked for their tip.
+    status_interval: Duration,
     /// Headers sent to the chain task, verdict awaited.
     checking: bool,
     /// The round's blocks in chain order, not yet connected.
@@ -130,6 +150,8 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             local,
             pending: HashMap::new(),
             headers_from: None,
+            headers_since: None,
+            status_interval: STATUS_INTERVAL,
             checking: false,
             order: VecDeque::new(),
             queue: VecDeque::new(),
@@ -146,6 +168,12 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
         }
     }
 
+    /// Asks peers for their tip every `interval` instead of [`STATUS_INTERVAL`].
+    pub fn with_status_interval(mut self, interval: Duration) -> SyncManager<Id> {
+        self.status_interval = interval;
+        self
+    }
+
     /// Work for the chain task and penalties accumulated since the last call.
     pub fn take_outputs(&mut self) -> Vec<SyncOutput> {
         std::mem::take(&mut self.outputs)
@@ -153,7 +181,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
 
     /// Our height and the best height peers told us of.
     pub fn progress(&self) -> Progress {
-        let target = self.peers.values().map(|p| p.height).max().unwrap_or(0);
+        let target = self.peers.values().map(|p| p.proven_height).max().unwrap_or(0);
         Progress {
             height: self.local.height.0,
             target: target.max(self.local.height.0),
@@ -185,6 +213,9 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
     pub fn on_peer_ready(&mut self, peer: PeerId, net: &mut dyn SyncNet<Id>) {
         self.peers.entry(peer).or_insert(PeerState {
             height: 0,
+            proven_height: 0,
+            failures: 0,
+            backoff_until: None,
             work: ChainWork::default(),
             status_pending: false,
             last_status: None,
@@ -223,12 +254,27 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             .peers
             .iter()
             .filter(|(_, p)| {
-                !p.status_pending && p.last_status.is_none_or(|t| now.duration_since(t) >= STATUS_INTERVAL)
+                !p.status_pending
+                    && p.last_status
+                        .is_none_or(|t| now.duration_since(t) >= self.status_interval)
             })
             .map(|(id, _)| *id)
             .collect();
         for peer in due {
             self.request_status(peer, net);
+        }
+        // A headers request unanswered too long: forget it (a late answer is then ignored),
+        // back the peer off and ask the next one.
+        if let (Some(peer), Some(since)) = (self.headers_from, self.headers_since) {
+            if now.duration_since(since) >= HEADERS_TIMEOUT {
+                tracing::debug!(%peer, "headers request unanswered; asking another peer");
+                self.pending
+                    .retain(|_, p| !matches!(p, Pending::Headers(q) if *q == peer));
+                self.headers_from = None;
+                self.headers_since = None;
+                self.back_off(peer, now);
+                self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::Timeout));
+            }
         }
         if !self.order.is_empty() && self.in_flight.is_empty() && self.submitted.is_empty() {
             if now.duration_since(self.last_progress) > STALL_TIMEOUT {
@@ -259,14 +305,18 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
         if self.headers_from.is_some() || self.checking || !self.order.is_empty() {
             return;
         }
+        // Peers that failed us lately wait; among the rest, the fewest failures in a row
+        // first, then the most work claimed.
+        let now = Instant::now();
         let best = self
             .peers
             .iter()
-            .filter(|(_, p)| p.work > self.local.work)
-            .max_by_key(|(_, p)| p.work)
+            .filter(|(_, p)| p.work > self.local.work && p.backoff_until.is_none_or(|t| now >= t))
+            .max_by_key(|(_, p)| (std::cmp::Reverse(p.failures), p.work))
             .map(|(id, _)| *id);
         let Some(peer) = best else { return };
         self.headers_from = Some(peer);
+        self.headers_since = Some(now);
         let id = net.send(
             &peer,
             SyncRequest::Headers {
@@ -292,6 +342,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             }
             (Pending::Headers(p), SyncResponse::Headers(headers)) => {
                 self.headers_from = None;
+                self.headers_since = None;
                 if headers.len() > MAX_HEADERS {
                     self.outputs.push(SyncOutput::Penalise(
                         p,
@@ -321,7 +372,14 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                 } else {
                     tracing::debug!(%peer, ?other, "sync request refused");
                 }
+                // Refused: ask it again only after a back-off (a peer that answers every
+                // request with an error would otherwise be asked in a tight loop).
+                let refused_data = !matches!(pending, Pending::Status(_));
                 self.on_failed(pending, false);
+                if refused_data {
+                    self.back_off(peer, Instant::now());
+                    self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::Refused));
+                }
             }
         }
         self.schedule(net);
@@ -347,7 +405,10 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                 p
             }
             Pending::Headers(p) => {
-                self.headers_from = None;
+                if self.headers_from == Some(p) {
+                    self.headers_from = None;
+                    self.headers_since = None;
+                }
                 p
             }
             Pending::Blocks(p, hashes) => {
@@ -363,8 +424,29 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             }
         };
         if timeout {
+            self.back_off(peer, Instant::now());
             self.outputs.push(SyncOutput::Penalise(peer, Misbehaviour::Timeout));
         }
+    }
+
+    /// One more failure in a row for `peer`: it is not asked for headers or blocks again
+    /// before [`BACKOFF_BASE`] × 2^(failures − 1), at most [`BACKOFF_MAX`].
+    fn back_off(&mut self, peer: PeerId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.failures = p.failures.saturating_add(1);
+            let wait = BACKOFF_BASE
+                .saturating_mul(1u32 << p.failures.saturating_sub(1).min(6))
+                .min(BACKOFF_MAX);
+            p.backoff_until = Some(now + wait);
+        }
+    }
+
+    /// True if `peer` exists and is backing off at `now`.
+    pub fn is_backing_off(&self, peer: &PeerId, now: Instant) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|p| p.backoff_until)
+            .is_some_and(|t| now < t)
     }
 
     fn on_blocks(&mut self, peer: PeerId, hashes: Vec<Hash256>, bodies: Vec<Vec<u8>>) {
@@ -432,7 +514,17 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
     pub fn on_headers_verdict(&mut self, peer: PeerId, verdict: HeadersVerdict, net: &mut dyn SyncNet<Id>) {
         self.checking = false;
         match verdict {
-            HeadersVerdict::Valid { missing, work, .. } => {
+            HeadersVerdict::Valid {
+                missing,
+                work,
+                last_height,
+            } => {
+                // Headers with valid proof of work: the peer's claim holds this far.
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    ps.proven_height = ps.proven_height.max(last_height.0);
+                    ps.failures = 0;
+                    ps.backoff_until = None;
+                }
                 if missing.is_empty() || work <= self.local.work {
                     // Nothing new worth having (known, or not more work than ours).
                     if let Some(ps) = self.peers.get_mut(&peer) {
@@ -476,7 +568,8 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                 .peers
                 .iter()
                 .filter(|(id, p)| {
-                    p.block_requests < PER_PEER_REQUESTS
+                    p.backoff_until.is_none_or(|t| Instant::now() >= t)
+                        && p.block_requests < PER_PEER_REQUESTS
                         && (Some(**id) == source || p.work >= round_work)
                         && !p.lacks.contains(&front)
                 })

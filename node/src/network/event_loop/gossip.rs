@@ -73,13 +73,18 @@ impl EventLoop {
         }
     }
 
-    /// Reports a gossip block's verdict to gossipsub: forwarded if stored on a valid branch,
-    /// ignored if it says nothing about the sender, rejected (and the sender penalised) if
-    /// it broke a rule.
+    /// Reports a gossip block's verdict to gossipsub: forwarded if stored on a valid branch
+    /// (which, for a block nobody asked for, means its branch beat the tip); a side-branch
+    /// block kept as a header only is ignored (never relayed); ignored too if it says nothing
+    /// about the sender; rejected (and the sender penalised) if it broke a rule.
     pub(super) fn on_block_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<BlockVerdict>) {
         let acceptance = match &verdict {
             Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
                 MessageAcceptance::Accept
+            }
+            // No more work than our tip: not stored, so not ours to pass on.
+            Some(BlockVerdict::Accepted(AcceptStatus::HeaderOnly | AcceptStatus::AlreadyKnown)) => {
+                MessageAcceptance::Ignore
             }
             Some(BlockVerdict::Accepted(AcceptStatus::Orphan { .. })) => {
                 self.sync

@@ -112,6 +112,10 @@ pub struct LoopParts {
     pub ban_duration: Duration,
     /// Whether to draw a progress bar on a terminal.
     pub progress_bar: bool,
+    /// How often each peer is asked for its tip.
+    pub status_interval: Duration,
+    /// Testing only: answer sync requests as a liar.
+    pub hostile_serve: Option<super::config::HostileServe>,
 }
 
 /// The event loop. See the module doc.
@@ -140,6 +144,10 @@ pub struct EventLoop {
     pings: HashMap<PeerId, std::time::Duration>,
     rate: HashMap<PeerId, Bucket>,
     progress: ProgressReporter,
+    /// Testing only: lie in sync answers.
+    hostile_serve: Option<super::config::HostileServe>,
+    /// Testing only: requests a silent liar holds unanswered (bounded).
+    held: Vec<ResponseChannel<SyncResponse>>,
 }
 
 impl EventLoop {
@@ -147,7 +155,7 @@ impl EventLoop {
     pub fn new(parts: LoopParts) -> EventLoop {
         let tip = parts.tip.borrow().clone();
         EventLoop {
-            sync: SyncManager::new(tip, parts.params.max_block_size),
+            sync: SyncManager::new(tip, parts.params.max_block_size).with_status_interval(parts.status_interval),
             swarm: parts.swarm,
             names: parts.names,
             params: parts.params,
@@ -168,6 +176,8 @@ impl EventLoop {
             pings: HashMap::new(),
             rate: HashMap::new(),
             progress: ProgressReporter::new(parts.progress_bar),
+            hostile_serve: parts.hostile_serve,
+            held: Vec::new(),
         }
     }
 

@@ -34,6 +34,42 @@ impl EventLoop {
         }
     }
 
+    /// Testing only: a fake tip in status answers; headers and blocks requests held
+    /// unanswered (silent) or refused.
+    fn serve_as_liar(
+        &mut self,
+        liar: &crate::network::HostileServe,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        if let SyncRequest::Status = request {
+            let per_block = lode_chain::pow::ChainWork::from_bits(self.params.pow_limit_bits);
+            let mut work = per_block;
+            for _ in 0..liar.claim_height.min(1_000_000) {
+                work = work.saturating_add(per_block);
+            }
+            self.respond(
+                channel,
+                SyncResponse::Status {
+                    height: liar.claim_height,
+                    work: work.to_be_bytes(),
+                    tip: lode_chain::Hash256([0xee; 32]),
+                },
+            );
+            return;
+        }
+        liar.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if liar.silent {
+            // Keep the stream open without answering; bounded like everything else.
+            if self.held.len() >= 1024 {
+                self.held.remove(0);
+            }
+            self.held.push(channel);
+        } else {
+            self.respond(channel, SyncResponse::Error("no".into()));
+        }
+    }
+
     pub(super) fn respond(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
         // Fails only if the peer is gone or gave up: nothing left to do.
         let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
@@ -44,6 +80,10 @@ impl EventLoop {
         if !self.allow_request(peer) {
             self.penalise(peer, Misbehaviour::RateLimited);
             self.respond(channel, SyncResponse::Error("rate limited".into()));
+            return;
+        }
+        if let Some(liar) = self.hostile_serve.clone() {
+            self.serve_as_liar(&liar, request, channel);
             return;
         }
         match request {

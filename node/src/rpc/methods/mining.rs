@@ -201,7 +201,9 @@ pub(crate) async fn submitblock(app: &App, p: &Params) -> Result<Value, RpcError
     Ok(match verdict {
         BlockVerdict::Accepted(AcceptStatus::Connected) => Value::Null,
         BlockVerdict::Accepted(AcceptStatus::AlreadyKnown) => json!("duplicate"),
-        BlockVerdict::Accepted(AcceptStatus::SideBranch | AcceptStatus::Orphan { .. }) => json!("inconclusive"),
+        BlockVerdict::Accepted(AcceptStatus::SideBranch | AcceptStatus::HeaderOnly | AcceptStatus::Orphan { .. }) => {
+            json!("inconclusive")
+        }
         BlockVerdict::Accepted(AcceptStatus::Invalid { rule }) | BlockVerdict::Rejected(rule) => {
             json!(rule.to_string())
         }
