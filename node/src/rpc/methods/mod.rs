@@ -3,8 +3,8 @@
 //! Bitcoin Core wherever a method exists there (docs/API.md).
 
 pub mod chain;
-pub mod keys;
 pub mod durability;
+pub mod keys;
 pub mod mining;
 pub mod net;
 pub mod wallet;
