@@ -33,6 +33,7 @@ pub struct NodeApi {
     pub(crate) stop: Arc<watch::Sender<bool>>,
     pub(crate) default_threads: usize,
     pub(crate) started: std::time::Instant,
+    pub(crate) stratum: Option<Arc<crate::stratum::Shared>>,
 }
 
 impl NodeApi {
@@ -107,6 +108,11 @@ impl NodeApi {
     /// Default miner thread count (`--miner-threads`).
     pub fn default_threads(&self) -> usize {
         self.default_threads
+    }
+
+    /// The Stratum server's state, if it runs.
+    pub fn stratum(&self) -> Option<&Arc<crate::stratum::Shared>> {
+        self.stratum.as_ref()
     }
 
     /// Asks the node to stop (RPC `stop`): whoever runs the node waits on

@@ -45,6 +45,7 @@ pub mod node;
 pub mod node_args;
 pub mod progress;
 pub mod rpc;
+pub mod stratum;
 mod task_sender;
 pub mod wallet;
 

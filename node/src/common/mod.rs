@@ -9,7 +9,9 @@
 //! | [`defaults`] | the RPC URL and cookie file names, the default RPC address |
 //! | [`node_key`] | the node key file: its name, format, loading and first creation |
 //! | [`parse`] | parsers shared by `lode node` flags and `lode devnet` flags |
+//! | [`stratum`] | Stratum v1's wire transforms (prevhash order, coinbase split, merkle branch, share targets), for the server and `lode miner` |
 
 pub mod defaults;
 pub mod node_key;
 pub mod parse;
+pub mod stratum;
