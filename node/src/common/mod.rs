@@ -7,11 +7,13 @@
 //! | module | what |
 //! |---|---|
 //! | [`defaults`] | the RPC URL and cookie file names, the default RPC address |
+//! | [`lines`] | newline-delimited lines with a length cap (Stratum's framing, both sides) |
 //! | [`node_key`] | the node key file: its name, format, loading and first creation |
 //! | [`parse`] | parsers shared by `lode node` flags and `lode devnet` flags |
 //! | [`stratum`] | Stratum v1's wire transforms (prevhash order, coinbase split, merkle branch, share targets), for the server and `lode miner` |
 
 pub mod defaults;
+pub mod lines;
 pub mod node_key;
 pub mod parse;
 pub mod stratum;

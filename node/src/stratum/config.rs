@@ -32,6 +32,9 @@ pub struct StratumConfig {
     pub min_difficulty: ShareDifficulty,
     /// Vardiff aims at one share per this long.
     pub share_interval: Duration,
+    /// Per-connection vardiff on (off: every connection keeps `start_difficulty`, or what it
+    /// suggests).
+    pub vardiff: bool,
     /// Score at which a miner is disconnected and its IP banned (each invalid share costs
     /// [`StratumConfig::invalid_share_cost`], each valid one gains 1).
     pub ban_score: i64,
@@ -84,6 +87,7 @@ impl StratumConfig {
             start_difficulty: ShareDifficulty::from_log2(-16),
             min_difficulty: ShareDifficulty::from_log2(crate::common::stratum::MIN_LOG2),
             share_interval: Duration::from_secs(12),
+            vardiff: true,
             ban_score: -50,
             invalid_share_cost: 5,
             ban_duration: Duration::from_secs(600),

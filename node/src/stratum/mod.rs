@@ -6,7 +6,6 @@
 //! | module | holds |
 //! |---|---|
 //! | [`config`] | [`StratumConfig`], [`config::PoolConfig`] |
-//! | [`codec`] | capped line reader |
 //! | [`messages`] | request parsing, replies, error codes |
 //! | [`jobs`] | templates from the chain task, per-job coinbases |
 //! | [`share`] | checking a submit against its job |
@@ -16,9 +15,9 @@
 //! | [`pool`] | durable share log, PPLNS payouts, found-block audit |
 //! | [`stats`] | per-worker figures, bounded |
 //!
-//! The wire transforms shared with `lode miner` are in [`crate::common::stratum`].
+//! The wire transforms and the capped line reader shared with `lode miner` are in
+//! [`crate::common::stratum`] and [`crate::common::lines`].
 
-pub mod codec;
 pub mod config;
 pub mod jobs;
 pub mod messages;

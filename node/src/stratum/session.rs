@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use crate::chain_task::Origin;
 use crate::common::stratum::{difficulty_of_hash, prevhash_to_stratum, u32_hex, ShareDifficulty, EXTRA_NONCE_REGION};
 
-use super::codec::LineReader;
 use super::jobs::Template;
 use super::messages::{self, parse_request, ErrorCode, Request};
 use super::pool::ShareRecord;
@@ -24,6 +23,7 @@ use super::server::Shared;
 use super::share::{self, SeenShares, SessionJob, Submit};
 use super::stats::Reject;
 use super::vardiff::Vardiff;
+use crate::common::lines::LineReader;
 
 /// extranonce1 bytes per connection.
 pub const EN1_SIZE: usize = 4;
@@ -412,8 +412,10 @@ impl Session {
             .stats
             .accepted(&worker_name, now, difficulty.value(), difficulty_of_hash(&share.hash));
         let mut out = vec![messages::reply(id, json!(true))];
-        if let Some(next) = self.vardiff.on_share(Instant::now(), self.difficulty) {
-            out.extend(self.retarget(next));
+        if self.shared.config.vardiff {
+            if let Some(next) = self.vardiff.on_share(Instant::now(), self.difficulty) {
+                out.extend(self.retarget(next));
+            }
         }
         out
     }
@@ -430,7 +432,7 @@ impl Session {
 
     /// Periodic vardiff check (a miner finding nothing gets an easier difficulty).
     pub fn tick(&mut self) -> Vec<String> {
-        if !self.ready() {
+        if !self.ready() || !self.shared.config.vardiff {
             return Vec::new();
         }
         match self.vardiff.on_tick(Instant::now(), self.difficulty) {
