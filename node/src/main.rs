@@ -1,11 +1,13 @@
 //! The `lode` binary: parse flags, set up logging, then run the node until Ctrl-C / SIGTERM
-//! (`lode node`, the daemon) or one client command (`lode wallet|mine|chain|devnet`).
+//! (`lode node`, the daemon) or one client command (`lode wallet|mine|chain|devnet|miner`).
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lode_node::client::commands::{chain::ChainArgs, mine::MineArgs, wallet::WalletArgs, CommandError};
+use lode_node::client::commands::{
+    chain::ChainArgs, mine::MineArgs, miner::MinerArgs, wallet::WalletArgs, CommandError,
+};
 use lode_node::client::devnet::DevnetArgs;
 use lode_node::node_args::NodeArgs;
 use lode_node::LogFormat;
@@ -33,6 +35,8 @@ enum Command {
     Mine(MineArgs),
     /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
     Chain(ChainArgs),
+    /// Mine on a Stratum v1 server (a Lode node's --stratum port, or any SHA-256d pool).
+    Miner(MinerArgs),
 }
 
 fn main() {
@@ -92,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::Devnet(args) => return run_devnet(args),
+        Command::Miner(args) => return run_client(|| lode_node::client::commands::miner::run(args)),
     };
     init_logging(args.log_format());
     let config = args.into_config()?;

@@ -22,6 +22,14 @@ pub struct RpcLabels {
     pub status: String,
 }
 
+/// Labels of a Stratum share count: `accepted` or one refusal reason (a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShareLabels {
+    /// `accepted`, `stale`, `duplicate`, `low_difficulty`, `bad_ntime`, `bad_version`,
+    /// `unauthorized`, `not_subscribed` or `malformed`.
+    pub outcome: String,
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +53,14 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Requests refused with 401.
     pub auth_failures: Counter,
+    /// Stratum connections open.
+    pub stratum_connections: Gauge,
+    /// Stratum shares since start by outcome.
+    pub stratum_shares: Family<ShareLabels, Gauge>,
+    /// Blocks found through Stratum since start.
+    pub stratum_blocks_found: Gauge,
+    /// Stratum miners' hash rate over 15 minutes (Σ accepted difficulty × 2^32 / s).
+    pub stratum_hashrate: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -64,6 +80,10 @@ impl Metrics {
             rpc_requests: Family::default(),
             rate_limited: Counter::default(),
             auth_failures: Counter::default(),
+            stratum_connections: Gauge::default(),
+            stratum_shares: Family::default(),
+            stratum_blocks_found: Gauge::default(),
+            stratum_hashrate: Gauge::default(),
         };
         registry.register("chain_height", "Best-chain height", m.height.clone());
         registry.register("peers", "Connected peers of this chain", m.peers.clone());
@@ -103,6 +123,26 @@ impl Metrics {
             "Requests refused for a wrong token",
             m.auth_failures.clone(),
         );
+        registry.register(
+            "stratum_connections",
+            "Stratum connections open",
+            m.stratum_connections.clone(),
+        );
+        registry.register(
+            "stratum_shares",
+            "Stratum shares since start by outcome",
+            m.stratum_shares.clone(),
+        );
+        registry.register(
+            "stratum_blocks_found",
+            "Blocks found through Stratum since start",
+            m.stratum_blocks_found.clone(),
+        );
+        registry.register(
+            "stratum_hashrate",
+            "Stratum miners' hash rate over 15 minutes",
+            m.stratum_hashrate.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -114,6 +154,30 @@ impl Metrics {
                 status: status.to_string(),
             })
             .inc();
+    }
+
+    /// Copies the Stratum server's figures into the gauges (before a scrape).
+    pub fn refresh_stratum(&self, stratum: Option<&crate::stratum::Shared>) {
+        let Some(s) = stratum else { return };
+        let (accepted, rejected, blocks, _) = s.stats.totals();
+        self.stratum_connections.set(s.connections() as i64);
+        self.stratum_blocks_found.set(blocks as i64);
+        let set = |outcome: &str, v: u64| {
+            self.stratum_shares
+                .get_or_create(&ShareLabels {
+                    outcome: outcome.to_string(),
+                })
+                .set(v as i64);
+        };
+        set("accepted", accepted);
+        for (reason, v) in rejected {
+            set(reason, v);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.stratum_hashrate
+            .set(s.stats.workers().iter().map(|(_, w)| w.hashrate(now, 900)).sum());
     }
 
     /// The Prometheus text exposition.

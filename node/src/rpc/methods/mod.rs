@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod mining;
 pub mod net;
+pub mod stratum;
 pub mod wallet;
 
 use serde_json::Value;
@@ -51,6 +52,9 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("listbanned", Some(Scope::Admin)),
     ("verifychain", Some(Scope::Admin)),
     ("stop", Some(Scope::Admin)),
+    ("getstratuminfo", None),
+    ("getpoolinfo", None),
+    ("getpoolblock", None),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -97,6 +101,9 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "listbanned" => net::listbanned(app, p).await,
         "verifychain" => net::verifychain(app, p).await,
         "stop" => net::stop(app, p).await,
+        "getstratuminfo" => stratum::getstratuminfo(app, p).await,
+        "getpoolinfo" => stratum::getpoolinfo(app, p).await,
+        "getpoolblock" => stratum::getpoolblock(app, p).await,
         other => Err(RpcError::method_not_found(other)),
     }
 }
