@@ -179,3 +179,94 @@ pub fn check(
         is_block: value <= t.target,
     })
 }
+
+#[cfg(test)]
+mod bench {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use lode_chain::build::pay;
+    use lode_chain::{Amount, Hash256, Height, PubkeyHash};
+
+    use super::*;
+    use crate::common::stratum::{difficulty_of_target, ShareDifficulty};
+    use crate::stratum::jobs::Template;
+
+    /// Share validation rate on one core against the raw double-SHA-256 rate of 80-byte
+    /// headers in the same run. `cargo nextest run -p lode-node --lib --run-ignored only share_validation_rate --no-capture`
+    #[test]
+    #[ignore = "benchmark"]
+    fn share_validation_rate() {
+        let target = ShareDifficulty::from_log2(0).target();
+        let template = Arc::new(Template {
+            id: 1,
+            height: Height(1),
+            prev_hash: Hash256([1; 32]),
+            version: 1,
+            bits: 0x1d00_ffff,
+            time: 1_000_000,
+            min_time: 0,
+            reward: Amount(5_000_000_000),
+            txs: Arc::new(Vec::new()),
+            // A 1,000-transaction block's branch depth.
+            branch: (0..10u8).map(|i| Hash256([i; 32])).collect(),
+            target,
+            net_diff: difficulty_of_target(&target),
+            node_payout: None,
+            pool_outputs: None,
+            clean: true,
+        });
+        let coinbase = template
+            .job_coinbase(vec![pay(PubkeyHash([3; 20]), Amount(5_000_000_000))])
+            .expect("coinbase");
+        let job = SessionJob {
+            id: "1".into(),
+            template,
+            coinbase,
+            difficulty: ShareDifficulty::from_log2(-32),
+        };
+        let en1 = [0u8; 4];
+        let n = 200_000u32;
+        let mut seen = SeenShares::default();
+        let start = Instant::now();
+        let mut ok = 0u32;
+        for i in 0..n {
+            let nonce = format!("{i:08x}");
+            let submit = Submit {
+                en2: "00000000",
+                ntime: "000f4240",
+                nonce: &nonce,
+                version_bits: None,
+            };
+            let ctx = Context {
+                en1: &en1,
+                en2_size: 4,
+                version_mask: None,
+                now: 1_000_000,
+                ntime_ahead: 7_000,
+            };
+            if check(&job, &submit, &ctx, &mut seen).is_ok() {
+                ok += 1;
+            }
+            if i % 10_000 == 0 {
+                seen.clear();
+            }
+        }
+        let shares = f64::from(n) / start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut h = Hash256([0; 32]);
+        let mut header = [0u8; 80];
+        for i in 0..n {
+            header[76..80].copy_from_slice(&i.to_le_bytes());
+            header[..32].copy_from_slice(&h.0);
+            h = Hash256::sha256d(&header);
+        }
+        let hashes = f64::from(n) / start.elapsed().as_secs_f64();
+        assert!(ok > 0);
+        eprintln!(
+            "share validation: {shares:.0}/s; raw sha256d(80 B): {hashes:.0}/s; ratio {:.4} (a share costs the coinbase hash, {} branch hashes and the header hash)",
+            shares / hashes,
+            job.template.branch.len()
+        );
+    }
+}

@@ -49,6 +49,12 @@ pub struct UpArgs {
     /// First port: node I listens for P2P on BASE+2I and serves RPC on BASE+2I+1.
     #[arg(long, default_value_t = 18440, value_name = "PORT")]
     pub base_port: u16,
+    /// Give each node a Stratum port (solo mode): node I on STRATUM_BASE_PORT+I.
+    #[arg(long)]
+    pub stratum: bool,
+    /// First Stratum port (with --stratum).
+    #[arg(long, default_value_t = 3333, value_name = "PORT", requires = "stratum")]
+    pub stratum_base_port: u16,
     /// Give up when the nodes are not healthy at one tip after this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub ready_timeout: u64,
@@ -68,6 +74,18 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
         .collect::<Result<_, _>>()?;
     let names: Vec<String> = (0..args.nodes).map(|i| format!("node{i}")).collect();
     check_free(names.iter().map(String::as_str).zip(ports.iter().copied()))?;
+    if args.stratum {
+        for (i, name) in names.iter().enumerate() {
+            let port = stratum_port(&args, i)?;
+            if std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_err() {
+                return Err(DevnetError::PortInUse {
+                    port,
+                    node: name.clone(),
+                    role: "Stratum",
+                });
+            }
+        }
+    }
 
     let (mut file, launches) = prepare(&dir, &args, &ports)?;
     // Signals are caught from here on: a Ctrl-C during start-up still stops every node.
@@ -169,6 +187,11 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
             mining: i < args.miners,
             pid: None,
             wallet_account: Some(index),
+            stratum: if args.stratum {
+                Some(format!("stratum+tcp://127.0.0.1:{}", stratum_port(args, i)?))
+            } else {
+                None
+            },
         });
     }
     let launches = nodes
@@ -188,6 +211,16 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         base_port: Some(args.base_port),
     };
     Ok((file, launches))
+}
+
+/// Node `i`'s Stratum port.
+fn stratum_port(args: &UpArgs, i: usize) -> Result<u16, DevnetError> {
+    u16::try_from(usize::from(args.stratum_base_port) + i).map_err(|_| {
+        DevnetError::Args(format!(
+            "--stratum-base-port {}: node{i} would need a port above 65535",
+            args.stratum_base_port
+        ))
+    })
 }
 
 /// The `lode node` command line of one devnet node.
@@ -218,6 +251,9 @@ fn node_args(
     ];
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
+    }
+    if let Some(port) = node.stratum.as_deref().and_then(|u| u.rsplit_once(':')).map(|(_, p)| p) {
+        a.extend(["--stratum".into(), format!("127.0.0.1:{port}")]);
     }
     for other in all.iter().filter(|o| o.name != node.name) {
         a.extend(["--peer".into(), other.p2p.clone()]);
@@ -351,6 +387,7 @@ mod tests {
             mining: i == 0,
             pid: None,
             wallet_account: Some(u32::try_from(i).unwrap_or(0)),
+            stratum: None,
         }
     }
 
@@ -401,6 +438,8 @@ mod tests {
             dir: "d".into(),
             block_time: 1,
             base_port: 18440,
+            stratum: false,
+            stratum_base_port: 3333,
             ready_timeout: 10,
         };
         let prev = DevnetFile {
