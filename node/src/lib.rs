@@ -40,6 +40,8 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod miner;
+#[cfg(target_os = "linux")]
+pub mod netlab;
 pub mod network;
 pub mod node;
 pub mod node_args;

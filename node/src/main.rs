@@ -37,6 +37,23 @@ enum Command {
     Chain(ChainArgs),
     /// Mine on a Stratum v1 server (a Lode node's --stratum port, or any SHA-256d pool).
     Miner(MinerArgs),
+    /// Internal: the WAN emulator's NFQUEUE packet delayer (run by `devnet up --wan` and
+    /// the multi-host tests inside a lab's switch namespace).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    NetemDelay(NetemDelayArgs),
+}
+
+/// Flags of the hidden `lode netem-delay`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, clap::Args)]
+struct NetemDelayArgs {
+    /// A link: QUEUE:DELAY_US:JITTER_US:LOSS_PPM (repeatable).
+    #[arg(long = "link", required = true)]
+    links: Vec<lode_node::netlab::delayer::QueueLink>,
+    /// Seed of the delay and loss draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 fn main() {
@@ -97,6 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::Devnet(args) => return run_devnet(args),
         Command::Miner(args) => return run_client(|| lode_node::client::commands::miner::run(args)),
+        #[cfg(target_os = "linux")]
+        Command::NetemDelay(args) => {
+            init_client_logging();
+            return Ok(lode_node::netlab::delayer::run(&args.links, args.seed)?);
+        }
     };
     init_logging(args.log_format());
     let config = args.into_config()?;

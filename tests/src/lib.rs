@@ -4,6 +4,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod netns;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;

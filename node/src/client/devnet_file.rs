@@ -33,6 +33,9 @@ pub struct DevnetFile {
     /// `--base-port` of the last `devnet up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_port: Option<u16>,
+    /// `--wan` profile of a devnet whose nodes run in network namespaces (Linux, root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan: Option<String>,
 }
 
 /// One node of a devnet.

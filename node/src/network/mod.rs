@@ -13,9 +13,11 @@ mod handle;
 pub mod peers;
 pub mod protocol;
 pub mod sync;
+pub mod transport;
 
 use std::time::Duration;
 
+use libp2p::core::Transport as _;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
@@ -166,11 +168,15 @@ fn build_swarm(
     let behaviour = Behaviour::new(key, names, config, params)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        // TCP + Noise + Yamux as `with_tcp` builds it, with port reuse off (see `transport`).
+        .with_other_transport(|k| {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                transport::NoPortReuse(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)))
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(k)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
         .map_err(|e| NodeError::Network(format!("transport: {e}")))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?

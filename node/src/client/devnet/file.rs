@@ -67,6 +67,7 @@ mod tests {
             supervisor_pid: Some(41),
             block_time: Some(2),
             base_port: Some(18440),
+            wan: None,
         };
         write(&file, dir.path()).expect("write");
         let v: serde_json::Value =

@@ -22,6 +22,7 @@
 //! | [`probe`] | asking one node for health, tip, peers, mempool, hash rate, wallet |
 //! | [`status`], [`down`], [`partition`], [`reset`] | the other subcommands |
 //! | [`output`] | the only code writing to the terminal |
+//! | `wan` | `up --wan`: each node in a network namespace, links shaped like a WAN (Linux) |
 
 pub mod down;
 pub mod error;
@@ -37,6 +38,8 @@ pub mod reset;
 pub mod status;
 pub mod supervisor;
 pub mod up;
+#[cfg(target_os = "linux")]
+pub mod wan;
 
 use std::path::PathBuf;
 

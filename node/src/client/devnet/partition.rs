@@ -154,6 +154,13 @@ pub async fn partition(args: &PartitionArgs) -> Result<(), DevnetError> {
     }
     // Record first: if a call fails half-way, `heal` still knows what to undo.
     write_partition(dir, &Partition { groups: groups.clone() })?;
+    // Behind an emulated WAN the cut is made at the bridge, as a real network splits.
+    #[cfg(target_os = "linux")]
+    if file.wan.is_some() {
+        super::wan::partition(&groups, &file)?;
+        output::line(&format!("partitioned at the bridge: {}", describe(&groups)));
+        return Ok(());
+    }
     for (from, to) in cut_links(&groups, &file) {
         let client = admin_client(from).map_err(rpc_err(from))?;
         let peer = peer_of(to)?;
@@ -182,6 +189,14 @@ pub async fn heal(dir: &Path) -> Result<(), DevnetError> {
         return Ok(());
     };
     require_running(dir)?;
+    #[cfg(target_os = "linux")]
+    if file.wan.is_some() {
+        super::wan::heal()?;
+        let path = dir.join(PARTITION_FILE);
+        std::fs::remove_file(&path).map_err(|e| DevnetError::io(&path, e))?;
+        output::line(&format!("healed at the bridge: {}", describe(&recorded.groups)));
+        return Ok(());
+    }
     for (from, to) in cut_links(&recorded.groups, &file) {
         let client = admin_client(from).map_err(rpc_err(from))?;
         let peer = peer_of(to)?;

@@ -18,6 +18,10 @@ pub async fn status(dir: &Path) -> Result<(), DevnetError> {
     let rows: Vec<_> = file.nodes.iter().cloned().zip(probes).collect();
     output::table(&rows);
     output::line(&output::status_text(&rows));
+    #[cfg(target_os = "linux")]
+    for l in super::wan::link_lines(&file) {
+        output::line(&l);
+    }
     output::line(&match supervisor {
         Some(pid) => format!("supervisor: running (pid {pid})"),
         None => format!(

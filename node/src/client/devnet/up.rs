@@ -58,15 +58,41 @@ pub struct UpArgs {
     /// Give up when the nodes are not healthy at one tip after this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub ready_timeout: u64,
+    /// Run each node in its own network namespace ("machine") behind an emulated WAN:
+    /// `lan`, `wan` (≈80 ms round trip, 1% loss), `bad` (≈300 ms, 5% loss, the last node at
+    /// 1 Mbit/s) or `delay=40ms,jitter=10ms,loss=1%,rate=10mbit`. Linux, root only.
+    #[arg(long, value_name = "PROFILE")]
+    pub wan: Option<String>,
 }
 
 /// Runs `devnet up` until a signal (Ok) or a node's death (Err).
 pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let started = Instant::now();
     validate(&args)?;
+    // `--wan` is refused (not root, no namespaces) before anything is created.
+    #[cfg(target_os = "linux")]
+    let wan = args
+        .wan
+        .as_deref()
+        .map(|t| super::wan::check(t, args.nodes))
+        .transpose()?;
+    #[cfg(not(target_os = "linux"))]
+    if args.wan.is_some() {
+        return Err(DevnetError::Args("--wan needs Linux network namespaces".into()));
+    }
     std::fs::create_dir_all(&args.dir).map_err(|e| DevnetError::io(&args.dir, e))?;
     let dir = args.dir.canonicalize().map_err(|e| DevnetError::io(&args.dir, e))?;
     let _lock = DevnetLock::acquire(&dir)?;
+    let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
+    // Built before the nodes start and dropped (removed) after they stopped.
+    #[cfg(target_os = "linux")]
+    let _lab = match &wan {
+        Some(profile) => {
+            output::line(&format!("building the WAN lab ({})…", profile.name));
+            Some(super::wan::build(profile, args.nodes, &exe)?)
+        }
+        None => None,
+    };
     let previous = super::file::read_if_present(&dir)?;
     check_resume(&dir, previous.as_ref(), &args)?;
     let ports: Vec<NodePorts> = (0..args.nodes)
@@ -90,8 +116,11 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
     let (mut file, launches) = prepare(&dir, &args, &ports)?;
     // Signals are caught from here on: a Ctrl-C during start-up still stops every node.
     let mut signals = Signals::new().map_err(|e| DevnetError::io(Path::new("signal handler"), e))?;
-    let exe = std::env::current_exe().map_err(|e| DevnetError::io(Path::new("current executable"), e))?;
-    let mut sup = Supervisor::start(&exe, &launches).await?;
+    let mut sup = if args.wan.is_some() {
+        wan_start(&exe, launches).await?
+    } else {
+        Supervisor::start(&exe, &launches).await?
+    };
     for (node, pid) in file.nodes.iter_mut().zip(sup.pids()) {
         node.pid = Some(pid);
     }
@@ -122,6 +151,27 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
         output::line("devnet stopped");
     }
     outcome
+}
+
+/// Starts each node inside its namespace (`ip netns exec NS lode node …`).
+#[cfg(target_os = "linux")]
+async fn wan_start(exe: &Path, launches: Vec<NodeLaunch>) -> Result<Supervisor, DevnetError> {
+    let mut program = PathBuf::from("ip");
+    let wrapped: Vec<NodeLaunch> = launches
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (p, args) = super::wan::in_namespace(i, exe, l.args);
+            program = p;
+            NodeLaunch { args, ..l }
+        })
+        .collect();
+    Supervisor::start(&program, &wrapped).await
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn wan_start(_exe: &Path, _launches: Vec<NodeLaunch>) -> Result<Supervisor, DevnetError> {
+    Err(DevnetError::Args("--wan needs Linux network namespaces".into()))
 }
 
 fn validate(args: &UpArgs) -> Result<(), DevnetError> {
@@ -178,17 +228,18 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         let data_dir = dir.join(format!("node{i}"));
         std::fs::create_dir_all(&data_dir).map_err(|e| DevnetError::io(&data_dir, e))?;
         let peer_id = ensure_node_key(&data_dir, index)?;
+        let ip = node_ip(args.wan.is_some(), i);
         nodes.push(DevnetNode {
             name: format!("node{i}"),
-            rpc: format!("http://127.0.0.1:{}", p.rpc),
-            p2p: format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", p.p2p),
+            rpc: format!("http://{ip}:{}", p.rpc),
+            p2p: format!("/ip4/{ip}/tcp/{}/p2p/{peer_id}", p.p2p),
             cookie: data_dir.join(COOKIE_FILE),
             data_dir,
             mining: i < args.miners,
             pid: None,
             wallet_account: Some(index),
             stratum: if args.stratum {
-                Some(format!("stratum+tcp://127.0.0.1:{}", stratum_port(args, i)?))
+                Some(format!("stratum+tcp://{ip}:{}", stratum_port(args, i)?))
             } else {
                 None
             },
@@ -199,7 +250,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         .zip(ports)
         .map(|(node, p)| NodeLaunch {
             name: node.name.clone(),
-            args: node_args(node, p, &nodes, &mnemonic, args.block_time),
+            args: node_args(node, p, &nodes, &mnemonic, args.block_time, args.wan.is_some()),
             log: node.data_dir.join(NODE_LOG),
         })
         .collect();
@@ -209,6 +260,7 @@ fn prepare(dir: &Path, args: &UpArgs, ports: &[NodePorts]) -> Result<(DevnetFile
         supervisor_pid: None,
         block_time: Some(args.block_time),
         base_port: Some(args.base_port),
+        wan: args.wan.clone(),
     };
     Ok((file, launches))
 }
@@ -223,14 +275,32 @@ fn stratum_port(args: &UpArgs, i: usize) -> Result<u16, DevnetError> {
     })
 }
 
-/// The `lode node` command line of one devnet node.
+/// Node `i`'s address: loopback, or its own in the WAN lab.
+fn node_ip(wan: bool, i: usize) -> String {
+    #[cfg(target_os = "linux")]
+    if wan {
+        return super::wan::node_ip(i);
+    }
+    let _ = (wan, i);
+    "127.0.0.1".into()
+}
+
+/// The `lode node` command line of one devnet node. On loopback every node is given every
+/// other as `--peer`; behind a WAN (`wan`) only node0, the rest found through Kademlia.
 fn node_args(
     node: &DevnetNode,
     ports: &NodePorts,
     all: &[DevnetNode],
     mnemonic: &Path,
     block_time: u64,
+    wan: bool,
 ) -> Vec<String> {
+    let ip = node
+        .rpc
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(ip, _)| ip)
+        .to_string();
     let mut a: Vec<String> = vec![
         "node".into(),
         "--network".into(),
@@ -240,9 +310,9 @@ fn node_args(
         "--data-dir".into(),
         node.data_dir.display().to_string(),
         "--p2p-listen".into(),
-        format!("/ip4/127.0.0.1/tcp/{}", ports.p2p),
+        format!("/ip4/{ip}/tcp/{}", ports.p2p),
         "--rpc-listen".into(),
-        format!("127.0.0.1:{}", ports.rpc),
+        format!("{ip}:{}", ports.rpc),
         "--no-mdns".into(),
         "--wallet-mnemonic-file".into(),
         mnemonic.display().to_string(),
@@ -252,10 +322,11 @@ fn node_args(
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
     }
-    if let Some(port) = node.stratum.as_deref().and_then(|u| u.rsplit_once(':')).map(|(_, p)| p) {
-        a.extend(["--stratum".into(), format!("127.0.0.1:{port}")]);
+    if let Some(listen) = node.stratum.as_deref().and_then(|u| u.strip_prefix("stratum+tcp://")) {
+        a.extend(["--stratum".into(), listen.to_string()]);
     }
-    for other in all.iter().filter(|o| o.name != node.name) {
+    let peers = all.iter().filter(|o| o.name != node.name);
+    for other in peers.take(if wan { 1 } else { usize::MAX }) {
         a.extend(["--peer".into(), other.p2p.clone()]);
     }
     a
@@ -395,7 +466,7 @@ mod tests {
     fn node_command_line_wires_every_other_node_and_the_wallet_account() {
         let all: Vec<DevnetNode> = (0..3).map(node).collect();
         let ports = NodePorts { p2p: 18442, rpc: 18443 };
-        let a = node_args(&all[1], &ports, &all, Path::new("/d/mnemonic.txt"), 1).join(" ");
+        let a = node_args(&all[1], &ports, &all, Path::new("/d/mnemonic.txt"), 1, false).join(" ");
         assert!(a.starts_with("node --network devnet --block-time 1 "), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18440/p2p/ID0"), "{a}");
         assert!(a.contains("--peer /ip4/127.0.0.1/tcp/18444/p2p/ID2"), "{a}");
@@ -404,8 +475,25 @@ mod tests {
             a.contains("--wallet-account 1") && a.contains("--no-mdns") && !a.contains("--mine"),
             "{a}"
         );
-        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), 1).join(" ");
+        let a0 = node_args(&all[0], &ports, &all, Path::new("/d/mnemonic.txt"), 1, false).join(" ");
         assert!(a0.contains("--mine --miner-threads 1"), "{a0}");
+    }
+
+    #[test]
+    fn behind_a_wan_a_node_listens_on_its_own_address_and_knows_only_node0() {
+        let all: Vec<DevnetNode> = (0..3)
+            .map(|i| DevnetNode {
+                rpc: format!("http://10.77.0.{}:{}", i + 1, 18441 + 2 * i),
+                p2p: format!("/ip4/10.77.0.{}/tcp/{}/p2p/ID{i}", i + 1, 18440 + 2 * i),
+                ..node(i)
+            })
+            .collect();
+        let ports = NodePorts { p2p: 18444, rpc: 18445 };
+        let a = node_args(&all[2], &ports, &all, Path::new("/d/mnemonic.txt"), 1, true).join(" ");
+        assert!(a.contains("--p2p-listen /ip4/10.77.0.3/tcp/18444"), "{a}");
+        assert!(a.contains("--rpc-listen 10.77.0.3:18445"), "{a}");
+        assert!(a.contains("--peer /ip4/10.77.0.1/tcp/18440/p2p/ID0"), "{a}");
+        assert!(!a.contains("ID1"), "only node0 is a --peer behind a WAN: {a}");
     }
 
     #[test]
@@ -441,6 +529,7 @@ mod tests {
             stratum: false,
             stratum_base_port: 3333,
             ready_timeout: 10,
+            wan: None,
         };
         let prev = DevnetFile {
             network: "devnet".into(),
@@ -448,6 +537,7 @@ mod tests {
             supervisor_pid: None,
             block_time: Some(2),
             base_port: None,
+            wan: None,
         };
         let e = check_resume(Path::new("d"), Some(&prev), &args).expect_err("mismatch");
         assert!(e.to_string().contains("--block-time 2s"), "{e}");

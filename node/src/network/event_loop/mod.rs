@@ -23,7 +23,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use lode_chain::{encoding, ChainParams};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -72,6 +72,8 @@ const GOSSIP_BAN_SCORE: f64 = -80.0;
 const REDIAL_INTERVAL: Duration = Duration::from_secs(5);
 /// How often Kademlia re-bootstraps.
 const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
+/// Connections below which peers Kademlia discovers are dialled.
+const DISCOVERY_DIALS: usize = 8;
 
 /// The request-response behaviour seen by the sync manager.
 struct Requests<'a>(&'a mut request_response::Behaviour<SyncCodec>);
@@ -426,6 +428,50 @@ impl EventLoop {
         }
     }
 
+    /// Puts a peer's listen addresses into the Kademlia table: only a peer that serves our
+    /// DHT protocol (a client-mode peer in the table wastes every query sent to it), and no
+    /// unspecified or, unless the peer itself is on loopback, loopback address (listening on
+    /// 0.0.0.0 reports 127.0.0.1 too, which on another host is the wrong machine).
+    fn learn_kad_addresses(&mut self, peer: PeerId, info: &identify::Info) {
+        let kad_protocol = self.names.kad_protocol();
+        if !info.protocols.iter().any(|p| p.as_ref() == kad_protocol) {
+            return;
+        }
+        let peer_on_loopback = self.conns.get(&peer).is_some_and(|(a, _)| is_loopback(a));
+        let usable: Vec<Multiaddr> = info
+            .listen_addrs
+            .iter()
+            .filter(|a| !is_unspecified(a) && (peer_on_loopback || !is_loopback(a)))
+            .cloned()
+            .collect();
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            for a in usable {
+                kad.add_address(&peer, a);
+            }
+        }
+    }
+
+    /// Dials a peer Kademlia just put in its table, so discovery from one bootstrap ends in
+    /// connections (gossip and sync), not only table entries; bounded by [`DISCOVERY_DIALS`]
+    /// connections so a large DHT does not make us dial everyone.
+    fn dial_discovered(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id()
+            || self.swarm.is_connected(&peer)
+            || self.book.is_banned(&peer)
+            || self.conns.len() >= DISCOVERY_DIALS
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .addresses(addresses)
+            .allocate_new_port()
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "cannot dial discovered peer");
+        }
+    }
+
     fn penalise(&mut self, peer: PeerId, what: Misbehaviour) {
         tracing::debug!(%peer, ?what, "peer misbehaved");
         if self.book.report(peer, &what, Instant::now()) {
@@ -476,11 +522,7 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for a in &info.listen_addrs {
-                        kad.add_address(&peer_id, a.clone());
-                    }
-                }
+                self.learn_kad_addresses(peer_id, &info);
                 if self.ready.insert(peer_id) {
                     tracing::info!(peer = %peer_id, agent = %info.agent_version, "peer ready");
                     self.sync
@@ -494,6 +536,12 @@ impl EventLoop {
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                is_new_peer: true,
+                addresses,
+                ..
+            })) => self.dial_discovered(peer, addresses.into_vec()),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) && !self.book.is_banned(&peer) {
@@ -624,4 +672,22 @@ impl EventLoop {
 
 fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+}
+
+/// Whether a multiaddr's IP is loopback.
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+/// Whether a multiaddr's IP is unspecified (0.0.0.0 or ::).
+fn is_unspecified(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
 }
