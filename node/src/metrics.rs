@@ -156,30 +156,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Copies the Stratum server's figures into the gauges (before a scrape).
-    pub fn refresh_stratum(&self, stratum: Option<&crate::stratum::Shared>) {
-        let Some(s) = stratum else { return };
-        let (accepted, rejected, blocks, _) = s.stats.totals();
-        self.stratum_connections.set(s.connections() as i64);
-        self.stratum_blocks_found.set(blocks as i64);
-        let set = |outcome: &str, v: u64| {
-            self.stratum_shares
-                .get_or_create(&ShareLabels {
-                    outcome: outcome.to_string(),
-                })
-                .set(v as i64);
-        };
-        set("accepted", accepted);
-        for (reason, v) in rejected {
-            set(reason, v);
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.stratum_hashrate
-            .set(s.stats.workers().iter().map(|(_, w)| w.hashrate(now, 900)).sum());
-    }
-
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -362,7 +362,9 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let m = app.api.metrics().clone();
     m.height.set(i64::from(app.api.tip().height.0));
-    m.refresh_stratum(app.api.stratum().map(|s| s.as_ref()));
+    if let Some(s) = app.api.stratum() {
+        crate::stratum::server::refresh_metrics(&m, s);
+    }
     if let Ok(peers) = app.api.net().peers().await {
         m.peers.set(peers.len() as i64);
     }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::chain_task::{ChainHandle, TipInfo};
 use crate::common::stratum::{difficulty_of_target, merkle_branch, split_coinbase, WireError};
 
-use super::pool::Pool;
+use super::pool::{Pool, TemplateFacts};
 
 /// What every coinbase mined through Stratum carries as its message.
 pub const COINBASE_MESSAGE: &[u8] = b"lode/stratum";
@@ -148,7 +148,14 @@ pub async fn run(
         match build(&chain, id, last.as_deref()).await {
             Ok(mut t) => {
                 if let Some(pool) = &pool {
-                    match pool.split_for(&t) {
+                    let facts = TemplateFacts {
+                        id: t.id,
+                        height: t.height.0,
+                        reward: t.reward,
+                        net_diff: t.net_diff,
+                        node_payout: t.node_payout,
+                    };
+                    match pool.split_for(facts) {
                         Ok(outputs) => t.pool_outputs = Some(Arc::new(outputs)),
                         Err(e) => tracing::warn!(error = %e, "pool split failed; no job this round"),
                     }

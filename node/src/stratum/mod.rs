@@ -11,7 +11,8 @@
 //! | [`share`] | checking a submit against its job |
 //! | [`vardiff`] | per-connection difficulty |
 //! | [`session`] | one connection's state machine and loop |
-//! | [`server`] | accept loop, caps, bans |
+//! | [`shared`] | what every connection shares (caps, bans, templates, pool, stats) |
+//! | [`server`] | accept loop, metrics refresh |
 //! | [`pool`] | durable share log, PPLNS payouts, found-block audit |
 //! | [`stats`] | per-worker figures, bounded |
 //!
@@ -25,6 +26,7 @@ pub mod pool;
 pub mod server;
 pub mod session;
 pub mod share;
+pub mod shared;
 pub mod stats;
 pub mod vardiff;
 
@@ -36,7 +38,7 @@ use lode_chain::ChainParams;
 use tokio::sync::watch;
 
 pub use config::{PoolConfig, StratumConfig};
-pub use server::Shared;
+pub use shared::Shared;
 
 use crate::chain_task::{ChainHandle, TipInfo};
 use crate::error::NodeError;

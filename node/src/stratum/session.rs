@@ -19,8 +19,8 @@ use crate::common::stratum::{difficulty_of_hash, prevhash_to_stratum, u32_hex, S
 use super::jobs::Template;
 use super::messages::{self, parse_request, ErrorCode, Request};
 use super::pool::ShareRecord;
-use super::server::Shared;
 use super::share::{self, SeenShares, SessionJob, Submit};
+use super::shared::Shared;
 use super::stats::Reject;
 use super::vardiff::Vardiff;
 use crate::common::lines::LineReader;

@@ -119,7 +119,7 @@ pub(crate) async fn getpoolinfo(app: &App, p: &Params) -> Result<Value, RpcError
         let mut miners: Vec<Value> = weights
             .iter()
             .map(|(pkh, w)| {
-                let est = if total == 0 { 0 } else { (*w * (u128::from(reward) - fee) / total) as u64 };
+                let est = (*w * (u128::from(reward) - fee)).checked_div(total).unwrap_or(0) as u64;
                 json!({
                     "address": pkh.to_address(&hrp).unwrap_or_default(),
                     "window_fraction": *w as f64 / total.max(1) as f64,

@@ -19,7 +19,6 @@ use tokio::sync::oneshot;
 
 use self::payout::{payout, window, Payout, Rule, ScoredShare};
 use super::config::PoolConfig;
-use super::jobs::Template;
 
 /// Directory of the pool's database inside the data dir.
 pub const POOL_DIR: &str = "stratum-pool";
@@ -115,6 +114,21 @@ pub struct FoundBlock {
     pub carried: Vec<([u8; 20], u64)>,
     /// The window, newest share first.
     pub window: Vec<WindowEntry>,
+}
+
+/// What a split needs to know of a template.
+#[derive(Clone, Copy, Debug)]
+pub struct TemplateFacts {
+    /// The template's id.
+    pub id: u64,
+    /// Its height.
+    pub height: u32,
+    /// Subsidy + fees.
+    pub reward: Amount,
+    /// Its network difficulty.
+    pub net_diff: f64,
+    /// Where the fee and remainder go.
+    pub node_payout: Option<PubkeyHash>,
 }
 
 struct PendingSplit {
@@ -275,26 +289,23 @@ impl Pool {
         }
     }
 
-    /// The coinbase outputs for `template`: the window's split (kept, so a block found on
-    /// it can be committed and audited).
-    pub fn split_for(&self, template: &Template) -> Result<Vec<TxOut>, PoolError> {
-        let node = template.node_payout.ok_or(PoolError::NoNodePayout)?;
-        let entries = self.current_window(template.net_diff)?;
-        let weights = window(
-            entries.iter().map(|e| e.share.scored()),
-            self.config.window,
-            template.net_diff,
-        );
-        let p = payout(template.reward, &weights, &self.carried()?, self.rule(), node);
+    /// The coinbase outputs for a template (`template` its id): the window's split at
+    /// network difficulty `net_diff` of `reward`, the remainder to `node` (kept, so a block
+    /// found on it can be committed and audited).
+    pub fn split_for(&self, t: TemplateFacts) -> Result<Vec<TxOut>, PoolError> {
+        let node = t.node_payout.ok_or(PoolError::NoNodePayout)?;
+        let entries = self.current_window(t.net_diff)?;
+        let weights = window(entries.iter().map(|e| e.share.scored()), self.config.window, t.net_diff);
+        let p = payout(t.reward, &weights, &self.carried()?, self.rule(), node);
         let outputs = p.outputs.clone();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= PENDING_SPLITS {
             pending.pop_front();
         }
         pending.push_back(PendingSplit {
-            template: template.id,
-            height: template.height.0,
-            reward: template.reward,
+            template: t.id,
+            height: t.height,
+            reward: t.reward,
             payout: p,
             window: entries,
         });
