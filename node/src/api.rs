@@ -37,6 +37,7 @@ pub struct NodeApi {
     pub(crate) halted: watch::Receiver<Option<String>>,
     pub(crate) default_threads: usize,
     pub(crate) started: std::time::Instant,
+    pub(crate) stratum: Option<Arc<crate::stratum::Shared>>,
 }
 
 impl NodeApi {
@@ -121,6 +122,11 @@ impl NodeApi {
     /// Why the node stopped accepting work (a write failed: disk full, I/O error), if it has.
     pub fn halted(&self) -> Option<String> {
         self.halted.borrow().clone()
+    }
+
+    /// The Stratum server's state, if it runs.
+    pub fn stratum(&self) -> Option<&Arc<crate::stratum::Shared>> {
+        self.stratum.as_ref()
     }
 
     /// Asks the node to stop (RPC `stop`): whoever runs the node waits on

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub mining: MiningConfig,
     /// How the built-in wallet is chosen.
     pub wallet: WalletConfig,
+    /// The Stratum server (`None`: off).
+    pub stratum: Option<crate::stratum::StratumConfig>,
 }
 
 impl NodeConfig {
@@ -52,6 +54,7 @@ impl NodeConfig {
             rpc: None,
             mining: MiningConfig::default(),
             wallet: WalletConfig::default(),
+            stratum: None,
         }
     }
 }

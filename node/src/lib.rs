@@ -47,6 +47,7 @@ pub mod node;
 pub mod node_args;
 pub mod progress;
 pub mod rpc;
+pub mod stratum;
 mod task_sender;
 pub mod wallet;
 

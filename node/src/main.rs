@@ -1,12 +1,12 @@
 //! The `lode` binary: parse flags, set up logging, then run the node until Ctrl-C / SIGTERM
-//! (`lode node`, the daemon) or one client command (`lode wallet|mine|chain|devnet`).
+//! (`lode node`, the daemon) or one client command (`lode wallet|mine|chain|devnet|miner`).
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lode_node::client::commands::{
-    apikey::ApiKeyArgs, chain::ChainArgs, mine::MineArgs, wallet::WalletArgs, CommandError,
+    apikey::ApiKeyArgs, chain::ChainArgs, mine::MineArgs, miner::MinerArgs, wallet::WalletArgs, CommandError,
 };
 use lode_node::client::devnet::DevnetArgs;
 use lode_node::node_args::NodeArgs;
@@ -38,6 +38,8 @@ enum Command {
     Mine(MineArgs),
     /// Inspect a node's chain: info, block, tx, mempool, peers, verify.
     Chain(ChainArgs),
+    /// Mine on a Stratum v1 server (a Lode node's --stratum port, or any SHA-256d pool).
+    Miner(MinerArgs),
     /// Internal: the WAN emulator's NFQUEUE packet delayer (run by `devnet up --wan` and
     /// the multi-host tests inside a lab's switch namespace).
     #[cfg(target_os = "linux")]
@@ -115,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::ApiKey(args) => return run_client(|| lode_node::client::commands::apikey::run(args)),
         Command::Devnet(args) => return run_devnet(args),
+        Command::Miner(args) => return run_client(|| lode_node::client::commands::miner::run(args)),
         #[cfg(target_os = "linux")]
         Command::NetemDelay(args) => {
             init_client_logging();

@@ -30,6 +30,14 @@ pub struct RefusalLabels {
     pub reason: String,
 }
 
+/// Labels of a Stratum share count: `accepted` or one refusal reason (a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShareLabels {
+    /// `accepted`, `stale`, `duplicate`, `low_difficulty`, `bad_ntime`, `bad_version`,
+    /// `unauthorized`, `not_subscribed` or `malformed`.
+    pub outcome: String,
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +63,14 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     /// Requests refused with 401.
     pub auth_failures: Counter,
+    /// Stratum connections open.
+    pub stratum_connections: Gauge,
+    /// Stratum shares since start by outcome.
+    pub stratum_shares: Family<ShareLabels, Gauge>,
+    /// Blocks found through Stratum since start.
+    pub stratum_blocks_found: Gauge,
+    /// Stratum miners' hash rate over 15 minutes (Σ accepted difficulty × 2^32 / s).
+    pub stratum_hashrate: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -75,6 +91,10 @@ impl Metrics {
             rate_limited: Counter::default(),
             refusals: Family::default(),
             auth_failures: Counter::default(),
+            stratum_connections: Gauge::default(),
+            stratum_shares: Family::default(),
+            stratum_blocks_found: Gauge::default(),
+            stratum_hashrate: Gauge::default(),
         };
         registry.register("chain_height", "Best-chain height", m.height.clone());
         registry.register("peers", "Connected peers of this chain", m.peers.clone());
@@ -115,6 +135,26 @@ impl Metrics {
             m.auth_failures.clone(),
         );
         registry.register("rpc_refused", "Requests refused, by reason", m.refusals.clone());
+        registry.register(
+            "stratum_connections",
+            "Stratum connections open",
+            m.stratum_connections.clone(),
+        );
+        registry.register(
+            "stratum_shares",
+            "Stratum shares since start by outcome",
+            m.stratum_shares.clone(),
+        );
+        registry.register(
+            "stratum_blocks_found",
+            "Blocks found through Stratum since start",
+            m.stratum_blocks_found.clone(),
+        );
+        registry.register(
+            "stratum_hashrate",
+            "Stratum miners' hash rate over 15 minutes",
+            m.stratum_hashrate.clone(),
+        );
         Metrics { registry, ..m }
     }
 

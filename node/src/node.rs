@@ -24,6 +24,7 @@ pub const CHAIN_DIR: &str = "chain";
 pub struct NodeHandle {
     api: NodeApi,
     rpc: Option<crate::rpc::RpcServer>,
+    stratum_addr: Option<std::net::SocketAddr>,
     stop_requested: watch::Receiver<bool>,
     // The strong handles: they keep the chain task and the event loop alive until shutdown
     // (`api` holds weak ones). Everything else the handle shows comes from `api`.
@@ -46,6 +47,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         rpc,
         mining,
         wallet,
+        stratum,
     } = config;
     for addr in &network.listen {
         crate::network::check_port_free(addr)?;
@@ -115,6 +117,20 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     .await?;
     spawn_tick(chain.downgrade());
     crate::miner::MiningMonitor::spawn_sampler(&monitor, shutdown_tx.subscribe());
+    let stratum = match stratum {
+        Some(sc) => Some(
+            crate::stratum::start(
+                sc,
+                params.clone(),
+                &data_dir,
+                chain.downgrade(),
+                outputs.tip.clone(),
+                shutdown_tx.subscribe(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let tip = outputs.tip.borrow().clone();
     tracing::info!(
@@ -145,6 +161,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         halted: outputs.halted,
         default_threads,
         started: std::time::Instant::now(),
+        stratum: stratum.as_ref().map(|s| s.shared.clone()),
     };
     spawn_halt_watch(api.clone());
     let rpc = match rpc {
@@ -155,6 +172,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     Ok(NodeHandle {
         api,
         rpc,
+        stratum_addr: stratum.as_ref().map(|s| s.addr),
         stop_requested: stop_rx,
         chain: Some(chain),
         net: running_net.handle,
@@ -199,6 +217,11 @@ impl NodeHandle {
     /// The RPC server's address, if it runs.
     pub fn rpc_addr(&self) -> Option<std::net::SocketAddr> {
         self.rpc.as_ref().map(|r| r.addr)
+    }
+
+    /// The Stratum server's address, if it runs.
+    pub fn stratum_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stratum_addr
     }
 
     /// Resolves when a client asked the node to stop (RPC `stop`).

@@ -92,6 +92,24 @@ pub struct NodeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormatArg,
+    /// Serve Stratum v1 miners on this IP:PORT (off by default; solo mode unless --pool).
+    #[arg(long, value_name = "ADDR")]
+    pub stratum: Option<String>,
+    /// Stratum pool mode: usernames are ADDRESS[.worker], blocks pay the PPLNS window.
+    #[arg(long, requires = "stratum")]
+    pub pool: bool,
+    /// Pool fee in basis points of each block's reward, paid to the node's wallet.
+    #[arg(long, value_name = "BPS", default_value_t = 0, requires = "pool")]
+    pub pool_fee_bps: u32,
+    /// Smallest coinbase output to a pool miner (base units); smaller balances carry over.
+    #[arg(long, value_name = "UNITS", requires = "pool")]
+    pub pool_min_payout: Option<u64>,
+    /// PPLNS window in network difficulties (the N of "last N shares" in block units).
+    #[arg(long, value_name = "X", requires = "pool")]
+    pub pool_window: Option<f64>,
+    /// Most outputs in a pool coinbase (the smallest balances past it carry over).
+    #[arg(long, value_name = "N", requires = "pool")]
+    pub pool_max_outputs: Option<usize>,
 }
 
 impl NodeArgs {
@@ -190,7 +208,42 @@ impl NodeArgs {
                 )));
             }
         }
+        let stratum = self
+            .stratum
+            .as_deref()
+            .map(|a| -> Result<_, NodeError> {
+                let listen = a
+                    .parse::<SocketAddr>()
+                    .map_err(|_| NodeError::Config(format!("--stratum: {a:?} is not an IP:PORT address")))?;
+                let mut config = crate::stratum::StratumConfig::new(listen);
+                if self.pool {
+                    let mut pool = crate::stratum::PoolConfig::default();
+                    if self.pool_fee_bps > 10_000 {
+                        return Err(NodeError::Config("--pool-fee-bps: at most 10000".into()));
+                    }
+                    pool.fee_bps = self.pool_fee_bps;
+                    if let Some(m) = self.pool_min_payout {
+                        pool.min_payout = lode_chain::Amount(m);
+                    }
+                    if let Some(w) = self.pool_window {
+                        if !(w.is_finite() && (0.01..=1_000.0).contains(&w)) {
+                            return Err(NodeError::Config("--pool-window: must be 0.01 to 1000".into()));
+                        }
+                        pool.window = w;
+                    }
+                    if let Some(n) = self.pool_max_outputs {
+                        if !(2..=1_000).contains(&n) {
+                            return Err(NodeError::Config("--pool-max-outputs: must be 2 to 1000".into()));
+                        }
+                        pool.max_outputs = n;
+                    }
+                    config.pool = Some(pool);
+                }
+                Ok(config)
+            })
+            .transpose()?;
         Ok(NodeConfig {
+            stratum,
             params,
             data_dir,
             chain: crate::chain_task::ChainConfig {

@@ -381,6 +381,7 @@ difficulty = { algorithm = "fixed" }
             mining,
             pid: Some(4242 + u32::from(i)),
             wallet_account: Some(u32::from(i)),
+            stratum: None,
         };
         let devnet_file = DevnetFile {
             network: "devnet".into(),

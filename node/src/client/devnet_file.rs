@@ -63,6 +63,9 @@ pub struct DevnetNode {
     /// The account of the devnet test mnemonic its wallet uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_account: Option<u32>,
+    /// Its Stratum URL (`stratum+tcp://127.0.0.1:3333`), when `up --stratum` gave it one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratum: Option<String>,
 }
 
 impl DevnetNode {
@@ -163,6 +166,7 @@ mod tests {
                 mining: true,
                 pid: Some(7),
                 wallet_account: None,
+                stratum: None,
             }],
             ..DevnetFile::default()
         }

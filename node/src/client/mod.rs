@@ -12,11 +12,13 @@
 //! | [`http`] | [`RpcClient`]: JSON-RPC calls and REST `GET`s to one node, cookie reading |
 //! | [`commands`] | `lode wallet|mine|chain`: pick a node, call it, print a report |
 //! | [`devnet`] | `lode devnet up|down|status|partition|heal|reset`: the devnet supervisor |
+//! | [`stratum`] | Stratum v1's miner side: a connection to any Stratum server, and `lode miner` (over TCP) |
 //! | [`devnet_file`] | `devnet.json`: how the client commands find a devnet's nodes by name |
 
 pub mod commands;
 pub mod devnet;
 pub mod devnet_file;
 pub mod http;
+pub mod stratum;
 
 pub use http::{ClientError, Credential, RpcClient};

@@ -392,6 +392,9 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let m = app.api.metrics().clone();
     m.height.set(i64::from(app.api.tip().height.0));
+    if let Some(s) = app.api.stratum() {
+        crate::stratum::server::refresh_metrics(&m, s);
+    }
     if let Ok(peers) = app.api.net().peers().await {
         m.peers.set(peers.len() as i64);
     }

@@ -16,6 +16,7 @@ pub mod apikey;
 pub mod chain;
 pub mod input;
 pub mod mine;
+pub mod miner;
 pub mod output;
 pub mod target;
 pub mod wait;
@@ -101,6 +102,9 @@ pub enum CommandError {
     /// problem).
     #[error("{0}")]
     Failed(String),
+    /// `lode miner` failed (a bad URL, the server refused us, I/O).
+    #[error("lode miner: {0}")]
+    Miner(String),
     /// The tokio runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -225,6 +225,7 @@ mod tests {
             mining: i == 0,
             pid: None,
             wallet_account: None,
+            stratum: None,
         };
         std::fs::create_dir_all(dir).expect("mkdir");
         DevnetFile {

@@ -20,7 +20,7 @@ pub enum DevnetError {
         port: u16,
         /// The node it was meant for.
         node: String,
-        /// `P2P` or `RPC`.
+        /// `P2P`, `RPC` or `Stratum`.
         role: &'static str,
     },
     /// A port could not be checked for another reason than being taken.

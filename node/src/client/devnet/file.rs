@@ -62,6 +62,7 @@ mod tests {
                 mining: true,
                 pid: Some(42),
                 wallet_account: Some(0),
+                stratum: None,
             }],
             supervisor_pid: Some(41),
             block_time: Some(2),

@@ -127,6 +127,7 @@ pub fn table(nodes: &[(DevnetNode, Probe)]) {
         "P2P".into(),
         "WALLET".into(),
         "BALANCE".into(),
+        "STRATUM".into(),
     ]];
     for (node, p) in nodes {
         let state = match (p.is_down(), p.ready) {
@@ -148,9 +149,10 @@ pub fn table(nodes: &[(DevnetNode, Probe)]) {
             node.p2p.clone(),
             p.address.clone().unwrap_or_else(|| "-".into()),
             p.balance.map_or_else(|| "-".into(), |b| Amount(b).to_string()),
+            node.stratum.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -284,6 +286,7 @@ mod tests {
             mining: false,
             pid: None,
             wallet_account: None,
+            stratum: None,
         };
         let probe = Probe {
             ready: true,

@@ -264,6 +264,7 @@ mod tests {
                     mining: false,
                     pid: None,
                     wallet_account: None,
+                    stratum: None,
                 })
                 .collect(),
             ..DevnetFile::default()

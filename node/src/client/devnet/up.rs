@@ -49,6 +49,12 @@ pub struct UpArgs {
     /// First port: node I listens for P2P on BASE+2I and serves RPC on BASE+2I+1.
     #[arg(long, default_value_t = 18440, value_name = "PORT")]
     pub base_port: u16,
+    /// Give each node a Stratum port (solo mode): node I on STRATUM_BASE_PORT+I.
+    #[arg(long)]
+    pub stratum: bool,
+    /// First Stratum port (with --stratum).
+    #[arg(long, default_value_t = 3333, value_name = "PORT", requires = "stratum")]
+    pub stratum_base_port: u16,
     /// Give up when the nodes are not healthy at one tip after this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub ready_timeout: u64,
@@ -94,6 +100,18 @@ pub async fn up(args: UpArgs) -> Result<(), DevnetError> {
         .collect::<Result<_, _>>()?;
     let names: Vec<String> = (0..args.nodes).map(|i| format!("node{i}")).collect();
     check_free(names.iter().map(String::as_str).zip(ports.iter().copied()))?;
+    if args.stratum {
+        for (i, name) in names.iter().enumerate() {
+            let port = stratum_port(&args, i)?;
+            if std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_err() {
+                return Err(DevnetError::PortInUse {
+                    port,
+                    node: name.clone(),
+                    role: "Stratum",
+                });
+            }
+        }
+    }
 
     let spec = chain_spec(&dir, previous.as_ref(), &args)?;
     let (mut file, launches) = prepare(&dir, &args, &ports, spec)?;
@@ -264,6 +282,11 @@ fn prepare(
             mining: i < args.miners,
             pid: None,
             wallet_account: Some(index),
+            stratum: if args.stratum {
+                Some(format!("stratum+tcp://{ip}:{}", stratum_port(args, i)?))
+            } else {
+                None
+            },
         });
     }
     let launches = nodes
@@ -285,6 +308,16 @@ fn prepare(
         wan: args.wan.clone(),
     };
     Ok((file, launches))
+}
+
+/// Node `i`'s Stratum port.
+fn stratum_port(args: &UpArgs, i: usize) -> Result<u16, DevnetError> {
+    u16::try_from(usize::from(args.stratum_base_port) + i).map_err(|_| {
+        DevnetError::Args(format!(
+            "--stratum-base-port {}: node{i} would need a port above 65535",
+            args.stratum_base_port
+        ))
+    })
 }
 
 /// Node `i`'s address: loopback, or its own in the WAN lab.
@@ -330,6 +363,9 @@ fn node_args(
     ]);
     if node.mining {
         a.extend(["--mine".into(), "--miner-threads".into(), "1".into()]);
+    }
+    if let Some(listen) = node.stratum.as_deref().and_then(|u| u.strip_prefix("stratum+tcp://")) {
+        a.extend(["--stratum".into(), listen.to_string()]);
     }
     let peers = all.iter().filter(|o| o.name != node.name);
     for other in peers.take(if wan { 1 } else { usize::MAX }) {
@@ -479,6 +515,7 @@ mod tests {
             mining: i == 0,
             pid: None,
             wallet_account: Some(u32::try_from(i).unwrap_or(0)),
+            stratum: None,
         }
     }
 
@@ -564,6 +601,8 @@ mod tests {
             dir: "d".into(),
             block_time: 1,
             base_port: 18440,
+            stratum: false,
+            stratum_base_port: 3333,
             ready_timeout: 10,
             wan: None,
         };

@@ -7,6 +7,7 @@ pub mod durability;
 pub mod keys;
 pub mod mining;
 pub mod net;
+pub mod stratum;
 pub mod wallet;
 
 use serde_json::Value;
@@ -64,6 +65,9 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("createapikey", Some(Scope::Admin)),
     ("listapikeys", Some(Scope::Admin)),
     ("revokeapikey", Some(Scope::Admin)),
+    ("getstratuminfo", None),
+    ("getpoolinfo", None),
+    ("getpoolblock", None),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -121,6 +125,9 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "createapikey" => keys::createapikey(app, p),
         "listapikeys" => keys::listapikeys(app, p),
         "revokeapikey" => keys::revokeapikey(app, p),
+        "getstratuminfo" => stratum::getstratuminfo(app, p).await,
+        "getpoolinfo" => stratum::getpoolinfo(app, p).await,
+        "getpoolblock" => stratum::getpoolblock(app, p).await,
         other => Err(RpcError::method_not_found(other)),
     }
 }
