@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lode_node::client::devnet::file::DevnetFile;
 use lode_node::client::RpcClient;
+use lode_node::common::coins;
 use lode_tests::{lode_bin, wait_until};
 use serde_json::{json, Value};
 
@@ -514,16 +515,22 @@ async fn the_readme_walkthrough_works_as_written() {
                     txid = line.split_whitespace().last().expect("txid").to_string();
                     // Sender: exactly the amount out, and the fee.
                     let tx = admin_call(&file, "node0", "gettransaction", json!([txid])).await;
-                    let fee = tx["fee"].as_u64().expect("fee");
+                    // Core's shape: decimal coins, the fee negative, a send's amount
+                    // negative and without the fee.
+                    let fee = -coins::signed_from_json(&tx["fee"]).expect("fee");
                     assert!(fee > 0 && out.contains(&format!("({fee} units)")), "{out}");
-                    let paid = 1_250_000_000 + i64::try_from(fee).expect("fee");
-                    assert_eq!(tx["amount"].as_i64(), Some(-paid), "{tx}");
+                    assert_eq!(
+                        coins::signed_from_json(&tx["amount"]).ok(),
+                        Some(-1_250_000_000),
+                        "{tx}"
+                    );
                     assert!(tx["confirmations"].as_u64() >= Some(1), "{tx}");
                 }
                 (Some("wallet"), _, Some("balance")) => {
                     // Receiver: exactly the amount in (node1 does not mine).
                     let b = admin_call(&file, "node1", "getbalances", json!([])).await;
-                    assert_eq!(b["spendable"].as_u64(), Some(premine + 1_250_000_000), "{b}");
+                    let spendable = coins::from_json(&b["mine"]["trusted"]).map(|a| a.units());
+                    assert_eq!(spendable.ok(), Some(premine + 1_250_000_000), "{b}");
                     assert!(out.contains("10012.50000000"), "{out}");
                 }
                 (Some("devnet"), Some("partition"), _) => {

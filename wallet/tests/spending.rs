@@ -290,10 +290,14 @@ fn pending_spends_are_not_reused() {
     assert_eq!(b.spendable, Amount::ZERO);
     assert_eq!(b.reserved, Amount::coins(10_000));
     assert_eq!(b.pending_incoming, p.change.expect("change").1);
-    assert!(matches!(
-        build_payment(&mut s.wallet, &mut s.tracker, &addr, Amount::coins(5), None),
-        Err(WalletError::InsufficientFunds { .. })
-    ));
+    // A second payment does not touch the reserved coin: it spends the first payment's own
+    // change (trusted change), and only that.
+    let p2 = build_payment(&mut s.wallet, &mut s.tracker, &addr, Amount::coins(5), None).expect("trusted change");
+    let first = p.tx.txid();
+    assert!(
+        p2.tx.inputs.iter().all(|i| i.prev_out.txid == first),
+        "the second payment spends only the first one's change"
+    );
     // The same coin cannot be reserved twice either.
     let dir2 = tempfile::tempdir().expect("tempdir");
     let mut twin = Wallet::from_mnemonic(dir2.path(), DEVNET_MNEMONIC, 0, &s.params).expect("twin");
