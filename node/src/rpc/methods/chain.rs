@@ -187,28 +187,39 @@ pub(crate) async fn tx_lookup(app: &App, txid: Hash256) -> Result<TxView, RpcErr
             if let Some(e) = v.mempool().and_then(|m| m.get(&txid)) {
                 return Ok(views::tx_view(params, e.tx(), None, chain.height(), Some(e.fee().0)));
             }
-            let loc = chain
-                .store()
-                .tx_location(&txid)
-                .map_err(RpcError::internal)?
-                .ok_or_else(|| RpcError::not_found("no such mempool or blockchain transaction"))?;
-            let block = chain
-                .block(&loc.block)
-                .map_err(RpcError::internal)?
-                .ok_or_else(|| RpcError::internal("indexed block missing"))?;
-            let tx = block
-                .transactions
-                .get(loc.position as usize)
-                .ok_or_else(|| RpcError::internal("tx index points past the block"))?;
+            let (tx, loc, _) = confirmed_tx(chain, &txid)?;
             Ok(views::tx_view(
                 params,
-                tx,
+                &tx,
                 Some((loc.block, loc.height)),
                 chain.height(),
                 None,
             ))
         })
         .await?
+}
+
+/// A confirmed transaction found through the tx index: the transaction, where it is, and its
+/// block's time (the one lookup the REST tx view and `getrawtransaction` share).
+fn confirmed_tx(
+    chain: &lode_chain::ChainState,
+    txid: &Hash256,
+) -> Result<(Transaction, lode_chain::store::TxLocation, u32), RpcError> {
+    let loc = chain
+        .store()
+        .tx_location(txid)
+        .map_err(RpcError::internal)?
+        .ok_or_else(|| RpcError::not_found("no such mempool or blockchain transaction"))?;
+    let block = chain
+        .block(&loc.block)
+        .map_err(RpcError::internal)?
+        .ok_or_else(|| RpcError::internal("indexed block missing"))?;
+    let tx = block
+        .transactions
+        .get(loc.position as usize)
+        .ok_or_else(|| RpcError::internal("tx index points past the block"))?
+        .clone();
+    Ok((tx, loc, block.header.time))
 }
 
 pub(crate) async fn getrawtransaction(app: &App, p: &Params) -> Result<Value, RpcError> {
@@ -227,24 +238,11 @@ pub(crate) async fn getrawtransaction(app: &App, p: &Params) -> Result<Value, Rp
             let (tx, place, fee) = if let Some(e) = v.mempool().and_then(|m| m.get(&txid)) {
                 (e.tx().as_ref().clone(), None, Some(e.fee().0))
             } else {
-                let loc = chain
-                    .store()
-                    .tx_location(&txid)
-                    .map_err(RpcError::internal)?
-                    .ok_or_else(|| RpcError::not_found("no such mempool or blockchain transaction"))?;
-                let block = chain
-                    .block(&loc.block)
-                    .map_err(RpcError::internal)?
-                    .ok_or_else(|| RpcError::internal("indexed block missing"))?;
-                let tx = block
-                    .transactions
-                    .get(loc.position as usize)
-                    .ok_or_else(|| RpcError::internal("tx index points past the block"))?
-                    .clone();
+                let (tx, loc, time) = confirmed_tx(chain, &txid)?;
                 let place = Place {
                     block: loc.block,
                     height: loc.height,
-                    time: block.header.time,
+                    time,
                 };
                 (tx, Some(place), None)
             };
