@@ -1189,3 +1189,364 @@ async fn signed_requests_pass_once_and_every_forgery_is_refused_without_effect()
     }
     a.shutdown().await.expect("shutdown");
 }
+
+/// One anonymous flood worker: its own connection, public reads that make the node decode
+/// blocks, until `stop`; counts the answers it got (any status) in `answers`.
+async fn flood_worker(
+    base: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let req = if i.is_multiple_of(2) {
+            http.get(format!("{base}/api/v1/blocks?limit=100"))
+        } else {
+            http.post(format!("{base}/rpc"))
+                .header("content-type", "application/json")
+                .body(r#"[{"jsonrpc":"2.0","id":1,"method":"getblockchaininfo","params":[]},{"jsonrpc":"2.0","id":2,"method":"getrawmempool","params":[]}]"#)
+        };
+        match req.send().await {
+            Ok(r) => {
+                let _ = r.bytes().await;
+                answers.fetch_add(1, Ordering::Relaxed);
+            }
+            // A connection refused or closed by the caps: try again.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_flood_does_not_stop_blocks_connecting_and_the_cookie_holder_is_served() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No rate limit: every flood request reaches the chain state.
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    common::mine(&a, 30, 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicU64::new(0));
+    // More workers than one address's public connection slots (64): the rest land on
+    // reserved slots and are turned away, as the cookie holder's own connection is not.
+    let workers: Vec<_> = (0..80)
+        .map(|_| tokio::spawn(flood_worker(rpc.base.clone(), stop.clone(), answers.clone())))
+        .collect();
+    // The flood is under way before the blocks come.
+    wait_for("flood answers", T, || {
+        let n = answers.load(Ordering::Relaxed);
+        async move { n >= 100 }
+    })
+    .await;
+    let before = answers.load(Ordering::Relaxed);
+    // Blocks keep connecting while the reads pour in (each submit waits for its verdict).
+    common::mine(&a, 20, 2).await;
+    assert_eq!(a.tip().height.0, 50);
+    // ... and the flood was answered meanwhile: the two overlapped.
+    assert!(
+        answers.load(Ordering::Relaxed) > before,
+        "the flood went on during the connects"
+    );
+    // The cookie holder is served, on a fresh connection, while the flood goes on.
+    let fresh = Rpc::of(&a, dir.path());
+    let fresh = Rpc {
+        http: reqwest::Client::new(),
+        ..fresh
+    };
+    assert_eq!(fresh.ok("getblockcount", json!([])).await, json!(50));
+    assert_eq!(fresh.get("/api/v1/blocks?limit=5").await.0, StatusCode::OK);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        tokio::time::timeout(T, w).await.expect("worker ends").expect("worker");
+    }
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_stream_caps_per_address_keep_room_for_credentials() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let addr = a.rpc_addr().expect("rpc");
+    // 64 idle connections fill this address's public slots.
+    let mut idle = Vec::new();
+    for _ in 0..lode_node::rpc::caps::PUBLIC_CONNECTIONS_PER_ADDR {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // A moment for the accept loop to count them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount","params":[]}"#;
+    let (status, _, body) = exchange(
+        &mut tokio::net::TcpStream::connect(addr).await.expect("connect"),
+        "/rpc",
+        None,
+        call,
+    )
+    .await;
+    assert_eq!(status, 503, "an anonymous caller over the cap: {body}");
+    let token = rpc.token.clone().expect("cookie");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (status, _, body) = exchange(&mut conn, "/rpc", Some(&format!("Bearer {token}")), call).await;
+    assert_eq!(status, 200, "the cookie holder gets a reserved slot: {body}");
+    assert_eq!(body["result"], json!(0));
+    for mut s in idle {
+        let _ = s.shutdown().await;
+    }
+    // Slots come back: an anonymous caller gets in again.
+    wait_for("public slots back", T, || {
+        let anon = rpc.anon();
+        async move { anon.get("/api/v1/tip").await.0 == StatusCode::OK }
+    })
+    .await;
+
+    // Event streams: four anonymous ones per address, then 503; the cookie holder's passes.
+    let open = |r: Rpc| async move {
+        let mut req = r.http.get(format!("{}/api/v1/events", r.base));
+        if let Some(t) = &r.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("sse")
+    };
+    let mut streams = Vec::new();
+    for _ in 0..lode_node::rpc::caps::PUBLIC_STREAMS_PER_ADDR {
+        let s = open(rpc.anon()).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        streams.push(s);
+    }
+    assert_eq!(open(rpc.anon()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(open(rpc.clone()).await.status(), StatusCode::OK);
+    // A closed stream gives its slot back.
+    drop(streams.pop());
+    wait_for("stream slot back", T, || {
+        let anon = rpc.anon();
+        async move { open(anon).await.status() == StatusCode::OK }
+    })
+    .await;
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_costs_the_sum_of_its_calls_and_lists_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One token a second, a burst of two: every cost shows.
+    let a = node(dir.path(), 1, |_| {}).await;
+    let anon = Rpc::of(&a, dir.path()).anon();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []});
+    // Three calls cost three tokens: more than the bucket holds, the whole batch refused.
+    let resp = anon.post_raw(json!([call, call, call]).to_string()).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = resp.json().await.expect("json");
+    assert!(s(&body["error"]).contains("costs 3 tokens"), "{body}");
+    // Nothing of the batch's cost was taken beyond the gate's one: a single call passes.
+    assert_eq!(anon.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+
+    // Page caps (limit unmetered here).
+    let b = node(&dir.path().join("b"), 0, |_| {}).await;
+    let rpc = Rpc::of(&b, &dir.path().join("b"));
+    common::mine(&b, 3, 1).await;
+    assert_eq!(rpc.get("/api/v1/blocks?limit=101").await.0, StatusCode::BAD_REQUEST);
+    let (status, page) = rpc.get("/api/v1/blocks?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["blocks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["next"], json!(1), "a cursor to the next page: {page}");
+    let addr = rpc.ok("getnewaddress", json!([])).await;
+    let path = format!("/api/v1/address/{}?limit=101", s(&addr));
+    assert_eq!(rpc.get(&path).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        rpc.get("/api/v1/series/blocks?count=1001").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The OpenAPI document states the caps.
+    let (_, doc) = rpc.get("/api/v1/openapi.json").await;
+    let params = &doc["paths"]["/api/v1/blocks"]["get"]["parameters"];
+    let limit = params
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .expect("limit param");
+    assert_eq!(limit["schema"]["maximum"], json!(100), "{limit}");
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+}
+
+/// Drives `url` with `clients` concurrent keep-alive clients for `secs`; successful answers
+/// per second.
+async fn requests_per_second(url: String, clients: usize, secs: f64) -> f64 {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, stop, ok) = (url.clone(), stop.clone(), ok.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(r) = http.get(&url).send().await {
+                        if r.status().is_success() && r.bytes().await.is_ok() {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = ok.load(Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    for t in tasks {
+        let _ = t.await;
+    }
+    n as f64 / elapsed
+}
+
+/// `lode_block_validation_seconds` from a `/metrics` text: (count, sum, cumulative buckets).
+fn validation_histogram(metrics: &str) -> (f64, f64, Vec<(f64, f64)>) {
+    let value = |l: &str| {
+        l.split_whitespace()
+            .last()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut count = 0.0;
+    let mut sum = 0.0;
+    let mut buckets = Vec::new();
+    for l in metrics.lines() {
+        if l.starts_with("lode_block_validation_seconds_count") {
+            count = value(l);
+        } else if l.starts_with("lode_block_validation_seconds_sum") {
+            sum = value(l);
+        } else if let Some(rest) = l.strip_prefix("lode_block_validation_seconds_bucket{le=\"") {
+            let le = rest.split('"').next().unwrap_or("+Inf");
+            let le = le.parse::<f64>().unwrap_or(f64::INFINITY);
+            buckets.push((le, value(l)));
+        }
+    }
+    (count, sum, buckets)
+}
+
+/// The bucket bound below which `q` of the observations between two snapshots fall.
+fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let total = after.last().map_or(0.0, |b| b.1) - before.last().map_or(0.0, |b| b.1);
+    for (i, (le, n)) in after.iter().enumerate() {
+        let prior = before.get(i).map_or(0.0, |b| b.1);
+        if n - prior >= q * total {
+            return *le;
+        }
+    }
+    f64::INFINITY
+}
+
+/// The public-read load benchmark (issue 12): requests/s of a cheap REST route against a
+/// bare axum handler in the same run, and block validation times with and without a
+/// public-read flood. Run: `cargo nextest run -p lode-node --test rpc --run-ignored only
+/// --no-capture public_read_load_benchmark`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints figures for BENCHMARKS.md"]
+async fn public_read_load_benchmark() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 16;
+    const SECS: f64 = 5.0;
+    const BLOCKS: usize = 200;
+    // The baseline: a bare axum handler answering a tip-shaped JSON.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bare_addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/tip",
+        axum::routing::get(|| async {
+            axum::Json(json!({"height": 200, "hash": "00".repeat(32), "time": 1_700_000_000u32, "bits": "207fffff"}))
+        }),
+    );
+    let bare = tokio::spawn(async move { axum::serve(listener, app).await });
+    let bare_rps = requests_per_second(format!("http://{bare_addr}/tip"), CLIENTS, SECS).await;
+    bare.abort();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    common::mine(&a, BLOCKS, 1).await;
+    let tip_rps = requests_per_second(format!("{}/api/v1/tip", rpc.base), CLIENTS, SECS).await;
+    let block_rps = requests_per_second(format!("{}/api/v1/block/100", rpc.base), CLIENTS, SECS).await;
+    let page_rps = requests_per_second(format!("{}/api/v1/blocks?limit=100", rpc.base), CLIENTS, SECS).await;
+
+    let metrics = |rpc: Rpc| async move {
+        rpc.http
+            .get(format!("{}/metrics", rpc.base))
+            .bearer_auth(rpc.token.clone().unwrap_or_default())
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    // Block validation without load, then with a public-read flood.
+    let (c0, s0, b0) = validation_histogram(&metrics(rpc.clone()).await);
+    let started = std::time::Instant::now();
+    common::mine(&a, BLOCKS, 2).await;
+    let quiet_wall = started.elapsed().as_secs_f64();
+    let (c1, s1, b1) = validation_histogram(&metrics(rpc.clone()).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicU64::new(0));
+    let flood: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(flood_worker(rpc.base.clone(), stop.clone(), answers.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    common::mine(&a, BLOCKS, 3).await;
+    let loaded_wall = started.elapsed().as_secs_f64();
+    let served = answers.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        let _ = f.await;
+    }
+    let (c2, s2, b2) = validation_histogram(&metrics(rpc.clone()).await);
+
+    let ms = |s: f64| s * 1000.0;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average at the end: {}", load.trim());
+    eprintln!("bare axum GET /tip:            {bare_rps:>9.0} req/s");
+    eprintln!(
+        "node GET /api/v1/tip:          {tip_rps:>9.0} req/s  ({:.2} of bare)",
+        tip_rps / bare_rps
+    );
+    eprintln!(
+        "node GET /api/v1/block/100:    {block_rps:>9.0} req/s  ({:.2} of bare)",
+        block_rps / bare_rps
+    );
+    eprintln!(
+        "node GET /api/v1/blocks?limit=100: {page_rps:>6.0} req/s  ({:.3} of bare)",
+        page_rps / bare_rps
+    );
+    eprintln!(
+        "block validation, no load:   {} blocks, mean {:.3} ms, p50 ≤ {:.3} ms, p90 ≤ {:.3} ms, p99 ≤ {:.3} ms; {:.1} blocks/s submitted",
+        c1 - c0,
+        ms((s1 - s0) / (c1 - c0)),
+        ms(quantile(&b0, &b1, 0.5)),
+        ms(quantile(&b0, &b1, 0.9)),
+        ms(quantile(&b0, &b1, 0.99)),
+        BLOCKS as f64 / quiet_wall
+    );
+    eprintln!(
+        "block validation, read flood: {} blocks, mean {:.3} ms, p50 ≤ {:.3} ms, p90 ≤ {:.3} ms, p99 ≤ {:.3} ms; {:.1} blocks/s submitted; {served} flood answers",
+        c2 - c1,
+        ms((s2 - s1) / (c2 - c1)),
+        ms(quantile(&b1, &b2, 0.5)),
+        ms(quantile(&b1, &b2, 0.9)),
+        ms(quantile(&b1, &b2, 0.99)),
+        BLOCKS as f64 / loaded_wall
+    );
+    assert_eq!(a.tip().height.0 as usize, 3 * BLOCKS);
+    a.shutdown().await.expect("shutdown");
+}

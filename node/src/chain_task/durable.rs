@@ -32,7 +32,8 @@ const JOURNAL_COMPACT_BYTES: u64 = 8 * 1024 * 1024;
 /// Replies and announcements held until the group's writes are durable.
 #[derive(Default)]
 pub(super) struct Outbox {
-    replies: Vec<Box<dyn FnOnce() + Send>>,
+    // Sync too: the task state is shared with readers (ADR 0021).
+    replies: Vec<Box<dyn FnOnce() + Send + Sync>>,
     announcements: Vec<Announcement>,
     /// A block was stored (sled must be synced before the replies go).
     pub store_dirty: bool,
@@ -40,7 +41,7 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Holds a reply until the commit.
-    pub fn reply(&mut self, send: impl FnOnce() + Send + 'static) {
+    pub fn reply(&mut self, send: impl FnOnce() + Send + Sync + 'static) {
         self.replies.push(Box::new(send));
     }
 

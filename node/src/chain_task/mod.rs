@@ -6,6 +6,12 @@
 //! the task: writers and readers go through a [`ChainHandle`]'s typed methods, and readers
 //! see a [`ChainView`] that cannot change anything.
 //!
+//! The task's state sits behind a reader-writer lock ([`Shared`]): the writer thread takes
+//! the exclusive side for each request it serves, and reads take the shared side on
+//! tokio's blocking pool, so a read never waits in the queue behind block connects and
+//! never occupies the writer thread (ADR 0021). Only this thread ever takes the exclusive
+//! side: there is still one writer.
+//!
 //! What the task owns: the [`ChainState`] (sled), the transaction sink (the mempool, behind
 //! the [`TxSink`] seam), the built-in wallet and the embedded miner. What it publishes:
 //! the tip on a `watch` after every change, chain events on a `broadcast`, accepted txids for
@@ -25,14 +31,14 @@ mod verdict;
 mod view;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use lode_chain::error::ChainError;
 use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use announce::Announcement;
-pub use handle::ChainHandle;
+pub use handle::{ChainHandle, GossipSubmission, MAX_CONCURRENT_READS, MAX_DEFERRED_BLOCKS};
 pub use lode_chain::HeadersVerdict;
 pub use precheck::Prechecker;
 pub use request::GenerateError;
@@ -48,8 +54,15 @@ use crate::wallet::{NodeWallet, SentPayment, WalletActionError};
 use durable::{Halt, MempoolFiles, Outbox, GROUP_MAX};
 use request::{ChainRequest, WalletCommand};
 
+/// The chain task's state as shared with readers: the writer thread holds the exclusive
+/// side while it serves a request; [`ChainHandle::read`] takes the shared side. (std's lock
+/// on Linux lets a waiting writer in before new readers, so a read flood cannot hold
+/// block connects off.)
+type Shared = RwLock<ChainTask>;
+
 /// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
-/// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
+/// is full, gossip blocks wait for room or are left for sync to fetch (never dropped
+/// silently: [`ChainHandle::submit_gossip_block`]) and peers' requests get a "busy" answer.
 const CHAIN_QUEUE: usize = 256;
 
 /// The chain task's own configuration.
@@ -142,7 +155,6 @@ pub fn tip_info(chain: &ChainState) -> TipInfo {
 pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     setup.chain.set_cache_budget(setup.config.cache_bytes);
     let (tx, rx) = mpsc::channel(CHAIN_QUEUE);
-    let handle = ChainHandle::new(tx);
     let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
     let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
     let (halt, halted) = Halt::channel();
@@ -161,32 +173,44 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
         ),
         None => None,
     };
-    let mut task = ChainTask {
-        chain: setup.chain,
-        txs: sink,
-        tip: tip_tx,
-        events: outputs.events.clone(),
-        announce: outputs.announce.clone(),
-        accepted_txs: outputs.accepted_txs.clone(),
-        wallet: setup.wallet,
-        miner: None,
-        mining_address: setup.mining.address,
-        metrics: setup.metrics,
-        monitor: setup.monitor,
-        me: handle.downgrade(),
-        config: setup.config,
-        outbox: Outbox::default(),
-        files,
-        halt,
-        ticks: 0,
+    let mut handle = None;
+    let shared = Arc::new_cyclic(|state| {
+        let strong = ChainHandle::new(tx, state.clone(), setup.metrics.clone());
+        let me = strong.downgrade();
+        handle = Some(strong);
+        RwLock::new(ChainTask {
+            chain: setup.chain,
+            txs: sink,
+            tip: tip_tx,
+            events: outputs.events.clone(),
+            announce: outputs.announce.clone(),
+            accepted_txs: outputs.accepted_txs.clone(),
+            wallet: setup.wallet,
+            miner: None,
+            mining_address: setup.mining.address,
+            metrics: setup.metrics,
+            monitor: setup.monitor,
+            me,
+            config: setup.config,
+            outbox: Outbox::default(),
+            files,
+            halt,
+            ticks: 0,
+        })
+    });
+    let Some(handle) = handle else {
+        return Err(crate::NodeError::Task("the chain handle was not built".into()));
     };
-    task.resubmit_wallet_pending();
-    if setup.mining.enabled {
-        task.start_miner(setup.mining.threads)?;
+    {
+        let mut task = write(&shared);
+        task.resubmit_wallet_pending();
+        if setup.mining.enabled {
+            task.start_miner(setup.mining.threads)?;
+        }
     }
     let thread = std::thread::Builder::new()
         .name("lode-chain".into())
-        .spawn(move || task.run(rx))
+        .spawn(move || ChainTask::run(shared, rx))
         .map_err(|e| crate::NodeError::Task(format!("cannot spawn the chain thread: {e}")))?;
     Ok(RunningChain {
         handle,
@@ -226,30 +250,36 @@ impl ChainTask {
     /// Serves requests until every strong handle is gone, then flushes the store. Requests
     /// already queued are finished first, so a block being written at shutdown is written
     /// whole.
-    fn run(mut self, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
-        self.refresh_miner();
-        self.commit();
+    fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
+        {
+            let mut task = write(&shared);
+            task.refresh_miner();
+            task.commit();
+        }
         while let Some(request) = rx.blocking_recv() {
-            // A group: this request and whatever else is queued, committed together.
-            self.serve(request);
+            // A group: this request and whatever else is queued, committed together. The
+            // lock is taken per request, so readers get in between two of them.
+            write(&shared).serve(request);
             for _ in 1..GROUP_MAX {
                 match rx.try_recv() {
-                    Ok(request) => self.serve(request),
+                    Ok(request) => write(&shared).serve(request),
                     Err(_) => break,
                 }
             }
-            self.refresh_miner();
-            for tx in self.txs.take_relay() {
-                self.announce(Announcement::Tx(tx));
+            let mut task = write(&shared);
+            task.refresh_miner();
+            for tx in task.txs.take_relay() {
+                task.announce(Announcement::Tx(tx));
             }
-            self.commit();
+            task.commit();
         }
+        let mut task = write(&shared);
         // Stop the workers before the store closes (their bridge then ends too).
-        self.stop_miner();
-        let _ = self.save_mempool();
-        self.commit();
-        self.chain.flush()?;
-        tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
+        task.stop_miner();
+        let _ = task.save_mempool();
+        task.commit();
+        task.chain.flush()?;
+        tracing::debug!(height = task.chain.height().0, "chain task stopped, store flushed");
         Ok(())
     }
 
@@ -339,7 +369,7 @@ impl ChainTask {
         }
     }
 
-    fn view(&self) -> ChainView<'_> {
+    pub(super) fn view(&self) -> ChainView<'_> {
         ChainView {
             chain: &self.chain,
             mempool: self.txs.mempool(),
@@ -455,7 +485,6 @@ impl ChainTask {
             ChainRequest::BlockBytes { hashes, budget, reply } => {
                 let _ = reply.send(self.block_bytes(hashes, budget));
             }
-            ChainRequest::Read(f) => f(&self.view()),
         }
     }
 
@@ -756,6 +785,12 @@ impl ChainTask {
             }
         });
     }
+}
+
+/// The exclusive side of the state, for the writer thread only. A panic while it was held
+/// (a bug) leaves the state as it was; the writer carries on rather than stopping the node.
+fn write(shared: &Shared) -> RwLockWriteGuard<'_, ChainTask> {
+    shared.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The one line a failed write is reported with.

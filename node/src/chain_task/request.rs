@@ -2,8 +2,9 @@
 //! task's module: everyone else asks through [`ChainHandle`](super::ChainHandle)'s typed
 //! methods.
 //!
-//! Writes change the chain, the mempool, the wallet or the miner; reads see one consistent
-//! moment of them through a [`ChainView`] and cannot change anything.
+//! Writes change the chain, the mempool, the wallet or the miner. The reads here serve
+//! peers (headers, block bytes); every other read goes through the shared lock instead
+//! ([`ChainHandle::read`](super::ChainHandle::read), ADR 0021).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +15,9 @@ use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use super::verdict::{BlockVerdict, Origin, TxVerdict};
-use super::view::ChainView;
 use crate::error::NodeError;
 use crate::wallet::{SentPayment, WalletActionError};
 use lode_chain::HeadersVerdict;
-
-/// A read run on the chain thread.
-pub(super) type ReadFn = Box<dyn for<'a> FnOnce(&ChainView<'a>) + Send>;
 
 /// Why `generate` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +102,6 @@ pub(super) enum ChainRequest {
         budget: usize,
         reply: oneshot::Sender<Vec<Option<Vec<u8>>>>,
     },
-    /// Any read, through the read-only view.
-    Read(ReadFn),
 }
 
 /// Actions of the built-in wallet.

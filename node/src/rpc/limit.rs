@@ -1,5 +1,6 @@
 //! Rate limits: a token bucket per client IP for anonymous requests and per credential for
 //! authenticated ones (ten times the quota), with what the `X-RateLimit-*` headers need.
+//! A request takes as many tokens as it costs ([`super::cost`], ADR 0021).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -55,8 +56,20 @@ impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
         }
     }
 
-    fn check(&self, key: &K) -> Decision {
-        match self.limiter.check_key(key) {
+    fn check(&self, key: &K, cost: u32) -> Decision {
+        // A request costlier than the whole bucket takes the whole bucket.
+        let n = NonZeroU32::new(cost.min(self.burst)).unwrap_or(NonZeroU32::MIN);
+        let outcome = match self.limiter.check_key_n(key, n) {
+            Ok(outcome) => outcome,
+            // Cannot happen (n is at most the burst); refuse for a second if it does.
+            Err(_) => {
+                return Decision::Limited {
+                    limit: self.burst,
+                    retry_after: 1,
+                }
+            }
+        };
+        match outcome {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let missing = u64::from(self.burst.saturating_sub(remaining));
@@ -97,14 +110,20 @@ impl RateLimits {
         RateLimits { buckets }
     }
 
-    /// Takes one request from the caller's bucket.
+    /// Takes one token from the caller's bucket.
     pub fn check(&self, principal: &Principal, ip: IpAddr) -> Decision {
+        self.check_n(principal, ip, 1)
+    }
+
+    /// Takes `cost` tokens from the caller's bucket (all or none; a cost above the burst
+    /// takes the whole burst).
+    pub fn check_n(&self, principal: &Principal, ip: IpAddr, cost: u32) -> Decision {
         let Some((public, authed)) = &self.buckets else {
             return Decision::Unlimited;
         };
         match principal.bucket() {
-            Some(key) => authed.check(&key),
-            None => public.check(&ip),
+            Some(key) => authed.check(&key, cost),
+            None => public.check(&ip, cost),
         }
     }
 
@@ -153,5 +172,30 @@ mod tests {
         }
         assert!((100..=102).contains(&authed), "{authed}");
         assert_eq!(RateLimits::new(0).check(&Principal::Anonymous, ip), Decision::Unlimited);
+    }
+
+    #[test]
+    fn a_costly_request_takes_its_cost_and_a_cheap_one_still_fits_after() {
+        let limits = RateLimits::new(50);
+        let ip: IpAddr = [127, 0, 0, 2].into();
+        // Burst 100: a cost of 60 leaves about 40; a second 60 does not fit, a 1 does.
+        assert!(matches!(
+            limits.check_n(&Principal::Anonymous, ip, 60),
+            Decision::Allowed { remaining: 40..=41, .. }
+        ));
+        assert!(matches!(
+            limits.check_n(&Principal::Anonymous, ip, 60),
+            Decision::Limited { .. }
+        ));
+        assert!(matches!(
+            limits.check_n(&Principal::Anonymous, ip, 1),
+            Decision::Allowed { .. }
+        ));
+        // More than the burst takes the whole (full) bucket of another client.
+        let other: IpAddr = [127, 0, 0, 3].into();
+        assert!(matches!(
+            limits.check_n(&Principal::Anonymous, other, 1000),
+            Decision::Allowed { remaining: 0..=1, .. }
+        ));
     }
 }

@@ -6,15 +6,20 @@
 //! Every request passes one gate ([`gate`]): the `Authorization` header is identified
 //! ([`auth`]), the caller's token bucket is charged ([`limit`]) — a wrong token is logged
 //! and charged to the client's address — and the `X-RateLimit-*` headers are added to
-//! whatever the handler answers. Handlers reach the node only through [`NodeApi`]: reads
-//! and wallet actions run as closures on the chain thread, network actions as commands to
-//! the swarm's event loop. The server runs its own accept loop so that a client that is slow
-//! to send its headers is cut off, and the number of connections is capped.
+//! whatever the handler answers; a request costs tokens in proportion to its work
+//! ([`cost`]). Handlers reach the node only through [`NodeApi`]: reads run off the chain
+//! thread under the shared side of the chain state's lock, wallet actions as requests to the
+//! chain task, network actions as commands to the swarm's event loop. The server runs its
+//! own accept loop so that a client that is slow to send its headers is cut off, and
+//! connections are capped in total and per address, with slots kept for callers with a
+//! credential ([`caps`], ADR 0021).
 
 pub mod app;
 pub mod auth;
+pub mod caps;
 pub mod config;
 pub mod core_views;
+pub mod cost;
 pub mod events;
 pub mod explorer;
 pub mod jsonrpc;
@@ -50,10 +55,11 @@ pub use config::{RpcConfig, DEFAULT_RATE_LIMIT, DEFAULT_RPC_ADDR};
 use jsonrpc::RpcError;
 use limit::{Decision, RateLimits};
 
-/// Most simultaneous HTTP connections.
-const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... on a reserved connection (one that must authenticate): a client holding reserved
+/// slots idle gives them back soon.
+const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// ... and its body within this time.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a handler may run (a large `generate`, `verifychain`).
@@ -110,6 +116,7 @@ pub async fn start(
         limits: RateLimits::new(config.rate_limit),
         signed,
         events,
+        streams: caps::Caps::new(caps::PUBLIC_STREAMS, caps::PUBLIC_STREAMS_PER_ADDR),
         shutdown: shutdown.clone(),
         api,
     });
@@ -133,9 +140,10 @@ pub async fn start(
         .route("/api/v1/events", get(sse::stream))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), gate))
-        .with_state(app);
-    let task = tokio::spawn(accept_loop(listener, router, shutdown));
+        .layer(axum::middleware::from_fn_with_state(app.clone(), gate));
+    let metrics = app.api.metrics().clone();
+    let router = router.with_state(app);
+    let task = tokio::spawn(accept_loop(listener, router, metrics, shutdown));
     tracing::info!(%addr, "rpc server listening");
     Ok(RpcServer { addr, task })
 }
@@ -160,8 +168,17 @@ fn spawn_pruner(app: &Arc<App>) {
     });
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// Accepts connections within the caps (ADR 0021): a public slot if the address and the
+/// node have one free, else a reserved slot (served only with a credential), else the
+/// connection is closed at once.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let public = caps::Caps::new(caps::PUBLIC_CONNECTIONS, caps::PUBLIC_CONNECTIONS_PER_ADDR);
+    let reserved = caps::Caps::new_loopback_exempt(caps::RESERVED_CONNECTIONS, caps::RESERVED_CONNECTIONS_PER_ADDR);
     loop {
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
@@ -175,22 +192,34 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shut
             },
             _ = shutdown.changed() => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%remote, "rpc connection refused: too many connections");
-            continue;
+        let (permit, class) = match public.try_take(remote.ip()) {
+            Some(t) => (t, caps::ConnClass::Public),
+            None => match reserved.try_take(remote.ip()) {
+                Some(t) => (t, caps::ConnClass::Reserved),
+                None => {
+                    tracing::debug!(%remote, "rpc connection refused: too many connections");
+                    metrics.count_refusal("connection_limit");
+                    continue;
+                }
+            },
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(class);
             tower::ServiceExt::oneshot(router.clone(), req)
         });
+        let header_timeout = match class {
+            caps::ConnClass::Public => HEADER_TIMEOUT,
+            caps::ConnClass::Reserved => RESERVED_HEADER_TIMEOUT,
+        };
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -237,6 +266,13 @@ async fn gate(
     } else {
         (req, None)
     };
+    // What the request costs: a REST route by its work; a JSON-RPC body the base here and
+    // the rest once the transport has parsed it.
+    let cost = if req.method() == axum::http::Method::GET {
+        cost::rest(req.uri().path(), req.uri().query())
+    } else {
+        cost::BASE
+    };
     let decision = match &principal {
         Principal::Signed { id, .. } => match app.signed.charge(id) {
             Some(Ok((limit, remaining))) => Decision::Allowed {
@@ -249,11 +285,26 @@ async fn gate(
                 limit: app.signed.burst_of(id),
                 retry_after,
             },
-            None => app.limits.check(&principal, remote.ip()),
+            None => app.limits.check_n(&principal, remote.ip(), cost),
         },
-        _ => app.limits.check(&principal, remote.ip()),
+        _ => app.limits.check_n(&principal, remote.ip(), cost),
     };
+    let reserved_only = req.extensions().get::<caps::ConnClass>() == Some(&caps::ConnClass::Reserved);
     let mut resp = match decision {
+        // A connection on a reserved slot serves credentialed callers only.
+        _ if reserved_only && principal.bucket().is_none() => {
+            drain(req).await;
+            app.api.metrics().count_refusal("connection_limit");
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "too many connections from this address or in total; public slots are full (credentialed callers are still served)"})),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            r
+        }
         Decision::Limited { retry_after, .. } => {
             drain(req).await;
             app.api.metrics().rate_limited.inc();

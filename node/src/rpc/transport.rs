@@ -5,11 +5,12 @@
 //! `JSONErrorReply`, a single 2.0 call is 200 unless credentials are missing (401/403), a
 //! batch is 200.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
@@ -17,27 +18,70 @@ use serde_json::Value;
 use super::app::App;
 use super::auth::{Principal, Scope};
 use super::jsonrpc::{self, RpcError, Version};
-use super::methods;
+use super::limit::Decision;
+use super::{cost, methods};
 
 pub use super::methods::wallet::WALLET_NAME;
 
 /// `POST /rpc` and `POST /`.
-pub async fn rpc(State(app): State<Arc<App>>, Extension(principal): Extension<Principal>, body: Bytes) -> Response {
-    serve(&app, &principal, None, &body).await
+pub async fn rpc(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    serve(&app, &principal, remote.ip(), None, &body).await
 }
 
 /// `POST /wallet/<name>`: wallet methods act on the named wallet.
 pub async fn wallet_rpc(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    serve(&app, &principal, Some(&name), &body).await
+    serve(&app, &principal, remote.ip(), Some(&name), &body).await
 }
 
-async fn serve(app: &App, principal: &Principal, wallet: Option<&str>, body: &[u8]) -> Response {
-    let items = match jsonrpc::parse_body(body) {
+/// Charges what a parsed body costs beyond the base the gate took: one call's cost, or a
+/// batch's sum (ADR 0021). `Some(429 answer)` when the caller's bucket cannot pay.
+fn charge(app: &App, principal: &Principal, ip: IpAddr, calls: &[serde_json::Value]) -> Option<Response> {
+    // A signed request is charged by its key's own quota, one per request (the gate).
+    if matches!(principal, Principal::Signed { .. }) {
+        return None;
+    }
+    let extra = cost::rpc_body(calls).saturating_sub(cost::BASE);
+    if extra == 0 {
+        return None;
+    }
+    match app.limits.check_n(principal, ip, extra) {
+        Decision::Limited { retry_after, .. } => {
+            app.api.metrics().rate_limited.inc();
+            app.api.metrics().count_refusal("rate_limited");
+            let body = serde_json::json!({
+                "error": format!("rate limit exceeded: this request costs {} tokens; retry after {retry_after} s", extra + cost::BASE)
+            });
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            Some(r)
+        }
+        Decision::Allowed { .. } | Decision::Unlimited => None,
+    }
+}
+
+async fn serve(app: &App, principal: &Principal, ip: IpAddr, wallet: Option<&str>, body: &[u8]) -> Response {
+    let parsed = jsonrpc::parse_body(body);
+    let calls = match &parsed {
+        Ok(jsonrpc::Body::Single(single)) => std::slice::from_ref(single),
+        Ok(jsonrpc::Body::Batch(items)) => items.as_slice(),
+        Err(_) => &[],
+    };
+    if let Some(refused) = charge(app, principal, ip, calls) {
+        return refused;
+    }
+    let items = match parsed {
         Ok(jsonrpc::Body::Single(single)) => {
             return match one_call(app, principal, wallet, single).await {
                 (Some(r), status) => (status, Json(r)).into_response(),

@@ -10,7 +10,7 @@ use lode_chain::AcceptStatus;
 use tokio::sync::oneshot;
 
 use super::{Completion, EventLoop, Requests};
-use crate::chain_task::{BlockVerdict, Origin, TxVerdict};
+use crate::chain_task::{BlockVerdict, GossipSubmission, Origin, TxVerdict};
 use crate::network::gossip::{self, TopicKind};
 use crate::network::peers::Misbehaviour;
 
@@ -30,7 +30,17 @@ impl EventLoop {
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
                 }
                 Ok(block) => {
-                    let rx = self.chain.try_submit_block(Arc::new(block), Origin::Peer);
+                    // A full chain queue never drops a block silently: it waits for room, or
+                    // (too many waiting) its sender is asked for its tip and sync fetches it.
+                    let rx = match self.chain.submit_gossip_block(Arc::new(block)) {
+                        GossipSubmission::Verdict(rx) => Some(rx),
+                        GossipSubmission::FetchLater => {
+                            self.sync
+                                .on_orphan(source, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                            None
+                        }
+                        GossipSubmission::Stopped => None,
+                    };
                     self.await_verdict(msg_id, source, rx, |msg_id, source, verdict| Completion::GossipBlock {
                         msg_id,
                         source,
