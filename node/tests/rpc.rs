@@ -1232,6 +1232,32 @@ async fn a_read_flood_does_not_stop_blocks_connecting_and_the_cookie_holder_is_s
     let a = node(dir.path(), 0, |_| {}).await;
     let rpc = Rpc::of(&a, dir.path());
     common::mine(&a, 30, 1).await;
+    // Reads run off the chain-writer thread and side by side: two reads meet inside their
+    // closures (on one thread, as before, the first would wait for the second in vain).
+    let (to_second, from_first) = std::sync::mpsc::channel::<()>();
+    let (to_first, from_second) = std::sync::mpsc::channel::<()>();
+    let first = a.chain().read(move |v| {
+        let _ = to_second.send(());
+        let met = from_second.recv_timeout(Duration::from_secs(10)).is_ok();
+        (
+            met,
+            std::thread::current().name().map(str::to_string),
+            v.chain().height().0,
+        )
+    });
+    let second = a.chain().read(move |_| {
+        let _ = to_first.send(());
+        from_first.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    let (first, second) = tokio::join!(first, second);
+    let (met, thread, height) = first.expect("first read");
+    assert!(met && second.expect("second read"), "two reads ran at once");
+    assert_ne!(
+        thread.as_deref(),
+        Some("lode-chain"),
+        "reads are not served by the chain writer"
+    );
+    assert_eq!(height, 30);
     let stop = Arc::new(AtomicBool::new(false));
     let answers = Arc::new(AtomicU64::new(0));
     // More workers than one address's public connection slots (64): the rest land on
