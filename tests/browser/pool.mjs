@@ -28,6 +28,7 @@ async function rpc(method, params = [], auth = false) {
 }
 
 const { browser, close } = await launch();
+let restarted = null;
 try {
   const { page, problems } = await watchedPage(browser, url);
   await page.goto(`${url}/`, { waitUntil: 'domcontentloaded' });
@@ -78,8 +79,8 @@ try {
   // The killed node left its URL and cookie files; the new one writes fresh ones.
   const log = openSync(join(data, '..', 'node-restarted.log'), 'w');
   const args = JSON.parse(process.env.LODE_NODE_ARGS);
-  const node = spawn(process.env.LODE_BIN, args, { stdio: ['ignore', 'ignore', log] });
-  writeFileSync(process.env.LODE_PIDFILE, String(node.pid));
+  restarted = spawn(process.env.LODE_BIN, args, { stdio: ['ignore', 'ignore', log] });
+  writeFileSync(process.env.LODE_PIDFILE, String(restarted.pid));
   // Mine a block as soon as the node answers: before the page has its stream back.
   let mined = null;
   for (let i = 0; i < 600 && !mined; i++) {
@@ -108,4 +109,6 @@ try {
   check(real.length === 0, `no console error or failed request other than the kill's${real.length ? `\n${real.join('\n')}` : ''}`);
 } finally {
   await close();
+  // The harness kills it too (by the pid file); without this the script would wait on it.
+  if (restarted) restarted.kill('SIGKILL');
 }
