@@ -19,6 +19,12 @@ function errorBox(e) {
 
 const pct = (f) => `${num(100 * (Number(f) || 0), 2)} %`;
 const addrLink = (a) => hashLink('address', a);
+// `ADDRESS.rig`: the address middle-truncated (full name in the title), the rig in full.
+const shortWorker = (w) => {
+  const [a, ...rig] = w.split('.');
+  const shown = a.length > 20 ? `${a.slice(0, 10)}…${a.slice(-6)}` : a;
+  return rig.length ? `${shown}.${rig.join('.')}` : shown;
+};
 
 function poolPanel(pool) {
   return [
@@ -42,7 +48,7 @@ function poolPanel(pool) {
         pool.workers.length ? table('Stratum workers: hash rate and shares',
           [['Worker'], ['Hash rate', 'num'], ['Accepted', 'num'], ['Refused', 'num'], ['Blocks', 'num'], ['Last share']],
           pool.workers.map((w) => h('tr', { 'data-worker': w.worker, 'data-accepted': w.accepted },
-            h('td', { class: 'mono' }, w.worker),
+            h('td', { class: 'mono', title: w.worker }, shortWorker(w.worker)),
             h('td', { class: 'num' }, rate(w.hashrate)),
             h('td', { class: 'num', 'data-testid': 'worker-accepted' }, num(w.accepted)),
             h('td', { class: 'num' }, num(w.rejected)),
