@@ -519,6 +519,44 @@ mod tests {
         assert_eq!((r.depth, r.old.0, r.new.0, r.time), (2, 3, 4, 7));
     }
 
+    #[tokio::test]
+    async fn a_node_s_reorg_event_is_logged_at_once_and_pushed_to_the_page() {
+        let shared = Shared {
+            file: DevnetFile::default(),
+            dir: PathBuf::new(),
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            view: Mutex::new(DevnetView::default()),
+            wake: Notify::new(),
+            version: watch::channel(0).0,
+            streaming: Vec::new(),
+        };
+        let mut page = shared.version.subscribe();
+        // A reorg that began and ended between two reads: only the node's event tells.
+        on_node_event(
+            &shared,
+            "node1",
+            NodeEvent::Reorg {
+                depth: 2,
+                old: (12, "c".into()),
+                new: (13, "z".into()),
+            },
+        );
+        let view = lock(&shared.view).clone();
+        assert_eq!(view.reorgs.len(), 1);
+        let r = &view.reorgs[0];
+        assert_eq!((r.node.as_str(), r.depth, r.old.0, r.new.0), ("node1", 2, 12, 13));
+        assert!(page.has_changed().expect("open"), "the page's stream is woken");
+        // And the view is refreshed right away.
+        tokio::time::timeout(Duration::from_secs(1), shared.wake.notified())
+            .await
+            .expect("a refresh is asked for");
+        // A tip only asks for a refresh; it logs nothing.
+        page.borrow_and_update();
+        on_node_event(&shared, "node1", NodeEvent::Tip);
+        assert_eq!(lock(&shared.view).reorgs.len(), 1);
+        assert!(!page.has_changed().expect("open"));
+    }
+
     #[test]
     fn actions_need_json_from_this_origin() {
         let addr: SocketAddr = "127.0.0.1:18446".parse().expect("addr");
