@@ -44,6 +44,8 @@ pub fn rest(path: &str, query: Option<&str>) -> u32 {
         // A walk over the pool.
         "/api/v1/mempool" | "/api/v1/mempool/histogram" => 3,
         "/api/v1/search" => 2,
+        // The pool's panel: capped lists of workers and payees.
+        "/api/v1/pool" => 3,
         _ => BASE,
     };
     cost.min(MAX_COST)
