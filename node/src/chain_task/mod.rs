@@ -239,10 +239,17 @@ impl ChainTask {
                 }
             }
             self.refresh_miner();
+            // Returned from disconnected blocks (or unlocked orphans): journalled too, so a
+            // payment acknowledged before a reorg took its block away survives a crash after.
             for tx in self.txs.take_relay() {
+                self.journal(&tx);
                 self.announce(Announcement::Tx(tx));
             }
             self.commit();
+            if self.halt.reason().is_some() && self.miner.is_some() {
+                // Its blocks would be refused: stop burning the CPU.
+                self.stop_miner();
+            }
         }
         // Stop the workers before the store closes (their bridge then ends too).
         self.stop_miner();
@@ -279,6 +286,12 @@ impl ChainTask {
                 failure = Some(disk_failure("cannot sync the mempool journal", e.is_disk_full(), &e));
             }
         }
+        // A write of this group failed before the commit (a journal append, a block, the
+        // wallet file): nothing of the group may be acknowledged.
+        if std::mem::take(&mut self.outbox.failed) && failure.is_none() {
+            self.outbox.discard();
+            return;
+        }
         match failure {
             None => self.outbox.release(&self.announce),
             Some(reason) => {
@@ -286,6 +299,12 @@ impl ChainTask {
                 self.halt.halt(reason);
             }
         }
+    }
+
+    /// A write failed: the node halts, and the current group is not acknowledged.
+    fn fail_write(&mut self, reason: String) {
+        self.outbox.failed = true;
+        self.halt.halt(reason);
     }
 
     /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
@@ -300,7 +319,7 @@ impl ChainTask {
             }
             Err(e) => {
                 if e.is_disk_full() {
-                    self.halt.halt(disk_failure("cannot save the mempool", true, &e));
+                    self.fail_write(disk_failure("cannot save the mempool", true, &e));
                 } else {
                     tracing::warn!(error = %e, "cannot save the mempool");
                 }
@@ -366,7 +385,11 @@ impl ChainTask {
                 });
             }
             ChainRequest::SubmitMined { block, reward, reply } => {
-                let _ = reply.send(self.submit_mined(block, reward));
+                let verdict = match &halted {
+                    Some(r) => BlockVerdict::Failed(r.clone()),
+                    None => self.submit_mined(block, reward),
+                };
+                let _ = reply.send(verdict);
             }
             ChainRequest::SubmitBlocks { blocks, reply } => {
                 if let Some(r) = halted {
@@ -483,6 +506,18 @@ impl ChainTask {
 
     /// Judges (and keeps) a transaction; announces a local one that was accepted.
     fn submit_tx(&mut self, tx: lode_chain::Transaction, origin: Origin) -> TxVerdict {
+        // A local client's transaction already in the pool (a peer relayed it first, or the
+        // client sends it again): the same answer as a first acceptance, and journalled now,
+        // since a peer's transaction is otherwise only in the next snapshot.
+        if origin == Origin::Local {
+            let txid = tx.txid();
+            if self.txs.mempool().is_some_and(|m| m.contains(&txid)) {
+                let tx = Arc::new(tx);
+                self.journal(&tx);
+                self.announce(Announcement::Tx(tx));
+                return TxVerdict::Accepted { txid };
+            }
+        }
         // Only a local transaction is announced, so only its copy is kept.
         let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
         let verdict = self.txs.submit(&self.chain, tx);
@@ -490,16 +525,27 @@ impl ChainTask {
             let _ = self.accepted_txs.send(*txid);
             if let Some(tx) = local {
                 // Acknowledged only once journalled and synced (at the group commit).
-                if let Some(files) = self.files.as_mut() {
-                    if let Err(e) = files.journal(&tx) {
-                        let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
-                        self.halt.halt(reason);
-                    }
-                }
+                self.journal(&tx);
                 self.announce(Announcement::Tx(tx));
             }
         }
         verdict
+    }
+
+    /// Appends a pool transaction to the mempool journal (synced at the group commit); a
+    /// failed append halts the node.
+    fn journal(&mut self, tx: &lode_chain::Transaction) {
+        let Some(files) = self.files.as_mut() else { return };
+        let txid = tx.txid();
+        let entered = self
+            .txs
+            .mempool()
+            .and_then(|m| m.get(&txid))
+            .map_or_else(|| self.chain.now(), |e| e.time());
+        if let Err(e) = files.journal(tx, entered) {
+            let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
+            self.fail_write(reason);
+        }
     }
 
     fn block_bytes(&self, hashes: Vec<Hash256>, budget: usize) -> Vec<Option<Vec<u8>>> {
@@ -595,7 +641,14 @@ impl ChainTask {
         let size = lode_chain::encoding::encode(&payment.tx).len();
         // In the wallet file before the mempool sees it: a txid is never returned for a
         // payment a crash could forget.
-        self.wallet_mut()?.record_sent(&payment.tx)?;
+        if let Err(e) = self.wallet_mut()?.record_sent(&payment.tx) {
+            if let lode_wallet::WalletError::Io { source, .. } = &e {
+                if lode_chain::error::is_disk_full(source) {
+                    self.fail_write(disk_failure("cannot write the wallet file", true, &e));
+                }
+            }
+            return Err(e.into());
+        }
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
             TxVerdict::Accepted { txid } => Ok(SentPayment {
                 tx: payment.tx,
@@ -735,7 +788,7 @@ impl ChainTask {
                 Some(rule) => BlockVerdict::Rejected(rule.clone()),
                 None => {
                     if e.is_disk_full() {
-                        self.halt.halt(disk_failure("cannot store a block", true, &e));
+                        self.fail_write(disk_failure("cannot store a block", true, &e));
                     } else {
                         tracing::error!(error = %e, "chain store failed while accepting a block");
                     }
