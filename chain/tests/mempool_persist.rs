@@ -194,11 +194,19 @@ fn restored_transactions_keep_their_entry_time_and_expire_on_schedule() {
     let report = persist::restore(&mut after, &h.state, saved);
     let dropped: Vec<_> = report.dropped.iter().map(|(t, _)| *t).collect();
     assert_eq!(dropped, vec![spends[0].txid()]);
-    assert!(report.dropped[0].1.contains("past the expiry"), "{}", report.dropped[0].1);
+    assert!(
+        report.dropped[0].1.contains("past the expiry"),
+        "{}",
+        report.dropped[0].1
+    );
     assert_eq!(report.restored, vec![spends[1].txid(), spends[2].txid()]);
     for (i, tx) in spends.iter().enumerate().skip(1) {
         let entry = after.get(&tx.txid()).expect("restored");
-        assert_eq!(entry.time(), NOW + i as u64 * 86_400, "the saved entry time, not the load's");
+        assert_eq!(
+            entry.time(),
+            NOW + i as u64 * 86_400,
+            "the saved entry time, not the load's"
+        );
     }
 
     // Each expires when the expiry has passed since its first arrival, not since the restart.

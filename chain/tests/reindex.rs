@@ -81,9 +81,15 @@ fn a_store_with_damaged_tables_is_refused_then_rebuilt_from_its_blocks() {
         let best = db.open_tree("best").expect("best");
         best.remove(7u32.to_be_bytes()).expect("gap");
         db.open_tree("utxo").expect("utxo").clear().expect("clear utxo");
-        db.open_tree("txindex").expect("txindex").clear().expect("clear txindex");
+        db.open_tree("txindex")
+            .expect("txindex")
+            .clear()
+            .expect("clear txindex");
         // One unreadable body among the good ones.
-        db.open_tree("bodies").expect("bodies").insert([0xab; 32], &b"garbage"[..]).expect("garbage");
+        db.open_tree("bodies")
+            .expect("bodies")
+            .insert([0xab; 32], &b"garbage"[..])
+            .expect("garbage");
     });
     let err = open_retrying(dir.path(), &params).map(|_| ()).expect_err("refused");
     assert!(matches!(err, ChainError::Corrupt(_)), "{err}");
@@ -127,7 +133,12 @@ fn an_unopenable_store_is_reported_and_never_taken_for_a_new_one() {
             .expect("dir")
             .flatten()
             .filter(|e| e.path().is_file())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read")))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).expect("read"),
+                )
+            })
             .collect();
         v.sort();
         v

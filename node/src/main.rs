@@ -7,7 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lode_node::client::commands::{
     apikey::ApiKeyArgs,
-    chain::{ChainArgs, ChainCommand}, mine::MineArgs, miner::MinerArgs, wallet::WalletArgs, CommandError,
+    chain::{ChainArgs, ChainCommand},
+    mine::MineArgs,
+    miner::MinerArgs,
+    wallet::WalletArgs,
+    CommandError,
 };
 use lode_node::client::devnet::DevnetArgs;
 use lode_node::node_args::NodeArgs;

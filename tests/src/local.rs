@@ -103,7 +103,9 @@ impl LocalNode {
 
     /// True while its process runs.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// SIGKILL, then reaps it.
@@ -126,7 +128,11 @@ impl LocalNode {
                 self.child = None;
                 return status.code();
             }
-            assert!(start.elapsed() < timeout, "did not exit within {timeout:?}\n{}", self.log_tail(30));
+            assert!(
+                start.elapsed() < timeout,
+                "did not exit within {timeout:?}\n{}",
+                self.log_tail(30)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -86,7 +86,14 @@ impl Rng {
 
 /// The client threads of one round, until `stop`: the miner client, the payer, and the
 /// feeder that hands the peer's transactions and blocks to the node.
-fn clients(a: &Endpoint, p: &Endpoint, a_addr: &Value, p_addr: &Value, stop: &Arc<AtomicBool>, acks: &Arc<Mutex<Acks>>) -> Vec<std::thread::JoinHandle<()>> {
+fn clients(
+    a: &Endpoint,
+    p: &Endpoint,
+    a_addr: &Value,
+    p_addr: &Value,
+    stop: &Arc<AtomicBool>,
+    acks: &Arc<Mutex<Acks>>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let mut threads = Vec::new();
     {
         let (a, stop, acks) = (a.clone(), stop.clone(), acks.clone());
@@ -120,9 +127,13 @@ fn clients(a: &Endpoint, p: &Endpoint, a_addr: &Value, p_addr: &Value, stop: &Ar
                 i += 1;
                 if i.is_multiple_of(4) {
                     // A block of the peer's, handed over by hand.
-                    let Ok(v) = p.call(&rt, "generate", json!([1])) else { continue };
+                    let Ok(v) = p.call(&rt, "generate", json!([1])) else {
+                        continue;
+                    };
                     let hash = v.as_array().and_then(|a| a.first()).map(text).unwrap_or_default();
-                    let Ok(hex) = p.call(&rt, "getblock", json!([hash, 0])) else { continue };
+                    let Ok(hex) = p.call(&rt, "getblock", json!([hash, 0])) else {
+                        continue;
+                    };
                     if let Ok(Value::Null) = a.call(&rt, "submitblock", json!([hex])) {
                         acks.lock().expect("acks").submitted.push(hash);
                     }
@@ -132,7 +143,9 @@ fn clients(a: &Endpoint, p: &Endpoint, a_addr: &Value, p_addr: &Value, stop: &Ar
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
-                let Ok(hex) = p.call(&rt, "getrawtransaction", json!([txid])) else { continue };
+                let Ok(hex) = p.call(&rt, "getrawtransaction", json!([txid])) else {
+                    continue;
+                };
                 if let Ok(v) = a.call(&rt, "sendrawtransaction", json!([hex])) {
                     acks.lock().expect("acks").relayed.push(text(&v));
                 }
@@ -146,7 +159,10 @@ fn clients(a: &Endpoint, p: &Endpoint, a_addr: &Value, p_addr: &Value, stop: &Ar
 fn check(node: &LocalNode, acks: &Acks, round: usize) -> usize {
     for hash in acks.blocks() {
         if let Err(e) = node.try_rpc("getblockheader", json!([hash])) {
-            panic!("round {round}: acknowledged block {hash} lost: {e}\n{}", node.log_tail(40));
+            panic!(
+                "round {round}: acknowledged block {hash} lost: {e}\n{}",
+                node.log_tail(40)
+            );
         }
     }
     let pool: HashSet<String> = node
@@ -159,7 +175,10 @@ fn check(node: &LocalNode, acks: &Acks, round: usize) -> usize {
     for txid in acks.txids() {
         if !pool.contains(txid) {
             if let Err(e) = node.try_rpc("getrawtransaction", json!([txid])) {
-                panic!("round {round}: acknowledged transaction {txid} lost: {e}\n{}", node.log_tail(40));
+                panic!(
+                    "round {round}: acknowledged transaction {txid} lost: {e}\n{}",
+                    node.log_tail(40)
+                );
             }
         }
     }

@@ -42,7 +42,12 @@ fn a_full_disk_halts_the_node_and_nothing_acknowledged_is_lost() {
             Err(e) => break e,
         }
         match node.try_rpc("generate", json!([1])) {
-            Ok(v) => blocks.extend(v.as_array().expect("hashes").iter().map(|h| h.as_str().expect("hash").to_string())),
+            Ok(v) => blocks.extend(
+                v.as_array()
+                    .expect("hashes")
+                    .iter()
+                    .map(|h| h.as_str().expect("hash").to_string()),
+            ),
             Err(e) => break e,
         }
     };
@@ -51,16 +56,25 @@ fn a_full_disk_halts_the_node_and_nothing_acknowledged_is_lost() {
     assert!(!blocks.is_empty() && !txids.is_empty());
 
     // Halted: still answering, refusing work with the reason; /health says it.
+    eprintln!("first refusal: {refusal}");
     let (status, health) = node.get("/health").expect("/health while halted");
     assert_eq!(status, 503, "{health}");
     let reason = health["reason"].as_str().unwrap_or_default().to_string();
     assert!(reason.contains("disk full"), "{health}");
     for (method, params) in [("generate", json!([1])), ("sendtoaddress", json!([to, 0.001]))] {
         let e = node.try_rpc(method, params).expect_err("refused while halted");
-        assert!(e.contains("stopped accepting work") && e.contains("disk full"), "{method}: {e}");
+        assert!(
+            e.contains("stopped accepting work") && e.contains("disk full"),
+            "{method}: {e}"
+        );
     }
     // Then it shuts down by itself, exiting non-zero.
-    assert_eq!(node.wait_exit(Duration::from_secs(60)), Some(EXIT_HALTED), "{}", node.log_tail(30));
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(60)),
+        Some(EXIT_HALTED),
+        "{}",
+        node.log_tail(30)
+    );
     let log = node.log_text();
     let halt_lines: Vec<&str> = log
         .lines()

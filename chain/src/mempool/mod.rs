@@ -367,7 +367,12 @@ impl Mempool {
         self.accept_entered(tx, chain, entered.min(now))
     }
 
-    fn accept_entered(&mut self, tx: Arc<Transaction>, chain: &ChainState, entered: u64) -> Result<TxAccepted, MempoolError> {
+    fn accept_entered(
+        &mut self,
+        tx: Arc<Transaction>,
+        chain: &ChainState,
+        entered: u64,
+    ) -> Result<TxAccepted, MempoolError> {
         self.expire();
         let txid = tx.txid();
         match self.check(&tx, txid, chain, RELAY)? {

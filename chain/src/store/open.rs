@@ -52,7 +52,9 @@ pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     let outer = CAUGHT.with(|c| c.borrow_mut().replace(None));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    let message = CAUGHT.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).flatten();
+    let message = CAUGHT
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .flatten();
     result.map_err(|_| message.unwrap_or_else(|| "unknown panic".into()))
 }
 
@@ -67,7 +69,12 @@ pub(super) fn open_db(path: &Path) -> Result<sled::Db, ChainError> {
         .map_err(|panic| unopenable(format!("sled panicked while opening it: {panic}")))?;
     opened.map_err(|e| match e {
         // Out of space or permission problems are not damage: report them as they are.
-        sled::Error::Io(io) if !matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) => {
+        sled::Error::Io(io)
+            if !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
             ChainError::Store(sled::Error::Io(io))
         }
         other => unopenable(other.to_string()),

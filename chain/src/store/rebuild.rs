@@ -52,7 +52,10 @@ impl Store {
             };
             let hash = block.hash();
             if hash != genesis {
-                children.entry(block.header.prev_hash).or_default().push((hash, block.header));
+                children
+                    .entry(block.header.prev_hash)
+                    .or_default()
+                    .push((hash, block.header));
             }
         }
         // The old index's arrival order, where it is still readable: equal-work tips keep

@@ -173,10 +173,7 @@ impl MempoolFiles {
     }
 }
 
-fn read_or_set_aside(
-    path: &Path,
-    read: Result<Vec<SavedTx>, PersistError>,
-) -> Result<Vec<SavedTx>, PersistError> {
+fn read_or_set_aside(path: &Path, read: Result<Vec<SavedTx>, PersistError>) -> Result<Vec<SavedTx>, PersistError> {
     match read {
         Ok(txs) => Ok(txs),
         Err(e @ (PersistError::Corrupt { .. } | PersistError::WrongNetwork { .. })) => {

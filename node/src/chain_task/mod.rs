@@ -301,6 +301,16 @@ impl ChainTask {
         }
     }
 
+    /// A wallet file that could not be written for lack of space halts the node like any
+    /// other failed write.
+    fn wallet_failed(&mut self, e: &WalletActionError) {
+        if let WalletActionError::Wallet(lode_wallet::WalletError::Io { source, .. }) = e {
+            if lode_chain::error::is_disk_full(source) {
+                self.fail_write(disk_failure("cannot write the wallet file", true, e));
+            }
+        }
+    }
+
     /// A write failed: the node halts, and the current group is not acknowledged.
     fn fail_write(&mut self, reason: String) {
         self.outbox.failed = true;
@@ -574,6 +584,9 @@ impl ChainTask {
         match command {
             WalletCommand::NewAddress(reply) => {
                 let r = self.wallet_mut().and_then(|w| Ok(w.new_address()?));
+                if let Err(e) = &r {
+                    self.wallet_failed(e);
+                }
                 let _ = reply.send(r);
             }
             WalletCommand::Send {
@@ -642,12 +655,9 @@ impl ChainTask {
         // In the wallet file before the mempool sees it: a txid is never returned for a
         // payment a crash could forget.
         if let Err(e) = self.wallet_mut()?.record_sent(&payment.tx) {
-            if let lode_wallet::WalletError::Io { source, .. } = &e {
-                if lode_chain::error::is_disk_full(source) {
-                    self.fail_write(disk_failure("cannot write the wallet file", true, &e));
-                }
-            }
-            return Err(e.into());
+            let e = WalletActionError::from(e);
+            self.wallet_failed(&e);
+            return Err(e);
         }
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
             TxVerdict::Accepted { txid } => Ok(SentPayment {
@@ -714,7 +724,13 @@ impl ChainTask {
             Some(a) => a,
             None => {
                 let hrp = self.chain.params().hrp.clone();
-                self.wallet_mut()?.fresh_pkh(&hrp)?
+                match self.wallet_mut().and_then(|w| w.fresh_pkh(&hrp)) {
+                    Ok(pkh) => pkh,
+                    Err(e) => {
+                        self.wallet_failed(&e);
+                        return Err(e.into());
+                    }
+                }
             }
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
