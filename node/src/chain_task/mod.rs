@@ -650,7 +650,15 @@ impl ChainTask {
         let floor = self.chain.params().min_relay_fee_rate;
         let estimate = self.txs.mempool().map_or(floor, |m| m.fee_rate_estimate());
         let fee_rate = fee_rate.unwrap_or(estimate.max(floor));
-        let payment = self.wallet_mut()?.build_payment(to, amount, fee_rate)?;
+        // Building takes a change address, written to the wallet file.
+        let payment = match self.wallet_mut()?.build_payment(to, amount, fee_rate) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = WalletActionError::from(e);
+                self.wallet_failed(&e);
+                return Err(e);
+            }
+        };
         let size = lode_chain::encoding::encode(&payment.tx).len();
         // In the wallet file before the mempool sees it: a txid is never returned for a
         // payment a crash could forget.
