@@ -36,7 +36,10 @@ pub fn with_fix(error: ChainError, data_dir: &Path, network: &str) -> NodeError 
         _ => None,
     };
     match fix {
-        Some(fix) => NodeError::DamagedStore { error, fix },
+        Some(fix) => NodeError::DamagedStore {
+            error: Box::new(error),
+            fix,
+        },
         None => NodeError::Chain(error),
     }
 }

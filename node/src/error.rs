@@ -47,8 +47,8 @@ pub enum NodeError {
     /// The chain store is damaged: it was left as it is, and `fix` says how to recover.
     #[error("{error}; the store was left as it is. To recover: {fix}")]
     DamagedStore {
-        /// What failed.
-        error: lode_chain::error::ChainError,
+        /// What failed (boxed: it is large, and rare).
+        error: Box<lode_chain::error::ChainError>,
         /// The commands that recover.
         fix: String,
     },

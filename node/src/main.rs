@@ -194,7 +194,10 @@ fn run_reindex(network: &str, data_dir: Option<std::path::PathBuf>) -> anyhow::R
     let params = lode_node::node_args::network_params(network)?;
     let data_dir = data_dir.unwrap_or_else(|| lode_node::node_args::default_data_dir(&params.name));
     let report = lode_node::chain_store::reindex(&data_dir, params)?;
-    println!(
+    use std::io::Write;
+    // The command's result, for the user (the log went to stderr).
+    writeln!(
+        std::io::stdout(),
         "reindexed {}: {} blocks, best chain height {} (tip {}); {} unreadable and {} unlinked bodies left out",
         data_dir.display(),
         report.blocks,
@@ -202,7 +205,8 @@ fn run_reindex(network: &str, data_dir: Option<std::path::PathBuf>) -> anyhow::R
         report.tip,
         report.unreadable,
         report.unlinked
-    );
+    )
+    .context("cannot write to stdout")?;
     Ok(())
 }
 
