@@ -311,6 +311,15 @@ pub enum ChainError {
     /// The store holds data that contradicts itself.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// sled could not open the store at all (a damaged log, or sled panicked reading it).
+    /// The store was left as it was.
+    #[error("the chain store at {path} cannot be opened: {reason}")]
+    Unopenable {
+        /// The store's directory.
+        path: String,
+        /// sled's error or panic message.
+        reason: String,
+    },
     /// The data dir was made for another network.
     #[error(
         "data dir belongs to network {found_name:?} (genesis {found}), not {expected_name:?} (genesis {expected})"
@@ -366,6 +375,7 @@ impl ChainError {
             | ChainError::InvalidTx { .. }
             | ChainError::Decode(_)
             | ChainError::Corrupt(_)
+            | ChainError::Unopenable { .. }
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)
@@ -380,6 +390,7 @@ impl ChainError {
             ChainError::Decode(_)
             | ChainError::Store(_)
             | ChainError::Corrupt(_)
+            | ChainError::Unopenable { .. }
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)

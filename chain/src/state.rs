@@ -29,7 +29,7 @@ use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
 use crate::side_headers::{SideHeader, SideHeaders};
 use crate::sig::SigCache;
-use crate::store::{BlockStatus, CacheStats, IndexEntry, Store};
+use crate::store::{BlockStatus, CacheStats, IndexEntry, ReindexReport, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
 use crate::validation::{
     check_block, check_block_spends, check_header_chain, check_header_contextual, median_time_past, HeaderChainBase,
@@ -142,6 +142,10 @@ impl ChainState {
     /// crash interrupted.
     pub fn open_with_clock(path: &Path, params: ChainParams, clock: Clock) -> Result<ChainState, ChainError> {
         let (store, _fresh) = Store::open(path, &params)?;
+        ChainState::from_store(store, params, clock)
+    }
+
+    fn from_store(store: Store, params: ChainParams, clock: Clock) -> Result<ChainState, ChainError> {
         let genesis = params.genesis_hash();
         let mut state = ChainState {
             params,
@@ -187,6 +191,35 @@ impl ChainState {
             );
         }
         Ok(state)
+    }
+
+    /// Rebuilds the chain at `path` from its stored block bodies (`lode chain reindex`): the
+    /// block index from the bodies, then the UTXO set, undo data, tx and address indexes and
+    /// the best chain by connecting every block again from genesis, each re-validated. Bodies
+    /// are never removed; unreadable ones are counted and left out. The store must exist
+    /// and be openable by sled (if it is not, only a resync from peers helps).
+    pub fn reindex(path: &Path, params: ChainParams) -> Result<(ChainState, ReindexReport), ChainError> {
+        if !path.is_dir() {
+            return Err(ChainError::Unopenable {
+                path: path.display().to_string(),
+                reason: "no chain store there".into(),
+            });
+        }
+        let (store, _fresh) = Store::open(path, &params)?;
+        let mut report = store.reset_from_bodies(&params)?;
+        // The same handle: sled frees its lock only some time after a drop.
+        let state = ChainState::from_store(store, params, system_clock())?;
+        state.flush()?;
+        report.height = state.height().0;
+        report.tip = state.tip_hash();
+        tracing::info!(
+            blocks = report.blocks,
+            unreadable = report.unreadable,
+            unlinked = report.unlinked,
+            height = report.height,
+            "reindexed the chain from its stored blocks"
+        );
+        Ok((state, report))
     }
 
     /// Runs the signature checks of blocks on `threads` workers of a pool of this chain's own

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lode_chain::mempool::persist::{self, PersistError, TxJournal};
+use lode_chain::mempool::persist::{self, PersistError, SavedTx, TxJournal};
 use lode_chain::{ChainState, Hash256, Transaction};
 use tokio::sync::{broadcast, watch};
 
@@ -37,6 +37,8 @@ pub(super) struct Outbox {
     announcements: Vec<Announcement>,
     /// A block was stored (sled must be synced before the replies go).
     pub store_dirty: bool,
+    /// A write of this group failed: its replies and announcements are discarded.
+    pub failed: bool,
 }
 
 impl Outbox {
@@ -156,9 +158,10 @@ impl MempoolFiles {
         Ok(n)
     }
 
-    /// Appends a locally accepted transaction to the journal (synced at the commit).
-    pub fn journal(&mut self, tx: &Transaction) -> Result<(), PersistError> {
-        self.journal.append(tx)
+    /// Appends a locally accepted transaction, which entered the pool at `entered`, to the
+    /// journal (synced at the commit).
+    pub fn journal(&mut self, tx: &Transaction, entered: u64) -> Result<(), PersistError> {
+        self.journal.append(tx, entered)
     }
 
     /// Syncs the journal if anything was appended; compacts it when it has grown large.
@@ -171,10 +174,7 @@ impl MempoolFiles {
     }
 }
 
-fn read_or_set_aside(
-    path: &Path,
-    read: Result<Vec<Transaction>, PersistError>,
-) -> Result<Vec<Transaction>, PersistError> {
+fn read_or_set_aside(path: &Path, read: Result<Vec<SavedTx>, PersistError>) -> Result<Vec<SavedTx>, PersistError> {
     match read {
         Ok(txs) => Ok(txs),
         Err(e @ (PersistError::Corrupt { .. } | PersistError::WrongNetwork { .. })) => {

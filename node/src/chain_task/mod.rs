@@ -268,10 +268,17 @@ impl ChainTask {
             }
             let mut task = write(&shared);
             task.refresh_miner();
+            // Returned from disconnected blocks (or unlocked orphans): journalled too, so a
+            // payment acknowledged before a reorg took its block away survives a crash after.
             for tx in task.txs.take_relay() {
+                task.journal(&tx);
                 task.announce(Announcement::Tx(tx));
             }
             task.commit();
+            if task.halt.reason().is_some() && task.miner.is_some() {
+                // Its blocks would be refused: stop burning the CPU.
+                task.stop_miner();
+            }
         }
         let mut task = write(&shared);
         // Stop the workers before the store closes (their bridge then ends too).
@@ -309,6 +316,12 @@ impl ChainTask {
                 failure = Some(disk_failure("cannot sync the mempool journal", e.is_disk_full(), &e));
             }
         }
+        // A write of this group failed before the commit (a journal append, a block, the
+        // wallet file): nothing of the group may be acknowledged.
+        if std::mem::take(&mut self.outbox.failed) && failure.is_none() {
+            self.outbox.discard();
+            return;
+        }
         match failure {
             None => self.outbox.release(&self.announce),
             Some(reason) => {
@@ -316,6 +329,22 @@ impl ChainTask {
                 self.halt.halt(reason);
             }
         }
+    }
+
+    /// A wallet file that could not be written for lack of space halts the node like any
+    /// other failed write.
+    fn wallet_failed(&mut self, e: &WalletActionError) {
+        if let WalletActionError::Wallet(lode_wallet::WalletError::Io { source, .. }) = e {
+            if lode_chain::error::is_disk_full(source) {
+                self.fail_write(disk_failure("cannot write the wallet file", true, e));
+            }
+        }
+    }
+
+    /// A write failed: the node halts, and the current group is not acknowledged.
+    fn fail_write(&mut self, reason: String) {
+        self.outbox.failed = true;
+        self.halt.halt(reason);
     }
 
     /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
@@ -330,7 +359,7 @@ impl ChainTask {
             }
             Err(e) => {
                 if e.is_disk_full() {
-                    self.halt.halt(disk_failure("cannot save the mempool", true, &e));
+                    self.fail_write(disk_failure("cannot save the mempool", true, &e));
                 } else {
                     tracing::warn!(error = %e, "cannot save the mempool");
                 }
@@ -396,7 +425,11 @@ impl ChainTask {
                 });
             }
             ChainRequest::SubmitMined { block, reward, reply } => {
-                let _ = reply.send(self.submit_mined(block, reward));
+                let verdict = match &halted {
+                    Some(r) => BlockVerdict::Failed(r.clone()),
+                    None => self.submit_mined(block, reward),
+                };
+                let _ = reply.send(verdict);
             }
             ChainRequest::SubmitBlocks { blocks, reply } => {
                 if let Some(r) = halted {
@@ -512,6 +545,18 @@ impl ChainTask {
 
     /// Judges (and keeps) a transaction; announces a local one that was accepted.
     fn submit_tx(&mut self, tx: lode_chain::Transaction, origin: Origin) -> TxVerdict {
+        // A local client's transaction already in the pool (a peer relayed it first, or the
+        // client sends it again): the same answer as a first acceptance, and journalled now,
+        // since a peer's transaction is otherwise only in the next snapshot.
+        if origin == Origin::Local {
+            let txid = tx.txid();
+            if self.txs.mempool().is_some_and(|m| m.contains(&txid)) {
+                let tx = Arc::new(tx);
+                self.journal(&tx);
+                self.announce(Announcement::Tx(tx));
+                return TxVerdict::Accepted { txid };
+            }
+        }
         // Only a local transaction is announced, so only its copy is kept.
         let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
         let verdict = self.txs.submit(&self.chain, tx);
@@ -519,16 +564,27 @@ impl ChainTask {
             let _ = self.accepted_txs.send(*txid);
             if let Some(tx) = local {
                 // Acknowledged only once journalled and synced (at the group commit).
-                if let Some(files) = self.files.as_mut() {
-                    if let Err(e) = files.journal(&tx) {
-                        let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
-                        self.halt.halt(reason);
-                    }
-                }
+                self.journal(&tx);
                 self.announce(Announcement::Tx(tx));
             }
         }
         verdict
+    }
+
+    /// Appends a pool transaction to the mempool journal (synced at the group commit); a
+    /// failed append halts the node.
+    fn journal(&mut self, tx: &lode_chain::Transaction) {
+        let Some(files) = self.files.as_mut() else { return };
+        let txid = tx.txid();
+        let entered = self
+            .txs
+            .mempool()
+            .and_then(|m| m.get(&txid))
+            .map_or_else(|| self.chain.now(), |e| e.time());
+        if let Err(e) = files.journal(tx, entered) {
+            let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
+            self.fail_write(reason);
+        }
     }
 
     fn block_bytes(&self, hashes: Vec<Hash256>, budget: usize) -> Vec<Option<Vec<u8>>> {
@@ -557,6 +613,9 @@ impl ChainTask {
         match command {
             WalletCommand::NewAddress(reply) => {
                 let r = self.wallet_mut().and_then(|w| Ok(w.new_address()?));
+                if let Err(e) = &r {
+                    self.wallet_failed(e);
+                }
                 let _ = reply.send(r);
             }
             WalletCommand::Send {
@@ -620,11 +679,23 @@ impl ChainTask {
         let floor = self.chain.params().min_relay_fee_rate;
         let estimate = self.txs.mempool().map_or(floor, |m| m.fee_rate_estimate());
         let fee_rate = fee_rate.unwrap_or(estimate.max(floor));
-        let payment = self.wallet_mut()?.build_payment(to, amount, fee_rate)?;
+        // Building takes a change address, written to the wallet file.
+        let payment = match self.wallet_mut()?.build_payment(to, amount, fee_rate) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = WalletActionError::from(e);
+                self.wallet_failed(&e);
+                return Err(e);
+            }
+        };
         let size = lode_chain::encoding::encode(&payment.tx).len();
         // In the wallet file before the mempool sees it: a txid is never returned for a
         // payment a crash could forget.
-        self.wallet_mut()?.record_sent(&payment.tx)?;
+        if let Err(e) = self.wallet_mut()?.record_sent(&payment.tx) {
+            let e = WalletActionError::from(e);
+            self.wallet_failed(&e);
+            return Err(e);
+        }
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
             TxVerdict::Accepted { txid } => Ok(SentPayment {
                 tx: payment.tx,
@@ -690,7 +761,13 @@ impl ChainTask {
             Some(a) => a,
             None => {
                 let hrp = self.chain.params().hrp.clone();
-                self.wallet_mut()?.fresh_pkh(&hrp)?
+                match self.wallet_mut().and_then(|w| w.fresh_pkh(&hrp)) {
+                    Ok(pkh) => pkh,
+                    Err(e) => {
+                        self.wallet_failed(&e);
+                        return Err(e.into());
+                    }
+                }
             }
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -764,7 +841,7 @@ impl ChainTask {
                 Some(rule) => BlockVerdict::Rejected(rule.clone()),
                 None => {
                     if e.is_disk_full() {
-                        self.halt.halt(disk_failure("cannot store a block", true, &e));
+                        self.fail_write(disk_failure("cannot store a block", true, &e));
                     } else {
                         tracing::error!(error = %e, "chain store failed while accepting a block");
                     }

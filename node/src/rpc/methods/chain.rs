@@ -258,13 +258,9 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
     p.expect_at_most(&["hexstring"])?;
     let tx = decode_raw_tx(p.str(0, "hexstring")?, app.api.params())?;
     let txid = tx.txid();
-    let known = app
-        .api
+    app.api
         .chain()
-        .read(move |v| -> Result<bool, RpcError> {
-            if v.mempool().is_some_and(|m| m.contains(&txid)) {
-                return Ok(true);
-            }
+        .read(move |v| -> Result<(), RpcError> {
             if v.chain()
                 .store()
                 .tx_location(&txid)
@@ -273,14 +269,11 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
             {
                 return Err(RpcError::new(-27, "transaction already in block chain"));
             }
-            Ok(false)
+            Ok(())
         })
         .await??;
-    // Already in the mempool: the same answer as the first time (idempotent).
-    if known {
-        return Ok(json!(txid.to_hex()));
-    }
-    // Accepted, it is announced by the chain task.
+    // Accepted (or already in the mempool: the same answer, idempotent), it is journalled
+    // before the answer and announced by the chain task.
     match app.api.chain().submit_tx(tx, Origin::Local).await? {
         TxVerdict::Accepted { txid } => Ok(json!(txid.to_hex())),
         TxVerdict::Ignored { reason, .. } if reason.contains("unknown parent") => {
