@@ -152,7 +152,7 @@ pub async fn run(
     mut status: impl FnMut(&MinerStatus),
     mut stop: watch::Receiver<bool>,
 ) -> Result<MinerStatus, StratumClientError> {
-    let addr = parse_url(&config.url)?;
+    let mut addr = parse_url(&config.url)?;
     let threads = config.threads.max(1);
     let board = Arc::new(Board {
         work: Mutex::new(None),
@@ -222,6 +222,19 @@ pub async fn run(
                                 }
                             }
                         }
+                    }
+                    Ok(Event::Reconnect { to, wait }) => {
+                        if let Some(to) = to {
+                            addr = to;
+                        }
+                        tracing::info!(to = %addr, wait, "the server asked to reconnect");
+                        st.connected = false;
+                        board.set(None);
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                            _ = stop.changed() => break 'outer Ok(()),
+                        }
+                        break;
                     }
                     Ok(_) => {}
                     Err(e) => {
