@@ -264,7 +264,7 @@ async fn bench_memory_per_connected_miner() {
     let info = call(&url, "getstratuminfo", json!([])).await;
     assert!(info["connections"].as_u64().unwrap_or(0) >= 1_000, "{info}");
     let delta = after.saturating_sub(before);
-    println!(
+    eprintln!(
         "stratum memory: RSS {before} KiB idle → {after} KiB with 1,000 miners: {delta} KiB added, {:.1} KiB per miner ({:.1} MB per 1,000; goal < 50 MB)",
         delta as f64 / 1_000.0,
         delta as f64 / 1_024.0
@@ -371,7 +371,7 @@ async fn bench_lode_miner_hashrate_against_the_embedded_miner() {
         stratum.push(mean(&rates[2..]));
     }
     let (e, s) = (mean(&embedded), mean(&stratum));
-    println!(
+    eprintln!(
         "hash rate, one thread: embedded {:.2} MH/s (runs {:?}), lode miner via Stratum {:.2} MH/s (runs {:?}); ratio {:.3} (goal ≥ 0.95)",
         e / 1e6,
         embedded.iter().map(|r| format!("{:.2}", r / 1e6)).collect::<Vec<_>>(),
