@@ -644,6 +644,10 @@ async fn devnet_up_stratum_prints_ports_that_answer_and_lode_miner_mines_a_block
         ],
     );
     up.wait_ready();
+    // The table with the ports follows the ready line.
+    wait_until("the Stratum ports printed", Duration::from_secs(30), || {
+        printed_stratum_urls(&up.output()).len() >= 3
+    });
     let urls = printed_stratum_urls(&up.output());
     let expected: Vec<String> = (0..3)
         .map(|i| format!("stratum+tcp://127.0.0.1:{}", stratum_base + i))

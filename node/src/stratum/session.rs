@@ -63,6 +63,8 @@ pub struct Session {
     score: i64,
     /// Set when the connection must close after the replies are written.
     pub close: bool,
+    /// Set when it closes after `client.reconnect` (closed gracefully, see [`run`]).
+    reconnecting: bool,
 }
 
 fn unix_now() -> u64 {
@@ -89,6 +91,7 @@ impl Session {
             vardiff: Vardiff::new(c.share_interval, Instant::now()),
             score: 0,
             close: false,
+            reconnecting: false,
             peer,
             shared,
         }
@@ -454,6 +457,7 @@ impl Session {
     /// just closed: miners take the first line they get for the subscribe reply).
     pub fn reconnect(&mut self, to: &super::shared::ReconnectTo) -> Vec<String> {
         self.close = true;
+        self.reconnecting = self.subscribed;
         if self.subscribed {
             vec![reconnect_line(to)]
         } else {
@@ -566,4 +570,13 @@ pub async fn run(
         }
     }
     let _ = write.shutdown().await;
+    if session.reconnecting {
+        // Closing with the miner's unread submits queued would reset the connection, and a
+        // miner whose write fails first may never read the reconnect line: half-close and
+        // drain what it still sends until it hangs up (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(Some(_)) = lines.next_line().await {}
+        })
+        .await;
+    }
 }
