@@ -68,6 +68,7 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("getstratuminfo", None),
     ("getpoolinfo", None),
     ("getpoolblock", None),
+    ("stratumreconnect", Some(Scope::Admin)),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -128,6 +129,7 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "getstratuminfo" => stratum::getstratuminfo(app, p).await,
         "getpoolinfo" => stratum::getpoolinfo(app, p).await,
         "getpoolblock" => stratum::getpoolblock(app, p).await,
+        "stratumreconnect" => stratum::stratumreconnect(app, p).await,
         other => Err(RpcError::method_not_found(other)),
     }
 }
