@@ -31,10 +31,13 @@ pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+/// An address group: the IP family (0 for loopback) and the leading bytes that group it.
+pub type Group = (u8, [u8; 4]);
+
 /// The address group an IP belongs to (as Bitcoin Core groups them): the /16 of an IPv4
 /// address, the /32 of an IPv6 one; every loopback address is one group. Many connections
 /// from one group are the cheapest for an attacker to make, so eviction starts there.
-pub fn group_of(ip: IpAddr) -> (u8, [u8; 4]) {
+pub fn group_of(ip: IpAddr) -> Group {
     if ip.is_loopback() {
         return (0, [0; 4]);
     }
@@ -175,7 +178,7 @@ pub fn select_eviction<K: Clone>(candidates: &[Candidate<K>]) -> Option<K> {
     if rest.is_empty() {
         return None;
     }
-    let mut groups: HashMap<Option<(u8, [u8; 4])>, Vec<&Candidate<K>>> = HashMap::new();
+    let mut groups: HashMap<Option<Group>, Vec<&Candidate<K>>> = HashMap::new();
     for c in rest {
         groups.entry(c.ip.map(group_of)).or_default().push(c);
     }

@@ -129,7 +129,7 @@ impl Gate {
         }
     }
 
-    fn from_address(&self, ip: Option<IpAddr>) -> usize {
+    fn count_from(&self, ip: Option<IpAddr>) -> usize {
         self.inbound.values().filter(|c| c.ip.is_some() && c.ip == ip).count()
     }
 
@@ -146,7 +146,7 @@ impl Gate {
     fn check_address(&mut self, remote: &Multiaddr) -> Result<Option<IpAddr>, ConnectionDenied> {
         let ip = ip_of(remote);
         if let Some(ip) = ip {
-            if let Some(why) = self.policy.refuse(ip, self.from_address(Some(ip)), Instant::now()) {
+            if let Some(why) = self.policy.refuse(ip, self.count_from(Some(ip)), Instant::now()) {
                 return Err(self.refused(why, remote));
             }
         }
