@@ -49,6 +49,8 @@ pub(super) enum NetCommand {
     Ban(PeerId, Option<Duration>, oneshot::Sender<bool>),
     /// Banned peers and the seconds left on each ban.
     ListBanned(oneshot::Sender<Vec<(PeerId, u64)>>),
+    /// What the inbound gate refused and evicted.
+    GateStats(oneshot::Sender<super::gate::GateStats>),
 }
 
 /// A connected peer as the RPC shows it.
@@ -136,6 +138,11 @@ impl NetworkHandle {
     /// Whether `peer` is banned.
     pub async fn is_banned(&self, peer: PeerId) -> Result<bool, NodeError> {
         self.ask(|reply| NetCommand::IsBanned(peer, reply)).await
+    }
+
+    /// What the inbound gate refused (banned or full addresses, full slots) and evicted.
+    pub async fn gate_stats(&self) -> Result<super::gate::GateStats, NodeError> {
+        self.ask(NetCommand::GateStats).await
     }
 
     /// Sync progress (our height and the best height peers report).

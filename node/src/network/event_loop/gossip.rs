@@ -90,6 +90,11 @@ impl EventLoop {
     pub(super) fn on_block_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<BlockVerdict>) {
         let acceptance = match &verdict {
             Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
+                // A useful peer: protected from eviction for a while.
+                self.swarm
+                    .behaviour_mut()
+                    .gate
+                    .note_block(&source, std::time::Instant::now());
                 MessageAcceptance::Accept
             }
             // No more work than our tip: not stored, so not ours to pass on.
@@ -120,7 +125,13 @@ impl EventLoop {
     /// Reports a gossip transaction's verdict to gossipsub.
     pub(super) fn on_tx_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<TxVerdict>) {
         let acceptance = match verdict {
-            Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
+            Some(TxVerdict::Accepted { .. }) => {
+                self.swarm
+                    .behaviour_mut()
+                    .gate
+                    .note_tx(&source, std::time::Instant::now());
+                MessageAcceptance::Accept
+            }
             Some(TxVerdict::Rejected { txid, reason }) => {
                 tracing::debug!(peer = %source, %txid, %reason, "invalid transaction from gossip");
                 self.penalise(source, Misbehaviour::InvalidTx(reason));
