@@ -102,6 +102,15 @@ impl Net {
         &mut self.lab
     }
 
+    /// Bytes all hosts sent through their cables so far (kernel counters of the switch ports:
+    /// everything on the wire, retransmissions and headers included).
+    pub fn bytes_sent(&self) -> u64 {
+        (1..=self.lab.hosts())
+            .filter_map(|i| self.lab.cable_bytes(i).ok())
+            .map(|(sent, _)| sent)
+            .sum()
+    }
+
     /// Reshapes every link.
     ///
     /// # Panics

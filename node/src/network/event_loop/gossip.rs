@@ -30,6 +30,7 @@ impl EventLoop {
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
                 }
                 Ok(block) => {
+                    crate::network::compact::CompactStats::bump(&self.compact.stats.full_gossip_received, 1);
                     let rx = self.chain.try_submit_block(Arc::new(block), Origin::Peer);
                     self.await_verdict(msg_id, source, rx, |msg_id, source, verdict| Completion::GossipBlock {
                         msg_id,
@@ -52,13 +53,14 @@ impl EventLoop {
                     });
                 }
             },
+            Some(TopicKind::Compact) => self.on_compact(source, msg_id, &message.data),
             None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
         }
     }
 
     /// Holds the message until the chain task's verdict comes back; when the chain task had
     /// no room (`None`), ignores it at once: sync fetches what gossip drops.
-    fn await_verdict<V: Send + 'static>(
+    pub(super) fn await_verdict<V: Send + 'static>(
         &mut self,
         msg_id: MessageId,
         source: PeerId,

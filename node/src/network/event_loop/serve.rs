@@ -126,11 +126,12 @@ impl EventLoop {
                 });
                 self.serve_via_chain(channel, answer);
             }
+            SyncRequest::BlockTxn { block, indexes } => self.serve_block_txn(channel, block, indexes),
         }
     }
 
     /// Answers once the chain task has; `None` (its queue is full): "busy" at once.
-    fn serve_via_chain(
+    pub(super) fn serve_via_chain(
         &mut self,
         channel: ResponseChannel<SyncResponse>,
         answer: Option<impl std::future::Future<Output = SyncResponse> + Send + 'static>,
