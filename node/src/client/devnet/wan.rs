@@ -115,7 +115,7 @@ pub fn link_lines(file: &DevnetFile, probes: &[super::probe::Probe]) -> Vec<Stri
     };
     let shapes = profile.shapes(file.nodes.len());
     let mut lines = vec![format!(
-        "links (--wan {text}; delay, jitter and loss apply to packets towards the node; measured: median ping to peers, bytes through the cable):"
+        "links (--wan {text}; delay, jitter and loss apply to packets towards the node; measured: median libp2p ping to peers, bytes through the cable, RPC included):"
     )];
     let switch = format!("{WAN_PREFIX}-sw");
     for (i, (n, s)) in file.nodes.iter().zip(shapes).enumerate() {
