@@ -84,7 +84,10 @@ fn compact_blocks(profile: &WanProfile, n: usize, rounds: usize, payments: usize
         let hash = net.mine(1, 1).pop().expect("a block");
         loop {
             std::thread::sleep(Duration::from_millis(250));
-            if nodes.iter().all(|&i| net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str())) {
+            if nodes
+                .iter()
+                .all(|&i| net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str()))
+            {
                 break;
             }
         }
@@ -121,14 +124,24 @@ fn compact_blocks(profile: &WanProfile, n: usize, rounds: usize, payments: usize
 #[test]
 #[ignore = "benchmark: minutes of 5- and 8-node runs; needs root"]
 fn compact_block_bytes_and_propagation_per_profile() {
-    for n in [5, 8] {
-        for profile in [WanProfile::lan(), WanProfile::wan(), WanProfile::bad()] {
-            let Some((ratio, median, p99)) = compact_blocks(&profile, n, 5, 100) else {
+    // `LODE_BENCH_NODES=5` and `LODE_BENCH_PROFILES=wan` pick a subset (default: all).
+    let list = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let counts: Vec<usize> = list("LODE_BENCH_NODES", "5,8")
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let profiles: Vec<WanProfile> = list("LODE_BENCH_PROFILES", "lan,wan,bad")
+        .split(',')
+        .filter_map(|p| WanProfile::parse(p.trim()).ok())
+        .collect();
+    for &n in &counts {
+        for profile in &profiles {
+            let Some((ratio, median, p99)) = compact_blocks(profile, n, 3, 60) else {
                 return;
             };
             let bound = profile.link.delay;
             eprintln!(
-                "BENCH compact n={n} {}: bytes received by all hosts / (block size x receivers) {ratio:.3}; blocks of 100 known payments: median {median:?} p99 {p99:?} (one-way delay {bound:?})",
+                "BENCH compact n={n} {}: bytes received by all hosts / (block size x receivers) {ratio:.3}; blocks of 60 known payments: median {median:?} p99 {p99:?} (one-way delay {bound:?})",
                 profile.name
             );
         }
