@@ -21,6 +21,10 @@ use crate::network::gossip::TopicKind;
 use crate::network::peers::Misbehaviour;
 use crate::network::protocol::{RequestFrame, SyncRequest, SyncResponse, BLOCKS_RESPONSE_BUDGET};
 
+/// `getblocktxn` requests that may time out in a row before the full block is asked for: a
+/// timeout says the link is slow or busy, and the full block is the largest thing to ask
+/// a slow link for.
+const TXN_TRIES: u32 = 4;
 /// Compact blocks rebuilt at once; more are ignored (sync fetches what gossip drops).
 const MAX_REBUILDS: usize = 16;
 /// Bytes of transactions in one `blocktxn` answer (at least one transaction is sent): 0.5 s
@@ -38,8 +42,8 @@ struct Rebuild {
 
 /// What an outstanding request of ours fetches.
 enum Fetch {
-    /// Missing transactions: this many were asked for.
-    Txn(usize),
+    /// Missing transactions: this many were asked for, on this try (0-based).
+    Txn(usize, u32),
     /// The whole block.
     Full,
 }
@@ -156,7 +160,7 @@ impl EventLoop {
                     CompactStats::bump(&self.compact.stats.rebuilt_from_mempool, 1);
                     self.finish_rebuild(hash);
                 } else {
-                    self.request_txn(hash);
+                    self.request_txn(hash, 0);
                 }
             }
         }
@@ -179,7 +183,7 @@ impl EventLoop {
         }
     }
 
-    fn request_txn(&mut self, hash: Hash256) {
+    fn request_txn(&mut self, hash: Hash256, try_no: u32) {
         let Some(rebuild) = self.compact.rebuilds.get(&hash) else {
             return;
         };
@@ -191,7 +195,7 @@ impl EventLoop {
             &source,
             RequestFrame::Request(SyncRequest::BlockTxn { block: hash, indexes }),
         );
-        self.compact.requests.insert(id, (hash, Fetch::Txn(asked)));
+        self.compact.requests.insert(id, (hash, Fetch::Txn(asked, try_no)));
         CompactStats::bump(&self.compact.stats.txn_requests, 1);
     }
 
@@ -241,7 +245,7 @@ impl EventLoop {
             return Some(response);
         };
         match (fetch, response) {
-            (Fetch::Txn(asked), SyncResponse::BlockTxn { block, txs }) if block == hash => {
+            (Fetch::Txn(asked, _), SyncResponse::BlockTxn { block, txs }) if block == hash => {
                 CompactStats::bump(&self.compact.stats.txs_fetched, txs.len() as u64);
                 let filled = self
                     .compact
@@ -251,7 +255,7 @@ impl EventLoop {
                     .map(|p| p.fill_missing(txs, asked));
                 match filled {
                     Some(Ok(0)) => self.finish_rebuild(hash),
-                    Some(Ok(_)) => self.request_txn(hash),
+                    Some(Ok(_)) => self.request_txn(hash, 0),
                     Some(Err(e)) => {
                         tracing::debug!(%peer, %hash, error = %e, "bad blocktxn answer; fetching the full block");
                         self.fetch_full(hash);
@@ -260,7 +264,7 @@ impl EventLoop {
                 }
             }
             // Refused, or the wrong kind: the full block instead.
-            (Fetch::Txn(_), _) => self.fetch_full(hash),
+            (Fetch::Txn(..), _) => self.fetch_full(hash),
             (Fetch::Full, SyncResponse::Blocks(mut bodies)) if !bodies.is_empty() && !bodies[0].is_empty() => {
                 let bytes = bodies.swap_remove(0);
                 match Block::from_bytes(&bytes, self.params.max_block_size) {
@@ -288,7 +292,8 @@ impl EventLoop {
         };
         tracing::info!(%hash, %error, "compact block request failed");
         match fetch {
-            Fetch::Txn(_) => self.fetch_full(hash),
+            Fetch::Txn(_, try_no) if try_no + 1 < TXN_TRIES => self.request_txn(hash, try_no + 1),
+            Fetch::Txn(..) => self.fetch_full(hash),
             Fetch::Full => self.drop_rebuild(hash, MessageAcceptance::Ignore),
         }
         true
