@@ -31,6 +31,8 @@ pub(super) enum NetCommand {
     IsBanned(PeerId, oneshot::Sender<bool>),
     /// Sync progress.
     Progress(oneshot::Sender<Progress>),
+    /// What compact blocks did at this node.
+    CompactCounts(oneshot::Sender<super::compact::CompactCounts>),
     /// Testing: send any sync request to a peer, bypassing the sync manager (a hostile
     /// peer's oversized or flooding requests). The answer is dropped.
     RawSyncRequest(PeerId, RequestFrame),
@@ -148,6 +150,11 @@ impl NetworkHandle {
     /// Sync progress (our height and the best height peers report).
     pub async fn progress(&self) -> Result<Progress, NodeError> {
         self.ask(NetCommand::Progress).await
+    }
+
+    /// What compact blocks did at this node since it started.
+    pub async fn compact_counts(&self) -> Result<super::compact::CompactCounts, NodeError> {
+        self.ask(NetCommand::CompactCounts).await
     }
 
     /// Closes every connection to `peer`; `false` if none was open.

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod behaviour;
+pub mod compact;
 pub mod config;
 mod event_loop;
 pub mod gate;
@@ -90,7 +91,7 @@ pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<Running
             reason: e.to_string(),
         })?;
     }
-    for topic in [&setup.names.blocks, &setup.names.txs] {
+    for topic in [&setup.names.blocks, &setup.names.txs, &setup.names.compact] {
         swarm
             .behaviour_mut()
             .gossipsub

@@ -9,6 +9,7 @@
 //! are answered the same way, always ([`serve`]: an `Error` answer when the chain is busy or
 //! the peer over its rate limit).
 
+mod compact;
 mod gossip;
 mod serve;
 
@@ -56,6 +57,11 @@ enum Completion {
     Serve {
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
+    },
+    /// A compact block matched against the mempool: (already known, the partial block).
+    CompactMatched {
+        hash: lode_chain::Hash256,
+        result: Option<(bool, super::compact::PartialBlock)>,
     },
 }
 
@@ -157,6 +163,8 @@ pub struct EventLoop {
     /// The address each banned peer was banned by (to lift it with the peer's ban); only
     /// banned peers, so bounded by the peer book's ban list.
     banned_addrs: HashMap<PeerId, Multiaddr>,
+    /// Compact blocks being rebuilt and their requests.
+    compact: compact::CompactState,
 }
 
 impl EventLoop {
@@ -192,6 +200,7 @@ impl EventLoop {
             scripted_chain: parts.scripted_chain,
             ban_duration: parts.ban_duration,
             banned_addrs: HashMap::new(),
+            compact: compact::CompactState::default(),
         }
     }
 
@@ -222,7 +231,7 @@ impl EventLoop {
                     self.drain_sync();
                 }
                 announced = self.announce.recv() => match announced {
-                    Ok(Announcement::Block(block)) => self.publish_quietly(TopicKind::Blocks, block.to_bytes()),
+                    Ok(Announcement::Block(block)) => self.publish_block(&block),
                     Ok(Announcement::Tx(tx)) => self.publish_quietly(TopicKind::Txs, encoding::encode(&*tx)),
                     // Fell behind a burst: those are announced by nobody; peers still get
                     // them in blocks and through sync. Closed: the chain task is gone;
@@ -343,6 +352,7 @@ impl EventLoop {
                 let t = match topic {
                     TopicKind::Blocks => self.names.blocks.clone(),
                     TopicKind::Txs => self.names.txs.clone(),
+                    TopicKind::Compact => self.names.compact.clone(),
                 };
                 let result = match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
                     Ok(_) => Ok(()),
@@ -370,6 +380,9 @@ impl EventLoop {
             }
             NetCommand::IsBanned(peer, reply) => {
                 let _ = reply.send(self.book.is_banned(&peer));
+            }
+            NetCommand::CompactCounts(reply) => {
+                let _ = reply.send(self.compact_counts());
             }
             NetCommand::Progress(reply) => {
                 let _ = reply.send(self.sync.progress());
@@ -459,6 +472,7 @@ impl EventLoop {
         let t = match topic {
             TopicKind::Blocks => self.names.blocks.clone(),
             TopicKind::Txs => self.names.txs.clone(),
+            TopicKind::Compact => self.names.compact.clone(),
         };
         match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
             Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
@@ -639,6 +653,9 @@ impl EventLoop {
                     }
                 },
                 request_response::Message::Response { request_id, response } => {
+                    let Some(response) = self.on_compact_response(request_id, peer, response) else {
+                        return;
+                    };
                     self.sync.on_response(
                         request_id,
                         peer,
@@ -659,6 +676,9 @@ impl EventLoop {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.penalise(peer, Misbehaviour::Undecodable(format!("sync answer: {e}")));
                     }
+                }
+                if self.on_compact_failure(request_id, &error) {
+                    return;
                 }
                 let timeout = matches!(error, OutboundFailure::Timeout);
                 self.sync
@@ -736,6 +756,7 @@ impl EventLoop {
                 );
             }
             Completion::Serve { channel, response } => self.respond(channel, response),
+            Completion::CompactMatched { hash, result } => self.on_compact_matched(hash, result),
         }
         self.drain_sync();
     }

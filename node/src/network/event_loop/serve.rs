@@ -109,6 +109,8 @@ impl EventLoop {
                     })
                     .collect(),
             ),
+            // A scripted peer announces no compact blocks, so it has none to fill in.
+            SyncRequest::BlockTxn { .. } => SyncResponse::Error("no compact blocks here".into()),
         };
         self.respond(channel, response);
     }
@@ -173,11 +175,12 @@ impl EventLoop {
                 });
                 self.serve_via_chain(channel, answer);
             }
+            SyncRequest::BlockTxn { block, indexes } => self.serve_block_txn(channel, block, indexes),
         }
     }
 
     /// Answers once the chain task has; `None` (its queue is full): "busy" at once.
-    fn serve_via_chain(
+    pub(super) fn serve_via_chain(
         &mut self,
         channel: ResponseChannel<SyncResponse>,
         answer: Option<impl std::future::Future<Output = SyncResponse> + Send + 'static>,
