@@ -345,6 +345,9 @@ pub enum ChainError {
     /// No block with this hash is known.
     #[error("unknown block {0}")]
     UnknownBlock(Hash256),
+    /// The operation is not allowed on this block (invalidating genesis).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// Re-verifying the stored chain found a fault.
     #[error("chain verification failed at height {height}: {reason}")]
     VerifyFailed {
@@ -379,6 +382,7 @@ impl ChainError {
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)
+            | ChainError::NotAllowed(_)
             | ChainError::VerifyFailed { .. } => false,
         }
     }
@@ -394,6 +398,7 @@ impl ChainError {
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)
+            | ChainError::NotAllowed(_)
             | ChainError::VerifyFailed { .. } => None,
         }
     }

@@ -36,6 +36,8 @@ use crate::validation::{
     HeaderChainStop, HeaderContext, HeadersVerdict,
 };
 
+mod invalidate;
+
 /// Seconds since the Unix epoch; injectable so tests control time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -182,6 +184,9 @@ impl ChainState {
         // consistent but not-best tip (the last flush's) and the later blocks stored: connect
         // them again now.
         let flushed = state.height();
+        // A kill between `invalidateblock`'s status write and its flush leaves the tip on
+        // a block the index calls invalid: step back off it first.
+        state.leave_invalid_tip()?;
         state.activate_best_chain(None)?;
         if state.height() != flushed {
             tracing::info!(
@@ -627,7 +632,7 @@ impl ChainState {
         self.invalid_rules.clear();
         let events = self.activate_best_chain(Some(&checked))?;
         let status = match self.index.get(&hash).map(|e| e.status) {
-            Some(BlockStatus::Invalid) | Some(BlockStatus::InvalidAncestor) => AcceptStatus::Invalid {
+            Some(s) if s.is_invalid() => AcceptStatus::Invalid {
                 rule: self
                     .invalid_rules
                     .remove(&hash)
@@ -736,7 +741,7 @@ impl ChainState {
             Ok(s) => s,
             Err(ChainError::InvalidBlock { rule, .. }) => {
                 tracing::warn!(block = %hash, %rule, "block failed validation while connecting");
-                self.mark_invalid(hash, rule)?;
+                self.mark_invalid(hash, BlockStatus::Invalid, Some(rule))?;
                 return Ok(None);
             }
             Err(other) => return Err(other),
@@ -777,17 +782,25 @@ impl ChainState {
         ))
     }
 
-    /// Marks `hash` invalid and every stored descendant invalid-by-ancestry.
-    fn mark_invalid(&mut self, hash: Hash256, rule: ConsensusError) -> Result<(), ChainError> {
+    /// Marks `hash` with `status` (invalid, or invalidated by the operator) and every stored
+    /// descendant invalid-by-ancestry.
+    fn mark_invalid(
+        &mut self,
+        hash: Hash256,
+        status: BlockStatus,
+        rule: Option<ConsensusError>,
+    ) -> Result<(), ChainError> {
         let mut updates = Vec::new();
-        let mut stack = vec![(hash, BlockStatus::Invalid)];
+        let mut stack = vec![(hash, status)];
         while let Some((h, status)) = stack.pop() {
             if let Some(mut e) = self.index.get(&h).copied() {
                 self.candidates.remove(&(e.work(), Reverse(e.seq), h));
                 e.status = status;
                 self.index.insert(h, e);
                 updates.push((h, e));
-                self.invalid_rules.entry(h).or_insert_with(|| rule.clone());
+                if let Some(rule) = &rule {
+                    self.invalid_rules.entry(h).or_insert_with(|| rule.clone());
+                }
             }
             for child in self.children.get(&h).cloned().unwrap_or_default() {
                 stack.push((child, BlockStatus::InvalidAncestor));

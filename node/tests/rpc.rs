@@ -104,9 +104,14 @@ impl Rpc {
     }
 }
 
-/// Base units as Core's decimal coins.
+/// Base units as Core's decimal coins, written as Core writes them (`1.50000000`).
 fn c(units: u64) -> Value {
-    json!(units as f64 / 1e8)
+    serde_json::from_str(&format!("{}.{:08}", units / 100_000_000, units % 100_000_000)).expect("number")
+}
+
+/// A negative amount as Core writes it.
+fn neg_c(units: u64) -> Value {
+    serde_json::from_str(&format!("-{}", c(units))).expect("number")
 }
 
 fn s(v: &Value) -> String {
@@ -165,7 +170,7 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(tx["confirmations"], 12);
     // Amounts on the JSON-RPC API are decimal coins (Core); REST keeps base units.
     let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
-    assert_eq!(tx["vout"][0]["value"], json!(subsidy as f64 / 1e8));
+    assert_eq!(tx["vout"][0]["value"], c(subsidy));
     assert!(tx["vout"][0]["value"].to_string().contains('.'));
     let txhex = anon.ok("getrawtransaction", json!([coinbase_txid])).await;
     assert_eq!(txhex, tx["hex"]);
@@ -391,8 +396,8 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         .expect("send in history");
     assert_eq!(send["category"], "send");
     // Core: a send's amount and fee are negative, apart.
-    assert_eq!(send["amount"], json!(-(amount as f64) / 1e8));
-    assert_eq!(send["fee"], json!(-(fee as f64) / 1e8));
+    assert_eq!(send["amount"], neg_c(amount));
+    assert_eq!(send["fee"], neg_c(fee));
     assert_eq!(send["confirmations"], 1);
     assert_eq!(send["blockheight"], 12);
     let gt = rb.ok("gettransaction", json!([txid])).await;
@@ -566,6 +571,124 @@ async fn mining_and_admin_methods_act_on_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_reconsider_generateblock_and_block_proposals_follow_core() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let hashes = rpc.ok("generate", json!([12])).await;
+    let h = |i: usize| s(&hashes[i]);
+
+    // invalidateblock: the chain rewinds to the parent (no other branch); its descendants go too.
+    assert_eq!(rpc.ok("invalidateblock", json!([h(10)])).await, Value::Null);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[9]);
+    assert_eq!(rpc.ok("getblockcount", json!([])).await, 10);
+    assert_eq!(rpc.ok("getblockheader", json!([h(11)])).await["confirmations"], -1);
+    let invalid_hex = rpc.ok("getblock", json!([h(10), 0])).await;
+    assert_eq!(
+        rpc.ok("submitblock", json!([invalid_hex, "ignored"])).await,
+        json!("duplicate-invalid")
+    );
+    rpc.err("getrawmempool", json!([false, true]), -8).await;
+    // A new block goes on the parent; the invalidated branch (2 blocks) still has more work
+    // than it, and wins again once reconsidered.
+    let side = rpc.ok("generate", json!([1])).await;
+    assert_ne!(side[0], hashes[10]);
+    assert_eq!(rpc.ok("getblockcount", json!([])).await, 11);
+    assert_eq!(rpc.ok("reconsiderblock", json!([h(10)])).await, Value::Null);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+    // Invalidating the tip's parent moves to the best other branch: the side block.
+    rpc.ok("invalidateblock", json!([h(10)])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, side[0]);
+    rpc.ok("reconsiderblock", json!([h(11)])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+    // Core's errors; the operator's methods need the admin scope.
+    rpc.err("invalidateblock", json!([format!("{:064x}", 7)]), -5).await;
+    rpc.err("reconsiderblock", json!([format!("{:064x}", 7)]), -5).await;
+    let genesis = rpc.ok("getblockhash", json!([0])).await;
+    rpc.err("invalidateblock", json!([genesis]), -8).await;
+    rpc.err("invalidateblock", json!(["xyz"]), -8).await;
+    let (status, _) = rpc.anon().raw("invalidateblock", json!([h(11)])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+
+    // generateblock: exactly the transactions named, paying the output.
+    let payee = rpc.ok("getnewaddress", json!([])).await;
+    let empty = rpc.ok("generateblock", json!([payee, []])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, empty["hash"]);
+    assert!(empty.get("hex").is_none(), "hex only when not submitted: {empty}");
+    let block = rpc.ok("getblock", json!([empty["hash"], 2])).await;
+    assert_eq!(block["tx"].as_array().map(Vec::len), Some(1));
+    assert_eq!(block["tx"][0]["vout"][0]["scriptPubKey"]["address"], payee);
+
+    let txid = rpc.ok("sendtoaddress", json!([payee, c(100_000_000)])).await;
+    let raw = rpc.ok("getrawtransaction", json!([txid])).await;
+    // Not submitted: the hex comes back, nothing is stored, and it is a valid proposal.
+    let tip = rpc.ok("getbestblockhash", json!([])).await;
+    let unsent = rpc
+        .ok(
+            "generateblock",
+            json!({"output": payee, "transactions": [raw], "submit": false}),
+        )
+        .await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, tip);
+    rpc.err("getblock", json!([unsent["hash"]]), -5).await;
+    let proposal = json!([{"mode": "proposal", "data": unsent["hex"]}]);
+    assert_eq!(rpc.ok("getblocktemplate", proposal.clone()).await, Value::Null);
+    // A tampered proposal is judged without proof of work: the broken rule comes back.
+    let mut bad = lode_chain::Block::from_bytes(&hex::decode(s(&unsent["hex"])).expect("hex"), 1 << 21).expect("block");
+    bad.header.merkle_root = lode_chain::Hash256([3; 32]);
+    let verdict = rpc
+        .ok(
+            "getblocktemplate",
+            json!([{"mode": "proposal", "data": hex::encode(bad.to_bytes())}]),
+        )
+        .await;
+    assert!(verdict.as_str().is_some_and(|v| v.contains("merkle")), "{verdict}");
+    // Submitted with the mempool's txid: mined, and the mempool is empty again.
+    let mined = rpc.ok("generateblock", json!([payee, [txid]])).await;
+    let block = rpc.ok("getblock", json!([mined["hash"], 1])).await;
+    assert_eq!(block["tx"][1], txid);
+    assert_eq!(rpc.ok("getrawmempool", json!([])).await, json!([]));
+    // The earlier proposal now builds on a block that is not the tip; the mined one is known.
+    assert_eq!(
+        rpc.ok("getblocktemplate", proposal).await,
+        json!("inconclusive-not-best-prevblk")
+    );
+    let mined_hex = rpc.ok("getblock", json!([mined["hash"], 0])).await;
+    assert_eq!(
+        rpc.ok("getblocktemplate", json!([{"mode": "proposal", "data": mined_hex}]))
+            .await,
+        json!("duplicate")
+    );
+    // Core's errors: a txid not in the mempool, undecodable hex, a bad output, and a
+    // transaction that cannot go into the next block (its inputs are spent).
+    rpc.err("generateblock", json!([payee, [format!("{:064x}", 9)]]), -5)
+        .await;
+    rpc.err("generateblock", json!([payee, ["zz"]]), -22).await;
+    rpc.err("generateblock", json!(["lreg1bad", []]), -5).await;
+    let e = rpc.err("generateblock", json!([payee, [raw]]), -25).await;
+    assert!(e.contains("TestBlockValidity failed"), "{e}");
+    rpc.err("generateblock", json!([payee]), -32602).await;
+
+    // BIP 22's template_request: capabilities and rules read, modes checked.
+    let t = rpc
+        .ok(
+            "getblocktemplate",
+            json!([{"capabilities": ["coinbasetxn", "proposal"], "rules": []}]),
+        )
+        .await;
+    assert_eq!(t["previousblockhash"], mined["hash"]);
+    assert_eq!(t["capabilities"], json!(["proposal"]));
+    assert_eq!(t["noncerange"], "00000000ffffffff");
+    assert!(t["coinbasetxn"]["data"].is_string(), "{t}");
+    rpc.err("getblocktemplate", json!([{"mode": "longpoll"}]), -8).await;
+    rpc.err("getblocktemplate", json!([{"mode": "proposal"}]), -22).await;
+    rpc.err("getblocktemplate", json!([{"mode": "proposal", "data": "zz"}]), -22)
+        .await;
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_needs_the_right_token_and_scope_and_the_cookie_rotates() {
     use sha2::Digest;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -633,9 +756,13 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
     let a = node(dir.path(), 5, |_| {}).await;
     let rpc = Rpc::of(&a, dir.path());
     let anon = rpc.anon();
-    let mut limited = None;
+    let header =
+        |h: &reqwest::header::HeaderMap, name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    // One route: its own bucket (half the address's: rate 2, burst 4) runs out first, and
+    // the headers show both quotas.
+    let mut route_limited = None;
     let mut passed = 0;
-    for _ in 0..40 {
+    for _ in 0..20 {
         let resp = anon
             .http
             .get(format!("{}/api/v1/tip", anon.base))
@@ -643,7 +770,55 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
             .await
             .expect("http");
         let h = resp.headers().clone();
-        assert_eq!(h.get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("10"));
+        assert_eq!(header(&h, "x-ratelimit-limit").as_deref(), Some("10"));
+        assert_eq!(header(&h, "x-ratelimit-route").as_deref(), Some("GET /api/v1/tip"));
+        assert_eq!(header(&h, "x-ratelimit-route-limit").as_deref(), Some("4"));
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            route_limited = Some(h);
+            break;
+        }
+        passed += 1;
+    }
+    let h = route_limited.expect("one route is limited within 20 requests");
+    assert!((4..=6).contains(&passed), "the route's burst of 4 passes: {passed}");
+    assert_eq!(header(&h, "x-ratelimit-route-remaining").as_deref(), Some("0"));
+    assert!(h.contains_key("retry-after"));
+    let left: u32 = header(&h, "x-ratelimit-remaining")
+        .and_then(|v| v.parse().ok())
+        .expect("remaining");
+    assert!(left > 0, "the address's own quota is not spent by one route: {left}");
+    // A JSON-RPC method is a route of its own, refused as a JSON-RPC error (after a pause
+    // that refills the address's bucket, so it is the method's that refuses).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut method_refused = None;
+    for _ in 0..6 {
+        let (st, v) = anon.raw("getblockcount", json!([])).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            method_refused = Some(v);
+            break;
+        }
+    }
+    let v = method_refused.expect("getblockcount is limited within 6 calls");
+    assert_eq!(v["error"]["code"], -32005, "{v}");
+    // Several routes: the address's bucket (burst 10) is what refuses.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let routes = [
+        "/api/v1/tip",
+        "/api/v1/mempool",
+        "/api/v1/blocks",
+        "/health",
+        "/api/v1/status",
+    ];
+    let mut limited = None;
+    let mut passed = 0;
+    for i in 0..40 {
+        let resp = anon
+            .http
+            .get(format!("{}{}", anon.base, routes[i % routes.len()]))
+            .send()
+            .await
+            .expect("http");
+        let h = resp.headers().clone();
         assert!(h.contains_key("x-ratelimit-remaining") && h.contains_key("x-ratelimit-reset"));
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(h);
@@ -653,7 +828,7 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
     }
     let h = limited.expect("a burst of 40 is limited");
     assert!(passed >= 10, "the burst of 10 passes: {passed}");
-    assert_eq!(h.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("0"));
+    assert_eq!(header(&h, "x-ratelimit-remaining").as_deref(), Some("0"));
     let retry: u64 = h
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -665,9 +840,11 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
         rpc.with_token("wrong").raw("getblockcount", json!([])).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
-    // The cookie holder's bucket is separate and ten times larger.
-    for _ in 0..60 {
-        assert_eq!(rpc.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+    // The cookie holder's bucket is separate and ten times larger (spread over methods:
+    // each method's own bucket is half of it).
+    for i in 0..60 {
+        let method = ["getblockcount", "getbestblockhash", "getmempoolinfo"][i % 3];
+        assert_eq!(rpc.raw(method, json!([])).await.0, StatusCode::OK);
     }
     // The quota recovers.
     tokio::time::sleep(Duration::from_secs(retry)).await;

@@ -56,13 +56,16 @@ pub enum BlockStatus {
     Invalid,
     /// Descends from an invalid block.
     InvalidAncestor,
+    /// Marked invalid by the operator (`invalidateblock`), whatever its consensus verdict;
+    /// cleared by `reconsiderblock`. Last, so index entries written before it decode alike.
+    Invalidated,
 }
 
 impl BlockStatus {
     /// Invalid itself or by descent.
     pub fn is_invalid(self) -> bool {
         match self {
-            BlockStatus::Invalid | BlockStatus::InvalidAncestor => true,
+            BlockStatus::Invalid | BlockStatus::InvalidAncestor | BlockStatus::Invalidated => true,
             BlockStatus::Stored | BlockStatus::Valid => false,
         }
     }

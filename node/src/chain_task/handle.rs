@@ -13,7 +13,7 @@ use lode_chain::{Amount, Block, Hash256, Height, PubkeyHash, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use super::request::{ChainRequest, GenerateError, WalletCommand};
+use super::request::{BlockMark, BlockMarkError, ChainRequest, GenerateError, WalletCommand};
 use super::verdict::{BlockVerdict, Origin, TxVerdict};
 use super::view::ChainView;
 use super::Shared;
@@ -374,6 +374,29 @@ impl ChainHandle {
         address: Option<PubkeyHash>,
     ) -> Result<Result<Vec<Hash256>, GenerateError>, NodeError> {
         self.ask(|reply| ChainRequest::Generate { n, address, reply }).await
+    }
+
+    /// Mines one block with exactly `txs` paying `address` (Core's `generateblock`); stores
+    /// and announces it if `submit`. Returns the block.
+    pub async fn generate_block(
+        &self,
+        address: PubkeyHash,
+        txs: Vec<Transaction>,
+        submit: bool,
+    ) -> Result<Result<Block, GenerateError>, NodeError> {
+        self.ask(|reply| ChainRequest::GenerateBlock {
+            address,
+            txs,
+            submit,
+            reply,
+        })
+        .await
+    }
+
+    /// The operator's word on a block (`invalidateblock`, `reconsiderblock`): the chain
+    /// task marks or clears it and moves the best chain to the most-work valid branch.
+    pub async fn mark_block(&self, hash: Hash256, mark: BlockMark) -> Result<Result<(), BlockMarkError>, NodeError> {
+        self.ask(|reply| ChainRequest::MarkBlock { hash, mark, reply }).await
     }
 
     /// Writes the mempool snapshot (`mempool.dat`) now; returns how many transactions it

@@ -34,14 +34,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use lode_chain::error::ChainError;
-use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash};
+use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash, Transaction};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use announce::Announcement;
 pub use handle::{ChainHandle, GossipSubmission, MAX_CONCURRENT_READS, MAX_DEFERRED_BLOCKS};
 pub use lode_chain::HeadersVerdict;
 pub use precheck::Prechecker;
-pub use request::GenerateError;
+pub use request::{BlockMark, BlockMarkError, GenerateError};
 pub use sink::{MempoolSink, TipCheck, TxSink};
 pub use verdict::{BlockVerdict, Origin, TipInfo, TxVerdict};
 pub use view::{ChainView, MinerStatus};
@@ -489,6 +489,29 @@ impl ChainTask {
                     let _ = reply.send(result);
                 });
             }
+            ChainRequest::GenerateBlock {
+                address,
+                txs,
+                submit,
+                reply,
+            } => {
+                let result = match halted {
+                    Some(r) => Err(GenerateError::Refused(r)),
+                    None => self.generate_block(address, txs, submit),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
+            }
+            ChainRequest::MarkBlock { hash, mark, reply } => {
+                let result = match halted {
+                    Some(r) => Err(BlockMarkError::Failed(r)),
+                    None => self.mark_block(hash, mark),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
+            }
             ChainRequest::SaveMempool(reply) => {
                 let _ = reply.send(self.save_mempool());
             }
@@ -795,6 +818,84 @@ impl ChainTask {
         Ok(out)
     }
 
+    /// Mines one block with exactly `txs` (Core's `generateblock`), submitted as our own
+    /// mined block if `submit`.
+    fn generate_block(&mut self, pay: PubkeyHash, txs: Vec<Transaction>, submit: bool) -> Result<Block, GenerateError> {
+        let template =
+            lode_miner::template::build_template_with(&self.chain, txs, pay, self.chain.now(), rand::random::<u64>())
+                .map_err(|e| match e {
+                lode_miner::MinerError::Chain(c) => GenerateError::Invalid(match c.consensus_rule() {
+                    Some(rule) => rule.to_string(),
+                    None => c.to_string(),
+                }),
+                other => GenerateError::Template(other.to_string()),
+            })?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let block = lode_miner::worker::mine_blocking(&template, 1, &stop)
+            .map_err(|e| GenerateError::Template(e.to_string()))?;
+        if submit {
+            match self.submit_mined(Arc::new(block.clone()), template.reward) {
+                BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected) => {}
+                other => return Err(GenerateError::Refused(format!("{other:?}"))),
+            }
+            self.refresh_miner();
+        }
+        Ok(block)
+    }
+
+    /// Applies the operator's word on a block and lets every follower see the best-chain
+    /// changes it caused.
+    fn mark_block(&mut self, hash: Hash256, mark: BlockMark) -> Result<(), BlockMarkError> {
+        self.outbox.store_dirty = true;
+        let result = match mark {
+            BlockMark::Invalidate => self.chain.invalidate_block(&hash),
+            BlockMark::Reconsider => self.chain.reconsider_block(&hash),
+        };
+        let events = result.map_err(|e| match e {
+            ChainError::UnknownBlock(_) => BlockMarkError::NotFound,
+            ChainError::NotAllowed(why) => BlockMarkError::NotAllowed(why),
+            other => {
+                tracing::error!(block = %hash, error = %other, "cannot apply the operator's mark");
+                BlockMarkError::Failed(other.to_string())
+            }
+        })?;
+        tracing::info!(block = %hash, ?mark, tip = %self.chain.tip_hash(), "operator marked a block");
+        self.follow(&events);
+        self.publish_tip();
+        Ok(())
+    }
+
+    /// Lets the mempool, the wallet, the mining ledger and the event stream follow
+    /// best-chain changes.
+    fn follow(&mut self, events: &[ChainEvent]) {
+        for event in events {
+            if let ChainEvent::Reorg {
+                fork_height,
+                old_tip,
+                new_tip,
+                disconnected,
+                connected,
+            } = event
+            {
+                tracing::info!(
+                    fork_height = fork_height.0,
+                    disconnected = disconnected.len(),
+                    connected = connected.len(),
+                    %old_tip,
+                    %new_tip,
+                    "reorganised onto another branch"
+                );
+            }
+            self.txs.on_chain_event(&self.chain, event);
+            if let Some(w) = self.wallet.as_mut() {
+                w.on_chain_event(&self.chain, event);
+            }
+            self.monitor.on_chain_event(event);
+            // No subscribers is normal.
+            let _ = self.events.send(event.clone());
+        }
+    }
+
     fn accept(&mut self, block: Arc<Block>, requested: bool) -> BlockVerdict {
         let started = std::time::Instant::now();
         // Whatever the verdict, sled may hold new writes (a stored block).
@@ -809,32 +910,7 @@ impl ChainTask {
         }
         match result {
             Ok(outcome) => {
-                for event in &outcome.events {
-                    if let ChainEvent::Reorg {
-                        fork_height,
-                        old_tip,
-                        new_tip,
-                        disconnected,
-                        connected,
-                    } = event
-                    {
-                        tracing::info!(
-                            fork_height = fork_height.0,
-                            disconnected = disconnected.len(),
-                            connected = connected.len(),
-                            %old_tip,
-                            %new_tip,
-                            "reorganised onto a branch with more work"
-                        );
-                    }
-                    self.txs.on_chain_event(&self.chain, event);
-                    if let Some(w) = self.wallet.as_mut() {
-                        w.on_chain_event(&self.chain, event);
-                    }
-                    self.monitor.on_chain_event(event);
-                    // No subscribers is normal.
-                    let _ = self.events.send(event.clone());
-                }
+                self.follow(&outcome.events);
                 BlockVerdict::Accepted(outcome.status)
             }
             Err(e) => match e.consensus_rule() {

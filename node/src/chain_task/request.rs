@@ -31,6 +31,32 @@ pub enum GenerateError {
     /// The chain refused a block it had just built (should not happen).
     #[error("generated block refused: {0}")]
     Refused(String),
+    /// The transactions asked for do not make a valid block (`generateblock`).
+    #[error("TestBlockValidity failed: {0}")]
+    Invalid(String),
+}
+
+/// The operator's word on a block (`invalidateblock`, `reconsiderblock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockMark {
+    /// Mark it (and its descendants) invalid; the best chain moves off it.
+    Invalidate,
+    /// Clear the marks of it, its descendants and its ancestors.
+    Reconsider,
+}
+
+/// Why the operator's word on a block was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockMarkError {
+    /// No block with this hash is indexed.
+    #[error("Block not found")]
+    NotFound,
+    /// Not for this block (genesis).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The store failed, or the node stopped accepting work.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Requests to the chain task.
@@ -77,6 +103,20 @@ pub(super) enum ChainRequest {
         n: u64,
         address: Option<PubkeyHash>,
         reply: oneshot::Sender<Result<Vec<Hash256>, GenerateError>>,
+    },
+    /// Mine one block on the chain thread with exactly `txs` (fixed-difficulty networks);
+    /// stored and announced if `submit`. Replies with the block.
+    GenerateBlock {
+        address: PubkeyHash,
+        txs: Vec<Transaction>,
+        submit: bool,
+        reply: oneshot::Sender<Result<Block, GenerateError>>,
+    },
+    /// The operator's word on a block.
+    MarkBlock {
+        hash: Hash256,
+        mark: BlockMark,
+        reply: oneshot::Sender<Result<(), BlockMarkError>>,
     },
     /// Write the mempool snapshot now (`savemempool`): how many transactions, or why not.
     SaveMempool(oneshot::Sender<Result<usize, String>>),

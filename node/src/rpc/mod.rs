@@ -5,14 +5,15 @@
 //!
 //! Every request passes one gate ([`gate`]): the `Authorization` header is identified
 //! ([`auth`]), the caller's token bucket is charged ([`limit`]) — a wrong token is logged
-//! and charged to the client's address — and the `X-RateLimit-*` headers are added to
-//! whatever the handler answers; a request costs tokens in proportion to its work
-//! ([`cost`]). Handlers reach the node only through [`NodeApi`]: reads run off the chain
-//! thread under the shared side of the chain state's lock, wallet actions as requests to the
-//! chain task, network actions as commands to the swarm's event loop. The server runs its
-//! own accept loop so that a client that is slow to send its headers is cut off, and
-//! connections are capped in total and per address, with slots kept for callers with a
-//! credential ([`caps`], ADR 0021).
+//! and charged to the client's address — and so is the caller's bucket for the REST route
+//! (JSON-RPC calls are charged per method by [`transport`]), and the `X-RateLimit-*` and
+//! `X-RateLimit-Route-*` headers are added to whatever the handler answers; a request costs
+//! tokens in proportion to its work ([`cost`]). Handlers reach the node only through
+//! [`NodeApi`]: reads run off the chain thread under the shared side of the chain state's
+//! lock, wallet actions as requests to the chain task, network actions as commands to the
+//! swarm's event loop. The server runs its own accept loop so that a client that is slow to
+//! send its headers is cut off, and connections are capped in total and per address, with
+//! slots kept for callers with a credential ([`caps`], ADR 0021).
 
 pub mod app;
 pub mod auth;
@@ -291,7 +292,19 @@ async fn gate(
         _ => app.limits.check_n(&principal, remote.ip(), cost),
     };
     let reserved_only = req.extensions().get::<caps::ConnClass>() == Some(&caps::ConnClass::Reserved);
-    let mut resp = match decision {
+    // The route's own bucket (JSON-RPC calls are charged per method by the transport).
+    let route = rest_route(&req);
+    let route_decision = match (&route, &decision, &principal) {
+        (_, _, Principal::Invalid) | (None, _, _) | (_, Decision::Limited { .. }, _) => Decision::Unlimited,
+        _ if reserved_only && principal.bucket().is_none() => Decision::Unlimited,
+        (Some(r), _, _) => app.limits.check_route(&principal, remote.ip(), r),
+    };
+    let limited = match (decision, route_decision) {
+        (Decision::Limited { retry_after, .. }, _) => Some((retry_after, "rate_limited")),
+        (_, Decision::Limited { retry_after, .. }) => Some((retry_after, "route_rate_limited")),
+        _ => None,
+    };
+    let mut resp = match limited {
         // A connection on a reserved slot serves credentialed callers only.
         _ if reserved_only && principal.bucket().is_none() => {
             drain(req).await;
@@ -306,10 +319,10 @@ async fn gate(
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
             r
         }
-        Decision::Limited { retry_after, .. } => {
+        Some((retry_after, reason)) => {
             drain(req).await;
             app.api.metrics().rate_limited.inc();
-            app.api.metrics().count_refusal("rate_limited");
+            app.api.metrics().count_refusal(reason);
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 Json(json!({"error": format!("rate limit exceeded; retry after {retry_after} s")})),
@@ -319,7 +332,7 @@ async fn gate(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             r
         }
-        _ if principal == Principal::Invalid => {
+        None if principal == Principal::Invalid => {
             app.api.metrics().auth_failures.inc();
             let (status, error, reason) = match refusal {
                 Some(signed::Refusal::Busy) => (
@@ -341,30 +354,64 @@ async fn gate(
             );
             r
         }
-        _ => {
+        None => {
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
     };
     let h = resp.headers_mut();
-    match decision {
+    rate_headers(h, "x-ratelimit", decision);
+    if let Some(route) = route.filter(|_| route_decision != Decision::Unlimited) {
+        route_headers(h, &route, route_decision);
+    }
+    resp
+}
+
+/// The route a REST (non-JSON-RPC) request draws its route quota from: its method and
+/// matched path pattern (a fixed set), `None` for the JSON-RPC endpoints, whose calls are
+/// charged per JSON-RPC method ([`transport`]).
+fn rest_route(req: &Request) -> Option<String> {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str());
+    let json_rpc = matches!(path, "/rpc" | "/" | "/wallet/" | "/wallet/{name}");
+    if req.method() == axum::http::Method::POST && json_rpc {
+        return None;
+    }
+    Some(format!("{} {path}", req.method()))
+}
+
+/// `X-RateLimit-Route` and `X-RateLimit-Route-{Limit,Remaining,Reset}`: the caller's quota
+/// on this route.
+pub(crate) fn route_headers(h: &mut axum::http::HeaderMap, route: &str, decision: Decision) {
+    if let Ok(v) = HeaderValue::from_str(route) {
+        h.insert("x-ratelimit-route", v);
+    }
+    rate_headers(h, "x-ratelimit-route", decision);
+}
+
+/// `{prefix}-limit`, `{prefix}-remaining`, `{prefix}-reset` for a decision.
+fn rate_headers(h: &mut axum::http::HeaderMap, prefix: &str, decision: Decision) {
+    let (limit, remaining, reset) = match decision {
         Decision::Allowed {
             limit,
             remaining,
             reset,
-        } => {
-            h.insert("x-ratelimit-limit", HeaderValue::from(limit));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-            h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        } => (limit, remaining, reset),
+        Decision::Limited { limit, retry_after } => (limit, 0, retry_after),
+        Decision::Unlimited => return,
+    };
+    let name = |suffix: &str| axum::http::HeaderName::try_from(format!("{prefix}-{suffix}"));
+    for (suffix, value) in [
+        ("limit", HeaderValue::from(limit)),
+        ("remaining", HeaderValue::from(remaining)),
+        ("reset", HeaderValue::from(reset)),
+    ] {
+        if let Ok(n) = name(suffix) {
+            h.insert(n, value);
         }
-        Decision::Limited { limit, retry_after } => {
-            h.insert("x-ratelimit-limit", HeaderValue::from(limit));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
-            h.insert("x-ratelimit-reset", HeaderValue::from(retry_after));
-        }
-        Decision::Unlimited => {}
     }
-    resp
 }
 
 /// Reads the body (within the body limit) to check a signed request, and puts it back.

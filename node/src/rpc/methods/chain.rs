@@ -284,8 +284,15 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
 }
 
 pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcError> {
-    p.expect_at_most(&["verbose"])?;
+    p.expect_at_most(&["verbose", "mempool_sequence"])?;
     let verbose = p.opt_bool(0, "verbose")?.unwrap_or(false);
+    // Core's mempool sequence numbers belong to its ZMQ notifications, which Lode has not.
+    if p.opt_bool(1, "mempool_sequence")? == Some(true) {
+        return Err(RpcError::new(
+            -8,
+            "mempool_sequence is not supported (Lode has no mempool sequence)",
+        ));
+    }
     app.api
         .chain()
         .read(move |v| {
