@@ -10,6 +10,19 @@ const require = createRequire(import.meta.url);
 export const WAIT = 20000;
 
 export async function launch() {
+  // Debian's chromium has been seen to crash while starting on this loaded 2-core machine
+  // (SIGSEGV before its first page); a start is retried twice, each with a fresh profile.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchOnce();
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`chromium did not start (attempt ${attempt}): ${String(e.message).split('\n')[0]}; retrying`);
+    }
+  }
+}
+
+async function launchOnce() {
   const profile = mkdtempSync(join(tmpdir(), 'lode-chromium-'));
   // A fresh profile each run (playwright passes it as --user-data-dir).
   const browser = await chromium.launchPersistentContext(profile, {
