@@ -1,6 +1,7 @@
-// The devnet page: the supervisor's /api/state, polled every second, drawn as a graph of
-// nodes and links (grouped when partitioned), a block tree of the last heights with each
-// node at its tip, a node table, a reorg log, and buttons the supervisor carries out.
+// The devnet page: the supervisor's view, pushed on /api/events (server-sent events: the
+// supervisor follows every node's own event stream), drawn as a graph of nodes and links
+// (grouped when partitioned), a block tree of the last heights with each node at its tip,
+// a node table, a reorg log, and buttons the supervisor carries out.
 import { h, coins, rate, num, utc, table } from './format.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -190,18 +191,38 @@ function render(st) {
   $('main').dataset.ready = st.nodes.length && st.nodes.every((n) => n.up) ? 'true' : 'false';
 }
 
+function setConn(state, text) {
+  $('conn').dataset.state = state;
+  $('conn-text').textContent = text;
+}
+
 async function refresh() {
   try {
     const r = await fetch('/api/state', { cache: 'no-store' });
     state = await r.json();
     render(state);
-    $('conn').dataset.state = 'live';
-    $('conn-text').textContent = 'live';
   } catch {
-    $('conn').dataset.state = 'offline';
-    $('conn-text').textContent = 'supervisor unreachable — retrying';
+    /* the stream's state says whether the supervisor is reachable */
   }
 }
 
-refresh();
-setInterval(refresh, 1000);
+// The browser reopens a dropped stream by itself; if it gives up (CLOSED), open a new one.
+let es = null;
+function connect() {
+  if (es) es.close();
+  es = new EventSource('/api/events');
+  es.onopen = () => setConn('live', 'live');
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {
+      setConn('offline', 'supervisor unreachable — retrying');
+      setTimeout(connect, 2000);
+    } else {
+      setConn('reconnecting', 'reconnecting…');
+    }
+  };
+  es.addEventListener('state', (e) => {
+    try { state = JSON.parse(e.data); } catch { return; }
+    render(state);
+  });
+}
+connect();

@@ -15,6 +15,61 @@ function errorBox(e) {
   return h('p', { class: 'tag bad', role: 'alert' }, String(e.message || e));
 }
 
+// ---------- pool panel (only when this node runs a Stratum pool) ----------
+
+const pct = (f) => `${num(100 * (Number(f) || 0), 2)} %`;
+const addrLink = (a) => hashLink('address', a);
+// `ADDRESS.rig`: the address middle-truncated (full name in the title), the rig in full.
+const shortWorker = (w) => {
+  const [a, ...rig] = w.split('.');
+  const shown = a.length > 20 ? `${a.slice(0, 10)}…${a.slice(-6)}` : a;
+  return rig.length ? `${shown}.${rig.join('.')}` : shown;
+};
+
+function poolPanel(pool) {
+  return [
+    h('div', { class: 'cards' },
+      card('Pool hash rate (15 min)', rate(pool.hashrate), 'pool-hashrate'),
+      card('Connections', num(pool.connections), 'pool-connections'),
+      card('Shares accepted', num(pool.shares_accepted), 'pool-shares'),
+      card('Blocks found', num(pool.blocks_found), 'pool-blocks'),
+      card('Window (PPLNS)', `${num(pool.window, 2)} × net difficulty · ${pct(pool.window_filled)} full`, 'pool-window'),
+      card('Fee', `${num(pool.fee_bps / 100, 2)} %`, 'pool-fee')),
+    h('div', { class: 'grid' },
+      h('div', {}, h('h3', {}, 'Miners in the window'),
+        pool.miners.length ? table('Miners in the current window, by payout address',
+          [['Address'], ['Window share', 'num'], ['Next block pays', 'num']],
+          pool.miners.map((m) => h('tr', { 'data-address': m.address, 'data-payout': m.estimated_payout },
+            h('td', {}, addrLink(m.address)),
+            h('td', { class: 'num' }, pct(m.window_fraction)),
+            h('td', { class: 'num' }, coins(m.estimated_payout)))),
+          { 'data-testid': 'pool-miners' }) : h('p', { class: 'muted' }, 'No shares in the window yet.')),
+      h('div', {}, h('h3', {}, 'Workers'),
+        pool.workers.length ? table('Stratum workers: hash rate and shares',
+          [['Worker'], ['Hash rate', 'num'], ['Accepted', 'num'], ['Refused', 'num'], ['Blocks', 'num'], ['Last share']],
+          pool.workers.map((w) => h('tr', { 'data-worker': w.worker, 'data-accepted': w.accepted },
+            h('td', { class: 'mono', title: w.worker }, shortWorker(w.worker)),
+            h('td', { class: 'num' }, rate(w.hashrate)),
+            h('td', { class: 'num', 'data-testid': 'worker-accepted' }, num(w.accepted)),
+            h('td', { class: 'num' }, num(w.rejected)),
+            h('td', { class: 'num' }, num(w.blocks)),
+            h('td', { title: w.last_share ? utc(w.last_share) : '' }, w.last_share ? ago(w.last_share) : '–'))),
+          { 'data-testid': 'pool-workers' }) : h('p', { class: 'muted' }, 'No worker has connected yet.'))),
+    h('h3', {}, 'Recent pool blocks and their payouts'),
+    pool.recent_blocks.length ? table('Blocks the pool found, newest first, with what their coinbase paid',
+      [['Height'], ['Hash'], ['Found'], ['Reward', 'num'], ['Fee', 'num'], ['Paid to']],
+      pool.recent_blocks.map((b) => h('tr', { 'data-hash': b.hash },
+        h('td', {}, h('a', { href: `#/block/${b.hash}` }, num(b.height))),
+        h('td', {}, hashLink('block', b.hash)),
+        h('td', { title: utc(b.time) }, ago(b.time)),
+        h('td', { class: 'num' }, coins(b.reward)),
+        h('td', { class: 'num' }, coins(b.fee)),
+        h('td', {}, h('ul', { class: 'payouts' }, b.payouts.map((p) => h('li', { 'data-address': p.address, 'data-amount': p.amount },
+          addrLink(p.address), ' ', h('span', { class: 'mono', 'data-testid': 'payout-amount' }, coins(p.amount)))))))),
+      { 'data-testid': 'pool-recent' }) : h('p', { class: 'muted' }, 'The pool has found no block yet.'),
+  ];
+}
+
 // ---------- overview ----------
 
 export function overview() {
@@ -110,7 +165,8 @@ export function overview() {
             }))));
 
       els.pool.classList.toggle('hidden', !pool.running);
-      if (pool.running) fill(els.poolBody, kv(Object.entries(pool).filter(([k]) => k !== 'running').map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])));
+      els.pool.dataset.running = String(pool.running);
+      if (pool.running) fill(els.poolBody, poolPanel(pool));
 
       fill(els.mempool,
         h('p', {}, h('strong', { 'data-testid': 'mempool-size' }, num(hist.count)), ' transactions, ', bytes(hist.bytes)),

@@ -86,7 +86,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let genesis = chain.genesis_hash();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let default_threads = mining.threads;
-    let monitor = crate::miner::MiningMonitor::new();
+    // The mining ledger saved by the last run, re-checked against the chain as it is now.
+    let monitor = crate::miner::MiningMonitor::open(&data_dir, &chain);
     let running_chain = crate::chain_task::spawn(ChainSetup {
         config: chain_config,
         sink: Box::new(MempoolSink::new(&params)),
@@ -380,6 +381,9 @@ impl NodeHandle {
                 .map_err(|e| NodeError::Task(e.to_string()))?
                 .map_err(|_| NodeError::Task("chain thread panicked".into()))??;
         }
+        // The chain task is gone: the ledger is final; save it.
+        let mining = self.api.mining.clone();
+        let _ = tokio::task::spawn_blocking(move || mining.save()).await;
         tracing::info!("node stopped");
         Ok(())
     }

@@ -86,3 +86,52 @@ async fn wallet_from_the_devnet_mnemonic_sees_its_premine() {
     assert_eq!(info.balance.spendable, lode_chain::params::DEVNET_PREMINE_EACH);
     node.shutdown().await.expect("stop");
 }
+
+/// The mining ledger lives in the data dir: a restarted node still reports the blocks it
+/// found and their rewards, and a reorg after the restart still moves them to stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mining_figures_survive_a_restart_and_a_later_reorg_still_corrects_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = ChainParams::regtest();
+    let a = common::start(dir.path(), vec![]).await;
+    let pay = lode_chain::PubkeyHash([3; 20]);
+    let mined = a
+        .api()
+        .chain()
+        .generate(3, Some(pay))
+        .await
+        .expect("ask")
+        .expect("generate");
+    assert_eq!(mined.len(), 3);
+    let before = a.api().mining().figures();
+    let subsidy: u64 = (1..=3).map(|h| params.subsidy(Height(h)).0).sum();
+    assert_eq!(
+        (before.blocks_found, before.blocks_stale, before.rewards),
+        (3, 0, subsidy)
+    );
+    a.shutdown().await.expect("stops");
+    assert!(
+        dir.path().join("mining_ledger.bin").exists(),
+        "the ledger is saved on stop"
+    );
+
+    let a = common::start(dir.path(), vec![]).await;
+    assert_eq!(a.api().mining().figures(), before, "read back after the restart");
+
+    // Someone else's longer branch from genesis takes our three blocks away.
+    let genesis = params.genesis_block();
+    let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
+    for h in 0..4 {
+        let block = common::block_on(&params, parent, Height(h), time, 99);
+        parent = block.hash();
+        time = block.header.time;
+        a.submit_block(block).await.expect("submit");
+    }
+    assert_eq!(a.tip().hash, parent, "the longer branch won");
+    let after = a.api().mining().figures();
+    assert_eq!((after.blocks_found, after.blocks_stale, after.rewards), (3, 3, 0));
+    a.shutdown().await.expect("stops");
+    let a = common::start(dir.path(), vec![]).await;
+    assert_eq!(a.api().mining().figures(), after, "the correction was saved too");
+    a.shutdown().await.expect("stops");
+}

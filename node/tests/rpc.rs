@@ -799,12 +799,24 @@ async fn events_stream_tips_and_txs_and_resume_from_an_id_and_metrics_count() {
     };
     tokio::time::timeout(T, read).await.expect("two tip events");
     assert!(text.contains("event: tip"), "{text}");
-    assert!(text.contains("id: 1") && text.contains("id: 2"), "{text}");
-    // Resuming after id 1 replays id 2 first.
+    // Ids increase by one from the node's start time (so they keep increasing across a
+    // restart of the node).
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    assert!(ids.len() >= 2 && ids[1] == ids[0] + 1, "{text}");
+    assert!(
+        ids[0] > 1_000_000_000_000_000,
+        "ids start at the start time in µs: {ids:?}"
+    );
+    let (first, second) = (ids[0], ids[1]);
+    // Resuming after the first replays the second first.
     let resp = rpc
         .http
         .get(format!("{}/api/v1/events", rpc.base))
-        .header("Last-Event-ID", "1")
+        .header("Last-Event-ID", first.to_string())
         .send()
         .await
         .expect("sse");
@@ -819,7 +831,10 @@ async fn events_stream_tips_and_txs_and_resume_from_an_id_and_metrics_count() {
         }
     };
     tokio::time::timeout(T, read).await.expect("replayed event");
-    assert!(text.contains("id: 2") && !text.contains("id: 1\n"), "{text}");
+    assert!(
+        text.contains(&format!("id: {second}")) && !text.contains(&format!("id: {first}\n")),
+        "{text}"
+    );
 
     let metrics = rpc
         .http

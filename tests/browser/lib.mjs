@@ -36,7 +36,7 @@ export async function watchedPage(context, origin) {
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => {
     // The event stream is cut when the page goes away: not a failure of the page.
-    if (r.url().endsWith('/api/v1/events') && /ERR_ABORTED/.test(r.failure()?.errorText || '')) return;
+    if (/\/api(\/v1)?\/events$/.test(r.url()) && /ERR_ABORTED/.test(r.failure()?.errorText || '')) return;
     if (host(r.failure()?.errorText)) return;
     problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });

@@ -247,3 +247,177 @@ fn the_explorer_and_the_devnet_page_show_a_live_devnet_in_a_real_browser() {
         ],
     );
 }
+
+/// A lone process (a node or a miner), killed on drop; `pidfile` names a process the
+/// script started in its place (the restarted node), killed too.
+struct Proc {
+    child: Child,
+    pidfile: Option<PathBuf>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = self
+            .pidfile
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 (the node's HTTP port must stay the same across its restart:
+/// the page's origin).
+fn free_port() -> u16 {
+    let base = free_base(1);
+    base + 1
+}
+
+/// Waits until `f` gives something, panicking with `what` and the log after `READY`.
+fn wait_for<T>(what: &str, log: &Path, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + READY;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not seen after {READY:?}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// JSON-RPC `method` (a public read) at `url`, its result, or `None` when the node does not
+/// answer yet.
+fn public_call(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
+        let v: serde_json::Value = client
+            .post(format!("{url}/rpc"))
+            .json(&body)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let r = v.get("result")?.clone();
+        (!r.is_null()).then_some(r)
+    })
+}
+
+/// A node running a Stratum pool with a real `lode miner` on it: the explorer's pool panel
+/// appears and its figures are `getpoolinfo`'s; then the node is killed and started again
+/// while the page is open (the script does both): the indicator shows the drop and the
+/// return, and a block mined meanwhile appears without a reload.
+#[test]
+fn the_pool_panel_matches_getpoolinfo_and_the_page_rides_out_a_restart_of_its_node() {
+    let Some(scripts) = tools() else { return };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("node.log");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let args: Vec<String> = [
+        "node",
+        "--network",
+        "regtest",
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--rpc-listen",
+        &format!("127.0.0.1:{port}"),
+        "--no-mdns",
+        "--rpc-rate-limit",
+        "0",
+        "--stratum",
+        "127.0.0.1:0",
+        "--pool",
+        "--pool-min-payout",
+        "1",
+        "--data-dir",
+        &data.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let node = Proc {
+        child: Command::new(lode_bin())
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn lode node"),
+        pidfile: Some(tmp.path().join("restarted.pid")),
+    };
+    let stratum = wait_for("the Stratum server", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("Stratum server listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    });
+    let address = lode_chain::PubkeyHash([7; 20]).to_address("lreg").expect("address");
+    let miner_log = tmp.path().join("miner.log");
+    let mut miner = Proc {
+        child: Command::new(lode_bin())
+            .args(["miner", "--url", &format!("stratum+tcp://{stratum}")])
+            .args(["--user", &format!("{address}.rig"), "--threads", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&miner_log).expect("log"))
+            .spawn()
+            .expect("spawn lode miner"),
+        pidfile: None,
+    };
+    // On regtest's easiest target the miner's shares are blocks: wait until a pool block
+    // paid the miner's address, so the panel has miners, shares, a window and payouts.
+    wait_for("a pool block paying the miner", &miner_log, || {
+        let info = public_call(&rt, &url, "getpoolinfo", serde_json::json!([]))?;
+        info["recent_blocks"].as_array()?.iter().find_map(|b| {
+            let rec = public_call(&rt, &url, "getpoolblock", serde_json::json!([b["hash"]]))?;
+            rec["outputs"]
+                .as_array()?
+                .iter()
+                .any(|o| o["address"] == serde_json::json!(address))
+                .then_some(())
+        })
+    });
+    // The miner stops so the figures hold still while the page and the RPC are compared.
+    let _ = miner.child.kill();
+    let _ = miner.child.wait();
+    run_script(
+        &scripts,
+        "pool.mjs",
+        &[
+            ("LODE_URL", url.clone()),
+            ("LODE_BIN", lode_bin().display().to_string()),
+            ("LODE_NODE_ARGS", serde_json::to_string(&args).expect("json")),
+            ("LODE_NODE_PID", node.child.id().to_string()),
+            ("LODE_DATA", data.display().to_string()),
+            ("LODE_PIDFILE", tmp.path().join("restarted.pid").display().to_string()),
+            ("LODE_MINER_ADDRESS", address),
+            ("LODE_SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
+    drop(node);
+}

@@ -8,10 +8,12 @@
 //! | [`ledger`] | our blocks: found, stale, rewards, corrected on reorg |
 //! | [`history`] | the hash-rate rings (1 s for 10 min, 1 min for 24 h), per thread and total |
 //! | [`monitor`] | [`MiningMonitor`]: both, shared by the chain task, a sampler and the RPC |
+//! | [`store`] | the ledger's file in the data dir (bounded, written whole) |
 
 pub mod history;
 pub mod ledger;
 pub mod monitor;
+pub mod store;
 
 pub use monitor::MiningMonitor;
 

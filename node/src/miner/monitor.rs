@@ -1,16 +1,20 @@
 //! [`MiningMonitor`]: what the node knows about its own mining, shared between the chain
 //! task (the only writer of the [`Ledger`]), a one-second sampler (the only writer of the
 //! [`RateHistory`]) and the RPC (readers). Readers never queue behind the chain task.
+//! The sampler also saves the ledger to the data dir when it changed (`super::store`), and
+//! the node saves it once more when it stops.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lode_chain::{ChainEvent, Hash256};
+use lode_chain::{ChainEvent, ChainState, Hash256};
 use lode_miner::MinerStats;
 use tokio::sync::watch;
 
 use super::history::{Range, RateHistory, RateSample};
 use super::ledger::{Ledger, LedgerFigures};
+use super::store;
 
 /// How often the hash-rate history is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -22,6 +26,8 @@ pub struct MiningMonitor {
     history: Mutex<RateHistory>,
     /// The running miner's counters, if one runs.
     current: Mutex<Option<Arc<MinerStats>>>,
+    /// Where the ledger is saved, and the chain's genesis it belongs to.
+    file: Option<(PathBuf, Hash256)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -33,6 +39,51 @@ impl MiningMonitor {
     /// An empty monitor.
     pub fn new() -> Arc<MiningMonitor> {
         Arc::new(MiningMonitor::default())
+    }
+
+    /// The monitor of a node whose data dir is `data_dir`: the ledger saved there is read
+    /// back and re-checked against `chain` (an unreadable file is logged and replaced).
+    pub fn open(data_dir: &Path, chain: &ChainState) -> Arc<MiningMonitor> {
+        let path = data_dir.join(store::LEDGER_FILE);
+        let genesis = chain.genesis_hash();
+        let ledger = match store::load(&path) {
+            Ok(Some(saved)) if saved.genesis == genesis.0 => {
+                let l = Ledger::restore(saved, |h| chain.is_on_best_chain(h));
+                tracing::info!(figures = ?l.figures(), "mining ledger read back");
+                l
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(path = %path.display(), "mining ledger of another chain: starting afresh");
+                Ledger::default()
+            }
+            Ok(None) => Ledger::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "starting a fresh mining ledger");
+                Ledger::default()
+            }
+        };
+        Arc::new(MiningMonitor {
+            ledger: Mutex::new(ledger),
+            file: Some((path, genesis)),
+            ..MiningMonitor::default()
+        })
+    }
+
+    /// Writes the ledger to the data dir if it changed since the last save (a failed write
+    /// is logged and tried again next time).
+    pub fn save(&self) {
+        let Some((path, genesis)) = &self.file else { return };
+        let saved = {
+            let mut l = lock(&self.ledger);
+            if !l.is_dirty() {
+                return;
+            }
+            l.snapshot(*genesis)
+        };
+        if let Err(e) = store::save(path, &saved) {
+            tracing::warn!(error = %e, "cannot save the mining ledger");
+            lock(&self.ledger).mark_dirty();
+        }
     }
 
     /// The miner started (`Some`) or stopped (`None`).
@@ -74,7 +125,8 @@ impl MiningMonitor {
         lock(&self.history).samples(range)
     }
 
-    /// Samples every second until `shutdown` turns true (or the monitor is dropped).
+    /// Samples every second (and saves a changed ledger) until `shutdown` turns true (or
+    /// the monitor is dropped).
     pub fn spawn_sampler(monitor: &Arc<MiningMonitor>, mut shutdown: watch::Receiver<bool>) {
         let weak = Arc::downgrade(monitor);
         tokio::spawn(async move {
@@ -87,6 +139,10 @@ impl MiningMonitor {
                 }
                 let Some(m) = weak.upgrade() else { break };
                 m.sample();
+                // The file write (up to a few hundred kB) stays off the async threads.
+                if tokio::task::spawn_blocking(move || m.save()).await.is_err() {
+                    break;
+                }
             }
         });
     }

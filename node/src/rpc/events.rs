@@ -1,6 +1,10 @@
 //! `GET /api/v1/events`: server-sent events for new tips, new mempool transactions and
 //! reorgs. Each event has an increasing id; the last [`KEEP`] are kept so a client that
 //! reconnects with `Last-Event-ID` gets what it missed first, then the live stream.
+//!
+//! Ids start at the node's start time in microseconds, not at 1: a client that resumes
+//! across a restart of the node sends an id of the old process, and every event of the
+//! new one must count as after it (with ids from 1 they would all be skipped as seen).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,7 @@ pub const KEEP: usize = 1000;
 /// One stored event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedEvent {
-    /// Increasing id (from 1).
+    /// Increasing id (from the start time in microseconds; see the module doc).
     pub id: u64,
     /// `tip`, `tx` or `reorg`.
     pub kind: &'static str,
@@ -35,8 +39,11 @@ impl EventLog {
     /// Starts following the node's chain events and accepted transactions.
     pub fn start(api: &NodeApi, mut shutdown: watch::Receiver<bool>) -> Arc<EventLog> {
         let (live, _) = broadcast::channel(KEEP);
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
         let log = Arc::new(EventLog {
-            recent: Mutex::new((0, VecDeque::with_capacity(KEEP))),
+            recent: Mutex::new((first, VecDeque::with_capacity(KEEP))),
             live,
         });
         let mut chain = api.subscribe_events();

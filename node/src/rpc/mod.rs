@@ -20,6 +20,7 @@ pub mod explorer;
 pub mod jsonrpc;
 pub mod limit;
 pub mod methods;
+pub mod pool;
 pub mod public;
 pub mod rest;
 pub mod search;

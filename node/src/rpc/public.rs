@@ -1,6 +1,6 @@
 //! The public REST API as one whole: the routes of [`rest`](super::rest) (chain, mempool,
 //! peers), [`series`](super::series) (the explorer's charts and panels) and
-//! [`search`](super::search), and the one OpenAPI document that lists exactly them
+//! [`search`](super::search), [`pool`](super::pool) (the pool panel), and the one OpenAPI document that lists exactly them
 //! (`GET /api/v1/openapi.json`).
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::app::App;
-use super::{rest, search, series};
+use super::{pool, rest, search, series};
 
 /// Every public REST route: (path, handler).
 fn table() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
@@ -18,6 +18,7 @@ fn table() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
         .into_iter()
         .chain(series::table())
         .chain(search::table())
+        .chain(pool::table())
         .collect()
 }
 
@@ -34,6 +35,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = rest::ApiDoc::openapi();
     doc.merge(series::SeriesDoc::openapi());
     doc.merge(search::SearchDoc::openapi());
+    doc.merge(pool::PoolDoc::openapi());
     doc
 }
 

@@ -1,5 +1,5 @@
 //! JSON routes behind the explorer's charts and panels (`GET /api/v1/mining…`,
-//! `/api/v1/series/blocks`, `/api/v1/mempool/histogram`, `/api/v1/pool`), part of the
+//! `/api/v1/series/blocks`, `/api/v1/mempool/histogram`), part of the
 //! public REST API and its OpenAPI document. Amounts are integers in base units, like the
 //! rest of `/api/v1`.
 
@@ -33,13 +33,12 @@ pub fn table() -> Vec<(&'static str, MethodRouter<Arc<App>>)> {
         ("/api/v1/mining/hashrate", get(hashrate)),
         ("/api/v1/series/blocks", get(block_series)),
         ("/api/v1/mempool/histogram", get(histogram)),
-        ("/api/v1/pool", get(pool)),
     ]
 }
 
 /// The OpenAPI part of these routes (merged into the REST document).
 #[derive(OpenApi)]
-#[openapi(paths(mining, hashrate, block_series, histogram, pool))]
+#[openapi(paths(mining, hashrate, block_series, histogram))]
 pub struct SeriesDoc;
 
 fn internal(e: impl std::fmt::Display) -> RestError {
@@ -286,18 +285,4 @@ async fn histogram(State(app): State<Arc<App>>) -> Result<Json<FeeHistogram>, Re
         })
         .await?;
     Ok(Json(hist))
-}
-
-/// Whether this node runs a mining pool (the explorer shows its panel only then).
-#[derive(Serialize, ToSchema)]
-pub struct PoolStatus {
-    /// True when a pool runs on this node.
-    pub running: bool,
-}
-
-/// The pool panel's switch: `running` is false on a node without a pool.
-#[utoipa::path(get, path = "/api/v1/pool",
-    responses((status = 200, body = PoolStatus), (status = 429, body = ErrorBody)))]
-async fn pool() -> Json<PoolStatus> {
-    Json(PoolStatus { running: false })
 }

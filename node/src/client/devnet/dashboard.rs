@@ -4,6 +4,12 @@
 //! of reorganisations — and buttons (mine N blocks on regtest, start/stop a node's miner,
 //! send from one node's wallet to another).
 //!
+//! Live, not polled: the supervisor follows every node's event stream ([`super::follow`]):
+//! a node's tip or reorg event refreshes the view at once and a reorg is logged from the
+//! event itself (so one that starts and ends between two reads is still seen); the page
+//! gets each new view pushed on `/api/events` (server-sent events). The nodes' slower
+//! figures (hash rate, balances, peers) are read every [`POLL`].
+//!
 //! The supervisor reaches the nodes only over their HTTP port, like every client: public
 //! reads, and for the buttons the node's cookie, which stays here — the page talks only to
 //! this server, on 127.0.0.1, and never sees a token. Actions are accepted only as JSON from
@@ -11,27 +17,35 @@
 //! preflight we never answer, nor pass the Host and Origin checks).
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
 
 use super::error::DevnetError;
 use super::file::{DevnetFile, DevnetNode};
+use super::follow::{self, NodeEvent};
 use super::probe::{self, admin_client, public_client, PROBE_TIMEOUT};
 use crate::common::web;
 
-/// How often the nodes are asked for their state.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the nodes are asked for their state when none of them announced anything
+/// (tips and reorgs refresh at once).
+pub const POLL: Duration = Duration::from_secs(5);
+/// Events arriving within this of each other cost one refresh.
+const SETTLE: Duration = Duration::from_millis(100);
 /// Blocks per node kept for the tree.
 const TREE_DEPTH: u32 = 24;
 /// Reorganisations kept in the log.
@@ -99,6 +113,18 @@ struct Shared {
     dir: PathBuf,
     addr: SocketAddr,
     view: Mutex<DevnetView>,
+    /// A node announced something: refresh now.
+    wake: Notify,
+    /// Bumped whenever the view changed (the page's stream waits on it).
+    version: watch::Sender<u64>,
+    /// Per node: its event stream is open (else reorgs are inferred from two reads).
+    streaming: Vec<Arc<AtomicBool>>,
+}
+
+impl Shared {
+    fn changed(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
 }
 
 /// A running devnet page.
@@ -128,6 +154,7 @@ pub async fn start(file: DevnetFile, dir: PathBuf, port: u16) -> Result<Dashboar
     let addr = listener
         .local_addr()
         .map_err(|e| DevnetError::io(std::path::Path::new("devnet page port"), e))?;
+    let streaming: Vec<Arc<AtomicBool>> = file.nodes.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
     let shared = Arc::new(Shared {
         view: Mutex::new(DevnetView {
             network: file.network.clone(),
@@ -136,8 +163,20 @@ pub async fn start(file: DevnetFile, dir: PathBuf, port: u16) -> Result<Dashboar
         file,
         dir,
         addr,
+        wake: Notify::new(),
+        version: watch::channel(0).0,
+        streaming,
     });
-    let poller = tokio::spawn(poll(shared.clone()));
+    let mut tasks = vec![tokio::spawn(poll(shared.clone()))];
+    for (node, live) in shared.file.nodes.iter().zip(&shared.streaming) {
+        let weak = Arc::downgrade(&shared);
+        let name = node.name.clone();
+        tasks.push(tokio::spawn(follow::follow(node.clone(), live.clone(), move |ev| {
+            if let Some(shared) = weak.upgrade() {
+                on_node_event(&shared, &name, ev);
+            }
+        })));
+    }
     let router = Router::new()
         .route("/", get(|| async { web::page(web::DEVNET_HTML) }))
         .route(
@@ -145,6 +184,7 @@ pub async fn start(file: DevnetFile, dir: PathBuf, port: u16) -> Result<Dashboar
             get(|UrlPath(name): UrlPath<String>| async move { web::asset(web::DEVNET, &name) }),
         )
         .route("/api/state", get(state))
+        .route("/api/events", get(events))
         .route("/api/action", post(action))
         .layer(DefaultBodyLimit::max(4096))
         .with_state(shared);
@@ -153,9 +193,10 @@ pub async fn start(file: DevnetFile, dir: PathBuf, port: u16) -> Result<Dashboar
             tracing::warn!(error = %e, "devnet page stopped");
         }
     });
+    tasks.push(server);
     Ok(Dashboard {
         url: format!("http://{addr}/"),
-        tasks: vec![poller, server],
+        tasks,
     })
 }
 
@@ -179,21 +220,54 @@ async fn poll(shared: Arc<Shared>) {
         {
             let mut view = lock(&shared.view);
             let now = unix_now();
+            // A node whose stream is open reports its reorgs itself; for one whose stream
+            // is down, compare two reads.
             let seen: Vec<ReorgEntry> = view
                 .nodes
                 .iter()
                 .zip(&views)
-                .filter_map(|(old, new)| reorg_between(old, new, now))
+                .zip(&shared.streaming)
+                .filter(|(_, live)| !live.load(Ordering::Relaxed))
+                .filter_map(|((old, new), _)| reorg_between(old, new, now))
                 .collect();
             for r in seen {
                 view.reorgs.push_front(r);
             }
             view.reorgs.truncate(MAX_REORGS);
+            let differs = view.nodes.len() != views.len()
+                || view.groups != groups
+                || serde_json::to_value(&view.nodes).ok() != serde_json::to_value(&views).ok();
             view.nodes = views;
             view.groups = groups;
+            drop(view);
+            if differs {
+                shared.changed();
+            }
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shared.wake.notified() => tokio::time::sleep(SETTLE).await,
+        }
     }
+}
+
+/// A node announced a tip or a reorg (or its stream reopened): log the reorg now, and
+/// refresh the view.
+fn on_node_event(shared: &Shared, node: &str, ev: NodeEvent) {
+    if let NodeEvent::Reorg { depth, old, new } = ev {
+        let mut view = lock(&shared.view);
+        view.reorgs.push_front(ReorgEntry {
+            time: unix_now(),
+            node: node.to_string(),
+            depth,
+            old,
+            new,
+        });
+        view.reorgs.truncate(MAX_REORGS);
+        drop(view);
+        shared.changed();
+    }
+    shared.wake.notify_one();
 }
 
 fn unix_now() -> u64 {
@@ -275,6 +349,30 @@ async fn node_view(node: &DevnetNode, names: &HashMap<String, String>) -> NodeVi
 async fn state(State(shared): State<Arc<Shared>>) -> Response {
     let view = lock(&shared.view).clone();
     let mut r = Json(view).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The view, pushed: a `state` event with the whole view now and after every change.
+async fn events(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let rx = shared.version.subscribe();
+    let weak = Arc::downgrade(&shared);
+    drop(shared);
+    let stream = futures::stream::unfold((rx, weak, true), |(mut rx, weak, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        rx.borrow_and_update();
+        let shared = weak.upgrade()?;
+        let data = serde_json::to_string(&*lock(&shared.view)).unwrap_or_default();
+        drop(shared);
+        Some((
+            Ok::<Event, Infallible>(Event::default().event("state").data(data)),
+            (rx, weak, false),
+        ))
+    });
+    let mut r = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     r
@@ -419,6 +517,44 @@ mod tests {
         assert!(reorg_between(&old, &view(4, &[(1, "a"), (2, "b"), (3, "c"), (4, "d")]), 0).is_none());
         let r = reorg_between(&old, &view(4, &[(1, "a"), (2, "x"), (3, "y"), (4, "z")]), 7).expect("reorg");
         assert_eq!((r.depth, r.old.0, r.new.0, r.time), (2, 3, 4, 7));
+    }
+
+    #[tokio::test]
+    async fn a_node_s_reorg_event_is_logged_at_once_and_pushed_to_the_page() {
+        let shared = Shared {
+            file: DevnetFile::default(),
+            dir: PathBuf::new(),
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            view: Mutex::new(DevnetView::default()),
+            wake: Notify::new(),
+            version: watch::channel(0).0,
+            streaming: Vec::new(),
+        };
+        let mut page = shared.version.subscribe();
+        // A reorg that began and ended between two reads: only the node's event tells.
+        on_node_event(
+            &shared,
+            "node1",
+            NodeEvent::Reorg {
+                depth: 2,
+                old: (12, "c".into()),
+                new: (13, "z".into()),
+            },
+        );
+        let view = lock(&shared.view).clone();
+        assert_eq!(view.reorgs.len(), 1);
+        let r = &view.reorgs[0];
+        assert_eq!((r.node.as_str(), r.depth, r.old.0, r.new.0), ("node1", 2, 12, 13));
+        assert!(page.has_changed().expect("open"), "the page's stream is woken");
+        // And the view is refreshed right away.
+        tokio::time::timeout(Duration::from_secs(1), shared.wake.notified())
+            .await
+            .expect("a refresh is asked for");
+        // A tip only asks for a refresh; it logs nothing.
+        page.borrow_and_update();
+        on_node_event(&shared, "node1", NodeEvent::Tip);
+        assert_eq!(lock(&shared.view).reorgs.len(), 1);
+        assert!(!page.has_changed().expect("open"));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | [`supervisor`] | the child processes: start, notice a death, stop (TERM, then KILL) |
 //! | [`process`] | OS level: spawn with pdeathsig, signals, liveness via `/proc` |
 //! | [`dashboard`] | the devnet page: graph, block tree, reorg log, buttons (cookies stay here) |
+//! | [`follow`] | following one node's event stream for the page (tips, reorgs as they happen) |
 //! | [`probe`] | asking one node for health, tip, peers, mempool, hash rate, wallet |
 //! | [`status`], [`down`], [`partition`], [`reset`] | the other subcommands |
 //! | [`output`] | the only code writing to the terminal |
@@ -31,6 +32,7 @@ pub mod dashboard;
 pub mod down;
 pub mod error;
 pub mod file;
+pub mod follow;
 pub mod keys;
 pub mod lock;
 pub mod output;
