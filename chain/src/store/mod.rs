@@ -156,6 +156,12 @@ const ENTRY_OVERHEAD: usize = 80;
 /// Key-value rows of one tree, in key order.
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// A pending write seen through the cache: key, and the new value or `None` (deleted).
+type PendingRef<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// An iterator over pending writes.
+type PendingIter<'a> = Box<dyn Iterator<Item = PendingRef<'a>> + 'a>;
+
 /// One write: tree, key, and the new value or `None` to delete.
 type Write = (T, Vec<u8>, Option<Vec<u8>>);
 
@@ -247,7 +253,7 @@ impl Writes {
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> + '_> {
+    fn iter(&self) -> PendingIter<'_> {
         match self {
             Writes::Ordered(m) => Box::new(m.iter()),
             Writes::Hashed(m) => Box::new(m.iter()),
@@ -255,7 +261,7 @@ impl Writes {
     }
 
     /// The pending writes under `prefix` (in key order for ordered trees).
-    fn under<'a>(&'a self, prefix: &'a [u8]) -> Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a> {
+    fn under<'a>(&'a self, prefix: &'a [u8]) -> PendingIter<'a> {
         match self {
             Writes::Ordered(m) => Box::new(
                 m.range(prefix.to_vec()..)
