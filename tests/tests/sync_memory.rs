@@ -237,8 +237,12 @@ fn peak_rss_of_a_syncing_node_against_its_dbcache_budget() {
         let hwm = node.status_bytes("VmHWM:");
         let budget_bytes = budget << 20;
         // ADR 0006's bound for the cache: twice the budget plus one block's changes; on top
-        // of it, sync's buffer of downloaded blocks (64 MiB at most) and the fixed footprint.
-        let bound = base + 2 * budget_bytes + lode_node::network::sync::MAX_BUFFERED_BYTES as u64;
+        // of it, sync's buffer of downloaded blocks (64 MiB at most), sled's page cache (its
+        // capacity as configured by the store) and the fixed footprint.
+        let bound = base
+            + 2 * budget_bytes
+            + lode_node::network::sync::MAX_BUFFERED_BYTES as u64
+            + lode_chain::store::SLED_PAGE_CACHE_BYTES;
         eprintln!(
             "sync of {tip} blocks ({n} × {TXS} txs) with --dbcache {budget}: {secs:.1} s, {:.0} tx/s; \
              peak RSS {:.1} MiB (sampled VmRSS max {:.1} MiB); idle node {:.1} MiB; \

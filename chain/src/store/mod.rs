@@ -149,6 +149,12 @@ const TREE_NAMES: [&str; TREES] = [
 /// room for a few hundred full blocks' changes between flushes.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
+/// Sled's own page cache (`sled::Config::cache_capacity`): 16 MiB, fixed. Sled's default is
+/// 1 GiB, and sled keeps every page written in it until that fills, so a syncing node grew by
+/// everything it stored (ADR 0006). Hot UTXO reads are served by the write-back cache above
+/// sled and by the OS page cache below it.
+pub const SLED_PAGE_CACHE_BYTES: u64 = 16 << 20;
+
 /// What one cached write costs beyond its key and value bytes: the map node's share and the
 /// two vectors' headers (an estimate; the budget is a bound on the order of magnitude).
 const ENTRY_OVERHEAD: usize = 80;
@@ -384,7 +390,11 @@ impl Store {
     /// Opens (creating if needed) the store at `path` for `params`' network. Refuses a data
     /// dir of another network or storage format. Returns whether it was freshly created.
     pub(crate) fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_PAGE_CACHE_BYTES)
+            .open()?;
         let mut opened = Vec::with_capacity(TREES);
         for name in TREE_NAMES {
             opened.push(db.open_tree(name)?);
