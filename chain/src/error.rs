@@ -311,6 +311,15 @@ pub enum ChainError {
     /// The store holds data that contradicts itself.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// sled could not open the store at all (a damaged log, or sled panicked reading it).
+    /// The store was left as it was.
+    #[error("the chain store at {path} cannot be opened: {reason}")]
+    Unopenable {
+        /// The store's directory.
+        path: String,
+        /// sled's error or panic message.
+        reason: String,
+    },
     /// The data dir was made for another network.
     #[error(
         "data dir belongs to network {found_name:?} (genesis {found}), not {expected_name:?} (genesis {expected})"
@@ -336,6 +345,9 @@ pub enum ChainError {
     /// No block with this hash is known.
     #[error("unknown block {0}")]
     UnknownBlock(Hash256),
+    /// The operation is not allowed on this block (invalidating genesis).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// Re-verifying the stored chain found a fault.
     #[error("chain verification failed at height {height}: {reason}")]
     VerifyFailed {
@@ -366,9 +378,11 @@ impl ChainError {
             | ChainError::InvalidTx { .. }
             | ChainError::Decode(_)
             | ChainError::Corrupt(_)
+            | ChainError::Unopenable { .. }
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)
+            | ChainError::NotAllowed(_)
             | ChainError::VerifyFailed { .. } => false,
         }
     }
@@ -380,9 +394,11 @@ impl ChainError {
             ChainError::Decode(_)
             | ChainError::Store(_)
             | ChainError::Corrupt(_)
+            | ChainError::Unopenable { .. }
             | ChainError::WrongNetwork { .. }
             | ChainError::FormatVersion { .. }
             | ChainError::UnknownBlock(_)
+            | ChainError::NotAllowed(_)
             | ChainError::VerifyFailed { .. } => None,
         }
     }

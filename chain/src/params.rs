@@ -13,7 +13,7 @@ use crate::hash::Hash256;
 use crate::header::BlockHeader;
 use crate::height::Height;
 use crate::merkle::merkle_root;
-use crate::pow::{target_from_bits, U256};
+use crate::pow::{target_from_bits, ChainWork, U256};
 use crate::transaction::{CoinbaseData, OutPoint, Transaction, TxIn, TxOut, Unlock};
 
 /// How the next block's target is chosen.
@@ -69,6 +69,11 @@ pub struct ChainParams {
     pub max_future_block_time: u64,
     /// Minimum fee rate, base units per byte, for relay and mining (policy).
     pub min_relay_fee_rate: u64,
+    /// Least total work a peer's header chain must show before its blocks are downloaded
+    /// while the node's own chain has less (Bitcoin Core's `nMinimumChainWork`): a cheap
+    /// low-work chain cannot lead a syncing node astray or fill it. Zero on devnet and
+    /// regtest, where every chain starts from nothing.
+    pub min_chain_work: ChainWork,
 }
 
 /// Accounts 0–9 of the published, insecure test mnemonic
@@ -197,6 +202,7 @@ impl ChainParams {
             // Devnet nodes share a machine or a LAN clock; see the half-life above.
             max_future_block_time: DEVNET_FUTURE_LIMIT,
             min_relay_fee_rate: 1,
+            min_chain_work: ChainWork::default(),
         }
     }
 
@@ -232,6 +238,7 @@ impl ChainParams {
             halving_interval: 150,
             max_future_block_time: 7200,
             min_relay_fee_rate: 1,
+            min_chain_work: ChainWork::default(),
         }
     }
 
@@ -265,6 +272,7 @@ impl ChainParams {
             // Bitcoin's MAX_FUTURE_BLOCK_TIME.
             max_future_block_time: 2 * 60 * 60,
             min_relay_fee_rate: 1,
+            min_chain_work: ChainWork::default(),
         }
     }
 
@@ -327,6 +335,7 @@ impl ChainParams {
             halving_interval: self.halving_interval,
             max_future_block_time: self.max_future_block_time,
             min_relay_fee_rate: self.min_relay_fee_rate,
+            min_chain_work: (self.min_chain_work != ChainWork::default()).then(|| self.min_chain_work.to_string()),
         };
         toml::to_string(&spec).map_err(|e| ParamsError::Toml(e.to_string()))
     }
@@ -432,6 +441,9 @@ struct SpecFile {
     max_future_block_time: u64,
     #[serde(default = "default_min_relay_fee_rate")]
     min_relay_fee_rate: u64,
+    /// Hex, up to 64 digits; absent means zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_chain_work: Option<String>,
 }
 
 fn default_coin_type() -> u32 {
@@ -538,6 +550,10 @@ impl SpecFile {
         if self.genesis_message.len() > crate::transaction::MAX_COINBASE_MESSAGE {
             return Err(invalid("genesis_message", "at most 64 bytes"));
         }
+        let min_chain_work = match &self.min_chain_work {
+            Some(text) => parse_chain_work(text)?,
+            None => ChainWork::default(),
+        };
         Ok(ChainParams {
             name: self.name,
             hrp: self.hrp,
@@ -556,8 +572,20 @@ impl SpecFile {
             halving_interval: self.halving_interval,
             max_future_block_time: self.max_future_block_time,
             min_relay_fee_rate: self.min_relay_fee_rate,
+            min_chain_work,
         })
     }
+}
+
+/// Reads a chain spec's `min_chain_work`: hex digits (an optional `0x`), at most 64.
+fn parse_chain_work(text: &str) -> Result<ChainWork, ParamsError> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("min_chain_work", "1 to 64 hex digits"));
+    }
+    U256::from_str_radix(digits, 16)
+        .map(ChainWork)
+        .map_err(|_| invalid("min_chain_work", "1 to 64 hex digits"))
 }
 
 #[cfg(test)]
@@ -576,6 +604,23 @@ mod tests {
         assert_eq!(back.genesis_bits, 0x1d7f_0000);
         assert_eq!(back.max_money(), d.max_money());
         assert_eq!(back.max_future_block_time, d.max_future_block_time);
+        assert_eq!(back.min_chain_work, ChainWork::default());
+        assert!(!text.contains("min_chain_work"), "zero is the default, not written");
+    }
+
+    #[test]
+    fn min_chain_work_reads_back_and_bad_values_are_named() {
+        let mut d = ChainParams::devnet();
+        d.min_chain_work = ChainWork(U256::from(0x1234_5678u64));
+        let text = d.to_toml_string().expect("serializes");
+        let back = ChainParams::from_toml_str(&text).expect("parses");
+        assert_eq!(back.min_chain_work, d.min_chain_work);
+        let long = format!("\"{}\"", "f".repeat(65));
+        for bad in ["\"xyz\"", "\"\"", long.as_str()] {
+            let spec = text.replace(&format!("\"{}\"", d.min_chain_work), bad);
+            let err = ChainParams::from_toml_str(&spec).expect_err(bad);
+            assert!(err.to_string().contains("min_chain_work"), "{err}");
+        }
     }
 
     #[test]

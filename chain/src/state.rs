@@ -29,12 +29,14 @@ use crate::params::ChainParams;
 use crate::pow::{next_bits, ChainWork};
 use crate::side_headers::{SideHeader, SideHeaders};
 use crate::sig::SigCache;
-use crate::store::{BlockStatus, CacheStats, IndexEntry, Store};
+use crate::store::{BlockStatus, CacheStats, IndexEntry, ReindexReport, Store};
 use crate::utxo::{UtxoEntry, UtxoView};
 use crate::validation::{
     check_block, check_block_spends, check_header_chain, check_header_contextual, median_time_past, HeaderChainBase,
     HeaderChainStop, HeaderContext, HeadersVerdict,
 };
+
+mod invalidate;
 
 /// Seconds since the Unix epoch; injectable so tests control time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -142,6 +144,10 @@ impl ChainState {
     /// crash interrupted.
     pub fn open_with_clock(path: &Path, params: ChainParams, clock: Clock) -> Result<ChainState, ChainError> {
         let (store, _fresh) = Store::open(path, &params)?;
+        ChainState::from_store(store, params, clock)
+    }
+
+    fn from_store(store: Store, params: ChainParams, clock: Clock) -> Result<ChainState, ChainError> {
         let genesis = params.genesis_hash();
         let mut state = ChainState {
             params,
@@ -178,6 +184,9 @@ impl ChainState {
         // consistent but not-best tip (the last flush's) and the later blocks stored: connect
         // them again now.
         let flushed = state.height();
+        // A kill between `invalidateblock`'s status write and its flush leaves the tip on
+        // a block the index calls invalid: step back off it first.
+        state.leave_invalid_tip()?;
         state.activate_best_chain(None)?;
         if state.height() != flushed {
             tracing::info!(
@@ -187,6 +196,35 @@ impl ChainState {
             );
         }
         Ok(state)
+    }
+
+    /// Rebuilds the chain at `path` from its stored block bodies (`lode chain reindex`): the
+    /// block index from the bodies, then the UTXO set, undo data, tx and address indexes and
+    /// the best chain by connecting every block again from genesis, each re-validated. Bodies
+    /// are never removed; unreadable ones are counted and left out. The store must exist
+    /// and be openable by sled (if it is not, only a resync from peers helps).
+    pub fn reindex(path: &Path, params: ChainParams) -> Result<(ChainState, ReindexReport), ChainError> {
+        if !path.is_dir() {
+            return Err(ChainError::Unopenable {
+                path: path.display().to_string(),
+                reason: "no chain store there".into(),
+            });
+        }
+        let (store, _fresh) = Store::open(path, &params)?;
+        let mut report = store.reset_from_bodies(&params)?;
+        // The same handle: sled frees its lock only some time after a drop.
+        let state = ChainState::from_store(store, params, system_clock())?;
+        state.flush()?;
+        report.height = state.height().0;
+        report.tip = state.tip_hash();
+        tracing::info!(
+            blocks = report.blocks,
+            unreadable = report.unreadable,
+            unlinked = report.unlinked,
+            height = report.height,
+            "reindexed the chain from its stored blocks"
+        );
+        Ok((state, report))
     }
 
     /// Runs the signature checks of blocks on `threads` workers of a pool of this chain's own
@@ -594,7 +632,7 @@ impl ChainState {
         self.invalid_rules.clear();
         let events = self.activate_best_chain(Some(&checked))?;
         let status = match self.index.get(&hash).map(|e| e.status) {
-            Some(BlockStatus::Invalid) | Some(BlockStatus::InvalidAncestor) => AcceptStatus::Invalid {
+            Some(s) if s.is_invalid() => AcceptStatus::Invalid {
                 rule: self
                     .invalid_rules
                     .remove(&hash)
@@ -703,7 +741,7 @@ impl ChainState {
             Ok(s) => s,
             Err(ChainError::InvalidBlock { rule, .. }) => {
                 tracing::warn!(block = %hash, %rule, "block failed validation while connecting");
-                self.mark_invalid(hash, rule)?;
+                self.mark_invalid(hash, BlockStatus::Invalid, Some(rule))?;
                 return Ok(None);
             }
             Err(other) => return Err(other),
@@ -744,17 +782,25 @@ impl ChainState {
         ))
     }
 
-    /// Marks `hash` invalid and every stored descendant invalid-by-ancestry.
-    fn mark_invalid(&mut self, hash: Hash256, rule: ConsensusError) -> Result<(), ChainError> {
+    /// Marks `hash` with `status` (invalid, or invalidated by the operator) and every stored
+    /// descendant invalid-by-ancestry.
+    fn mark_invalid(
+        &mut self,
+        hash: Hash256,
+        status: BlockStatus,
+        rule: Option<ConsensusError>,
+    ) -> Result<(), ChainError> {
         let mut updates = Vec::new();
-        let mut stack = vec![(hash, BlockStatus::Invalid)];
+        let mut stack = vec![(hash, status)];
         while let Some((h, status)) = stack.pop() {
             if let Some(mut e) = self.index.get(&h).copied() {
                 self.candidates.remove(&(e.work(), Reverse(e.seq), h));
                 e.status = status;
                 self.index.insert(h, e);
                 updates.push((h, e));
-                self.invalid_rules.entry(h).or_insert_with(|| rule.clone());
+                if let Some(rule) = &rule {
+                    self.invalid_rules.entry(h).or_insert_with(|| rule.clone());
+                }
             }
             for child in self.children.get(&h).cloned().unwrap_or_default() {
                 stack.push((child, BlockStatus::InvalidAncestor));

@@ -4,12 +4,13 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{fixed_clock, Harness};
+use common::{fixed_clock, Harness, NOW};
 use lode_chain::build::{key_hash, pay, spend};
 use lode_chain::mempool::persist::{self, PersistError, TxJournal};
-use lode_chain::mempool::{Mempool, MempoolError};
+use lode_chain::mempool::{Mempool, MempoolError, MempoolPolicy};
 use lode_chain::{Amount, OutPoint, Transaction};
 
 /// A chain whose tip confirmed one transaction with `n` outputs to the miner key, and `n`
@@ -50,6 +51,10 @@ fn chain_with_spends(n: usize) -> (Harness, Vec<Transaction>) {
         })
         .collect();
     (h, spends)
+}
+
+fn txs_of(saved: &[persist::SavedTx]) -> Vec<Transaction> {
+    saved.iter().map(|s| s.tx.clone()).collect()
 }
 
 fn pool(h: &Harness) -> Mempool {
@@ -129,7 +134,7 @@ fn the_journal_survives_a_torn_last_record() {
     let path = h.dir.path().join(persist::JOURNAL_FILE);
     let mut journal = TxJournal::open(&path, &h.genesis()).expect("open");
     for tx in &spends {
-        journal.append(tx).expect("append");
+        journal.append(tx, NOW).expect("append");
     }
     journal.sync().expect("sync");
     drop(journal);
@@ -138,7 +143,8 @@ fn the_journal_survives_a_torn_last_record() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     f.set_len(len - 10).expect("truncate");
     let read = persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read");
-    assert_eq!(read, spends[..3].to_vec());
+    assert_eq!(txs_of(&read), spends[..3].to_vec());
+    assert!(read.iter().all(|s| s.entered == Some(NOW)));
 
     // Cleared, it holds nothing, and appends after the clear are read back.
     let mut journal = TxJournal::open(&path, &h.genesis()).expect("reopen");
@@ -146,8 +152,93 @@ fn the_journal_survives_a_torn_last_record() {
     assert!(persist::read_journal(&path, &h.genesis(), h.params.max_tx_size)
         .expect("read")
         .is_empty());
-    journal.append(&spends[3]).expect("append");
+    journal.append(&spends[3], NOW - 5).expect("append");
     journal.sync().expect("sync");
     let read = persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read");
-    assert_eq!(read, vec![spends[3].clone()]);
+    assert_eq!(
+        read,
+        vec![persist::SavedTx {
+            tx: spends[3].clone(),
+            entered: Some(NOW - 5)
+        }]
+    );
+}
+
+/// A pool whose clock the test moves.
+fn pool_at(h: &Harness, now: &Arc<AtomicU64>) -> Mempool {
+    let now = now.clone();
+    Mempool::new(&h.params, Arc::new(move || now.load(Ordering::Relaxed)))
+}
+
+#[test]
+fn restored_transactions_keep_their_entry_time_and_expire_on_schedule() {
+    let (h, spends) = chain_with_spends(3);
+    let expiry = MempoolPolicy::for_params(&h.params).expiry_secs;
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let mut before = pool_at(&h, &clock);
+    // Entered a day apart: NOW, NOW + 1 day, NOW + 2 days.
+    for (i, tx) in spends.iter().enumerate() {
+        clock.store(NOW + i as u64 * 86_400, Ordering::Relaxed);
+        before.accept(Arc::new(tx.clone()), &h.state).expect("accepted");
+    }
+    let path = h.dir.path().join(persist::SNAPSHOT_FILE);
+    persist::save(&before, &h.genesis(), &path).expect("save");
+    let saved = persist::load(&path, &h.genesis(), h.params.max_tx_size).expect("load");
+    let times: Vec<_> = saved.iter().map(|s| s.entered).collect();
+    assert_eq!(times, vec![Some(NOW), Some(NOW + 86_400), Some(NOW + 2 * 86_400)]);
+
+    // Restarted a second after the first expired: it is not taken back; the others keep
+    // the times they entered at, not the restart's.
+    clock.store(NOW + expiry + 1, Ordering::Relaxed);
+    let mut after = pool_at(&h, &clock);
+    let report = persist::restore(&mut after, &h.state, saved);
+    let dropped: Vec<_> = report.dropped.iter().map(|(t, _)| *t).collect();
+    assert_eq!(dropped, vec![spends[0].txid()]);
+    assert!(
+        report.dropped[0].1.contains("past the expiry"),
+        "{}",
+        report.dropped[0].1
+    );
+    assert_eq!(report.restored, vec![spends[1].txid(), spends[2].txid()]);
+    for (i, tx) in spends.iter().enumerate().skip(1) {
+        let entry = after.get(&tx.txid()).expect("restored");
+        assert_eq!(
+            entry.time(),
+            NOW + i as u64 * 86_400,
+            "the saved entry time, not the load's"
+        );
+    }
+
+    // Each expires when the expiry has passed since its first arrival, not since the restart.
+    clock.store(NOW + 86_400 + expiry - 1, Ordering::Relaxed);
+    assert!(after.expire().is_empty());
+    clock.store(NOW + 86_400 + expiry, Ordering::Relaxed);
+    assert_eq!(after.expire(), vec![spends[1].txid()]);
+    assert_eq!(after.txids(), vec![spends[2].txid()]);
+}
+
+#[test]
+fn a_first_format_journal_is_read_and_rewritten_in_the_new_one() {
+    let (h, spends) = chain_with_spends(2);
+    let path = h.dir.path().join(persist::JOURNAL_FILE);
+    // The first format: magic "lodemjl\0", records without the entry time.
+    let mut bytes = b"lodemjl\0".to_vec();
+    bytes.extend_from_slice(&h.genesis().0);
+    for tx in &spends {
+        let raw = lode_chain::encoding::encode(tx);
+        bytes.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&raw)[..4]);
+        bytes.extend_from_slice(&raw);
+    }
+    std::fs::write(&path, &bytes).expect("write");
+    let read = persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read");
+    assert_eq!(txs_of(&read), spends);
+    assert!(read.iter().all(|s| s.entered.is_none()));
+    let mut journal = TxJournal::open(&path, &h.genesis()).expect("open");
+    journal.clear().expect("clear");
+    journal.append(&spends[0], NOW).expect("append");
+    journal.sync().expect("sync");
+    let read = persist::read_journal(&path, &h.genesis(), h.params.max_tx_size).expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].entered, Some(NOW));
 }

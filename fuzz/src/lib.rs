@@ -23,6 +23,7 @@ use lode_chain::validation::{check_block, check_block_unmined, check_transaction
 use lode_chain::{encoding, BlockHeader, ChainParams, Height, PubkeyHash, Transaction};
 use lode_node::client::devnet_file::{DevnetFile, DEVNET_FILE_NAME};
 use lode_node::common::node_key::{load_or_create_key, NODE_KEY_FILE};
+use lode_node::network::compact::CompactBlock;
 use lode_node::network::gossip::{self, Names};
 use lode_node::network::protocol::{RequestFrame, SyncCodec, SyncResponse, MAX_REQUEST_BYTES};
 use lode_node::rpc::jsonrpc::{self, Body, Params};
@@ -225,6 +226,20 @@ pub fn gossip_message(data: &[u8]) -> Outcome {
     };
     let p = params();
     let names = Names::new(&p.genesis_hash());
+    if topic == 0xff {
+        // The compact blocks topic: decoded and checked as the event loop does, then the
+        // rebuild started (short-id map) — no panic, no unbounded allocation.
+        let compact = CompactBlock::decode(payload, p.max_block_size + 64 * 1024, p).map_err(|e| e.to_string())?;
+        assert_canonical(&compact, payload, "compact block");
+        if let Ok(partial) = compact.start_rebuild() {
+            assert_eq!(
+                partial.missing().len(),
+                compact.short_ids.len(),
+                "every short id is a missing slot"
+            );
+        }
+        return Ok(());
+    }
     let blocks = topic % 2 == 0;
     let message = gossipsub::Message {
         source: None,
@@ -304,6 +319,11 @@ pub fn sync_response(data: &[u8]) -> Outcome {
             }
         }
         SyncResponse::Error(_) => {}
+        SyncResponse::BlockTxn { txs, .. } => {
+            for tx in &txs {
+                let _ = tx.txid();
+            }
+        }
     }
     Ok(())
 }
@@ -324,7 +344,10 @@ const RPC_PARAMS: &[(&str, &[&str])] = &[
     ("encryptwallet", &["passphrase"]),
     ("setgenerate", &["generate", "threads"]),
     ("generate", &["nblocks", "address"]),
-    ("getblocktemplate", &["address"]),
+    ("getblocktemplate", &["template_request", "address"]),
+    ("generateblock", &["output", "transactions", "submit"]),
+    ("invalidateblock", &["blockhash"]),
+    ("reconsiderblock", &["blockhash"]),
     ("submitblock", &["hexdata"]),
     ("addnode", &["multiaddr", "command"]),
     ("disconnectnode", &["peer_id"]),

@@ -150,6 +150,57 @@ pub fn build_template(
     })
 }
 
+/// Builds a template on the tip of `state` paying `pay_to` with exactly `txs`, in this order
+/// (Core's `generateblock`): a first pass with the coinbase claiming the subsidy alone
+/// learns the fees from the consensus check, the second claims subsidy + fees and is
+/// checked again. Any rule the transactions break is the chain's error.
+pub fn build_template_with(
+    state: &ChainState,
+    txs: Vec<Transaction>,
+    pay_to: PubkeyHash,
+    now: u64,
+    extra_nonce: u64,
+) -> Result<BlockTemplate, MinerError> {
+    let params = state.params();
+    let height = state.height().next().ok_or(MinerError::HeightOverflow)?;
+    let bits = state.next_bits()?;
+    let mtp = state.tip_median_time_past();
+    let time = u32::try_from(now).unwrap_or(u32::MAX).max(mtp.saturating_add(1));
+    let subsidy = params.subsidy(height);
+    let assemble_paying = |value: Amount| {
+        let mut all = Vec::with_capacity(txs.len() + 1);
+        all.push(coinbase(
+            height,
+            extra_nonce,
+            crate::COINBASE_MESSAGE,
+            vec![TxOut {
+                value,
+                pubkey_hash: pay_to,
+            }],
+        ));
+        all.extend(txs.iter().cloned());
+        assemble(state.tip_hash(), time, bits, all)
+    };
+    let fees = state.check_template(&assemble_paying(subsidy))?;
+    let reward = subsidy.checked_add(fees).ok_or(MinerError::FeeOverflow)?;
+    let block = assemble_paying(reward);
+    let checked_fees = state.check_template(&block)?;
+    if checked_fees != fees {
+        return Err(MinerError::FeeMismatch {
+            selected: fees,
+            validated: checked_fees,
+        });
+    }
+    Ok(BlockTemplate {
+        height,
+        block,
+        fees,
+        reward,
+        pay_to,
+        extra_nonce,
+    })
+}
+
 /// A candidate's package score: fee and size of it plus its not-yet-selected ancestors.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Score {

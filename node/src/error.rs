@@ -44,6 +44,17 @@ pub enum NodeError {
     /// The built-in wallet could not be opened or used.
     #[error("wallet: {0}")]
     Wallet(String),
+    /// The chain store is damaged: it was left as it is, and `fix` says how to recover.
+    #[error("{error}; the store was left as it is. To recover: {fix}")]
+    DamagedStore {
+        /// What failed (boxed: it is large, and rare).
+        error: Box<lode_chain::error::ChainError>,
+        /// The commands that recover.
+        fix: String,
+    },
+    /// The node stopped accepting work because a write failed (disk full, I/O error).
+    #[error("the node halted: {0}")]
+    Halted(String),
     /// The node is shutting down or one of its tasks has stopped.
     #[error("node is shutting down")]
     Stopped,

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod chain_store;
 pub mod chain_task;
 pub mod client;
 pub mod common;

@@ -6,7 +6,12 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lode_node::client::commands::{
-    apikey::ApiKeyArgs, chain::ChainArgs, mine::MineArgs, miner::MinerArgs, wallet::WalletArgs, CommandError,
+    apikey::ApiKeyArgs,
+    chain::{ChainArgs, ChainCommand},
+    mine::MineArgs,
+    miner::MinerArgs,
+    wallet::WalletArgs,
+    CommandError,
 };
 use lode_node::client::devnet::DevnetArgs;
 use lode_node::node_args::NodeArgs;
@@ -59,6 +64,10 @@ struct NetemDelayArgs {
     seed: u64,
 }
 
+/// Exit status of a node that halted because a write failed (disk full, I/O error): it
+/// stopped cleanly, but did not finish its work, so supervisors must not see success.
+const EXIT_HALTED: i32 = 3;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -67,7 +76,10 @@ fn main() {
     if let Err(e) = run(cli) {
         // One line, no backtrace: `{:#}` joins the context chain with ": ".
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let halted = e
+            .downcast_ref::<lode_node::NodeError>()
+            .is_some_and(|e| matches!(e, lode_node::NodeError::Halted(_)));
+        std::process::exit(if halted { EXIT_HALTED } else { 1 });
     }
 }
 
@@ -114,6 +126,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => args,
         Command::Wallet(args) => return run_client(|| lode_node::client::commands::wallet::run(args)),
         Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
+        Command::Chain(ChainArgs {
+            client,
+            command: ChainCommand::Reindex { network },
+        }) => return run_reindex(&network, client.target.data_dir),
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::ApiKey(args) => return run_client(|| lode_node::client::commands::apikey::run(args)),
         Command::Devnet(args) => return run_devnet(args),
@@ -142,7 +158,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(130);
         });
         tracing::info!("shutting down (Ctrl-C again to force)");
-        node.shutdown().await?;
+        let api = node.api();
+        let stopped = node.shutdown().await;
+        // A halt is the reason to report, whatever the shutdown's own flush said after it.
+        if let Some(reason) = api.halted() {
+            if let Err(e) = stopped {
+                tracing::warn!(error = %e, "shutdown after the halt was not clean");
+            }
+            return Err(lode_node::NodeError::Halted(reason).into());
+        }
+        stopped?;
         anyhow::Ok(())
     })
 }
@@ -161,6 +186,28 @@ fn init_client_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// `lode chain reindex`: on the data dir itself, with the node's logging (it can take a while).
+fn run_reindex(network: &str, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    init_logging(LogFormat::Human);
+    let params = lode_node::node_args::network_params(network)?;
+    let data_dir = data_dir.unwrap_or_else(|| lode_node::node_args::default_data_dir(&params.name));
+    let report = lode_node::chain_store::reindex(&data_dir, params)?;
+    use std::io::Write;
+    // The command's result, for the user (the log went to stderr).
+    writeln!(
+        std::io::stdout(),
+        "reindexed {}: {} blocks, best chain height {} (tip {}); {} unreadable and {} unlinked bodies left out",
+        data_dir.display(),
+        report.blocks,
+        report.height,
+        report.tip,
+        report.unreadable,
+        report.unlinked
+    )
+    .context("cannot write to stdout")?;
+    Ok(())
 }
 
 fn run_devnet(args: DevnetArgs) -> anyhow::Result<()> {

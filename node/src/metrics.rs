@@ -38,6 +38,13 @@ pub struct ShareLabels {
     pub outcome: String,
 }
 
+/// Labels of a gossip block that met a full chain queue.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueFullLabels {
+    /// `deferred` (waited for room) or `fetch_later` (left for sync to download).
+    pub outcome: String,
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     registry: Registry,
@@ -63,6 +70,8 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     /// Requests refused with 401.
     pub auth_failures: Counter,
+    /// Gossip blocks that found the chain queue full, by what became of them.
+    pub chain_queue_full: Family<QueueFullLabels, Counter>,
     /// Stratum connections open.
     pub stratum_connections: Gauge,
     /// Stratum shares since start by outcome.
@@ -91,6 +100,7 @@ impl Metrics {
             rate_limited: Counter::default(),
             refusals: Family::default(),
             auth_failures: Counter::default(),
+            chain_queue_full: Family::default(),
             stratum_connections: Gauge::default(),
             stratum_shares: Family::default(),
             stratum_blocks_found: Gauge::default(),
@@ -136,6 +146,11 @@ impl Metrics {
         );
         registry.register("rpc_refused", "Requests refused, by reason", m.refusals.clone());
         registry.register(
+            "chain_queue_full_blocks",
+            "Gossip blocks that found the chain queue full, by outcome (deferred, fetch_later)",
+            m.chain_queue_full.clone(),
+        );
+        registry.register(
             "stratum_connections",
             "Stratum connections open",
             m.stratum_connections.clone(),
@@ -163,6 +178,15 @@ impl Metrics {
         self.refusals
             .get_or_create(&RefusalLabels {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a gossip block that found the chain queue full.
+    pub fn count_queue_full(&self, outcome: &str) {
+        self.chain_queue_full
+            .get_or_create(&QueueFullLabels {
+                outcome: outcome.to_string(),
             })
             .inc();
     }

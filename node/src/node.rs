@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use lode_chain::{Block, ChainEvent, ChainParams, ChainState, Hash256, Height, Transaction};
+use lode_chain::{Block, ChainEvent, ChainParams, Hash256, Height, Transaction};
 use tokio::sync::{broadcast, watch};
 
 use crate::api::NodeApi;
@@ -16,8 +16,7 @@ use crate::network::gossip::{Names, TopicKind};
 use crate::network::sync::Progress;
 use crate::network::{NetworkHandle, NetworkSetup};
 
-/// Directory of the chain store inside the data dir.
-pub const CHAIN_DIR: &str = "chain";
+pub use crate::chain_store::CHAIN_DIR;
 
 /// A running node. Dropping it stops the node without waiting; [`NodeHandle::shutdown`]
 /// stops it and waits until the store is flushed and closed.
@@ -76,7 +75,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         let params = params.clone();
         let data_dir = data_dir.clone();
         move || -> Result<_, NodeError> {
-            let chain = ChainState::open(&data_dir.join(CHAIN_DIR), params)?;
+            let chain = crate::chain_store::open(&data_dir, params)?;
             let wallet = crate::wallet::NodeWallet::open(&data_dir, &wallet, &chain)?;
             Ok((chain, wallet))
         }
@@ -198,12 +197,17 @@ fn spawn_tick(chain: ChainHandle) {
     });
 }
 
-/// A write failed (disk full): ask whoever runs the node to shut it down cleanly, as the
-/// RPC `stop` does.
+/// How long a halted node keeps answering (writes refused with the reason, `/health` 503)
+/// before it stops: long enough for a client or a monitor to learn why.
+pub const HALT_GRACE: Duration = Duration::from_secs(5);
+
+/// A write failed (disk full): after [`HALT_GRACE`], ask whoever runs the node to shut it
+/// down cleanly, as the RPC `stop` does.
 fn spawn_halt_watch(api: NodeApi) {
     let mut halted = api.halted.clone();
     tokio::spawn(async move {
         if halted.wait_for(Option::is_some).await.is_ok() {
+            tokio::time::sleep(HALT_GRACE).await;
             api.request_stop();
         }
     });
@@ -223,6 +227,11 @@ impl NodeHandle {
     /// The Stratum server's address, if it runs.
     pub fn stratum_addr(&self) -> Option<std::net::SocketAddr> {
         self.stratum_addr
+    }
+
+    /// Why the node stopped accepting work (a failed write), if it did.
+    pub fn halted(&self) -> Option<String> {
+        self.api.halted()
     }
 
     /// Resolves when a client asked the node to stop (RPC `stop`).

@@ -292,7 +292,8 @@ pub fn network_params(network: &str) -> Result<ChainParams, NodeError> {
     )))
 }
 
-fn default_data_dir(network: &str) -> PathBuf {
+/// The data dir a node of `network` uses without `--data-dir`: `~/.lode/NETWORK`.
+pub fn default_data_dir(network: &str) -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".lode").join(network),
         None => PathBuf::from(".lode").join(network),

@@ -104,9 +104,14 @@ impl Rpc {
     }
 }
 
-/// Base units as Core's decimal coins.
+/// Base units as Core's decimal coins, written as Core writes them (`1.50000000`).
 fn c(units: u64) -> Value {
-    json!(units as f64 / 1e8)
+    serde_json::from_str(&format!("{}.{:08}", units / 100_000_000, units % 100_000_000)).expect("number")
+}
+
+/// A negative amount as Core writes it.
+fn neg_c(units: u64) -> Value {
+    serde_json::from_str(&format!("-{}", c(units))).expect("number")
 }
 
 fn s(v: &Value) -> String {
@@ -165,7 +170,7 @@ async fn chain_methods_and_rest_routes_answer_and_refuse_like_core() {
     assert_eq!(tx["confirmations"], 12);
     // Amounts on the JSON-RPC API are decimal coins (Core); REST keeps base units.
     let subsidy = ChainParams::regtest().subsidy(lode_chain::Height(1)).0;
-    assert_eq!(tx["vout"][0]["value"], json!(subsidy as f64 / 1e8));
+    assert_eq!(tx["vout"][0]["value"], c(subsidy));
     assert!(tx["vout"][0]["value"].to_string().contains('.'));
     let txhex = anon.ok("getrawtransaction", json!([coinbase_txid])).await;
     assert_eq!(txhex, tx["hex"]);
@@ -391,8 +396,8 @@ async fn wallet_methods_pay_another_node_and_track_the_payment() {
         .expect("send in history");
     assert_eq!(send["category"], "send");
     // Core: a send's amount and fee are negative, apart.
-    assert_eq!(send["amount"], json!(-(amount as f64) / 1e8));
-    assert_eq!(send["fee"], json!(-(fee as f64) / 1e8));
+    assert_eq!(send["amount"], neg_c(amount));
+    assert_eq!(send["fee"], neg_c(fee));
     assert_eq!(send["confirmations"], 1);
     assert_eq!(send["blockheight"], 12);
     let gt = rb.ok("gettransaction", json!([txid])).await;
@@ -566,6 +571,124 @@ async fn mining_and_admin_methods_act_on_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_reconsider_generateblock_and_block_proposals_follow_core() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let hashes = rpc.ok("generate", json!([12])).await;
+    let h = |i: usize| s(&hashes[i]);
+
+    // invalidateblock: the chain rewinds to the parent (no other branch); its descendants go too.
+    assert_eq!(rpc.ok("invalidateblock", json!([h(10)])).await, Value::Null);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[9]);
+    assert_eq!(rpc.ok("getblockcount", json!([])).await, 10);
+    assert_eq!(rpc.ok("getblockheader", json!([h(11)])).await["confirmations"], -1);
+    let invalid_hex = rpc.ok("getblock", json!([h(10), 0])).await;
+    assert_eq!(
+        rpc.ok("submitblock", json!([invalid_hex, "ignored"])).await,
+        json!("duplicate-invalid")
+    );
+    rpc.err("getrawmempool", json!([false, true]), -8).await;
+    // A new block goes on the parent; the invalidated branch (2 blocks) still has more work
+    // than it, and wins again once reconsidered.
+    let side = rpc.ok("generate", json!([1])).await;
+    assert_ne!(side[0], hashes[10]);
+    assert_eq!(rpc.ok("getblockcount", json!([])).await, 11);
+    assert_eq!(rpc.ok("reconsiderblock", json!([h(10)])).await, Value::Null);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+    // Invalidating the tip's parent moves to the best other branch: the side block.
+    rpc.ok("invalidateblock", json!([h(10)])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, side[0]);
+    rpc.ok("reconsiderblock", json!([h(11)])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+    // Core's errors; the operator's methods need the admin scope.
+    rpc.err("invalidateblock", json!([format!("{:064x}", 7)]), -5).await;
+    rpc.err("reconsiderblock", json!([format!("{:064x}", 7)]), -5).await;
+    let genesis = rpc.ok("getblockhash", json!([0])).await;
+    rpc.err("invalidateblock", json!([genesis]), -8).await;
+    rpc.err("invalidateblock", json!(["xyz"]), -8).await;
+    let (status, _) = rpc.anon().raw("invalidateblock", json!([h(11)])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, hashes[11]);
+
+    // generateblock: exactly the transactions named, paying the output.
+    let payee = rpc.ok("getnewaddress", json!([])).await;
+    let empty = rpc.ok("generateblock", json!([payee, []])).await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, empty["hash"]);
+    assert!(empty.get("hex").is_none(), "hex only when not submitted: {empty}");
+    let block = rpc.ok("getblock", json!([empty["hash"], 2])).await;
+    assert_eq!(block["tx"].as_array().map(Vec::len), Some(1));
+    assert_eq!(block["tx"][0]["vout"][0]["scriptPubKey"]["address"], payee);
+
+    let txid = rpc.ok("sendtoaddress", json!([payee, c(100_000_000)])).await;
+    let raw = rpc.ok("getrawtransaction", json!([txid])).await;
+    // Not submitted: the hex comes back, nothing is stored, and it is a valid proposal.
+    let tip = rpc.ok("getbestblockhash", json!([])).await;
+    let unsent = rpc
+        .ok(
+            "generateblock",
+            json!({"output": payee, "transactions": [raw], "submit": false}),
+        )
+        .await;
+    assert_eq!(rpc.ok("getbestblockhash", json!([])).await, tip);
+    rpc.err("getblock", json!([unsent["hash"]]), -5).await;
+    let proposal = json!([{"mode": "proposal", "data": unsent["hex"]}]);
+    assert_eq!(rpc.ok("getblocktemplate", proposal.clone()).await, Value::Null);
+    // A tampered proposal is judged without proof of work: the broken rule comes back.
+    let mut bad = lode_chain::Block::from_bytes(&hex::decode(s(&unsent["hex"])).expect("hex"), 1 << 21).expect("block");
+    bad.header.merkle_root = lode_chain::Hash256([3; 32]);
+    let verdict = rpc
+        .ok(
+            "getblocktemplate",
+            json!([{"mode": "proposal", "data": hex::encode(bad.to_bytes())}]),
+        )
+        .await;
+    assert!(verdict.as_str().is_some_and(|v| v.contains("merkle")), "{verdict}");
+    // Submitted with the mempool's txid: mined, and the mempool is empty again.
+    let mined = rpc.ok("generateblock", json!([payee, [txid]])).await;
+    let block = rpc.ok("getblock", json!([mined["hash"], 1])).await;
+    assert_eq!(block["tx"][1], txid);
+    assert_eq!(rpc.ok("getrawmempool", json!([])).await, json!([]));
+    // The earlier proposal now builds on a block that is not the tip; the mined one is known.
+    assert_eq!(
+        rpc.ok("getblocktemplate", proposal).await,
+        json!("inconclusive-not-best-prevblk")
+    );
+    let mined_hex = rpc.ok("getblock", json!([mined["hash"], 0])).await;
+    assert_eq!(
+        rpc.ok("getblocktemplate", json!([{"mode": "proposal", "data": mined_hex}]))
+            .await,
+        json!("duplicate")
+    );
+    // Core's errors: a txid not in the mempool, undecodable hex, a bad output, and a
+    // transaction that cannot go into the next block (its inputs are spent).
+    rpc.err("generateblock", json!([payee, [format!("{:064x}", 9)]]), -5)
+        .await;
+    rpc.err("generateblock", json!([payee, ["zz"]]), -22).await;
+    rpc.err("generateblock", json!(["lreg1bad", []]), -5).await;
+    let e = rpc.err("generateblock", json!([payee, [raw]]), -25).await;
+    assert!(e.contains("TestBlockValidity failed"), "{e}");
+    rpc.err("generateblock", json!([payee]), -32602).await;
+
+    // BIP 22's template_request: capabilities and rules read, modes checked.
+    let t = rpc
+        .ok(
+            "getblocktemplate",
+            json!([{"capabilities": ["coinbasetxn", "proposal"], "rules": []}]),
+        )
+        .await;
+    assert_eq!(t["previousblockhash"], mined["hash"]);
+    assert_eq!(t["capabilities"], json!(["proposal"]));
+    assert_eq!(t["noncerange"], "00000000ffffffff");
+    assert!(t["coinbasetxn"]["data"].is_string(), "{t}");
+    rpc.err("getblocktemplate", json!([{"mode": "longpoll"}]), -8).await;
+    rpc.err("getblocktemplate", json!([{"mode": "proposal"}]), -22).await;
+    rpc.err("getblocktemplate", json!([{"mode": "proposal", "data": "zz"}]), -22)
+        .await;
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_needs_the_right_token_and_scope_and_the_cookie_rotates() {
     use sha2::Digest;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -633,9 +756,13 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
     let a = node(dir.path(), 5, |_| {}).await;
     let rpc = Rpc::of(&a, dir.path());
     let anon = rpc.anon();
-    let mut limited = None;
+    let header =
+        |h: &reqwest::header::HeaderMap, name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    // One route: its own bucket (half the address's: rate 2, burst 4) runs out first, and
+    // the headers show both quotas.
+    let mut route_limited = None;
     let mut passed = 0;
-    for _ in 0..40 {
+    for _ in 0..20 {
         let resp = anon
             .http
             .get(format!("{}/api/v1/tip", anon.base))
@@ -643,7 +770,55 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
             .await
             .expect("http");
         let h = resp.headers().clone();
-        assert_eq!(h.get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("10"));
+        assert_eq!(header(&h, "x-ratelimit-limit").as_deref(), Some("10"));
+        assert_eq!(header(&h, "x-ratelimit-route").as_deref(), Some("GET /api/v1/tip"));
+        assert_eq!(header(&h, "x-ratelimit-route-limit").as_deref(), Some("4"));
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            route_limited = Some(h);
+            break;
+        }
+        passed += 1;
+    }
+    let h = route_limited.expect("one route is limited within 20 requests");
+    assert!((4..=6).contains(&passed), "the route's burst of 4 passes: {passed}");
+    assert_eq!(header(&h, "x-ratelimit-route-remaining").as_deref(), Some("0"));
+    assert!(h.contains_key("retry-after"));
+    let left: u32 = header(&h, "x-ratelimit-remaining")
+        .and_then(|v| v.parse().ok())
+        .expect("remaining");
+    assert!(left > 0, "the address's own quota is not spent by one route: {left}");
+    // A JSON-RPC method is a route of its own, refused as a JSON-RPC error (after a pause
+    // that refills the address's bucket, so it is the method's that refuses).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut method_refused = None;
+    for _ in 0..6 {
+        let (st, v) = anon.raw("getblockcount", json!([])).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            method_refused = Some(v);
+            break;
+        }
+    }
+    let v = method_refused.expect("getblockcount is limited within 6 calls");
+    assert_eq!(v["error"]["code"], -32005, "{v}");
+    // Several routes: the address's bucket (burst 10) is what refuses.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let routes = [
+        "/api/v1/tip",
+        "/api/v1/mempool",
+        "/api/v1/blocks",
+        "/health",
+        "/api/v1/status",
+    ];
+    let mut limited = None;
+    let mut passed = 0;
+    for i in 0..40 {
+        let resp = anon
+            .http
+            .get(format!("{}{}", anon.base, routes[i % routes.len()]))
+            .send()
+            .await
+            .expect("http");
+        let h = resp.headers().clone();
         assert!(h.contains_key("x-ratelimit-remaining") && h.contains_key("x-ratelimit-reset"));
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(h);
@@ -653,7 +828,7 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
     }
     let h = limited.expect("a burst of 40 is limited");
     assert!(passed >= 10, "the burst of 10 passes: {passed}");
-    assert_eq!(h.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("0"));
+    assert_eq!(header(&h, "x-ratelimit-remaining").as_deref(), Some("0"));
     let retry: u64 = h
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -665,9 +840,11 @@ async fn rate_limits_answer_429_with_headers_recover_and_are_higher_with_a_token
         rpc.with_token("wrong").raw("getblockcount", json!([])).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
-    // The cookie holder's bucket is separate and ten times larger.
-    for _ in 0..60 {
-        assert_eq!(rpc.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+    // The cookie holder's bucket is separate and ten times larger (spread over methods:
+    // each method's own bucket is half of it).
+    for i in 0..60 {
+        let method = ["getblockcount", "getbestblockhash", "getmempoolinfo"][i % 3];
+        assert_eq!(rpc.raw(method, json!([])).await.0, StatusCode::OK);
     }
     // The quota recovers.
     tokio::time::sleep(Duration::from_secs(retry)).await;
@@ -1202,5 +1379,392 @@ async fn signed_requests_pass_once_and_every_forgery_is_refused_without_effect()
             "{reason} counted: {metrics}"
         );
     }
+    a.shutdown().await.expect("shutdown");
+}
+
+/// One anonymous flood worker: its own connection, public reads that make the node decode
+/// blocks, until `stop`; counts the answers it got (any status) in `answers`.
+async fn flood_worker(
+    base: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let req = if i.is_multiple_of(2) {
+            http.get(format!("{base}/api/v1/blocks?limit=100"))
+        } else {
+            http.post(format!("{base}/rpc"))
+                .header("content-type", "application/json")
+                .body(r#"[{"jsonrpc":"2.0","id":1,"method":"getblockchaininfo","params":[]},{"jsonrpc":"2.0","id":2,"method":"getrawmempool","params":[]}]"#)
+        };
+        match req.send().await {
+            Ok(r) => {
+                let _ = r.bytes().await;
+                answers.fetch_add(1, Ordering::Relaxed);
+            }
+            // A connection refused or closed by the caps: try again.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_flood_does_not_stop_blocks_connecting_and_the_cookie_holder_is_served() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No rate limit: every flood request reaches the chain state.
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    common::mine(&a, 30, 1).await;
+    // Reads run off the chain-writer thread and side by side: two reads meet inside their
+    // closures (on one thread, as before, the first would wait for the second in vain).
+    let (to_second, from_first) = std::sync::mpsc::channel::<()>();
+    let (to_first, from_second) = std::sync::mpsc::channel::<()>();
+    let first = a.chain().read(move |v| {
+        let _ = to_second.send(());
+        let met = from_second.recv_timeout(Duration::from_secs(10)).is_ok();
+        (
+            met,
+            std::thread::current().name().map(str::to_string),
+            v.chain().height().0,
+        )
+    });
+    let second = a.chain().read(move |_| {
+        let _ = to_first.send(());
+        from_first.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    let (first, second) = tokio::join!(first, second);
+    let (met, thread, height) = first.expect("first read");
+    assert!(met && second.expect("second read"), "two reads ran at once");
+    assert_ne!(
+        thread.as_deref(),
+        Some("lode-chain"),
+        "reads are not served by the chain writer"
+    );
+    assert_eq!(height, 30);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicU64::new(0));
+    // More workers than one address's public connection slots (64): the rest land on
+    // reserved slots and are turned away, as the cookie holder's own connection is not.
+    let workers: Vec<_> = (0..80)
+        .map(|_| tokio::spawn(flood_worker(rpc.base.clone(), stop.clone(), answers.clone())))
+        .collect();
+    // The flood is under way before the blocks come.
+    wait_for("flood answers", T, || {
+        let n = answers.load(Ordering::Relaxed);
+        async move { n >= 100 }
+    })
+    .await;
+    let before = answers.load(Ordering::Relaxed);
+    // Blocks keep connecting while the reads pour in (each submit waits for its verdict).
+    common::mine(&a, 20, 2).await;
+    assert_eq!(a.tip().height.0, 50);
+    // ... and the flood was answered meanwhile: the two overlapped.
+    assert!(
+        answers.load(Ordering::Relaxed) > before,
+        "the flood went on during the connects"
+    );
+    // The cookie holder is served, on a fresh connection, while the flood goes on.
+    let fresh = Rpc::of(&a, dir.path());
+    let fresh = Rpc {
+        http: reqwest::Client::new(),
+        ..fresh
+    };
+    assert_eq!(fresh.ok("getblockcount", json!([])).await, json!(50));
+    assert_eq!(fresh.get("/api/v1/blocks?limit=5").await.0, StatusCode::OK);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        tokio::time::timeout(T, w).await.expect("worker ends").expect("worker");
+    }
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_stream_caps_per_address_keep_room_for_credentials() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    let addr = a.rpc_addr().expect("rpc");
+    // 64 idle connections fill this address's public slots.
+    let mut idle = Vec::new();
+    for _ in 0..lode_node::rpc::caps::PUBLIC_CONNECTIONS_PER_ADDR {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // A moment for the accept loop to count them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount","params":[]}"#;
+    let (status, _, body) = exchange(
+        &mut tokio::net::TcpStream::connect(addr).await.expect("connect"),
+        "/rpc",
+        None,
+        call,
+    )
+    .await;
+    assert_eq!(status, 503, "an anonymous caller over the cap: {body}");
+    let token = rpc.token.clone().expect("cookie");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (status, _, body) = exchange(&mut conn, "/rpc", Some(&format!("Bearer {token}")), call).await;
+    assert_eq!(status, 200, "the cookie holder gets a reserved slot: {body}");
+    assert_eq!(body["result"], json!(0));
+    for mut s in idle {
+        let _ = s.shutdown().await;
+    }
+    // Slots come back: an anonymous caller gets in again.
+    wait_for("public slots back", T, || {
+        let anon = rpc.anon();
+        async move { anon.get("/api/v1/tip").await.0 == StatusCode::OK }
+    })
+    .await;
+
+    // Event streams: four anonymous ones per address, then 503; the cookie holder's passes.
+    let open = |r: Rpc| async move {
+        let mut req = r.http.get(format!("{}/api/v1/events", r.base));
+        if let Some(t) = &r.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("sse")
+    };
+    let mut streams = Vec::new();
+    for _ in 0..lode_node::rpc::caps::PUBLIC_STREAMS_PER_ADDR {
+        let s = open(rpc.anon()).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        streams.push(s);
+    }
+    assert_eq!(open(rpc.anon()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(open(rpc.clone()).await.status(), StatusCode::OK);
+    // A closed stream gives its slot back.
+    drop(streams.pop());
+    wait_for("stream slot back", T, || {
+        let anon = rpc.anon();
+        async move { open(anon).await.status() == StatusCode::OK }
+    })
+    .await;
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_costs_the_sum_of_its_calls_and_lists_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One token a second, a burst of two: every cost shows.
+    let a = node(dir.path(), 1, |_| {}).await;
+    let anon = Rpc::of(&a, dir.path()).anon();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []});
+    // Three calls cost three tokens: more than the bucket holds, the whole batch refused.
+    let resp = anon.post_raw(json!([call, call, call]).to_string()).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = resp.json().await.expect("json");
+    assert!(s(&body["error"]).contains("costs 3 tokens"), "{body}");
+    // Nothing of the batch's cost was taken beyond the gate's one: a single call passes.
+    assert_eq!(anon.raw("getblockcount", json!([])).await.0, StatusCode::OK);
+
+    // Page caps (limit unmetered here).
+    let b = node(&dir.path().join("b"), 0, |_| {}).await;
+    let rpc = Rpc::of(&b, &dir.path().join("b"));
+    common::mine(&b, 3, 1).await;
+    assert_eq!(rpc.get("/api/v1/blocks?limit=101").await.0, StatusCode::BAD_REQUEST);
+    let (status, page) = rpc.get("/api/v1/blocks?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["blocks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["next"], json!(1), "a cursor to the next page: {page}");
+    let addr = rpc.ok("getnewaddress", json!([])).await;
+    let path = format!("/api/v1/address/{}?limit=101", s(&addr));
+    assert_eq!(rpc.get(&path).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        rpc.get("/api/v1/series/blocks?count=1001").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The OpenAPI document states the caps.
+    let (_, doc) = rpc.get("/api/v1/openapi.json").await;
+    let params = &doc["paths"]["/api/v1/blocks"]["get"]["parameters"];
+    let limit = params
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .expect("limit param");
+    assert_eq!(limit["schema"]["maximum"], json!(100), "{limit}");
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+}
+
+/// Drives `url` with `clients` concurrent keep-alive clients for `secs`; successful answers
+/// per second.
+async fn requests_per_second(url: String, clients: usize, secs: f64) -> f64 {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, stop, ok) = (url.clone(), stop.clone(), ok.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(r) = http.get(&url).send().await {
+                        if r.status().is_success() && r.bytes().await.is_ok() {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = ok.load(Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    for t in tasks {
+        let _ = t.await;
+    }
+    n as f64 / elapsed
+}
+
+/// `lode_block_validation_seconds` from a `/metrics` text: (count, sum, cumulative buckets).
+fn validation_histogram(metrics: &str) -> (f64, f64, Vec<(f64, f64)>) {
+    let value = |l: &str| {
+        l.split_whitespace()
+            .last()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut count = 0.0;
+    let mut sum = 0.0;
+    let mut buckets = Vec::new();
+    for l in metrics.lines() {
+        if l.starts_with("lode_block_validation_seconds_count") {
+            count = value(l);
+        } else if l.starts_with("lode_block_validation_seconds_sum") {
+            sum = value(l);
+        } else if let Some(rest) = l.strip_prefix("lode_block_validation_seconds_bucket{le=\"") {
+            let le = rest.split('"').next().unwrap_or("+Inf");
+            let le = le.parse::<f64>().unwrap_or(f64::INFINITY);
+            buckets.push((le, value(l)));
+        }
+    }
+    (count, sum, buckets)
+}
+
+/// The bucket bound below which `q` of the observations between two snapshots fall.
+fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let total = after.last().map_or(0.0, |b| b.1) - before.last().map_or(0.0, |b| b.1);
+    for (i, (le, n)) in after.iter().enumerate() {
+        let prior = before.get(i).map_or(0.0, |b| b.1);
+        if n - prior >= q * total {
+            return *le;
+        }
+    }
+    f64::INFINITY
+}
+
+/// The public-read load benchmark (issue 12): requests/s of a cheap REST route against a
+/// bare axum handler in the same run, and block validation times with and without a
+/// public-read flood. Run: `cargo nextest run -p lode-node --test rpc --run-ignored only
+/// --no-capture public_read_load_benchmark`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints figures for BENCHMARKS.md"]
+async fn public_read_load_benchmark() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 16;
+    const SECS: f64 = 5.0;
+    const BLOCKS: usize = 200;
+    // The baseline: a bare axum handler answering a tip-shaped JSON.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bare_addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/tip",
+        axum::routing::get(|| async {
+            axum::Json(json!({"height": 200, "hash": "00".repeat(32), "time": 1_700_000_000u32, "bits": "207fffff"}))
+        }),
+    );
+    let bare = tokio::spawn(async move { axum::serve(listener, app).await });
+    let bare_rps = requests_per_second(format!("http://{bare_addr}/tip"), CLIENTS, SECS).await;
+    bare.abort();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = node(dir.path(), 0, |_| {}).await;
+    let rpc = Rpc::of(&a, dir.path());
+    common::mine(&a, BLOCKS, 1).await;
+    let tip_rps = requests_per_second(format!("{}/api/v1/tip", rpc.base), CLIENTS, SECS).await;
+    let block_rps = requests_per_second(format!("{}/api/v1/block/100", rpc.base), CLIENTS, SECS).await;
+    let page_rps = requests_per_second(format!("{}/api/v1/blocks?limit=100", rpc.base), CLIENTS, SECS).await;
+
+    let metrics = |rpc: Rpc| async move {
+        rpc.http
+            .get(format!("{}/metrics", rpc.base))
+            .bearer_auth(rpc.token.clone().unwrap_or_default())
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    // Block validation without load, then with a public-read flood.
+    let (c0, s0, b0) = validation_histogram(&metrics(rpc.clone()).await);
+    let started = std::time::Instant::now();
+    common::mine(&a, BLOCKS, 2).await;
+    let quiet_wall = started.elapsed().as_secs_f64();
+    let (c1, s1, b1) = validation_histogram(&metrics(rpc.clone()).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicU64::new(0));
+    let flood: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(flood_worker(rpc.base.clone(), stop.clone(), answers.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    common::mine(&a, BLOCKS, 3).await;
+    let loaded_wall = started.elapsed().as_secs_f64();
+    let served = answers.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        let _ = f.await;
+    }
+    let (c2, s2, b2) = validation_histogram(&metrics(rpc.clone()).await);
+
+    let ms = |s: f64| s * 1000.0;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average at the end: {}", load.trim());
+    eprintln!("bare axum GET /tip:            {bare_rps:>9.0} req/s");
+    eprintln!(
+        "node GET /api/v1/tip:          {tip_rps:>9.0} req/s  ({:.2} of bare)",
+        tip_rps / bare_rps
+    );
+    eprintln!(
+        "node GET /api/v1/block/100:    {block_rps:>9.0} req/s  ({:.2} of bare)",
+        block_rps / bare_rps
+    );
+    eprintln!(
+        "node GET /api/v1/blocks?limit=100: {page_rps:>6.0} req/s  ({:.3} of bare)",
+        page_rps / bare_rps
+    );
+    eprintln!(
+        "block validation, no load:   {} blocks, mean {:.3} ms, p50 ≤ {:.3} ms, p90 ≤ {:.3} ms, p99 ≤ {:.3} ms; {:.1} blocks/s submitted",
+        c1 - c0,
+        ms((s1 - s0) / (c1 - c0)),
+        ms(quantile(&b0, &b1, 0.5)),
+        ms(quantile(&b0, &b1, 0.9)),
+        ms(quantile(&b0, &b1, 0.99)),
+        BLOCKS as f64 / quiet_wall
+    );
+    eprintln!(
+        "block validation, read flood: {} blocks, mean {:.3} ms, p50 ≤ {:.3} ms, p90 ≤ {:.3} ms, p99 ≤ {:.3} ms; {:.1} blocks/s submitted; {served} flood answers",
+        c2 - c1,
+        ms((s2 - s1) / (c2 - c1)),
+        ms(quantile(&b1, &b2, 0.5)),
+        ms(quantile(&b1, &b2, 0.9)),
+        ms(quantile(&b1, &b2, 0.99)),
+        BLOCKS as f64 / loaded_wall
+    );
+    assert_eq!(a.tip().height.0 as usize, 3 * BLOCKS);
     a.shutdown().await.expect("shutdown");
 }

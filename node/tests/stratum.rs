@@ -13,7 +13,8 @@ use common::{addr, mine, start_with, wait_for};
 use lode_chain::pow::{hash_to_u256, target_from_bits};
 use lode_chain::{Amount, ChainParams, Hash256, Height, PubkeyHash, Transaction};
 use lode_miner::HeaderHasher;
-use lode_node::client::stratum::{Connection, Job, ServerError};
+use lode_node::client::stratum::mine::{self, MinerConfig};
+use lode_node::client::stratum::{Connection, Event, Job, ServerError, StratumClientError};
 use lode_node::common::stratum::ShareDifficulty;
 use lode_node::stratum::{PoolConfig, StratumConfig};
 use lode_node::NodeHandle;
@@ -565,4 +566,267 @@ async fn connections_per_address_are_capped() {
     // `mine` is the harness's block maker: the node still works for others.
     mine(&node, 1, 1).await;
     node.shutdown().await.expect("shutdown");
+}
+
+/// The pool's carried balances as they stand.
+fn carried(pool: &lode_node::stratum::pool::Pool) -> Vec<(PubkeyHash, u64)> {
+    pool.carried()
+        .expect("carried")
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+/// A job built after everything the miner did so far (the template rebuilt twice since).
+async fn fresh_job(c: &mut Connection, after: &Job) -> Job {
+    let j1 = c.wait_job(Some(&after.id), Duration::from_secs(10)).await.expect("job");
+    c.wait_job(Some(&j1.id), Duration::from_secs(10)).await.expect("job")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_reverses_the_credits_of_an_orphaned_pool_block() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let mut config = pool_config();
+    // Every due carries over, so the ledger holds each block's credits.
+    config.pool.as_mut().expect("pool").min_payout = Amount(u64::MAX / 4);
+    let a = start_node(dirs[0].path(), config).await;
+    // A node the pool does not know of yet, on its own branch.
+    let b = start_with(dirs[1].path(), |c| c.params = params()).await;
+    let pool = a.api().stratum().expect("stratum").pool.clone().expect("pool mode");
+
+    let (pkh, user) = address(4);
+    let (mut c, job) = miner(&a, &user).await;
+    let en1 = c.en1.clone();
+    for i in 0..2u8 {
+        let en2 = [0, 0, 1, i];
+        let (nonce, _) = find(&job, &en1, &en2, job.version, Want::Share);
+        assert_eq!(
+            submit(&mut c, &user, &job, &en2, nonce, None).await,
+            Ok(Value::Bool(true))
+        );
+    }
+    // The pool finds block 1 on a template holding those shares: all 50 coins carried.
+    let job = fresh_job(&mut c, &job).await;
+    let en2 = [0, 0, 2, 0];
+    let (nonce, orphan) = find(&job, &en1, &en2, job.version, Want::Block);
+    assert_eq!(
+        submit(&mut c, &user, &job, &en2, nonce, None).await,
+        Ok(Value::Bool(true))
+    );
+    wait_for("the pool block", Duration::from_secs(10), || async {
+        a.tip().hash == orphan
+    })
+    .await;
+    let credit = params().subsidy(Height(1)).0;
+    wait_for("its credit to be carried", Duration::from_secs(10), || async {
+        carried(&pool) == vec![(pkh, credit)]
+    })
+    .await;
+
+    // A longer branch arrives: block 1 is orphaned and its credit reversed.
+    mine(&b, 3, 41).await;
+    a.dial(addr(&b)).await.expect("dial");
+    let b_tip = b.tip().hash;
+    wait_for("the reorg to the longer branch", Duration::from_secs(30), || async {
+        a.tip().hash == b_tip
+    })
+    .await;
+    wait_for(
+        "the orphaned block's credit to be reversed",
+        Duration::from_secs(10),
+        || async { carried(&pool).is_empty() },
+    )
+    .await;
+    let p = pool.clone();
+    let head = a
+        .chain()
+        .read(move |v| p.ledger_head(|h| v.chain().hash_at(h)))
+        .await
+        .expect("read")
+        .expect("ledger");
+    assert_eq!((head.head, head.orphaned), (None, 1));
+    assert!(pool.block(&orphan).expect("read").is_some(), "the audit record stays");
+
+    // The next pool block, on the new branch, carries only its own part: the orphaned
+    // block's credit is not counted twice. (Its shares still count: PPLNS windows overlap.)
+    let job = loop {
+        let j = c.wait_job(None, Duration::from_secs(10)).await.expect("job");
+        if j.prev_hash == b_tip {
+            break j;
+        }
+        c.job = None;
+    };
+    let job = fresh_job(&mut c, &job).await;
+    let en2 = [0, 0, 3, 0];
+    let (nonce, found) = find(&job, &en1, &en2, job.version, Want::Block);
+    assert_eq!(
+        submit(&mut c, &user, &job, &en2, nonce, None).await,
+        Ok(Value::Bool(true))
+    );
+    wait_for("the second pool block", Duration::from_secs(10), || async {
+        a.tip().hash == found
+    })
+    .await;
+    let record = pool.block(&found).expect("read").expect("audit record");
+    assert_eq!(record.height, 4);
+    assert_eq!(record.carried, vec![(pkh.0, credit)]);
+    wait_for("the ledger to follow", Duration::from_secs(10), || async {
+        carried(&pool) == vec![(pkh, credit)]
+    })
+    .await;
+    drop(pool);
+    drop(c);
+    for n in [b, a] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Reads until `client.reconnect` arrives; its (to, wait).
+async fn next_reconnect(c: &mut Connection) -> (Option<String>, u64) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), c.read_event()).await {
+            Ok(Ok(Event::Reconnect { to, wait })) => return (to, wait),
+            Ok(Ok(_)) => continue,
+            other => panic!("no client.reconnect: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnect_moves_miners_on_request_and_precedes_a_shutdown() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let a = start_node(dirs[0].path(), stratum_config()).await;
+    let b = start_node(dirs[1].path(), stratum_config()).await;
+    let (_, user) = address(8);
+    let shared_a = a.api().stratum().expect("stratum").clone();
+    let shared_b = b.api().stratum().expect("stratum").clone();
+
+    // The operator's request: the miner is told where to go, then the connection closes.
+    let (mut c, _) = miner(&a, &user).await;
+    assert_eq!(shared_a.reconnect_all(Some(("127.0.0.1".into(), 3334, 5))), 1);
+    assert_eq!(next_reconnect(&mut c).await, (Some("127.0.0.1:3334".into()), 5));
+    assert!(matches!(c.read_event().await, Err(StratumClientError::Closed)));
+
+    // `lode miner`'s loop follows it: mining at a, redirected to b, its shares go to b.
+    let b_at = b.stratum_addr().expect("stratum");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let miner_task = tokio::spawn(mine::run(
+        MinerConfig {
+            url: format!("stratum+tcp://{}", stratum_addr(&a)),
+            user: user.clone(),
+            pass: "x".into(),
+            threads: 1,
+            report_every: Duration::from_secs(1),
+        },
+        |_| {},
+        stop_rx,
+    ));
+    wait_for("shares at a", Duration::from_secs(20), || async {
+        shared_a.stats.totals().0 > 0
+    })
+    .await;
+    wait_for("the miner to be connected", Duration::from_secs(10), || async {
+        shared_a.connections() == 1
+    })
+    .await;
+    shared_a.reconnect_all(Some((b_at.ip().to_string(), b_at.port(), 0)));
+    wait_for("shares at b after the redirect", Duration::from_secs(20), || async {
+        shared_b.stats.totals().0 > 0
+    })
+    .await;
+    wait_for("the miner to have left a", Duration::from_secs(10), || async {
+        shared_a.connections() == 0
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    let status = miner_task.await.expect("join").expect("miner ran");
+    assert!(status.accepted >= 1, "{status:?}");
+
+    // A shutdown sends `client.reconnect []` (come back here) before closing.
+    let (mut d, _) = miner(&b, &user).await;
+    let stopping = tokio::spawn(b.shutdown());
+    assert_eq!(next_reconnect(&mut d).await, (None, 0));
+    stopping.await.expect("join").expect("shutdown");
+    drop((shared_a, shared_b));
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vardiff_moves_a_miners_difficulty_by_powers_of_two_toward_the_share_interval() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut p = params();
+    // Network difficulty 2^-8: well above every share difficulty this test reaches.
+    p.genesis_bits = 0x1e00_ffff;
+    p.pow_limit_bits = 0x1e00_ffff;
+    let mut config = stratum_config();
+    config.vardiff = true;
+    config.share_interval = Duration::from_secs(2);
+    let node = start_with(dir.path(), |c| {
+        c.params = p;
+        c.stratum = Some(config);
+    })
+    .await;
+    let (_, user) = address(10);
+    let (mut c, mut job) = miner(&node, &user).await;
+    let en1 = c.en1.clone();
+    let log2 = |d: f64| {
+        let k = d.log2();
+        assert!((k - k.round()).abs() < 1e-9, "difficulty {d} is a power of two");
+        k.round() as i32
+    };
+    let mut k = log2(job.difficulty);
+    assert_eq!(k, -30);
+    // A miner far faster than one share per 2 s: after each 8 shares (well under 16 s) its
+    // difficulty rises by a whole power of two, twice.
+    for round in 0..2u8 {
+        for i in 0..8u8 {
+            let en2 = [round, 0, 4, i];
+            let (nonce, _) = find(&job, &en1, &en2, job.version, Want::Share);
+            assert_eq!(
+                submit(&mut c, &user, &job, &en2, nonce, None).await,
+                Ok(Value::Bool(true))
+            );
+        }
+        let next = c
+            .wait_job(Some(&job.id), Duration::from_secs(10))
+            .await
+            .expect("retarget job");
+        let nk = log2(next.difficulty);
+        assert!(nk > k, "round {round}: 2^{k} → 2^{nk} rises");
+        // A share meeting the old difficulty but not the new one is now low difficulty.
+        let en2 = [round, 0, 5, 0];
+        let old = Job {
+            difficulty: job.difficulty,
+            ..next.clone()
+        };
+        let (weak, _) = loop_find_weak(&old, &next, &en1, &en2);
+        assert_eq!(code(submit(&mut c, &user, &next, &en2, weak, None).await), 23);
+        k = nk;
+        job = next;
+    }
+    // Then silent: after a few intervals without a share, it halves.
+    let next = c.wait_job(Some(&job.id), Duration::from_secs(30)).await.expect("job");
+    let next = if log2(next.difficulty) == k {
+        // A job that only refreshed the template: wait for the retarget.
+        c.wait_job(Some(&next.id), Duration::from_secs(30)).await.expect("job")
+    } else {
+        next
+    };
+    assert_eq!(log2(next.difficulty), k - 1, "an idle miner's difficulty halves");
+    node.shutdown().await.expect("shutdown");
+}
+
+/// A nonce whose hash meets `old`'s share target but not `new`'s.
+fn loop_find_weak(old: &Job, new: &Job, en1: &[u8], en2: &[u8]) -> (u32, Hash256) {
+    let header = new.header(en1, en2, new.ntime, 0, new.version);
+    let hasher = HeaderHasher::from_header(&header);
+    let (weak, strong) = (old.share_target(), new.share_target());
+    for nonce in 0..=u32::MAX {
+        let h = Hash256(hasher.hash(nonce));
+        let v = hash_to_u256(&h);
+        if v <= weak && v > strong {
+            return (nonce, h);
+        }
+    }
+    panic!("nonce space exhausted")
 }

@@ -102,6 +102,16 @@ impl Net {
         &mut self.lab
     }
 
+    /// Bytes all hosts received through their cables so far (kernel counters of the switch
+    /// ports: everything on the wire, retransmissions and headers included, and the test's
+    /// own RPC requests, which are small).
+    pub fn bytes_received(&self) -> u64 {
+        (1..=self.lab.hosts())
+            .filter_map(|i| self.lab.cable_bytes(i).ok())
+            .map(|(_, received)| received)
+            .sum()
+    }
+
     /// Reshapes every link.
     ///
     /// # Panics

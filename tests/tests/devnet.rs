@@ -597,3 +597,116 @@ async fn the_readme_walkthrough_works_as_written() {
     assert!(after >= before, "resumed at {after}, below {before}");
     assert!(again.stop_with("-INT"), "{}", again.output());
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `stratum+tcp://HOST:PORT` URLs `devnet up` printed, in order of appearance, once each.
+fn printed_stratum_urls(out: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for (i, _) in out.match_indices("stratum+tcp://") {
+        let url: String = out[i..].chars().take_while(|c| !c.is_whitespace()).collect();
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    urls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_up_stratum_prints_ports_that_answer_and_lode_miner_mines_a_block_every_node_sees() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("devnet");
+    // Ten free ports: P2P and RPC of three nodes, then their Stratum ports.
+    let base = free_base(5);
+    let stratum_base = base + 6;
+    let mut up = Up::start(
+        &dir,
+        &[
+            "--nodes",
+            "3",
+            "--miners",
+            "0",
+            "--block-time",
+            "1s",
+            "--base-port",
+            &base.to_string(),
+            "--stratum",
+            "--stratum-base-port",
+            &stratum_base.to_string(),
+        ],
+    );
+    up.wait_ready();
+    // The table with the ports follows the ready line.
+    wait_until("the Stratum ports printed", Duration::from_secs(30), || {
+        printed_stratum_urls(&up.output()).len() >= 3
+    });
+    let urls = printed_stratum_urls(&up.output());
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("stratum+tcp://127.0.0.1:{}", stratum_base + i))
+        .collect();
+    assert_eq!(urls, expected, "{}", up.output());
+    // Every printed port answers a subscribe.
+    for url in &urls {
+        let at = lode_node::client::stratum::parse_url(url).expect("url");
+        let mut c = lode_node::client::stratum::Connection::connect(&at)
+            .await
+            .expect("connect");
+        c.subscribe("devnet-test").await.expect("subscribe answered");
+        assert_eq!(c.en1.len() + c.en2_size, 8, "{url}");
+    }
+
+    // `lode miner` against node0's printed port mines a block paying its address.
+    let address = lode_chain::PubkeyHash([0x5a; 20]).to_address("ldev").expect("address");
+    let log = std::fs::File::create(tmp.path().join("miner.log")).expect("log");
+    let miner = Command::new(lode_bin())
+        .args([
+            "miner",
+            "--url",
+            &urls[0],
+            "--user",
+            &format!("{address}.devnet"),
+            "--threads",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn lode miner");
+    let _miner = Killed(miner);
+    let file = up.file();
+    for node in &file.nodes {
+        let url = format!("{}/api/v1/address/{address}", node.rpc);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let received = match reqwest::get(&url).await {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["received"].as_u64()),
+                Err(_) => None,
+            };
+            if received.unwrap_or(0) > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} holds no block paying the Stratum miner; miner log:\n{}",
+                node.name,
+                std::fs::read_to_string(tmp.path().join("miner.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let info = call(&file.nodes[0].rpc, "getstratuminfo", json!([]))
+        .await
+        .expect("getstratuminfo");
+    assert_eq!(info["mode"], "solo");
+    assert!(info["blocks_found"].as_u64().unwrap_or(0) >= 1, "{info}");
+    assert!(up.stop_with("-INT"), "devnet up exits cleanly");
+}

@@ -192,6 +192,111 @@ fn bad_wan_late_joiner_large_blocks_and_churn() {
     });
 }
 
+/// A ~1.9 MB block of 20 transactions of ~95 kB that no mempool has seen, mined at node 1,
+/// reaches the node behind the 1 Mbit/s link (`bad`: 300 ms round trips, 5% loss) through
+/// its compact announcement and `getblocktxn` answers of at most 64 KiB each; nobody
+/// disconnects or bans. Ignored: it takes minutes over the lossy path.
+#[test]
+#[ignore = "a 2 MB block over the bad profile's 1 Mbit/s link takes minutes; needs root"]
+fn bad_wan_a_2_mb_block_reaches_the_1_mbit_node() {
+    use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
+    use lode_chain::{encoding, Amount, Block, ChainParams, Hash256, Height, OutPoint, Transaction};
+
+    const TXS: usize = 20;
+    const OUTPUTS: usize = 3400;
+    let n = 3;
+    let Some(mut net) = Net::new(n, &WanProfile::bad()) else {
+        return;
+    };
+    start_from_one_bootstrap(&mut net, n);
+    wait_full_mesh(&net, &(1..=n).collect::<Vec<_>>(), Duration::from_secs(120));
+    let params = ChainParams::regtest();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    // A block on node 1's tip (as its block template describes it) with `txs`.
+    let block_with = |txs: Vec<Transaction>, fees: u64| -> Block {
+        let t = net.rpc(1, "getblocktemplate", serde_json::json!([]));
+        let prev = Hash256::from_hex(t["previousblockhash"].as_str().expect("prev")).expect("hash");
+        let height = Height(t["height"].as_u64().expect("height") as u32);
+        let bits = u32::from_str_radix(t["bits"].as_str().expect("bits"), 16).expect("bits");
+        let time = t["curtime"].as_u64().expect("time") as u32;
+        let value = Amount(params.subsidy(height).0 + fees);
+        let mut all = vec![coinbase(height, 0, b"big block test", vec![pay(key_hash(&key), value)])];
+        all.extend(txs);
+        let mut block = assemble(prev, time, bits, all);
+        let target = lode_chain::pow::compact::target_from_bits(bits).expect("target");
+        assert!(grind(&mut block.header, &target));
+        block
+    };
+    let submit = |block: &Block| {
+        let v = net.rpc(1, "submitblock", serde_json::json!([hex::encode(block.to_bytes())]));
+        assert!(v.is_null(), "submitblock: {v}");
+    };
+    let mut coins = Vec::new();
+    for _ in 0..TXS {
+        let b = block_with(Vec::new(), 0);
+        coins.push(b.transactions[0].clone());
+        submit(&b);
+    }
+    net.mine(1, 11);
+    let (_, tip) = net.tip(1);
+    wait_same_tip(&net, &[2, 3], &tip, Duration::from_secs(180));
+
+    let fee = 200_000;
+    let txs: Vec<Transaction> = coins
+        .iter()
+        .enumerate()
+        .map(|(i, cb)| {
+            let each = Amount((cb.outputs[0].value.0 - fee) / OUTPUTS as u64);
+            let outputs = (0..OUTPUTS)
+                .map(|o| pay(lode_chain::PubkeyHash([(i + o) as u8; 20]), each))
+                .collect();
+            spend(
+                &[OutPoint {
+                    txid: cb.txid(),
+                    index: 0,
+                }],
+                outputs,
+                &key,
+                &params.genesis_hash(),
+            )
+        })
+        .collect();
+    let big = block_with(txs, fee * TXS as u64);
+    let size = encoding::encoded_len(&big);
+    assert!(size > 1_800_000, "only {size} bytes");
+    let hash = big.hash().to_hex();
+    let started = Instant::now();
+    submit(&big);
+    wait_same_tip(&net, &[2, 3], &hash, Duration::from_secs(600));
+    eprintln!(
+        "bad: a {size}-byte block reached every node, the 1 Mbit/s one included, in {:?}",
+        started.elapsed()
+    );
+    assert!(net.peers(n).contains(&net.peer_id(1)), "the slow node lost node 1");
+    for i in 1..=n {
+        let log = net.log(i);
+        // Sync may be fetching the same block over the same slow link at the same time, so
+        // a getblocktxn answer can time out; it is asked again (reported, not asserted).
+        eprintln!(
+            "bad: node {i}: {} compact requests timed out",
+            log.matches("compact block request failed").count()
+        );
+        assert!(
+            !log.contains("banning peer"),
+            "node {i} banned someone:\n{}",
+            net.log_tails()
+        );
+    }
+}
+
+/// Every number found between `before` and `after` in `text`.
+fn measured(text: &str, before: &str, after: &str) -> Vec<f64> {
+    text.split(before)
+        .skip(1)
+        .filter_map(|rest| rest.split(after).next()?.trim().parse().ok())
+        .collect()
+}
+
 /// Runs `lode ARGS` to completion; (success, stdout + stderr).
 fn lode(args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(lode_tests::lode_bin())
@@ -275,6 +380,18 @@ fn devnet_up_wan_partitions_at_the_bridge_and_removes_everything() {
     }
     let (ok, status) = lode(&["devnet", "status", "--dir", &d_str]);
     assert!(ok && status.contains("delay 40±10 ms, loss 1.0%"), "{status}");
+    // Measured figures too: each node's libp2p ping through the delayer (two 40±10 ms
+    // legs, so never under 60 ms) and the bytes its cable carried.
+    let mut last = String::new();
+    wait_for("status to show measured pings", Duration::from_secs(60), || {
+        last = lode(&["devnet", "status", "--dir", &d_str]).1;
+        let pings = measured(&last, "| ping ", " ms");
+        pings.len() == 3 && pings.iter().all(|&ms| ms >= 50.0)
+    });
+    assert!(
+        !last.contains("bytes -") && last.matches("received ").count() == 3,
+        "{last}"
+    );
 
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("devnet.json")).expect("devnet.json")).expect("json");

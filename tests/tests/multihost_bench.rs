@@ -55,6 +55,99 @@ fn propagation_per_profile_against_the_physical_bound() {
     }
 }
 
+/// Compact blocks of payments every node already holds, mined at node 1: the bytes all
+/// hosts received while one crosses over (block size × receiving nodes), and, on separate
+/// blocks, the arrival times (polled every 5 ms; the byte blocks are polled every 250 ms so
+/// the test's RPC is noise, not signal, in the counters).
+fn compact_blocks(profile: &WanProfile, n: usize, rounds: usize, payments: usize) -> Option<(f64, Duration, Duration)> {
+    let mut net = Net::new(n, profile)?;
+    start_from_one_bootstrap(&mut net, n);
+    let nodes: Vec<usize> = (1..=n).collect();
+    wait_full_mesh(&net, &nodes, Duration::from_secs(120));
+    // One mature coinbase per payment (regtest maturity 10).
+    net.mine(1, (2 * rounds * payments + 11) as u64);
+    wait_same_tip(&net, &nodes, &net.tip(1).1, Duration::from_secs(300));
+    let fill = |net: &Net| {
+        let sent = fill_mempool(net, 1, payments) as u64;
+        net.wait("the payments in every mempool", Duration::from_secs(120), |net| {
+            nodes.iter().all(|&i| {
+                net.try_rpc(i, "getmempoolinfo", serde_json::json!([]))
+                    .is_ok_and(|m| m["size"].as_u64() >= Some(sent))
+            })
+        });
+    };
+    let (mut wire, mut blocks) = (0u64, 0u64);
+    let mut arrivals = Vec::new();
+    for _ in 0..rounds {
+        fill(&net);
+        let before = net.bytes_received();
+        let hash = net.mine(1, 1).pop().expect("a block");
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if nodes
+                .iter()
+                .all(|&i| net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str()))
+            {
+                break;
+            }
+        }
+        wire += net.bytes_received() - before;
+        let size = net.get(1, &format!("/api/v1/block/{hash}")).expect("block")["size"]
+            .as_u64()
+            .unwrap_or(0);
+        blocks += size * (n as u64 - 1);
+
+        fill(&net);
+        let hash = net.mine(1, 1).pop().expect("a block");
+        let start = Instant::now();
+        let mut pending: Vec<usize> = nodes.iter().copied().filter(|&i| i != 1).collect();
+        while !pending.is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(120), "block {hash} stuck");
+            pending.retain(|&i| {
+                let arrived = net.try_status(i).is_some_and(|s| s["tip"] == hash.as_str());
+                if arrived {
+                    arrivals.push(start.elapsed());
+                }
+                !arrived
+            });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    arrivals.sort();
+    Some((
+        wire as f64 / blocks.max(1) as f64,
+        percentile(&arrivals, 0.5),
+        percentile(&arrivals, 0.99),
+    ))
+}
+
+#[test]
+#[ignore = "benchmark: minutes of 5- and 8-node runs; needs root"]
+fn compact_block_bytes_and_propagation_per_profile() {
+    // `LODE_BENCH_NODES=5` and `LODE_BENCH_PROFILES=wan` pick a subset (default: all).
+    let list = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let counts: Vec<usize> = list("LODE_BENCH_NODES", "5,8")
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let profiles: Vec<WanProfile> = list("LODE_BENCH_PROFILES", "lan,wan,bad")
+        .split(',')
+        .filter_map(|p| WanProfile::parse(p.trim()).ok())
+        .collect();
+    for &n in &counts {
+        for profile in &profiles {
+            let Some((ratio, median, p99)) = compact_blocks(profile, n, 3, 60) else {
+                return;
+            };
+            let bound = profile.link.delay;
+            eprintln!(
+                "BENCH compact n={n} {}: bytes received by all hosts / (block size x receivers) {ratio:.3}; blocks of 60 known payments: median {median:?} p99 {p99:?} (one-way delay {bound:?})",
+                profile.name
+            );
+        }
+    }
+}
+
 #[test]
 #[ignore = "benchmark: a late joiner over a 1 Mbit/s link; needs root"]
 fn late_joiner_sync_rate_against_link_bandwidth() {

@@ -126,6 +126,14 @@ pub enum MempoolError {
         /// Size of its package in bytes.
         size: usize,
     },
+    /// Read back from disk after it had been in the pool longer than the expiry allows.
+    #[error("transaction entered the mempool {age} s ago, past the expiry of {max} s")]
+    Expired {
+        /// Seconds since it first entered the pool.
+        age: u64,
+        /// The policy's expiry in seconds.
+        max: u64,
+    },
     /// Replacement would evict too many transactions (BIP125 rule 5).
     #[error("replacement would evict {count} transactions, limit {max}")]
     RbfTooManyEvictions {
@@ -208,6 +216,7 @@ impl MempoolError {
             | MempoolError::TooManyAncestors { .. }
             | MempoolError::TooManyDescendants { .. }
             | MempoolError::PoolFull { .. }
+            | MempoolError::Expired { .. }
             | MempoolError::RbfTooManyEvictions { .. }
             | MempoolError::RbfSpendsEvicted(_)
             | MempoolError::RbfNewUnconfirmedInput { .. }

@@ -341,6 +341,38 @@ impl Mempool {
     /// Tries to add `tx` on top of `chain`'s best tip. Also drops expired transactions
     /// first, and retries orphans waiting for it after.
     pub fn accept(&mut self, tx: Arc<Transaction>, chain: &ChainState) -> Result<TxAccepted, MempoolError> {
+        let now = self.now();
+        self.accept_entered(tx, chain, now)
+    }
+
+    /// [`Mempool::accept`] for a transaction read back from disk that first entered a pool
+    /// at `entered` (clock seconds): it keeps that entry time, so its expiry counts from
+    /// its first arrival, not from the restart (as Core's `mempool.dat`). One already past
+    /// the expiry is refused.
+    pub fn accept_restored(
+        &mut self,
+        tx: Arc<Transaction>,
+        chain: &ChainState,
+        entered: u64,
+    ) -> Result<TxAccepted, MempoolError> {
+        let now = self.now();
+        let age = now.saturating_sub(entered);
+        if age >= self.policy.expiry_secs {
+            return Err(MempoolError::Expired {
+                age,
+                max: self.policy.expiry_secs,
+            });
+        }
+        // A time in the future (a clock set back) is clamped to now.
+        self.accept_entered(tx, chain, entered.min(now))
+    }
+
+    fn accept_entered(
+        &mut self,
+        tx: Arc<Transaction>,
+        chain: &ChainState,
+        entered: u64,
+    ) -> Result<TxAccepted, MempoolError> {
         self.expire();
         let txid = tx.txid();
         match self.check(&tx, txid, chain, RELAY)? {
@@ -367,8 +399,7 @@ impl Mempool {
             }
             Verdict::Ready(checked) => {
                 let (fee, size) = (checked.fee, checked.size);
-                let now = self.now();
-                let replaced = self.commit(checked, now);
+                let replaced = self.commit(checked, entered);
                 self.trim();
                 if !self.entries.contains_key(&txid) {
                     return Err(MempoolError::PoolFull { fee, size });

@@ -11,9 +11,14 @@
 //! count × (entry time u64 | length u32 | canonical tx bytes) | sha256 of all before [32]
 //! ```
 //!
-//! Journal (`mempool.journal`): `magic "lodemjl\0" | genesis [32]`, then records
-//! `length u32 | first 4 bytes of sha256(tx) | tx bytes`. A crash can tear only the last
-//! record; reading stops at the first record that does not check out.
+//! Journal (`mempool.journal`): `magic "lodemj2\0" | genesis [32]`, then records
+//! `length u32 | first 4 bytes of sha256(entry time ‖ tx) | entry time u64 | tx bytes`. A
+//! crash can tear only the last record; reading stops at the first record that does not
+//! check out. A journal of the first format (`"lodemjl\0"`, records without the entry time)
+//! is still read; its transactions count as entering at load.
+//!
+//! Restored transactions keep their saved entry time, so the pool's expiry counts from when
+//! they first arrived ([`Mempool::accept_restored`]).
 //!
 //! Integers are little-endian. Every length is checked against the network's maximum
 //! transaction size before anything is allocated.
@@ -39,11 +44,22 @@ pub const JOURNAL_FILE: &str = "mempool.journal";
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"lodempl\0";
-const JOURNAL_MAGIC: &[u8; 8] = b"lodemjl\0";
+const JOURNAL_MAGIC: &[u8; 8] = b"lodemj2\0";
+/// The first journal format: records without the entry time.
+const JOURNAL_MAGIC_V1: &[u8; 8] = b"lodemjl\0";
 const HEADER_LEN: usize = 8 + 4 + 32 + 4;
 const JOURNAL_HEADER_LEN: usize = 8 + 32;
 /// Smallest possible record: entry time and length, with an empty transaction.
 const MIN_RECORD: usize = 8 + 4;
+
+/// A transaction read back from the mempool files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedTx {
+    /// The transaction.
+    pub tx: Transaction,
+    /// When it entered the pool (clock seconds); `None` in a first-format journal.
+    pub entered: Option<u64>,
+}
 
 /// Why the mempool files could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +137,7 @@ pub fn save(pool: &Mempool, genesis: &Hash256, path: &Path) -> Result<usize, Per
 
 /// Reads a snapshot: its transactions in the order written (parents first). A missing file
 /// is an empty pool.
-pub fn load(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<Transaction>, PersistError> {
+pub fn load(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<SavedTx>, PersistError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -154,7 +170,7 @@ pub fn load(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<Tr
     let mut txs = Vec::with_capacity(count);
     for i in 0..count {
         let short = || PersistError::corrupt(path, format!("transaction {i} is cut short"));
-        let _time = r.u64().ok_or_else(short)?;
+        let entered = r.u64().ok_or_else(short)?;
         let len = r.u32().ok_or_else(short)? as usize;
         if len > max_tx_size {
             return Err(PersistError::corrupt(
@@ -165,7 +181,10 @@ pub fn load(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<Tr
         let tx_bytes = r.take(len).ok_or_else(short)?;
         let tx = encoding::decode::<Transaction>(tx_bytes, max_tx_size)
             .map_err(|e| PersistError::corrupt(path, format!("transaction {i} does not decode: {e}")))?;
-        txs.push(tx);
+        txs.push(SavedTx {
+            tx,
+            entered: Some(entered),
+        });
     }
     if r.left() != 0 {
         return Err(PersistError::corrupt(path, "trailing bytes after the last transaction"));
@@ -217,41 +236,51 @@ pub struct TxJournal {
     len: u64,
     /// Appended since the last sync.
     dirty: bool,
+    genesis: Hash256,
+}
+
+/// The check of a journal record: the first 4 bytes of sha256(entry time ‖ tx).
+fn record_check(time: &[u8], tx: &[u8]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(time);
+    h.update(tx);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
 }
 
 impl TxJournal {
     /// Opens the journal at `path` for appending, creating it (with its header) if absent.
     /// Call [`read_journal`] first: this does not read it.
     pub fn open(path: &Path, genesis: &Hash256) -> Result<TxJournal, PersistError> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(path)
             .map_err(|e| PersistError::io(path, e))?;
-        let mut len = file.metadata().map_err(|e| PersistError::io(path, e))?.len();
-        if len == 0 {
-            let mut header = Vec::with_capacity(JOURNAL_HEADER_LEN);
-            header.extend_from_slice(JOURNAL_MAGIC);
-            header.extend_from_slice(&genesis.0);
-            file.write_all(&header).map_err(|e| PersistError::io(path, e))?;
-            file.sync_all().map_err(|e| PersistError::io(path, e))?;
-            len = header.len() as u64;
-        }
-        Ok(TxJournal {
+        let len = file.metadata().map_err(|e| PersistError::io(path, e))?.len();
+        let mut journal = TxJournal {
             path: path.to_path_buf(),
             file,
             len,
             dirty: false,
-        })
+            genesis: *genesis,
+        };
+        if len == 0 {
+            journal.clear()?;
+        }
+        Ok(journal)
     }
 
-    /// Appends `tx` (not yet synced: see [`TxJournal::sync`]).
-    pub fn append(&mut self, tx: &Transaction) -> Result<(), PersistError> {
+    /// Appends `tx`, which entered the pool at `entered` (not yet synced: see
+    /// [`TxJournal::sync`]).
+    pub fn append(&mut self, tx: &Transaction, entered: u64) -> Result<(), PersistError> {
         let bytes = encoding::encode(tx);
-        let mut record = Vec::with_capacity(8 + bytes.len());
+        let mut record = Vec::with_capacity(16 + bytes.len());
+        let time = entered.to_le_bytes();
         record.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        record.extend_from_slice(&Sha256::digest(&bytes)[..4]);
+        record.extend_from_slice(&record_check(&time, &bytes));
+        record.extend_from_slice(&time);
         record.extend_from_slice(&bytes);
         self.file
             .write_all(&record)
@@ -285,10 +314,16 @@ impl TxJournal {
         self.len <= JOURNAL_HEADER_LEN as u64
     }
 
-    /// Drops every record (after a snapshot that holds them was written), keeping the header.
+    /// Drops every record (after a snapshot that holds them was written), leaving the
+    /// header of this build's format (a first-format journal is rewritten in it).
     pub fn clear(&mut self) -> Result<(), PersistError> {
+        let mut header = Vec::with_capacity(JOURNAL_HEADER_LEN);
+        header.extend_from_slice(JOURNAL_MAGIC);
+        header.extend_from_slice(&self.genesis.0);
+        // Appending: the header lands at offset 0 of the emptied file.
         self.file
-            .set_len(JOURNAL_HEADER_LEN as u64)
+            .set_len(0)
+            .and_then(|()| self.file.write_all(&header))
             .and_then(|()| self.file.sync_all())
             .map_err(|e| PersistError::io(&self.path, e))?;
         self.len = JOURNAL_HEADER_LEN as u64;
@@ -299,7 +334,7 @@ impl TxJournal {
 
 /// Reads the journal's records in order, stopping (with a warning) at the first that does
 /// not check out: only the last one can be torn by a crash. A missing file is empty.
-pub fn read_journal(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<Transaction>, PersistError> {
+pub fn read_journal(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Result<Vec<SavedTx>, PersistError> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| PersistError::io(path, e))?,
@@ -310,9 +345,11 @@ pub fn read_journal(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Resul
         return Ok(Vec::new());
     }
     let mut r = Reader { bytes: &bytes, at: 0 };
-    if r.take(8) != Some(JOURNAL_MAGIC.as_slice()) {
-        return Err(PersistError::corrupt(path, "not a mempool journal (bad magic)"));
-    }
+    let timed = match r.take(8) {
+        Some(m) if m == JOURNAL_MAGIC.as_slice() => true,
+        Some(m) if m == JOURNAL_MAGIC_V1.as_slice() => false,
+        _ => return Err(PersistError::corrupt(path, "not a mempool journal (bad magic)")),
+    };
     check_genesis(path, r.take(32), genesis)?;
     let mut txs = Vec::new();
     while r.left() > 0 {
@@ -323,11 +360,15 @@ pub fn read_journal(path: &Path, genesis: &Hash256, max_tx_size: usize) -> Resul
                 return None;
             }
             let check = r.take(4)?;
+            let time: &[u8] = if timed { r.take(8)? } else { &[] };
             let tx_bytes = r.take(len)?;
-            if &Sha256::digest(tx_bytes)[..4] != check {
+            // The first format checked the transaction alone (`time` is empty there).
+            if check != record_check(time, tx_bytes) {
                 return None;
             }
-            encoding::decode::<Transaction>(tx_bytes, max_tx_size).ok()
+            let entered = <[u8; 8]>::try_from(time).ok().map(u64::from_le_bytes);
+            let tx = encoding::decode::<Transaction>(tx_bytes, max_tx_size).ok()?;
+            Some(SavedTx { tx, entered })
         })();
         match record {
             Some(tx) => txs.push(tx),
@@ -349,17 +390,23 @@ pub struct RestoreReport {
     pub dropped: Vec<(Hash256, String)>,
 }
 
-/// Offers `txs` (parents first) to `pool` against `chain`, logging each one dropped.
-pub fn restore(pool: &mut Mempool, chain: &ChainState, txs: Vec<Transaction>) -> RestoreReport {
+/// Offers `txs` (parents first) to `pool` against `chain`, each with its saved entry time,
+/// logging each one dropped.
+pub fn restore(pool: &mut Mempool, chain: &ChainState, txs: Vec<SavedTx>) -> RestoreReport {
     let mut report = RestoreReport::default();
     let mut seen = std::collections::HashSet::new();
-    for tx in txs {
+    for SavedTx { tx, entered } in txs {
         let txid = tx.txid();
         // The journal may repeat what the snapshot holds.
         if !seen.insert(txid) {
             continue;
         }
-        match pool.accept(Arc::new(tx), chain) {
+        let tx = Arc::new(tx);
+        let verdict = match entered {
+            Some(t) => pool.accept_restored(tx, chain, t),
+            None => pool.accept(tx, chain),
+        };
+        match verdict {
             Ok(TxAccepted::Added { .. }) | Err(MempoolError::AlreadyInPool(_)) => report.restored.push(txid),
             Ok(TxAccepted::Orphan { .. }) => {
                 let reason = "its parents are neither in the chain nor in the pool".to_string();

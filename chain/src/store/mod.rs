@@ -13,6 +13,11 @@
 //! `docs/adr/0002-storage-layout.md` and `docs/adr/0006-utxo-cache.md`.
 
 pub mod keys;
+mod open;
+mod rebuild;
+
+pub use open::catch_quietly;
+pub use rebuild::ReindexReport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -51,13 +56,16 @@ pub enum BlockStatus {
     Invalid,
     /// Descends from an invalid block.
     InvalidAncestor,
+    /// Marked invalid by the operator (`invalidateblock`), whatever its consensus verdict;
+    /// cleared by `reconsiderblock`. Last, so index entries written before it decode alike.
+    Invalidated,
 }
 
 impl BlockStatus {
     /// Invalid itself or by descent.
     pub fn is_invalid(self) -> bool {
         match self {
-            BlockStatus::Invalid | BlockStatus::InvalidAncestor => true,
+            BlockStatus::Invalid | BlockStatus::InvalidAncestor | BlockStatus::Invalidated => true,
             BlockStatus::Stored | BlockStatus::Valid => false,
         }
     }
@@ -390,11 +398,10 @@ impl Store {
     /// Opens (creating if needed) the store at `path` for `params`' network. Refuses a data
     /// dir of another network or storage format. Returns whether it was freshly created.
     pub(crate) fn open(path: &Path, params: &ChainParams) -> Result<(Store, bool), ChainError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(SLED_PAGE_CACHE_BYTES)
-            .open()?;
+        // sled reads a damaged log up to its last intact record; one damaged from the start
+        // reads as empty. A store that had data must not be taken for a new one.
+        let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
+        let db = open::open_db(path)?;
         let mut opened = Vec::with_capacity(TREES);
         for name in TREE_NAMES {
             opened.push(db.open_tree(name)?);
@@ -440,6 +447,10 @@ impl Store {
                 }
                 Ok((store, false))
             }
+            None if had_data => Err(ChainError::Unopenable {
+                path: path.display().to_string(),
+                reason: "its files exist but sled reads no chain from them (its log is damaged)".into(),
+            }),
             None => {
                 store.init_genesis(params)?;
                 Ok((store, true))

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lode_chain::mempool::persist::{self, PersistError, TxJournal};
+use lode_chain::mempool::persist::{self, PersistError, SavedTx, TxJournal};
 use lode_chain::{ChainState, Hash256, Transaction};
 use tokio::sync::{broadcast, watch};
 
@@ -32,15 +32,18 @@ const JOURNAL_COMPACT_BYTES: u64 = 8 * 1024 * 1024;
 /// Replies and announcements held until the group's writes are durable.
 #[derive(Default)]
 pub(super) struct Outbox {
-    replies: Vec<Box<dyn FnOnce() + Send>>,
+    // Sync too: the task state is shared with readers (ADR 0021).
+    replies: Vec<Box<dyn FnOnce() + Send + Sync>>,
     announcements: Vec<Announcement>,
     /// A block was stored (sled must be synced before the replies go).
     pub store_dirty: bool,
+    /// A write of this group failed: its replies and announcements are discarded.
+    pub failed: bool,
 }
 
 impl Outbox {
     /// Holds a reply until the commit.
-    pub fn reply(&mut self, send: impl FnOnce() + Send + 'static) {
+    pub fn reply(&mut self, send: impl FnOnce() + Send + Sync + 'static) {
         self.replies.push(Box::new(send));
     }
 
@@ -155,9 +158,10 @@ impl MempoolFiles {
         Ok(n)
     }
 
-    /// Appends a locally accepted transaction to the journal (synced at the commit).
-    pub fn journal(&mut self, tx: &Transaction) -> Result<(), PersistError> {
-        self.journal.append(tx)
+    /// Appends a locally accepted transaction, which entered the pool at `entered`, to the
+    /// journal (synced at the commit).
+    pub fn journal(&mut self, tx: &Transaction, entered: u64) -> Result<(), PersistError> {
+        self.journal.append(tx, entered)
     }
 
     /// Syncs the journal if anything was appended; compacts it when it has grown large.
@@ -170,10 +174,7 @@ impl MempoolFiles {
     }
 }
 
-fn read_or_set_aside(
-    path: &Path,
-    read: Result<Vec<Transaction>, PersistError>,
-) -> Result<Vec<Transaction>, PersistError> {
+fn read_or_set_aside(path: &Path, read: Result<Vec<SavedTx>, PersistError>) -> Result<Vec<SavedTx>, PersistError> {
     match read {
         Ok(txs) => Ok(txs),
         Err(e @ (PersistError::Corrupt { .. } | PersistError::WrongNetwork { .. })) => {

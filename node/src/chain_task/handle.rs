@@ -5,7 +5,7 @@
 //! *weak* ([`ChainHandle::downgrade`]: the RPC server's, the miner bridge's, the tick's), so a
 //! request in flight never keeps the chain task running past shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use lode_chain::header::BlockHeader;
@@ -13,24 +13,68 @@ use lode_chain::{Amount, Block, Hash256, Height, PubkeyHash, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use super::request::{ChainRequest, GenerateError, WalletCommand};
+use super::request::{BlockMark, BlockMarkError, ChainRequest, GenerateError, WalletCommand};
 use super::verdict::{BlockVerdict, Origin, TxVerdict};
 use super::view::ChainView;
+use super::Shared;
 use crate::error::NodeError;
 use crate::task_sender::TaskSender;
 use crate::wallet::{SentPayment, WalletActionError, WalletInfo};
 use lode_chain::HeadersVerdict;
 
+/// Most reads running at once on tokio's blocking pool; more wait (asynchronously) for a
+/// turn. Bounds the threads a read flood can occupy (the machine has few cores and the
+/// chain writer must get CPU time), while reads still overlap each other (ADR 0021).
+pub const MAX_CONCURRENT_READS: usize = 8;
+
 /// A cloneable handle to the chain task.
 #[derive(Clone)]
 pub struct ChainHandle {
     tx: TaskSender<ChainRequest>,
+    /// The chain task's state, read under the shared lock off the writer thread. Weak: only
+    /// the writer thread owns it, so the store closes when the task ends.
+    state: Weak<Shared>,
+    /// Turns for reads on the blocking pool (shared by every clone).
+    readers: Arc<tokio::sync::Semaphore>,
+    /// Gossip blocks waiting for room in a full queue (shared by every clone).
+    deferred: Arc<Deferred>,
+}
+
+/// Most gossip blocks waiting for room in a full chain queue; past this the sender is asked
+/// for its tip instead and sync fetches the block (a block is never dropped silently).
+pub const MAX_DEFERRED_BLOCKS: usize = 64;
+
+/// Gossip blocks held back by a full queue, and where that is counted.
+struct Deferred {
+    waiting: std::sync::atomic::AtomicUsize,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// What became of a gossip block handed to [`ChainHandle::submit_gossip_block`].
+pub enum GossipSubmission {
+    /// Queued, or waiting for room (back-pressure): the verdict arrives on the receiver.
+    Verdict(oneshot::Receiver<BlockVerdict>),
+    /// The queue is full and too many blocks already wait: the caller must have the block
+    /// fetched later (ask its sender for its tip; sync downloads it).
+    FetchLater,
+    /// The chain task has stopped.
+    Stopped,
 }
 
 impl ChainHandle {
-    pub(super) fn new(tx: mpsc::Sender<ChainRequest>) -> ChainHandle {
+    pub(super) fn new(
+        tx: mpsc::Sender<ChainRequest>,
+        state: Weak<Shared>,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> ChainHandle {
         ChainHandle {
             tx: TaskSender::Strong(tx),
+            state,
+            readers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
+            deferred: Arc::new(Deferred {
+                waiting: std::sync::atomic::AtomicUsize::new(0),
+                metrics,
+            }),
         }
     }
 
@@ -38,6 +82,9 @@ impl ChainHandle {
     pub fn downgrade(&self) -> ChainHandle {
         ChainHandle {
             tx: self.tx.downgrade(),
+            state: self.state.clone(),
+            readers: self.readers.clone(),
+            deferred: self.deferred.clone(),
         }
     }
 
@@ -90,10 +137,64 @@ impl ChainHandle {
         self.ask_blocking(|reply| ChainRequest::SubmitMined { block, reward, reply })
     }
 
-    /// Submits a block only if the chain task has room now (gossip: dropped when busy, sync
-    /// repairs it); the verdict arrives on the receiver.
+    /// Submits a block only if the chain task has room now (`None` when busy or stopped);
+    /// the verdict arrives on the receiver. Gossip uses [`ChainHandle::submit_gossip_block`],
+    /// which never drops a block silently.
     pub fn try_submit_block(&self, block: Arc<Block>, origin: Origin) -> Option<oneshot::Receiver<BlockVerdict>> {
         self.try_ask(|reply| ChainRequest::SubmitBlock { block, origin, reply })
+    }
+
+    /// Submits a peer's gossip block. When the queue is full the block is not dropped: up to
+    /// [`MAX_DEFERRED_BLOCKS`] wait for room on their own tasks (back-pressure that never
+    /// holds up the caller); past that the caller is told to have it fetched later. Both are
+    /// logged and counted (`lode_chain_queue_full_blocks_total` by outcome).
+    pub fn submit_gossip_block(&self, block: Arc<Block>) -> GossipSubmission {
+        use std::sync::atomic::Ordering;
+        let Some(tx) = self.sender() else {
+            return GossipSubmission::Stopped;
+        };
+        let (reply, rx) = oneshot::channel();
+        let request = ChainRequest::SubmitBlock {
+            block,
+            origin: Origin::Peer,
+            reply,
+        };
+        let request = match tx.try_send(request) {
+            Ok(()) => return GossipSubmission::Verdict(rx),
+            Err(mpsc::error::TrySendError::Closed(_)) => return GossipSubmission::Stopped,
+            Err(mpsc::error::TrySendError::Full(request)) => request,
+        };
+        drop(tx);
+        let hash = match &request {
+            ChainRequest::SubmitBlock { block, .. } => block.hash(),
+            _ => Hash256::ZERO,
+        };
+        let count = |outcome: &str| {
+            if let Some(m) = &self.deferred.metrics {
+                m.count_queue_full(outcome);
+            }
+        };
+        let waiting = self.deferred.waiting.fetch_add(1, Ordering::AcqRel);
+        if waiting >= MAX_DEFERRED_BLOCKS {
+            self.deferred.waiting.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(block = %hash, waiting, "chain queue full: gossip block left for sync to fetch");
+            count("fetch_later");
+            return GossipSubmission::FetchLater;
+        }
+        tracing::info!(block = %hash, "chain queue full: gossip block waits for room");
+        count("deferred");
+        // A weak handle: a waiting block never keeps the chain task alive past shutdown.
+        let me = self.downgrade();
+        tokio::spawn(async move {
+            if let Some(tx) = me.sender() {
+                // Waits for room; the verdict goes to the receiver as if queued at once.
+                if tx.send(request).await.is_err() {
+                    tracing::debug!(block = %hash, "chain task stopped before a deferred block was queued");
+                }
+            }
+            me.deferred.waiting.fetch_sub(1, Ordering::AcqRel);
+        });
+        GossipSubmission::Verdict(rx)
     }
 
     /// Validates and stores blocks fetched by sync, parents first; one verdict each up to
@@ -144,18 +245,29 @@ impl ChainHandle {
 
     // ---- reads ----
 
-    /// Runs `f` on the chain thread with a read-only view of the chain, the mempool, the
-    /// wallet and the miner at one moment, and returns what it returns.
+    /// Runs `f` with a read-only view of the chain, the mempool, the wallet and the miner at
+    /// one moment, and returns what it returns. The read runs on tokio's blocking pool under
+    /// the shared side of the chain state's lock, never on the chain-writer thread: the
+    /// writer holds the exclusive side for each request it serves, so a read sees the state
+    /// between two writes and never waits behind the queue (ADR 0021).
     pub async fn read<R: Send + 'static>(
         &self,
         f: impl for<'a> FnOnce(&ChainView<'a>) -> R + Send + 'static,
     ) -> Result<R, NodeError> {
-        self.ask(|reply| {
-            ChainRequest::Read(Box::new(move |view: &ChainView<'_>| {
-                let _ = reply.send(f(view));
-            }))
+        // A handle whose task has stopped (or is stopping) answers as the queue would.
+        if self.sender().is_none() {
+            return Err(NodeError::Stopped);
+        }
+        let _turn = self.readers.acquire().await.map_err(|_| NodeError::Stopped)?;
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let shared = state.upgrade().ok_or(NodeError::Stopped)?;
+            // A writer that panicked leaves the state as it was; reading it is still sound.
+            let task = shared.read().unwrap_or_else(PoisonError::into_inner);
+            Ok(f(&task.view()))
         })
         .await
+        .map_err(|e| NodeError::Task(format!("a chain read failed: {e}")))?
     }
 
     /// Txids in the mempool.
@@ -262,6 +374,29 @@ impl ChainHandle {
         address: Option<PubkeyHash>,
     ) -> Result<Result<Vec<Hash256>, GenerateError>, NodeError> {
         self.ask(|reply| ChainRequest::Generate { n, address, reply }).await
+    }
+
+    /// Mines one block with exactly `txs` paying `address` (Core's `generateblock`); stores
+    /// and announces it if `submit`. Returns the block.
+    pub async fn generate_block(
+        &self,
+        address: PubkeyHash,
+        txs: Vec<Transaction>,
+        submit: bool,
+    ) -> Result<Result<Block, GenerateError>, NodeError> {
+        self.ask(|reply| ChainRequest::GenerateBlock {
+            address,
+            txs,
+            submit,
+            reply,
+        })
+        .await
+    }
+
+    /// The operator's word on a block (`invalidateblock`, `reconsiderblock`): the chain
+    /// task marks or clears it and moves the best chain to the most-work valid branch.
+    pub async fn mark_block(&self, hash: Hash256, mark: BlockMark) -> Result<Result<(), BlockMarkError>, NodeError> {
+        self.ask(|reply| ChainRequest::MarkBlock { hash, mark, reply }).await
     }
 
     /// Writes the mempool snapshot (`mempool.dat`) now; returns how many transactions it

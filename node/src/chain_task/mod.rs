@@ -6,6 +6,12 @@
 //! the task: writers and readers go through a [`ChainHandle`]'s typed methods, and readers
 //! see a [`ChainView`] that cannot change anything.
 //!
+//! The task's state sits behind a reader-writer lock ([`Shared`]): the writer thread takes
+//! the exclusive side for each request it serves, and reads take the shared side on
+//! tokio's blocking pool, so a read never waits in the queue behind block connects and
+//! never occupies the writer thread (ADR 0021). Only this thread ever takes the exclusive
+//! side: there is still one writer.
+//!
 //! What the task owns: the [`ChainState`] (sled), the transaction sink (the mempool, behind
 //! the [`TxSink`] seam), the built-in wallet and the embedded miner. What it publishes:
 //! the tip on a `watch` after every change, chain events on a `broadcast`, accepted txids for
@@ -25,17 +31,17 @@ mod verdict;
 mod view;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use lode_chain::error::ChainError;
-use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash};
+use lode_chain::{Block, ChainEvent, ChainState, Hash256, PubkeyHash, Transaction};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use announce::Announcement;
-pub use handle::ChainHandle;
+pub use handle::{ChainHandle, GossipSubmission, MAX_CONCURRENT_READS, MAX_DEFERRED_BLOCKS};
 pub use lode_chain::HeadersVerdict;
 pub use precheck::Prechecker;
-pub use request::GenerateError;
+pub use request::{BlockMark, BlockMarkError, GenerateError};
 pub use sink::{MempoolSink, TipCheck, TxSink};
 pub use verdict::{BlockVerdict, Origin, TipInfo, TxVerdict};
 pub use view::{ChainView, MinerStatus};
@@ -48,8 +54,15 @@ use crate::wallet::{NodeWallet, SentPayment, WalletActionError};
 use durable::{Halt, MempoolFiles, Outbox, GROUP_MAX};
 use request::{ChainRequest, WalletCommand};
 
+/// The chain task's state as shared with readers: the writer thread holds the exclusive
+/// side while it serves a request; [`ChainHandle::read`] takes the shared side. (std's lock
+/// on Linux lets a waiting writer in before new readers, so a read flood cannot hold
+/// block connects off.)
+type Shared = RwLock<ChainTask>;
+
 /// Capacity of the chain task's queue: enough for a burst of gossip and sync work; when it
-/// is full, gossip is dropped (sync repairs it) and peers' requests get a "busy" answer.
+/// is full, gossip blocks wait for room or are left for sync to fetch (never dropped
+/// silently: [`ChainHandle::submit_gossip_block`]) and peers' requests get a "busy" answer.
 const CHAIN_QUEUE: usize = 256;
 
 /// The chain task's own configuration.
@@ -142,7 +155,6 @@ pub fn tip_info(chain: &ChainState) -> TipInfo {
 pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     setup.chain.set_cache_budget(setup.config.cache_bytes);
     let (tx, rx) = mpsc::channel(CHAIN_QUEUE);
-    let handle = ChainHandle::new(tx);
     let prechecker = Prechecker::start(setup.chain.sig_cache().clone(), setup.chain.genesis_hash())?;
     let (tip_tx, tip_rx) = watch::channel(tip_info(&setup.chain));
     let (halt, halted) = Halt::channel();
@@ -161,32 +173,44 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
         ),
         None => None,
     };
-    let mut task = ChainTask {
-        chain: setup.chain,
-        txs: sink,
-        tip: tip_tx,
-        events: outputs.events.clone(),
-        announce: outputs.announce.clone(),
-        accepted_txs: outputs.accepted_txs.clone(),
-        wallet: setup.wallet,
-        miner: None,
-        mining_address: setup.mining.address,
-        metrics: setup.metrics,
-        monitor: setup.monitor,
-        me: handle.downgrade(),
-        config: setup.config,
-        outbox: Outbox::default(),
-        files,
-        halt,
-        ticks: 0,
+    let mut handle = None;
+    let shared = Arc::new_cyclic(|state| {
+        let strong = ChainHandle::new(tx, state.clone(), setup.metrics.clone());
+        let me = strong.downgrade();
+        handle = Some(strong);
+        RwLock::new(ChainTask {
+            chain: setup.chain,
+            txs: sink,
+            tip: tip_tx,
+            events: outputs.events.clone(),
+            announce: outputs.announce.clone(),
+            accepted_txs: outputs.accepted_txs.clone(),
+            wallet: setup.wallet,
+            miner: None,
+            mining_address: setup.mining.address,
+            metrics: setup.metrics,
+            monitor: setup.monitor,
+            me,
+            config: setup.config,
+            outbox: Outbox::default(),
+            files,
+            halt,
+            ticks: 0,
+        })
+    });
+    let Some(handle) = handle else {
+        return Err(crate::NodeError::Task("the chain handle was not built".into()));
     };
-    task.resubmit_wallet_pending();
-    if setup.mining.enabled {
-        task.start_miner(setup.mining.threads)?;
+    {
+        let mut task = write(&shared);
+        task.resubmit_wallet_pending();
+        if setup.mining.enabled {
+            task.start_miner(setup.mining.threads)?;
+        }
     }
     let thread = std::thread::Builder::new()
         .name("lode-chain".into())
-        .spawn(move || task.run(rx))
+        .spawn(move || ChainTask::run(shared, rx))
         .map_err(|e| crate::NodeError::Task(format!("cannot spawn the chain thread: {e}")))?;
     Ok(RunningChain {
         handle,
@@ -226,30 +250,43 @@ impl ChainTask {
     /// Serves requests until every strong handle is gone, then flushes the store. Requests
     /// already queued are finished first, so a block being written at shutdown is written
     /// whole.
-    fn run(mut self, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
-        self.refresh_miner();
-        self.commit();
+    fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<ChainRequest>) -> Result<(), ChainError> {
+        {
+            let mut task = write(&shared);
+            task.refresh_miner();
+            task.commit();
+        }
         while let Some(request) = rx.blocking_recv() {
-            // A group: this request and whatever else is queued, committed together.
-            self.serve(request);
+            // A group: this request and whatever else is queued, committed together. The
+            // lock is taken per request, so readers get in between two of them.
+            write(&shared).serve(request);
             for _ in 1..GROUP_MAX {
                 match rx.try_recv() {
-                    Ok(request) => self.serve(request),
+                    Ok(request) => write(&shared).serve(request),
                     Err(_) => break,
                 }
             }
-            self.refresh_miner();
-            for tx in self.txs.take_relay() {
-                self.announce(Announcement::Tx(tx));
+            let mut task = write(&shared);
+            task.refresh_miner();
+            // Returned from disconnected blocks (or unlocked orphans): journalled too, so a
+            // payment acknowledged before a reorg took its block away survives a crash after.
+            for tx in task.txs.take_relay() {
+                task.journal(&tx);
+                task.announce(Announcement::Tx(tx));
             }
-            self.commit();
+            task.commit();
+            if task.halt.reason().is_some() && task.miner.is_some() {
+                // Its blocks would be refused: stop burning the CPU.
+                task.stop_miner();
+            }
         }
+        let mut task = write(&shared);
         // Stop the workers before the store closes (their bridge then ends too).
-        self.stop_miner();
-        let _ = self.save_mempool();
-        self.commit();
-        self.chain.flush()?;
-        tracing::debug!(height = self.chain.height().0, "chain task stopped, store flushed");
+        task.stop_miner();
+        let _ = task.save_mempool();
+        task.commit();
+        task.chain.flush()?;
+        tracing::debug!(height = task.chain.height().0, "chain task stopped, store flushed");
         Ok(())
     }
 
@@ -279,6 +316,12 @@ impl ChainTask {
                 failure = Some(disk_failure("cannot sync the mempool journal", e.is_disk_full(), &e));
             }
         }
+        // A write of this group failed before the commit (a journal append, a block, the
+        // wallet file): nothing of the group may be acknowledged.
+        if std::mem::take(&mut self.outbox.failed) && failure.is_none() {
+            self.outbox.discard();
+            return;
+        }
         match failure {
             None => self.outbox.release(&self.announce),
             Some(reason) => {
@@ -286,6 +329,22 @@ impl ChainTask {
                 self.halt.halt(reason);
             }
         }
+    }
+
+    /// A wallet file that could not be written for lack of space halts the node like any
+    /// other failed write.
+    fn wallet_failed(&mut self, e: &WalletActionError) {
+        if let WalletActionError::Wallet(lode_wallet::WalletError::Io { source, .. }) = e {
+            if lode_chain::error::is_disk_full(source) {
+                self.fail_write(disk_failure("cannot write the wallet file", true, e));
+            }
+        }
+    }
+
+    /// A write failed: the node halts, and the current group is not acknowledged.
+    fn fail_write(&mut self, reason: String) {
+        self.outbox.failed = true;
+        self.halt.halt(reason);
     }
 
     /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
@@ -300,7 +359,7 @@ impl ChainTask {
             }
             Err(e) => {
                 if e.is_disk_full() {
-                    self.halt.halt(disk_failure("cannot save the mempool", true, &e));
+                    self.fail_write(disk_failure("cannot save the mempool", true, &e));
                 } else {
                     tracing::warn!(error = %e, "cannot save the mempool");
                 }
@@ -339,7 +398,7 @@ impl ChainTask {
         }
     }
 
-    fn view(&self) -> ChainView<'_> {
+    pub(super) fn view(&self) -> ChainView<'_> {
         ChainView {
             chain: &self.chain,
             mempool: self.txs.mempool(),
@@ -366,7 +425,11 @@ impl ChainTask {
                 });
             }
             ChainRequest::SubmitMined { block, reward, reply } => {
-                let _ = reply.send(self.submit_mined(block, reward));
+                let verdict = match &halted {
+                    Some(r) => BlockVerdict::Failed(r.clone()),
+                    None => self.submit_mined(block, reward),
+                };
+                let _ = reply.send(verdict);
             }
             ChainRequest::SubmitBlocks { blocks, reply } => {
                 if let Some(r) = halted {
@@ -426,6 +489,29 @@ impl ChainTask {
                     let _ = reply.send(result);
                 });
             }
+            ChainRequest::GenerateBlock {
+                address,
+                txs,
+                submit,
+                reply,
+            } => {
+                let result = match halted {
+                    Some(r) => Err(GenerateError::Refused(r)),
+                    None => self.generate_block(address, txs, submit),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
+            }
+            ChainRequest::MarkBlock { hash, mark, reply } => {
+                let result = match halted {
+                    Some(r) => Err(BlockMarkError::Failed(r)),
+                    None => self.mark_block(hash, mark),
+                };
+                self.outbox.reply(move || {
+                    let _ = reply.send(result);
+                });
+            }
             ChainRequest::SaveMempool(reply) => {
                 let _ = reply.send(self.save_mempool());
             }
@@ -455,7 +541,6 @@ impl ChainTask {
             ChainRequest::BlockBytes { hashes, budget, reply } => {
                 let _ = reply.send(self.block_bytes(hashes, budget));
             }
-            ChainRequest::Read(f) => f(&self.view()),
         }
     }
 
@@ -483,6 +568,18 @@ impl ChainTask {
 
     /// Judges (and keeps) a transaction; announces a local one that was accepted.
     fn submit_tx(&mut self, tx: lode_chain::Transaction, origin: Origin) -> TxVerdict {
+        // A local client's transaction already in the pool (a peer relayed it first, or the
+        // client sends it again): the same answer as a first acceptance, and journalled now,
+        // since a peer's transaction is otherwise only in the next snapshot.
+        if origin == Origin::Local {
+            let txid = tx.txid();
+            if self.txs.mempool().is_some_and(|m| m.contains(&txid)) {
+                let tx = Arc::new(tx);
+                self.journal(&tx);
+                self.announce(Announcement::Tx(tx));
+                return TxVerdict::Accepted { txid };
+            }
+        }
         // Only a local transaction is announced, so only its copy is kept.
         let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
         let verdict = self.txs.submit(&self.chain, tx);
@@ -490,16 +587,27 @@ impl ChainTask {
             let _ = self.accepted_txs.send(*txid);
             if let Some(tx) = local {
                 // Acknowledged only once journalled and synced (at the group commit).
-                if let Some(files) = self.files.as_mut() {
-                    if let Err(e) = files.journal(&tx) {
-                        let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
-                        self.halt.halt(reason);
-                    }
-                }
+                self.journal(&tx);
                 self.announce(Announcement::Tx(tx));
             }
         }
         verdict
+    }
+
+    /// Appends a pool transaction to the mempool journal (synced at the group commit); a
+    /// failed append halts the node.
+    fn journal(&mut self, tx: &lode_chain::Transaction) {
+        let Some(files) = self.files.as_mut() else { return };
+        let txid = tx.txid();
+        let entered = self
+            .txs
+            .mempool()
+            .and_then(|m| m.get(&txid))
+            .map_or_else(|| self.chain.now(), |e| e.time());
+        if let Err(e) = files.journal(tx, entered) {
+            let reason = disk_failure("cannot journal a transaction", e.is_disk_full(), &e);
+            self.fail_write(reason);
+        }
     }
 
     fn block_bytes(&self, hashes: Vec<Hash256>, budget: usize) -> Vec<Option<Vec<u8>>> {
@@ -528,6 +636,9 @@ impl ChainTask {
         match command {
             WalletCommand::NewAddress(reply) => {
                 let r = self.wallet_mut().and_then(|w| Ok(w.new_address()?));
+                if let Err(e) = &r {
+                    self.wallet_failed(e);
+                }
                 let _ = reply.send(r);
             }
             WalletCommand::Send {
@@ -591,11 +702,23 @@ impl ChainTask {
         let floor = self.chain.params().min_relay_fee_rate;
         let estimate = self.txs.mempool().map_or(floor, |m| m.fee_rate_estimate());
         let fee_rate = fee_rate.unwrap_or(estimate.max(floor));
-        let payment = self.wallet_mut()?.build_payment(to, amount, fee_rate)?;
+        // Building takes a change address, written to the wallet file.
+        let payment = match self.wallet_mut()?.build_payment(to, amount, fee_rate) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = WalletActionError::from(e);
+                self.wallet_failed(&e);
+                return Err(e);
+            }
+        };
         let size = lode_chain::encoding::encode(&payment.tx).len();
         // In the wallet file before the mempool sees it: a txid is never returned for a
         // payment a crash could forget.
-        self.wallet_mut()?.record_sent(&payment.tx)?;
+        if let Err(e) = self.wallet_mut()?.record_sent(&payment.tx) {
+            let e = WalletActionError::from(e);
+            self.wallet_failed(&e);
+            return Err(e);
+        }
         match self.submit_tx(payment.tx.clone(), Origin::Local) {
             TxVerdict::Accepted { txid } => Ok(SentPayment {
                 tx: payment.tx,
@@ -661,7 +784,13 @@ impl ChainTask {
             Some(a) => a,
             None => {
                 let hrp = self.chain.params().hrp.clone();
-                self.wallet_mut()?.fresh_pkh(&hrp)?
+                match self.wallet_mut().and_then(|w| w.fresh_pkh(&hrp)) {
+                    Ok(pkh) => pkh,
+                    Err(e) => {
+                        self.wallet_failed(&e);
+                        return Err(e.into());
+                    }
+                }
             }
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -689,6 +818,84 @@ impl ChainTask {
         Ok(out)
     }
 
+    /// Mines one block with exactly `txs` (Core's `generateblock`), submitted as our own
+    /// mined block if `submit`.
+    fn generate_block(&mut self, pay: PubkeyHash, txs: Vec<Transaction>, submit: bool) -> Result<Block, GenerateError> {
+        let template =
+            lode_miner::template::build_template_with(&self.chain, txs, pay, self.chain.now(), rand::random::<u64>())
+                .map_err(|e| match e {
+                lode_miner::MinerError::Chain(c) => GenerateError::Invalid(match c.consensus_rule() {
+                    Some(rule) => rule.to_string(),
+                    None => c.to_string(),
+                }),
+                other => GenerateError::Template(other.to_string()),
+            })?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let block = lode_miner::worker::mine_blocking(&template, 1, &stop)
+            .map_err(|e| GenerateError::Template(e.to_string()))?;
+        if submit {
+            match self.submit_mined(Arc::new(block.clone()), template.reward) {
+                BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected) => {}
+                other => return Err(GenerateError::Refused(format!("{other:?}"))),
+            }
+            self.refresh_miner();
+        }
+        Ok(block)
+    }
+
+    /// Applies the operator's word on a block and lets every follower see the best-chain
+    /// changes it caused.
+    fn mark_block(&mut self, hash: Hash256, mark: BlockMark) -> Result<(), BlockMarkError> {
+        self.outbox.store_dirty = true;
+        let result = match mark {
+            BlockMark::Invalidate => self.chain.invalidate_block(&hash),
+            BlockMark::Reconsider => self.chain.reconsider_block(&hash),
+        };
+        let events = result.map_err(|e| match e {
+            ChainError::UnknownBlock(_) => BlockMarkError::NotFound,
+            ChainError::NotAllowed(why) => BlockMarkError::NotAllowed(why),
+            other => {
+                tracing::error!(block = %hash, error = %other, "cannot apply the operator's mark");
+                BlockMarkError::Failed(other.to_string())
+            }
+        })?;
+        tracing::info!(block = %hash, ?mark, tip = %self.chain.tip_hash(), "operator marked a block");
+        self.follow(&events);
+        self.publish_tip();
+        Ok(())
+    }
+
+    /// Lets the mempool, the wallet, the mining ledger and the event stream follow
+    /// best-chain changes.
+    fn follow(&mut self, events: &[ChainEvent]) {
+        for event in events {
+            if let ChainEvent::Reorg {
+                fork_height,
+                old_tip,
+                new_tip,
+                disconnected,
+                connected,
+            } = event
+            {
+                tracing::info!(
+                    fork_height = fork_height.0,
+                    disconnected = disconnected.len(),
+                    connected = connected.len(),
+                    %old_tip,
+                    %new_tip,
+                    "reorganised onto another branch"
+                );
+            }
+            self.txs.on_chain_event(&self.chain, event);
+            if let Some(w) = self.wallet.as_mut() {
+                w.on_chain_event(&self.chain, event);
+            }
+            self.monitor.on_chain_event(event);
+            // No subscribers is normal.
+            let _ = self.events.send(event.clone());
+        }
+    }
+
     fn accept(&mut self, block: Arc<Block>, requested: bool) -> BlockVerdict {
         let started = std::time::Instant::now();
         // Whatever the verdict, sled may hold new writes (a stored block).
@@ -703,39 +910,14 @@ impl ChainTask {
         }
         match result {
             Ok(outcome) => {
-                for event in &outcome.events {
-                    if let ChainEvent::Reorg {
-                        fork_height,
-                        old_tip,
-                        new_tip,
-                        disconnected,
-                        connected,
-                    } = event
-                    {
-                        tracing::info!(
-                            fork_height = fork_height.0,
-                            disconnected = disconnected.len(),
-                            connected = connected.len(),
-                            %old_tip,
-                            %new_tip,
-                            "reorganised onto a branch with more work"
-                        );
-                    }
-                    self.txs.on_chain_event(&self.chain, event);
-                    if let Some(w) = self.wallet.as_mut() {
-                        w.on_chain_event(&self.chain, event);
-                    }
-                    self.monitor.on_chain_event(event);
-                    // No subscribers is normal.
-                    let _ = self.events.send(event.clone());
-                }
+                self.follow(&outcome.events);
                 BlockVerdict::Accepted(outcome.status)
             }
             Err(e) => match e.consensus_rule() {
                 Some(rule) => BlockVerdict::Rejected(rule.clone()),
                 None => {
                     if e.is_disk_full() {
-                        self.halt.halt(disk_failure("cannot store a block", true, &e));
+                        self.fail_write(disk_failure("cannot store a block", true, &e));
                     } else {
                         tracing::error!(error = %e, "chain store failed while accepting a block");
                     }
@@ -756,6 +938,12 @@ impl ChainTask {
             }
         });
     }
+}
+
+/// The exclusive side of the state, for the writer thread only. A panic while it was held
+/// (a bug) leaves the state as it was; the writer carries on rather than stopping the node.
+fn write(shared: &Shared) -> RwLockWriteGuard<'_, ChainTask> {
+    shared.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The one line a failed write is reported with.

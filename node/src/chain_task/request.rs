@@ -2,8 +2,9 @@
 //! task's module: everyone else asks through [`ChainHandle`](super::ChainHandle)'s typed
 //! methods.
 //!
-//! Writes change the chain, the mempool, the wallet or the miner; reads see one consistent
-//! moment of them through a [`ChainView`] and cannot change anything.
+//! Writes change the chain, the mempool, the wallet or the miner. The reads here serve
+//! peers (headers, block bytes); every other read goes through the shared lock instead
+//! ([`ChainHandle::read`](super::ChainHandle::read), ADR 0021).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +15,9 @@ use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use super::verdict::{BlockVerdict, Origin, TxVerdict};
-use super::view::ChainView;
 use crate::error::NodeError;
 use crate::wallet::{SentPayment, WalletActionError};
 use lode_chain::HeadersVerdict;
-
-/// A read run on the chain thread.
-pub(super) type ReadFn = Box<dyn for<'a> FnOnce(&ChainView<'a>) + Send>;
 
 /// Why `generate` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +31,32 @@ pub enum GenerateError {
     /// The chain refused a block it had just built (should not happen).
     #[error("generated block refused: {0}")]
     Refused(String),
+    /// The transactions asked for do not make a valid block (`generateblock`).
+    #[error("TestBlockValidity failed: {0}")]
+    Invalid(String),
+}
+
+/// The operator's word on a block (`invalidateblock`, `reconsiderblock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockMark {
+    /// Mark it (and its descendants) invalid; the best chain moves off it.
+    Invalidate,
+    /// Clear the marks of it, its descendants and its ancestors.
+    Reconsider,
+}
+
+/// Why the operator's word on a block was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockMarkError {
+    /// No block with this hash is indexed.
+    #[error("Block not found")]
+    NotFound,
+    /// Not for this block (genesis).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The store failed, or the node stopped accepting work.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Requests to the chain task.
@@ -81,6 +104,20 @@ pub(super) enum ChainRequest {
         address: Option<PubkeyHash>,
         reply: oneshot::Sender<Result<Vec<Hash256>, GenerateError>>,
     },
+    /// Mine one block on the chain thread with exactly `txs` (fixed-difficulty networks);
+    /// stored and announced if `submit`. Replies with the block.
+    GenerateBlock {
+        address: PubkeyHash,
+        txs: Vec<Transaction>,
+        submit: bool,
+        reply: oneshot::Sender<Result<Block, GenerateError>>,
+    },
+    /// The operator's word on a block.
+    MarkBlock {
+        hash: Hash256,
+        mark: BlockMark,
+        reply: oneshot::Sender<Result<(), BlockMarkError>>,
+    },
     /// Write the mempool snapshot now (`savemempool`): how many transactions, or why not.
     SaveMempool(oneshot::Sender<Result<usize, String>>),
     /// Timer: the miner's template refresh for fees, the wallet's unlock expiry.
@@ -105,8 +142,6 @@ pub(super) enum ChainRequest {
         budget: usize,
         reply: oneshot::Sender<Vec<Option<Vec<u8>>>>,
     },
-    /// Any read, through the read-only view.
-    Read(ReadFn),
 }
 
 /// Actions of the built-in wallet.

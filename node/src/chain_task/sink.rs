@@ -14,7 +14,7 @@ use super::verdict::TxVerdict;
 
 /// The seam where the mempool plugs in: the chain task hands it every transaction and
 /// every chain event, with the chain state for context.
-pub trait TxSink: Send {
+pub trait TxSink: Send + Sync {
     /// Judges (and, for a mempool, keeps) a transaction.
     fn submit(&mut self, chain: &ChainState, tx: Transaction) -> TxVerdict;
     /// Sees every best-chain change (a mempool evicts mined and re-admits reorged txs).

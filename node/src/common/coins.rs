@@ -1,23 +1,32 @@
-//! Amounts on the JSON-RPC API, as Bitcoin Core writes them: decimal coins (a JSON number,
-//! 8 places at most). Both the node (answers, params) and the `lode` client (reading
+//! Amounts on the JSON-RPC API, as Bitcoin Core writes them: decimal coins, a JSON number
+//! with always 8 places (`1.50000000`). Both the node (answers, params) and the `lode` client (reading
 //! answers) convert through here; the REST API keeps integer base units.
 
 use lode_chain::{Amount, COIN};
 use serde_json::Value;
 
-/// Base units as a JSON number of coins (`150000000` → `1.5`).
+/// Base units as a JSON number of coins with Core's 8 places (`150000000` → `1.50000000`).
 ///
-/// The number is an `f64`: every amount up to the 21-million-coin money supply is exactly
-/// the nearest double to its 8-place decimal, and the shortest form that reads back to that
-/// double is the decimal itself, so any JSON reader gets the exact amount (Python's
-/// `parse_float=Decimal` gets `Decimal("1.5")`).
+/// The number keeps its text exactly (serde_json's `arbitrary_precision`, on for the
+/// workspace), so it is written as Core's `ValueFromAmount` writes it; any JSON reader gets
+/// the exact amount (Python's `parse_float=Decimal` gets `Decimal("1.50000000")`).
 pub fn to_json(units: u64) -> Value {
-    Value::from(units as f64 / COIN as f64)
+    exact(format!("{}.{:08}", units / COIN, units % COIN))
 }
 
-/// A signed amount (a wallet entry's net effect) as coins.
+/// A signed amount (a wallet entry's net effect) as coins, 8 places.
 pub fn signed_to_json(units: i64) -> Value {
-    Value::from(units as f64 / COIN as f64)
+    let sign = if units < 0 { "-" } else { "" };
+    let m = units.unsigned_abs();
+    exact(format!("{sign}{}.{:08}", m / COIN, m % COIN))
+}
+
+/// A decimal written by us as a JSON number, kept as written.
+fn exact(text: String) -> Value {
+    // Our own digits always parse; the fallback only guards against a future change.
+    text.parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// Why a JSON amount was refused.
@@ -104,7 +113,13 @@ mod tests {
             let back: Value = serde_json::from_str(&text).expect("json");
             assert_eq!(from_json(&back), Ok(Amount(units)), "{units} → {text}");
         }
-        assert_eq!(to_json(150_000_000).to_string(), "1.5");
+        assert_eq!(to_json(150_000_000).to_string(), "1.50000000");
+        assert_eq!(to_json(0).to_string(), "0.00000000");
+        assert_eq!(to_json(2_099_999_999_999_999).to_string(), "20999999.99999999");
+        assert_eq!(signed_to_json(-7).to_string(), "-0.00000007");
+        // A whole response keeps the text when serialized.
+        let body = serde_json::to_string(&json!({"amount": to_json(1)})).expect("json");
+        assert_eq!(body, r#"{"amount":0.00000001}"#);
         assert_eq!(from_json(&json!("0.1")), Ok(Amount(10_000_000)));
         assert_eq!(from_json(&json!(1e-8)), Ok(Amount(1)));
         assert_eq!(signed_from_json(&json!(-1.5)), Ok(-150_000_000));
@@ -112,6 +127,6 @@ mod tests {
         assert!(matches!(from_json(&json!(0.123456789)), Err(CoinsError::Invalid(_))));
         assert!(matches!(from_json(&json!(-1)), Err(CoinsError::Invalid(_))));
         assert_eq!(from_json(&json!(true)), Err(CoinsError::NotANumber));
-        assert_eq!(rate_to_json(1).to_string(), "0.00001");
+        assert_eq!(rate_to_json(1).to_string(), "0.00001000");
     }
 }

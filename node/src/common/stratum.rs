@@ -8,7 +8,7 @@
 //! on the coinbase's 8-byte `extra_nonce` field (fixed width in the encoding).
 
 use lode_chain::pow::U256;
-use lode_chain::{encoding, BlockHeader, Hash256, Transaction, Unlock};
+use lode_chain::{encoding, Hash256, Transaction, Unlock};
 
 /// A malformed Stratum field or an unusable coinbase.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub enum WireError {
 
 /// Bytes of the coinbase's extra-nonce region: extranonce1 ‖ extranonce2.
 pub const EXTRA_NONCE_REGION: usize = 8;
+
+/// Longest wait a `client.reconnect` may ask for (seconds): a server cannot park a miner
+/// for longer.
+pub const MAX_RECONNECT_WAIT: u64 = 600;
 
 /// The difficulty-1 target, `0xFFFF · 2^208` (Bitcoin's and every miner's share unit).
 pub fn diff1_target() -> U256 {
@@ -250,42 +254,12 @@ pub fn difficulty_of_hash(hash: &Hash256) -> f64 {
     difficulty_of_target(&lode_chain::pow::hash_to_u256(hash))
 }
 
-/// The header a submit describes.
-pub struct SubmitHeader {
-    /// Version after rolling.
-    pub version: u32,
-    /// The parent.
-    pub prev_hash: Hash256,
-    /// From the coinbase and branch.
-    pub merkle_root: Hash256,
-    /// The miner's ntime.
-    pub time: u32,
-    /// The job's bits.
-    pub bits: u32,
-    /// The miner's nonce.
-    pub nonce: u32,
-}
-
-impl SubmitHeader {
-    /// As a block header.
-    pub fn header(&self) -> BlockHeader {
-        BlockHeader {
-            version: self.version,
-            prev_hash: self.prev_hash,
-            merkle_root: self.merkle_root,
-            time: self.time,
-            bits: self.bits,
-            nonce: self.nonce,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use lode_chain::build::{coinbase, pay};
     use lode_chain::merkle::merkle_root;
-    use lode_chain::{Amount, Height, PubkeyHash};
+    use lode_chain::{Amount, BlockHeader, Height, PubkeyHash};
 
     /// Bitcoin block 1's coinbase, raw (its txid is block 1's merkle root).
     const BLOCK1_COINB1: &str =
@@ -307,15 +281,14 @@ mod tests {
         let txid = coinbase_txid(&h(BLOCK1_COINB1), &h(BLOCK1_EN1), &h(BLOCK1_EN2), &h(BLOCK1_COINB2));
         let root = root_from_branch(txid, &merkle_branch(&[]));
         // The notify/submit strings a miner would send for block 1.
-        let header = SubmitHeader {
+        let header = BlockHeader {
             version: parse_u32_hex("00000001", "version").expect("v"),
             prev_hash: prevhash_from_stratum(&prev).expect("prev"),
             merkle_root: root,
             time: parse_u32_hex("4966bc61", "ntime").expect("t"),
             bits: parse_u32_hex("1d00ffff", "nbits").expect("b"),
             nonce: parse_u32_hex("9962e301", "nonce").expect("n"),
-        }
-        .header();
+        };
         assert_eq!(hex::encode(header.to_bytes()), BLOCK1_HEADER);
         assert_eq!(
             header.hash().to_hex(),

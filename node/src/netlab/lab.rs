@@ -134,6 +134,22 @@ pub fn cut_at_switch(switch_ns: &str, groups: &[Vec<usize>]) -> Result<(), Netla
     Ok(())
 }
 
+/// Bytes host `i`'s cable carried, as the kernel counted them on its switch port `pI`:
+/// (sent by the host, received by the host). Measured, not configured: retransmissions and
+/// protocol overhead included.
+pub fn cable_bytes(switch_ns: &str, i: usize) -> Result<(u64, u64), NetlabError> {
+    let read = |which: &str| -> Result<u64, NetlabError> {
+        let path = format!("/sys/class/net/p{i}/statistics/{which}");
+        let text = run(&["ip", "netns", "exec", switch_ns, "cat", &path])?;
+        text.trim().parse().map_err(|e| NetlabError::Command {
+            cmd: format!("cat {path}"),
+            reason: format!("not a byte count: {e}"),
+        })
+    };
+    // The port's receive side is what the host sent into the switch.
+    Ok((read("rx_bytes")?, read("tx_bytes")?))
+}
+
 /// Removes the cut [`cut_at_switch`] made, if there is one.
 pub fn heal_at_switch(switch_ns: &str) -> Result<(), NetlabError> {
     let tables = run(&["ip", "netns", "exec", switch_ns, "nft", "list", "tables", "bridge"])?;
@@ -252,6 +268,11 @@ impl Lab {
     /// Number of hosts.
     pub fn hosts(&self) -> usize {
         self.spec.hosts
+    }
+
+    /// Bytes host `i`'s cable carried: (sent by the host, received by it). See [`cable_bytes`].
+    pub fn cable_bytes(&self, i: usize) -> Result<(u64, u64), NetlabError> {
+        cable_bytes(&self.switch_ns(), i)
     }
 
     /// The current shape of host `i`'s link.

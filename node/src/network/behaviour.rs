@@ -15,6 +15,7 @@ use libp2p::{allow_block_list, connection_limits, gossipsub, identify, mdns, pin
 use lode_chain::ChainParams;
 
 use super::config::NetworkConfig;
+use super::gate::Gate;
 use super::gossip::{self, Names};
 use super::protocol::SyncCodec;
 use crate::error::NodeError;
@@ -24,8 +25,10 @@ use crate::error::NodeError;
 pub struct Behaviour {
     /// Bans: blocked peers are disconnected and refused.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Connection limits.
+    /// Connection limits (total and per peer).
     pub limits: connection_limits::Behaviour,
+    /// Inbound slots: bans by address, a cap per address, eviction when full.
+    pub gate: Gate,
     /// Identify: our chain (genesis) and listen addresses.
     pub identify: identify::Behaviour,
     /// Keep-alive and round-trip times.
@@ -55,9 +58,10 @@ impl Behaviour {
     ) -> Result<Behaviour, NodeError> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_established(Some(config.max_connections))
-            // Inbound cannot take the slots kept for the peers we dial.
-            .with_max_established_incoming(Some(config.max_inbound()))
+            // One over: room for a newcomer while the gate evicts the peer it replaces. The
+            // inbound share (which cannot take the slots kept for the peers we dial) is the
+            // gate's, since making room needs a behaviour that can close connections.
+            .with_max_established(Some(config.max_connections.saturating_add(1)))
             .with_max_pending_incoming(Some(config.max_connections))
             // Two, not one: simultaneous dials briefly give a pair of connections.
             .with_max_established_per_peer(Some(2));
@@ -100,6 +104,11 @@ impl Behaviour {
         Ok(Behaviour {
             blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
+            gate: Gate::new(
+                config.max_inbound() as usize,
+                config.inbound_per_address as usize,
+                config.loopback_exempt,
+            ),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             gossipsub: gossip::behaviour(

@@ -11,6 +11,10 @@ use lode_chain::ChainParams;
 /// inbound connections cannot take: at most half of `max_connections`.
 pub const OUTBOUND_SLOTS: u32 = 8;
 
+/// Default most inbound connections from one IP address: a few nodes behind one NAT get in,
+/// one machine cannot take every inbound slot.
+pub const INBOUND_PER_ADDRESS: u32 = 4;
+
 /// Bytes of gossipsub framing allowed on top of a max-size block.
 pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
 
@@ -27,6 +31,12 @@ pub struct NetworkConfig {
     pub kademlia: bool,
     /// Most established connections in total.
     pub max_connections: u32,
+    /// Most inbound connections from one remote IP address.
+    pub inbound_per_address: u32,
+    /// Loopback peers are exempt from the per-address cap and from bans by address (several
+    /// devnet nodes share 127.0.0.1; banning it would cut off all of them). Tests turn it
+    /// off to exercise the address rules on loopback.
+    pub loopback_exempt: bool,
     /// How long a misbehaving peer stays banned.
     pub ban_duration: Duration,
     /// Show an indicatif bar during sync when stderr is a terminal.
@@ -39,6 +49,10 @@ pub struct NetworkConfig {
     pub status_interval: Duration,
     /// Testing only: serve sync requests as a liar does (see [`HostileServe`]).
     pub hostile_serve: Option<HostileServe>,
+    /// Testing only: answer status, headers and blocks requests from this chain (blocks
+    /// after genesis, parents first) instead of our own, whatever its blocks contain: a
+    /// hostile peer serving a branch that no honest node would store.
+    pub scripted_chain: Option<Arc<Vec<lode_chain::Block>>>,
 }
 
 /// Testing only: how a hostile test peer answers sync requests. It claims a height (and the
@@ -64,11 +78,14 @@ impl Default for NetworkConfig {
             mdns: false,
             kademlia: false,
             max_connections: 64,
+            inbound_per_address: INBOUND_PER_ADDRESS,
+            loopback_exempt: true,
             ban_duration: Duration::from_secs(3600),
             progress_bar: false,
             gossip_max_transmit_override: None,
             status_interval: crate::network::sync::STATUS_INTERVAL,
             hostile_serve: None,
+            scripted_chain: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum TopicKind {
     Blocks,
     /// `/lode/<genesis-prefix>/txs/1`
     Txs,
+    /// `/lode/<genesis-prefix>/cmpct/1`: compact blocks (see `compact`).
+    Compact,
 }
 
 /// The network's topics and protocol names, all derived from the genesis hash so nodes of
@@ -30,6 +32,8 @@ pub struct Names {
     pub blocks: IdentTopic,
     /// Transactions topic.
     pub txs: IdentTopic,
+    /// Compact blocks topic.
+    pub compact: IdentTopic,
 }
 
 impl Names {
@@ -39,6 +43,7 @@ impl Names {
         Names {
             blocks: IdentTopic::new(format!("/lode/{prefix}/blocks/1")),
             txs: IdentTopic::new(format!("/lode/{prefix}/txs/1")),
+            compact: IdentTopic::new(format!("/lode/{prefix}/cmpct/1")),
             prefix,
         }
     }
@@ -64,6 +69,8 @@ impl Names {
             Some(TopicKind::Blocks)
         } else if *topic == self.txs.hash() {
             Some(TopicKind::Txs)
+        } else if *topic == self.compact.hash() {
+            Some(TopicKind::Compact)
         } else {
             None
         }
@@ -109,6 +116,8 @@ pub fn behaviour(
         // Over these, a message is an invalid delivery that costs its sender score (P4).
         .max_transmit_size_for_topic(blocks_max, names.blocks.hash())
         .max_transmit_size_for_topic(txs_max, names.txs.hash())
+        // A compact block is never larger than the block it stands for.
+        .max_transmit_size_for_topic(blocks_max, names.compact.hash())
         // Mesh sized for devnets of 2–8 nodes: keep whoever we have, graft quickly.
         .mesh_n_low(1)
         .mesh_n(4)
@@ -150,6 +159,7 @@ fn score_params(names: &Names) -> PeerScoreParams {
         invalid_message_deliveries_weight: -5.0,
         ..topic.clone()
     };
+    params.topics.insert(names.compact.hash(), topic.clone());
     params.topics.insert(names.blocks.hash(), topic);
     params.topics.insert(names.txs.hash(), txs);
     params

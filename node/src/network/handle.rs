@@ -31,6 +31,8 @@ pub(super) enum NetCommand {
     IsBanned(PeerId, oneshot::Sender<bool>),
     /// Sync progress.
     Progress(oneshot::Sender<Progress>),
+    /// What compact blocks did at this node.
+    CompactCounts(oneshot::Sender<super::compact::CompactCounts>),
     /// Testing: send any sync request to a peer, bypassing the sync manager (a hostile
     /// peer's oversized or flooding requests). The answer is dropped.
     RawSyncRequest(PeerId, RequestFrame),
@@ -49,6 +51,8 @@ pub(super) enum NetCommand {
     Ban(PeerId, Option<Duration>, oneshot::Sender<bool>),
     /// Banned peers and the seconds left on each ban.
     ListBanned(oneshot::Sender<Vec<(PeerId, u64)>>),
+    /// What the inbound gate refused and evicted.
+    GateStats(oneshot::Sender<super::gate::GateStats>),
 }
 
 /// A connected peer as the RPC shows it.
@@ -138,9 +142,19 @@ impl NetworkHandle {
         self.ask(|reply| NetCommand::IsBanned(peer, reply)).await
     }
 
+    /// What the inbound gate refused (banned or full addresses, full slots) and evicted.
+    pub async fn gate_stats(&self) -> Result<super::gate::GateStats, NodeError> {
+        self.ask(NetCommand::GateStats).await
+    }
+
     /// Sync progress (our height and the best height peers report).
     pub async fn progress(&self) -> Result<Progress, NodeError> {
         self.ask(NetCommand::Progress).await
+    }
+
+    /// What compact blocks did at this node since it started.
+    pub async fn compact_counts(&self) -> Result<super::compact::CompactCounts, NodeError> {
+        self.ask(NetCommand::CompactCounts).await
     }
 
     /// Closes every connection to `peer`; `false` if none was open.

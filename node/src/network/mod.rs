@@ -5,11 +5,15 @@
 //! inbound sync serving live in the event loop; what the node publishes comes only from the
 //! chain task's announce channel.
 
+pub mod admission;
 pub mod behaviour;
+pub mod compact;
 pub mod config;
 mod event_loop;
+pub mod gate;
 pub mod gossip;
 mod handle;
+pub mod muxer;
 pub mod peers;
 pub mod protocol;
 pub mod sync;
@@ -20,7 +24,7 @@ use std::time::Duration;
 use libp2p::core::Transport as _;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+use libp2p::{noise, tcp, Multiaddr, PeerId};
 use lode_chain::ChainParams;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -87,7 +91,7 @@ pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<Running
             reason: e.to_string(),
         })?;
     }
-    for topic in [&setup.names.blocks, &setup.names.txs] {
+    for topic in [&setup.names.blocks, &setup.names.txs, &setup.names.compact] {
         swarm
             .behaviour_mut()
             .gossipsub
@@ -112,6 +116,7 @@ pub async fn start(config: NetworkConfig, setup: NetworkSetup) -> Result<Running
         progress_bar: config.progress_bar,
         status_interval: config.status_interval,
         hostile_serve: config.hostile_serve.clone(),
+        scripted_chain: config.scripted_chain.clone(),
     });
     let task = tokio::spawn(event_loop.run());
     // Return once every listener has reported its address (port 0 becomes a real port).
@@ -170,13 +175,14 @@ fn build_swarm(
     let behaviour = Behaviour::new(key, names, config, params)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
-        // TCP + Noise + Yamux as `with_tcp` builds it, with port reuse off (see `transport`).
+        // TCP + Noise + Yamux as `with_tcp` builds it, with port reuse off (see `transport`)
+        // and yamux windows no larger than the frames yamux reads (see `muxer`).
         .with_other_transport(|k| {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
                 transport::NoPortReuse(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)))
                     .upgrade(libp2p::core::upgrade::Version::V1Lazy)
                     .authenticate(noise::Config::new(k)?)
-                    .multiplex(yamux::Config::default()),
+                    .multiplex(muxer::Config),
             )
         })
         .map_err(|e| NodeError::Network(format!("transport: {e}")))?

@@ -11,6 +11,10 @@ use libp2p::PeerId;
 /// Score at or below which a peer is banned.
 pub const BAN_SCORE: i32 = -100;
 
+/// Most peers banned at once. Peer ids are free, so past this the ban ending soonest is
+/// forgotten (the address ban, see `admission`, is what holds a determined attacker off).
+pub const MAX_PEER_BANS: usize = 4096;
+
 /// Things a peer can do wrong, with the penalty each costs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Misbehaviour {
@@ -83,8 +87,8 @@ impl PeerBook {
         let score = self.scores.entry(peer).or_insert(0);
         *score = score.saturating_sub(what.penalty());
         if *score <= BAN_SCORE {
-            self.bans.insert(peer, now + self.ban_duration);
             self.scores.remove(&peer);
+            self.insert_ban(peer, now + self.ban_duration);
             return true;
         }
         false
@@ -93,6 +97,15 @@ impl PeerBook {
     /// Bans a peer by hand (admin RPC) until `until`, whatever its score.
     pub fn ban(&mut self, peer: PeerId, until: Instant) {
         self.scores.remove(&peer);
+        self.insert_ban(peer, until);
+    }
+
+    fn insert_ban(&mut self, peer: PeerId, until: Instant) {
+        if !self.bans.contains_key(&peer) && self.bans.len() >= MAX_PEER_BANS {
+            if let Some(soonest) = self.bans.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+                self.bans.remove(&soonest);
+            }
+        }
         self.bans.insert(peer, until);
     }
 
@@ -149,5 +162,18 @@ mod tests {
         assert!(book.report(slow, &Misbehaviour::Timeout, now));
         assert!(book.tick(now + Duration::from_secs(61)).contains(&liar));
         assert!(!book.is_banned(&liar));
+    }
+
+    #[test]
+    fn the_ban_list_is_bounded() {
+        let mut book = PeerBook::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let first = PeerId::random();
+        book.ban(first, now + Duration::from_secs(1));
+        for _ in 0..MAX_PEER_BANS {
+            book.ban(PeerId::random(), now + Duration::from_secs(60));
+        }
+        assert_eq!(book.bans().count(), MAX_PEER_BANS);
+        assert!(!book.is_banned(&first), "the ban ending soonest was forgotten first");
     }
 }

@@ -12,7 +12,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use lode_chain::encoding;
 use lode_chain::header::BlockHeader;
-use lode_chain::Hash256;
+use lode_chain::{Hash256, Transaction};
 
 /// Most headers in one answer.
 pub const MAX_HEADERS: usize = 2000;
@@ -39,6 +39,13 @@ pub enum SyncRequest {
     Blocks {
         /// Wanted hashes.
         hashes: Vec<Hash256>,
+    },
+    /// `getblocktxn`: these transactions of a block announced compactly (see `compact`).
+    BlockTxn {
+        /// The block.
+        block: Hash256,
+        /// Indexes in the block, increasing; at most `compact::MAX_BLOCKTXN_INDEXES`.
+        indexes: Vec<u32>,
     },
 }
 
@@ -75,6 +82,13 @@ pub enum SyncResponse {
     Blocks(Vec<Vec<u8>>),
     /// The request was refused (rate limit, malformed, busy).
     Error(String),
+    /// `blocktxn`: the transactions asked for, in request order.
+    BlockTxn {
+        /// The block.
+        block: Hash256,
+        /// Its transactions at the requested indexes.
+        txs: Vec<Transaction>,
+    },
 }
 
 /// The codec: length-prefixed canonical encoding with separate limits for requests and

@@ -140,6 +140,10 @@ pub struct SyncManager<Id = OutboundRequestId> {
     last_progress: Instant,
     outputs: Vec<SyncOutput>,
     max_block_size: usize,
+    /// The network's minimum chain work (see [`SyncManager::with_min_chain_work`]).
+    min_chain_work: ChainWork,
+    /// Whether the headers answer awaiting its verdict was a full batch (more may follow).
+    checking_full: bool,
 }
 
 impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
@@ -165,7 +169,24 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             last_progress: Instant::now(),
             outputs: Vec::new(),
             max_block_size,
+            min_chain_work: ChainWork::default(),
+            checking_full: false,
         }
+    }
+
+    /// While our chain has less than `work`, peers whose chain shows less are neither asked
+    /// for headers (by their claim) nor downloaded from (by the work their headers prove, when
+    /// the answer holds their whole chain past our tip). A full answer ([`MAX_HEADERS`]) may
+    /// continue past the minimum and is fetched as before: headers are not kept across
+    /// answers, so the rule cannot judge a chain longer than one answer.
+    pub fn with_min_chain_work(mut self, work: ChainWork) -> SyncManager<Id> {
+        self.min_chain_work = work;
+        self
+    }
+
+    /// True while our own chain has less than the minimum chain work (initial download).
+    fn below_min_work(&self) -> bool {
+        self.local.work < self.min_chain_work
     }
 
     /// Asks peers for their tip every `interval` instead of [`STATUS_INTERVAL`].
@@ -312,6 +333,8 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             .peers
             .iter()
             .filter(|(_, p)| p.work > self.local.work && p.backoff_until.is_none_or(|t| now >= t))
+            // During initial download, a chain claimed below the minimum is not worth asking.
+            .filter(|(_, p)| !self.below_min_work() || p.work >= self.min_chain_work)
             .max_by_key(|(_, p)| (std::cmp::Reverse(p.failures), p.work))
             .map(|(id, _)| *id);
         let Some(peer) = best else { return };
@@ -355,6 +378,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                     }
                 } else {
                     self.checking = true;
+                    self.checking_full = headers.len() == MAX_HEADERS;
                     self.outputs.push(SyncOutput::CheckHeaders { peer: p, headers });
                 }
             }
@@ -525,7 +549,11 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                     ps.failures = 0;
                     ps.backoff_until = None;
                 }
-                if missing.is_empty() || work <= self.local.work {
+                let under_minimum = self.below_min_work() && work < self.min_chain_work && !self.checking_full;
+                if under_minimum {
+                    tracing::info!(%peer, %work, minimum = %self.min_chain_work, "header chain below the minimum chain work; not downloaded");
+                }
+                if missing.is_empty() || work <= self.local.work || under_minimum {
                     // Nothing new worth having (known, or not more work than ours).
                     if let Some(ps) = self.peers.get_mut(&peer) {
                         ps.work = ps.work.min(self.local.work);
@@ -810,6 +838,67 @@ mod tests {
         assert_eq!(submitted, missing);
         // Caught up with both peers: no further round.
         assert!(!sync.is_syncing());
+    }
+
+    /// Runs one round against a peer whose chain is `blocks`, with `minimum` chain work:
+    /// the block requests it led to.
+    fn round_with_minimum(blocks: &[Block], params: &ChainParams, minimum: ChainWork) -> usize {
+        let mut sync: SyncManager<usize> =
+            SyncManager::new(genesis_tip(params), params.max_block_size).with_min_chain_work(minimum);
+        let mut net = Recorder::default();
+        let p = PeerId::random();
+        let n = blocks.len() as u32;
+        sync.on_peer_ready(p, &mut net);
+        // The peer claims exactly what its headers prove.
+        sync.on_response(0, p, status(n), &mut net);
+        let Some(hid) = net.0.iter().position(|(_, r)| matches!(r, SyncRequest::Headers { .. })) else {
+            return 0;
+        };
+        sync.on_response(
+            hid,
+            p,
+            SyncResponse::Headers(blocks.iter().map(|b| b.header).collect()),
+            &mut net,
+        );
+        let SyncResponse::Status { work, .. } = status(n) else {
+            unreachable!()
+        };
+        sync.on_headers_verdict(
+            p,
+            HeadersVerdict::Valid {
+                missing: blocks.iter().map(Block::hash).collect(),
+                work: ChainWork::from_be_bytes(&work),
+                last_height: Height(n),
+            },
+            &mut net,
+        );
+        net.0
+            .iter()
+            .filter(|(_, r)| matches!(r, SyncRequest::Blocks { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_header_chain_below_the_minimum_chain_work_is_not_downloaded() {
+        let (params, blocks) = chain(5);
+        let work_of = |h: u32| match status(h) {
+            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
+            _ => unreachable!(),
+        };
+        // Default (devnet, regtest): zero, so any chain with more work than ours is fetched.
+        assert!(round_with_minimum(&blocks, &params, ChainWork::default()) > 0);
+        // Exactly the minimum: fetched.
+        assert!(round_with_minimum(&blocks, &params, work_of(5)) > 0);
+        // One block's work short of the minimum: headers checked, no body asked for.
+        assert_eq!(round_with_minimum(&blocks, &params, work_of(6)), 0);
+        // A status claim below the minimum: not even asked for headers.
+        let mut sync: SyncManager<usize> =
+            SyncManager::new(genesis_tip(&params), params.max_block_size).with_min_chain_work(work_of(100));
+        let mut net = Recorder::default();
+        let p = PeerId::random();
+        sync.on_peer_ready(p, &mut net);
+        sync.on_response(0, p, status(5), &mut net);
+        assert!(!net.0.iter().any(|(_, r)| matches!(r, SyncRequest::Headers { .. })));
     }
 
     #[test]

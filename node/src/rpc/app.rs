@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::auth::Authenticator;
+use super::caps::Caps;
 use super::events::EventLog;
 use super::limit::RateLimits;
 use super::signed::SignedKeys;
@@ -20,6 +21,8 @@ pub struct App {
     pub(crate) signed: SignedKeys,
     /// Recent events for the SSE stream.
     pub events: Arc<EventLog>,
+    /// Anonymous event streams open (capped in total and per address).
+    pub(crate) streams: Arc<Caps>,
     /// Set when the node stops (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }

@@ -5,16 +5,22 @@
 //!
 //! Every request passes one gate ([`gate`]): the `Authorization` header is identified
 //! ([`auth`]), the caller's token bucket is charged ([`limit`]) — a wrong token is logged
-//! and charged to the client's address — and the `X-RateLimit-*` headers are added to
-//! whatever the handler answers. Handlers reach the node only through [`NodeApi`]: reads
-//! and wallet actions run as closures on the chain thread, network actions as commands to
-//! the swarm's event loop. The server runs its own accept loop so that a client that is slow
-//! to send its headers is cut off, and the number of connections is capped.
+//! and charged to the client's address — and so is the caller's bucket for the REST route
+//! (JSON-RPC calls are charged per method by [`transport`]), and the `X-RateLimit-*` and
+//! `X-RateLimit-Route-*` headers are added to whatever the handler answers; a request costs
+//! tokens in proportion to its work ([`cost`]). Handlers reach the node only through
+//! [`NodeApi`]: reads run off the chain thread under the shared side of the chain state's
+//! lock, wallet actions as requests to the chain task, network actions as commands to the
+//! swarm's event loop. The server runs its own accept loop so that a client that is slow to
+//! send its headers is cut off, and connections are capped in total and per address, with
+//! slots kept for callers with a credential ([`caps`], ADR 0021).
 
 pub mod app;
 pub mod auth;
+pub mod caps;
 pub mod config;
 pub mod core_views;
+pub mod cost;
 pub mod events;
 pub mod explorer;
 pub mod jsonrpc;
@@ -51,10 +57,11 @@ pub use config::{RpcConfig, DEFAULT_RATE_LIMIT, DEFAULT_RPC_ADDR};
 use jsonrpc::RpcError;
 use limit::{Decision, RateLimits};
 
-/// Most simultaneous HTTP connections.
-const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... on a reserved connection (one that must authenticate): a client holding reserved
+/// slots idle gives them back soon.
+const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// ... and its body within this time.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a handler may run (a large `generate`, `verifychain`).
@@ -111,6 +118,7 @@ pub async fn start(
         limits: RateLimits::new(config.rate_limit),
         signed,
         events,
+        streams: caps::Caps::new(caps::PUBLIC_STREAMS, caps::PUBLIC_STREAMS_PER_ADDR),
         shutdown: shutdown.clone(),
         api,
     });
@@ -134,9 +142,10 @@ pub async fn start(
         .route("/api/v1/events", get(sse::stream))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), gate))
-        .with_state(app);
-    let task = tokio::spawn(accept_loop(listener, router, shutdown));
+        .layer(axum::middleware::from_fn_with_state(app.clone(), gate));
+    let metrics = app.api.metrics().clone();
+    let router = router.with_state(app);
+    let task = tokio::spawn(accept_loop(listener, router, metrics, shutdown));
     tracing::info!(%addr, "rpc server listening");
     Ok(RpcServer { addr, task })
 }
@@ -161,8 +170,17 @@ fn spawn_pruner(app: &Arc<App>) {
     });
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// Accepts connections within the caps (ADR 0021): a public slot if the address and the
+/// node have one free, else a reserved slot (served only with a credential), else the
+/// connection is closed at once.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let public = caps::Caps::new(caps::PUBLIC_CONNECTIONS, caps::PUBLIC_CONNECTIONS_PER_ADDR);
+    let reserved = caps::Caps::new_loopback_exempt(caps::RESERVED_CONNECTIONS, caps::RESERVED_CONNECTIONS_PER_ADDR);
     loop {
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
@@ -176,22 +194,34 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: Router, mut shut
             },
             _ = shutdown.changed() => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%remote, "rpc connection refused: too many connections");
-            continue;
+        let (permit, class) = match public.try_take(remote.ip()) {
+            Some(t) => (t, caps::ConnClass::Public),
+            None => match reserved.try_take(remote.ip()) {
+                Some(t) => (t, caps::ConnClass::Reserved),
+                None => {
+                    tracing::debug!(%remote, "rpc connection refused: too many connections");
+                    metrics.count_refusal("connection_limit");
+                    continue;
+                }
+            },
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(class);
             tower::ServiceExt::oneshot(router.clone(), req)
         });
+        let header_timeout = match class {
+            caps::ConnClass::Public => HEADER_TIMEOUT,
+            caps::ConnClass::Reserved => RESERVED_HEADER_TIMEOUT,
+        };
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -238,6 +268,13 @@ async fn gate(
     } else {
         (req, None)
     };
+    // What the request costs: a REST route by its work; a JSON-RPC body the base here and
+    // the rest once the transport has parsed it.
+    let cost = if req.method() == axum::http::Method::GET {
+        cost::rest(req.uri().path(), req.uri().query())
+    } else {
+        cost::BASE
+    };
     let decision = match &principal {
         Principal::Signed { id, .. } => match app.signed.charge(id) {
             Some(Ok((limit, remaining))) => Decision::Allowed {
@@ -250,15 +287,42 @@ async fn gate(
                 limit: app.signed.burst_of(id),
                 retry_after,
             },
-            None => app.limits.check(&principal, remote.ip()),
+            None => app.limits.check_n(&principal, remote.ip(), cost),
         },
-        _ => app.limits.check(&principal, remote.ip()),
+        _ => app.limits.check_n(&principal, remote.ip(), cost),
     };
-    let mut resp = match decision {
-        Decision::Limited { retry_after, .. } => {
+    let reserved_only = req.extensions().get::<caps::ConnClass>() == Some(&caps::ConnClass::Reserved);
+    // The route's own bucket (JSON-RPC calls are charged per method by the transport).
+    let route = rest_route(&req);
+    let route_decision = match (&route, &decision, &principal) {
+        (_, _, Principal::Invalid) | (None, _, _) | (_, Decision::Limited { .. }, _) => Decision::Unlimited,
+        _ if reserved_only && principal.bucket().is_none() => Decision::Unlimited,
+        (Some(r), _, _) => app.limits.check_route(&principal, remote.ip(), r),
+    };
+    let limited = match (decision, route_decision) {
+        (Decision::Limited { retry_after, .. }, _) => Some((retry_after, "rate_limited")),
+        (_, Decision::Limited { retry_after, .. }) => Some((retry_after, "route_rate_limited")),
+        _ => None,
+    };
+    let mut resp = match limited {
+        // A connection on a reserved slot serves credentialed callers only.
+        _ if reserved_only && principal.bucket().is_none() => {
+            drain(req).await;
+            app.api.metrics().count_refusal("connection_limit");
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "too many connections from this address or in total; public slots are full (credentialed callers are still served)"})),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            r
+        }
+        Some((retry_after, reason)) => {
             drain(req).await;
             app.api.metrics().rate_limited.inc();
-            app.api.metrics().count_refusal("rate_limited");
+            app.api.metrics().count_refusal(reason);
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 Json(json!({"error": format!("rate limit exceeded; retry after {retry_after} s")})),
@@ -268,7 +332,7 @@ async fn gate(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             r
         }
-        _ if principal == Principal::Invalid => {
+        None if principal == Principal::Invalid => {
             app.api.metrics().auth_failures.inc();
             let (status, error, reason) = match refusal {
                 Some(signed::Refusal::Busy) => (
@@ -290,30 +354,64 @@ async fn gate(
             );
             r
         }
-        _ => {
+        None => {
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
     };
     let h = resp.headers_mut();
-    match decision {
+    rate_headers(h, "x-ratelimit", decision);
+    if let Some(route) = route.filter(|_| route_decision != Decision::Unlimited) {
+        route_headers(h, &route, route_decision);
+    }
+    resp
+}
+
+/// The route a REST (non-JSON-RPC) request draws its route quota from: its method and
+/// matched path pattern (a fixed set), `None` for the JSON-RPC endpoints, whose calls are
+/// charged per JSON-RPC method ([`transport`]).
+fn rest_route(req: &Request) -> Option<String> {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str());
+    let json_rpc = matches!(path, "/rpc" | "/" | "/wallet/" | "/wallet/{name}");
+    if req.method() == axum::http::Method::POST && json_rpc {
+        return None;
+    }
+    Some(format!("{} {path}", req.method()))
+}
+
+/// `X-RateLimit-Route` and `X-RateLimit-Route-{Limit,Remaining,Reset}`: the caller's quota
+/// on this route.
+pub(crate) fn route_headers(h: &mut axum::http::HeaderMap, route: &str, decision: Decision) {
+    if let Ok(v) = HeaderValue::from_str(route) {
+        h.insert("x-ratelimit-route", v);
+    }
+    rate_headers(h, "x-ratelimit-route", decision);
+}
+
+/// `{prefix}-limit`, `{prefix}-remaining`, `{prefix}-reset` for a decision.
+fn rate_headers(h: &mut axum::http::HeaderMap, prefix: &str, decision: Decision) {
+    let (limit, remaining, reset) = match decision {
         Decision::Allowed {
             limit,
             remaining,
             reset,
-        } => {
-            h.insert("x-ratelimit-limit", HeaderValue::from(limit));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-            h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        } => (limit, remaining, reset),
+        Decision::Limited { limit, retry_after } => (limit, 0, retry_after),
+        Decision::Unlimited => return,
+    };
+    let name = |suffix: &str| axum::http::HeaderName::try_from(format!("{prefix}-{suffix}"));
+    for (suffix, value) in [
+        ("limit", HeaderValue::from(limit)),
+        ("remaining", HeaderValue::from(remaining)),
+        ("reset", HeaderValue::from(reset)),
+    ] {
+        if let Ok(n) = name(suffix) {
+            h.insert(n, value);
         }
-        Decision::Limited { limit, retry_after } => {
-            h.insert("x-ratelimit-limit", HeaderValue::from(limit));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
-            h.insert("x-ratelimit-reset", HeaderValue::from(retry_after));
-        }
-        Decision::Unlimited => {}
     }
-    resp
 }
 
 /// Reads the body (within the body limit) to check a signed request, and puts it back.

@@ -216,9 +216,11 @@ async fn tip(State(app): State<Arc<App>>) -> Json<Tip> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
-    /// Highest height listed (default: the tip).
+    /// Highest height listed (default: the tip). The cursor: pass a page's `next` to get
+    /// the page after it.
     pub from: Option<u32>,
-    /// Blocks per page, 1–100 (default 20).
+    /// Blocks per page, 1–100 (default 20). Costs 1 + ⌈limit/5⌉ rate-limit tokens.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -325,7 +327,8 @@ async fn tx(State(app): State<Arc<App>>, P(txid): P<String>) -> Result<Json<TxVi
 pub struct PageQuery {
     /// Page, from 0 (newest first).
     pub page: Option<u32>,
-    /// Items per page, 1–100 (default 25).
+    /// Items per page, 1–100 (default 25). Costs 5 + ⌈limit/10⌉ rate-limit tokens.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -137,7 +137,9 @@ async fn hashrate(State(app): State<Arc<App>>, Q(q): Q<HashrateQuery>) -> Result
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
-    /// Blocks, 1–1000, ending at the tip (default 100).
+    /// Blocks, 1–1000, ending at the tip (default 100). Costs 1 + ⌈count/100⌉ rate-limit
+    /// tokens.
+    #[param(minimum = 1, maximum = 1000)]
     pub count: Option<u32>,
 }
 

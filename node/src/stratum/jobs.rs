@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::chain_task::{ChainHandle, TipInfo};
 use crate::common::stratum::{difficulty_of_target, merkle_branch, split_coinbase, WireError};
 
+use super::pool::ledger::LedgerHead;
 use super::pool::{Pool, TemplateFacts};
 
 /// What every coinbase mined through Stratum carries as its message.
@@ -87,11 +88,23 @@ impl Template {
     }
 }
 
-/// Builds one template on the chain task's current tip.
-pub async fn build(chain: &ChainHandle, id: u64, previous: Option<&Template>) -> Result<Template, String> {
+/// Builds one template on the chain task's current tip; in pool mode also the pool's
+/// ledger on that tip (the carried balances its coinbase starts from), read in the same
+/// chain read so the two agree even across a reorg.
+pub async fn build(
+    chain: &ChainHandle,
+    id: u64,
+    previous: Option<&Template>,
+    pool: Option<&Arc<Pool>>,
+) -> Result<(Template, Option<LedgerHead>), String> {
+    let pool = pool.cloned();
     let built = chain
-        .read(|v| {
+        .read(move |v| {
             let chain = v.chain();
+            let ledger = match &pool {
+                Some(p) => Some(p.ledger_head(|h| chain.hash_at(h)).map_err(|e| e.to_string())?),
+                None => None,
+            };
             let node_payout = v.default_payout().ok();
             // The placeholder payee is replaced by every job's own outputs.
             let placeholder = node_payout.unwrap_or(PubkeyHash([0; 20]));
@@ -100,17 +113,17 @@ pub async fn build(chain: &ChainHandle, id: u64, previous: Option<&Template>) ->
                 None => build_template(chain, &NoTransactions, placeholder, chain.now(), 0),
             };
             result
-                .map(|t| (t, node_payout, chain.tip_median_time_past().saturating_add(1)))
+                .map(|t| (t, node_payout, chain.tip_median_time_past().saturating_add(1), ledger))
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??;
-    let (t, node_payout, min_time) = built;
+    let (t, node_payout, min_time, ledger) = built;
     let header = t.block.header;
     let target = target_from_bits(header.bits).ok_or_else(|| format!("bad bits {:08x}", header.bits))?;
     let txs: Vec<Transaction> = t.block.transactions.into_iter().skip(1).collect();
     let txids: Vec<Hash256> = txs.iter().map(Transaction::txid).collect();
-    Ok(Template {
+    let template = Template {
         id,
         height: t.height,
         prev_hash: header.prev_hash,
@@ -126,7 +139,8 @@ pub async fn build(chain: &ChainHandle, id: u64, previous: Option<&Template>) ->
         node_payout,
         pool_outputs: None,
         clean: previous.is_none_or(|p| p.prev_hash != header.prev_hash),
-    })
+    };
+    Ok((template, ledger))
 }
 
 /// Publishes templates: at once on a new tip, and every `interval` on the same tip (a new
@@ -145,9 +159,14 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         id += 1;
-        match build(&chain, id, last.as_deref()).await {
-            Ok(mut t) => {
-                if let Some(pool) = &pool {
+        match build(&chain, id, last.as_deref(), pool.as_ref()).await {
+            Ok((mut t, ledger)) => {
+                if let (Some(pool), Some(ledger)) = (&pool, ledger) {
+                    // The stored balances follow the chain (a reorg reverses orphaned
+                    // blocks' credits) before the split that starts from them.
+                    if let Err(e) = pool.apply_ledger(&ledger) {
+                        tracing::warn!(error = %e, "cannot update the pool's carried balances");
+                    }
                     let facts = TemplateFacts {
                         id: t.id,
                         height: t.height.0,
@@ -155,7 +174,7 @@ pub async fn run(
                         net_diff: t.net_diff,
                         node_payout: t.node_payout,
                     };
-                    match pool.split_for(facts) {
+                    match pool.split_for(facts, &ledger.carried) {
                         Ok(outputs) => t.pool_outputs = Some(Arc::new(outputs)),
                         Err(e) => tracing::warn!(error = %e, "pool split failed; no job this round"),
                     }

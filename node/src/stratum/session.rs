@@ -63,6 +63,8 @@ pub struct Session {
     score: i64,
     /// Set when the connection must close after the replies are written.
     pub close: bool,
+    /// Set when it closes after `client.reconnect` (closed gracefully, see [`run`]).
+    reconnecting: bool,
 }
 
 fn unix_now() -> u64 {
@@ -89,6 +91,7 @@ impl Session {
             vardiff: Vardiff::new(c.share_interval, Instant::now()),
             score: 0,
             close: false,
+            reconnecting: false,
             peer,
             shared,
         }
@@ -379,14 +382,26 @@ impl Session {
         let now = unix_now();
         if share.is_block {
             let block = template.block(share.header, &outputs, share.extra_nonce);
+            // The audit record goes to disk before the block can reach the chain: the
+            // ledger then never sees a pool block on the chain without its record.
+            let recorded = match &self.shared.pool {
+                Some(pool) => match pool.commit_block(template.id, share.hash, now) {
+                    Ok(r) => r.is_some(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot record the pool's found block");
+                        false
+                    }
+                },
+                None => false,
+            };
             let verdict = self.shared.chain.submit_block(Arc::new(block), Origin::Local).await;
             let stored = matches!(&verdict, Ok(v) if v.is_stored_valid());
             self.shared.stats.block(&worker_name, stored);
             tracing::info!(height = template.height.0, hash = %share.hash, worker = %worker_name, ?verdict, "Stratum block found");
-            if stored {
+            if recorded && !stored {
                 if let Some(pool) = &self.shared.pool {
-                    if let Err(e) = pool.commit_block(template.id, share.hash, now) {
-                        tracing::warn!(error = %e, "cannot record the pool's found block");
+                    if let Err(e) = pool.forget_block(template.height, &share.hash) {
+                        tracing::warn!(error = %e, "cannot forget a refused pool block");
                     }
                 }
             }
@@ -421,13 +436,33 @@ impl Session {
     }
 
     fn retarget(&mut self, next: ShareDifficulty) -> Vec<String> {
-        let next = next.max(self.floor);
+        // Never above the network difficulty (where the next job would cap it anyway), so
+        // a later halving is seen at once.
+        let cap = self
+            .shared
+            .templates
+            .borrow()
+            .as_ref()
+            .and_then(|t| ShareDifficulty::at_most(t.net_diff));
+        let next = cap.map_or(next, |c| next.min(c)).max(self.floor);
         if next == self.difficulty {
             return Vec::new();
         }
         self.difficulty = next;
         // The new difficulty takes effect with the next notify: send one now.
         self.job_from_current(false)
+    }
+
+    /// `client.reconnect` to `to`, then close (a connection that has not subscribed yet is
+    /// just closed: miners take the first line they get for the subscribe reply).
+    pub fn reconnect(&mut self, to: &super::shared::ReconnectTo) -> Vec<String> {
+        self.close = true;
+        self.reconnecting = self.subscribed;
+        if self.subscribed {
+            vec![reconnect_line(to)]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Periodic vardiff check (a miner finding nothing gets an easier difficulty).
@@ -442,7 +477,20 @@ impl Session {
     }
 }
 
-/// Runs one connection until it closes, times out, misbehaves or the server stops.
+/// The `client.reconnect` notification: `[]` (back to the same server) or
+/// `[host, port, wait]`.
+pub fn reconnect_line(to: &super::shared::ReconnectTo) -> String {
+    let params = match to {
+        Some((host, port, wait)) => json!([host, port, wait]),
+        None => json!([]),
+    };
+    messages::notification("client.reconnect", params)
+}
+
+/// Runs one connection until it closes, times out, misbehaves or the server stops. When
+/// the server stops (or the operator asks, [`Shared::reconnect_all`]) the miner is sent
+/// `client.reconnect` before the connection closes, so it comes back (or goes where told)
+/// instead of treating the close as a failure.
 pub async fn run(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -455,6 +503,8 @@ pub async fn run(
     let mut lines = LineReader::new(BufReader::with_capacity(1_024, read), shared.config.max_line);
     let mut templates = shared.templates.clone();
     templates.borrow_and_update();
+    let mut reconnect = shared.reconnect.subscribe();
+    reconnect.borrow_and_update();
     let mut session = Session::new(shared.clone(), peer, en1);
     let started = Instant::now();
     let mut last_line = Instant::now();
@@ -479,12 +529,14 @@ pub async fn run(
             },
             changed = templates.changed(), if session.ready() => {
                 if changed.is_err() {
-                    break;
-                }
-                let t = templates.borrow_and_update().clone();
-                match t {
-                    Some(t) => session.new_job(t, false),
-                    None => Vec::new(),
+                    // The template task ended: the server is stopping.
+                    session.reconnect(&None)
+                } else {
+                    let t = templates.borrow_and_update().clone();
+                    match t {
+                        Some(t) => session.new_job(t, false),
+                        None => Vec::new(),
+                    }
                 }
             }
             _ = vardiff_tick.tick() => session.tick(),
@@ -492,7 +544,15 @@ pub async fn run(
                 tracing::debug!(peer = %peer, subscribed = session.subscribed, "Stratum connection timed out");
                 break;
             }
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => session.reconnect(&None),
+            changed = reconnect.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let to = reconnect.borrow_and_update().1.clone();
+                tracing::debug!(peer = %peer, ?to, "asking a Stratum miner to reconnect");
+                session.reconnect(&to)
+            }
         };
         if !out.is_empty() {
             let mut bytes = Vec::new();
@@ -510,4 +570,13 @@ pub async fn run(
         }
     }
     let _ = write.shutdown().await;
+    if session.reconnecting {
+        // Closing with the miner's unread submits queued would reset the connection, and a
+        // miner whose write fails first may never read the reconnect line: half-close and
+        // drain what it still sends until it hangs up (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(Some(_)) = lines.next_line().await {}
+        })
+        .await;
+    }
 }

@@ -6,9 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use lode_chain::pow::hash_to_u256;
 use lode_chain::{BlockHeader, Hash256};
 
-use crate::common::stratum::{
-    coinbase_txid, parse_u32_hex, rolled_version, root_from_branch, ShareDifficulty, SubmitHeader,
-};
+use crate::common::stratum::{coinbase_txid, parse_u32_hex, rolled_version, root_from_branch, ShareDifficulty};
 
 use super::jobs::Template;
 use super::stats::Reject;
@@ -152,15 +150,14 @@ pub fn check(
         }
     };
     let txid = coinbase_txid(&job.coinbase.coinb1, ctx.en1, &en2, &job.coinbase.coinb2);
-    let header = SubmitHeader {
+    let header = BlockHeader {
         version,
         prev_hash: t.prev_hash,
         merkle_root: root_from_branch(txid, &t.branch),
         time: ntime,
         bits: t.bits,
         nonce,
-    }
-    .header();
+    };
     let hash = header.hash();
     let value = hash_to_u256(&hash);
     if value > job.difficulty.target() {

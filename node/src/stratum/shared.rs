@@ -17,6 +17,10 @@ use super::jobs::Template;
 use super::pool::Pool;
 use super::stats::Stats;
 
+/// Where `client.reconnect` sends miners: `None` back to this server (params `[]`), else
+/// `(host, port, wait seconds)`.
+pub type ReconnectTo = Option<(String, u16, u32)>;
+
 /// Banned IPs remembered at most (the oldest ban is forgotten first).
 const MAX_BANS: usize = 10_000;
 
@@ -37,6 +41,9 @@ pub struct Shared {
     /// Statistics.
     pub stats: Stats,
     pub(super) next_en1: AtomicU32,
+    /// Each send asks every connection open then to reconnect (the sequence number makes
+    /// two requests with the same target both count).
+    pub(super) reconnect: watch::Sender<(u64, ReconnectTo)>,
     connections: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     bans: Mutex<HashMap<IpAddr, Instant>>,
@@ -61,6 +68,7 @@ impl Shared {
             pool,
             stats: Stats::default(),
             next_en1: AtomicU32::new(rand::random()),
+            reconnect: watch::channel((0, None)).0,
             connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             bans: Mutex::new(HashMap::new()),
@@ -70,6 +78,17 @@ impl Shared {
     /// Connections open now.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Sends `client.reconnect` to every connection open now (to `to`, or back here) and
+    /// closes them once it is written; returns how many were asked. The operator's way to
+    /// move miners to another server, or to make them reconnect before maintenance.
+    pub fn reconnect_all(&self, to: ReconnectTo) -> usize {
+        self.reconnect.send_modify(|(seq, target)| {
+            *seq += 1;
+            *target = to;
+        });
+        self.connections()
     }
 
     /// Bans `ip` for the configured time.

@@ -39,6 +39,13 @@ pub enum ChainCommand {
     Peers,
     /// Check the chain state's consistency (admin scope).
     Verify,
+    /// Rebuild a stopped node's UTXO set and indexes from its stored blocks (works on
+    /// --data-dir directly, not over RPC).
+    Reindex {
+        /// The node's network (devnet, regtest or a chain-spec .toml).
+        #[arg(long, default_value = "devnet")]
+        network: String,
+    },
 }
 
 /// Runs `lode chain`.
@@ -74,6 +81,12 @@ pub async fn execute(node: &Node, command: ChainCommand) -> Result<Report, Comma
             let v = node.call("getpeerinfo", json!([])).await?;
             Ok(Report::new(v.clone(), peers_text(&v)))
         }
+        // The binary runs it on the data dir itself: a damaged store has no RPC to ask.
+        ChainCommand::Reindex { .. } => Err(CommandError::BadInput {
+            what: "command",
+            input: "reindex".into(),
+            reason: "reindex works on a stopped node's --data-dir, not over RPC".into(),
+        }),
         ChainCommand::Verify => {
             let v = node.call("verifychain", json!([])).await?;
             let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);

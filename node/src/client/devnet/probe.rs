@@ -24,6 +24,8 @@ pub struct Probe {
     pub tip: String,
     /// Peer ids of connected peers.
     pub peers: Vec<String>,
+    /// Median round trip to its peers as libp2p ping measured it (ms), if any was measured.
+    pub ping_ms: Option<f64>,
     /// Transactions in the mempool.
     pub mempool: u64,
     /// Hashes per second of its own miner.
@@ -64,6 +66,7 @@ pub async fn readiness(node: &DevnetNode) -> Probe {
             height: info.get("blocks").and_then(Value::as_u64).unwrap_or(0),
             tip: str_field(&info, "bestblockhash"),
             peers: peer_ids(&peers),
+            ping_ms: median_ping(&peers),
             ..Probe::default()
         },
         Ok(Err(e)) => down(e.to_string()),
@@ -109,6 +112,20 @@ fn down(reason: String) -> Probe {
 
 fn str_field(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The median of `getpeerinfo`'s measured `ping_ms` over the peers that have one.
+fn median_ping(peers: &Value) -> Option<f64> {
+    let mut pings: Vec<f64> = peers
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.get("ping_ms").and_then(Value::as_f64))
+        .collect();
+    if pings.is_empty() {
+        return None;
+    }
+    pings.sort_by(f64::total_cmp);
+    pings.get(pings.len() / 2).copied()
 }
 
 fn peer_ids(peers: &Value) -> Vec<String> {

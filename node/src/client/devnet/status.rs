@@ -19,7 +19,7 @@ pub async fn status(dir: &Path) -> Result<(), DevnetError> {
     output::table(&rows);
     output::line(&output::status_text(&rows));
     #[cfg(target_os = "linux")]
-    for l in super::wan::link_lines(&file) {
+    for l in super::wan::link_lines(&file, &rows.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>()) {
         output::line(&l);
     }
     output::line(&match supervisor {

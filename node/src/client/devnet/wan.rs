@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::DevnetError;
 use crate::client::devnet_file::DevnetFile;
-use crate::netlab::lab::{cut_at_switch, heal_at_switch, probe};
+use crate::netlab::lab::{cable_bytes, cut_at_switch, heal_at_switch, probe};
 use crate::netlab::{Lab, LabSpec, NetlabError, WanProfile};
 
 /// Name prefix of everything a WAN devnet creates.
@@ -103,8 +103,10 @@ pub fn heal() -> Result<(), DevnetError> {
     heal_at_switch(&format!("{WAN_PREFIX}-sw")).map_err(|e| DevnetError::Args(format!("heal: {e}")))
 }
 
-/// One line per node: the figures of its link (for `status`).
-pub fn link_lines(file: &DevnetFile) -> Vec<String> {
+/// One line per node: its link as configured, and as measured — the median libp2p ping to
+/// its peers and the bytes its cable carried (kernel counters of its switch port) — for
+/// `status`.
+pub fn link_lines(file: &DevnetFile, probes: &[super::probe::Probe]) -> Vec<String> {
     let Some(text) = file.wan.as_deref() else {
         return Vec::new();
     };
@@ -113,10 +115,28 @@ pub fn link_lines(file: &DevnetFile) -> Vec<String> {
     };
     let shapes = profile.shapes(file.nodes.len());
     let mut lines = vec![format!(
-        "links (--wan {text}; delay, jitter and loss apply to packets towards the node):"
+        "links (--wan {text}; delay, jitter and loss apply to packets towards the node; measured: median libp2p ping to peers, bytes through the cable, RPC included):"
     )];
-    for (n, s) in file.nodes.iter().zip(shapes) {
-        lines.push(format!("  {:<8} {s}", n.name));
+    let switch = format!("{WAN_PREFIX}-sw");
+    for (i, (n, s)) in file.nodes.iter().zip(shapes).enumerate() {
+        let ping = probes
+            .get(i)
+            .and_then(|p| p.ping_ms)
+            .map_or_else(|| "ping -".to_string(), |ms| format!("ping {ms:.0} ms"));
+        let bytes = match cable_bytes(&switch, i + 1) {
+            Ok((sent, received)) => format!("sent {}, received {}", human_bytes(sent), human_bytes(received)),
+            Err(_) => "bytes -".to_string(),
+        };
+        lines.push(format!("  {:<8} {s} | {ping}, {bytes}", n.name));
     }
     lines
+}
+
+/// Bytes in B, kB, MB (powers of 1000, as link rates are).
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }

@@ -152,7 +152,7 @@ pub async fn run(
     mut status: impl FnMut(&MinerStatus),
     mut stop: watch::Receiver<bool>,
 ) -> Result<MinerStatus, StratumClientError> {
-    let addr = parse_url(&config.url)?;
+    let mut addr = parse_url(&config.url)?;
     let threads = config.threads.max(1);
     let board = Arc::new(Board {
         work: Mutex::new(None),
@@ -194,6 +194,7 @@ pub async fn run(
         };
         st.connected = true;
         let mut pending: HashSet<u64> = HashSet::new();
+        let mut reconnect: Option<(Option<String>, u64)> = None;
         let mut current_job: Option<String> = None;
         loop {
             if let Some(job) = &conn.job {
@@ -223,6 +224,10 @@ pub async fn run(
                             }
                         }
                     }
+                    Ok(Event::Reconnect { to, wait }) => {
+                        reconnect = Some((to, wait));
+                        break;
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "Stratum connection lost");
@@ -241,6 +246,9 @@ pub async fn run(
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "Stratum connection lost");
+                                // A server that closed after `client.reconnect` makes the
+                                // write fail before that line is read: look for it.
+                                reconnect = pending_reconnect(&mut conn).await;
                                 break;
                             }
                         }
@@ -260,6 +268,16 @@ pub async fn run(
         }
         st.connected = false;
         board.set(None);
+        if let Some((to, wait)) = reconnect {
+            if let Some(to) = to {
+                addr = to;
+            }
+            tracing::info!(to = %addr, wait, "the server asked to reconnect");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                _ = stop.changed() => break 'outer Ok(()),
+            }
+        }
     };
     board.shutdown.store(true, Ordering::Relaxed);
     board.set(None);
@@ -270,6 +288,18 @@ pub async fn run(
     }
     st.hashes = board.hashes();
     result.map(|()| st)
+}
+
+/// Reads what the server sent before closing (at most 1 s) for a `client.reconnect`.
+async fn pending_reconnect(conn: &mut Connection) -> Option<(Option<String>, u64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read_event()).await {
+            Ok(Ok(Event::Reconnect { to, wait })) => return Some((to, wait)),
+            Ok(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
 }
 
 async fn connect(addr: &str, config: &MinerConfig) -> Result<Connection, StratumClientError> {

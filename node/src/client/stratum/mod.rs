@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use crate::common::lines::{CodecError, LineReader};
 use crate::common::stratum::{
     coinbase_txid, diff1_target, hex_exact, parse_u32_hex, prevhash_from_stratum, root_from_branch, u32_hex,
-    ShareDifficulty, SubmitHeader, WireError,
+    ShareDifficulty, WireError, MAX_RECONNECT_WAIT,
 };
 
 /// Longest line accepted from a server (a notify with a deep merkle branch is a few KB).
@@ -86,7 +86,7 @@ impl Job {
     /// The header for these extranonces, time, nonce and version.
     pub fn header(&self, en1: &[u8], en2: &[u8], ntime: u32, nonce: u32, version: u32) -> BlockHeader {
         let txid = coinbase_txid(&self.coinb1, en1, en2, &self.coinb2);
-        SubmitHeader {
+        BlockHeader {
             version,
             prev_hash: self.prev_hash,
             merkle_root: root_from_branch(txid, &self.branch),
@@ -94,7 +94,6 @@ impl Job {
             bits: self.bits,
             nonce,
         }
-        .header()
     }
 
     /// The share target (see [`target_for_difficulty`]).
@@ -174,7 +173,15 @@ pub enum Event {
     Notify,
     /// A new difficulty (for the next job).
     Difficulty(f64),
-    /// `client.reconnect`, `client.show_message` or anything else.
+    /// `client.reconnect`: reconnect to `HOST:PORT` (`None`: the same server) after
+    /// `wait` seconds.
+    Reconnect {
+        /// Where to, when the server names a place.
+        to: Option<String>,
+        /// Seconds to wait first (capped at [`crate::common::stratum::MAX_RECONNECT_WAIT`]).
+        wait: u64,
+    },
+    /// `client.show_message` or anything else.
     Other(String),
 }
 
@@ -205,6 +212,36 @@ pub fn parse_url(url: &str) -> Result<String, StratumClientError> {
         }
         _ => Err(StratumClientError::BadUrl(url.to_string())),
     }
+}
+
+/// `client.reconnect [host, port, wait]` (every part optional; a host without a valid port,
+/// or one too long to be a host name, means the same server).
+fn reconnect_event(params: &[Value]) -> Event {
+    let host = params
+        .first()
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty() && h.len() <= 255);
+    let port = params.get(1).and_then(|p| match p {
+        Value::String(s) => s.parse::<u16>().ok(),
+        other => other.as_u64().and_then(|p| u16::try_from(p).ok()),
+    });
+    let wait = params
+        .get(2)
+        .and_then(|w| match w {
+            Value::String(s) => s.parse::<u64>().ok(),
+            other => other.as_u64(),
+        })
+        .unwrap_or(0)
+        .min(MAX_RECONNECT_WAIT);
+    let to = match (host, port) {
+        (Some(h), Some(p)) if p != 0 => Some(if h.contains(':') {
+            format!("[{h}]:{p}")
+        } else {
+            format!("{h}:{p}")
+        }),
+        _ => None,
+    };
+    Event::Reconnect { to, wait }
 }
 
 impl Connection {
@@ -265,6 +302,7 @@ impl Connection {
                     self.job = Some(Job::from_params(&params, self.difficulty)?);
                     Ok(Event::Notify)
                 }
+                "client.reconnect" => Ok(reconnect_event(&params)),
                 other => Ok(Event::Other(other.chars().take(64).collect())),
             };
         }

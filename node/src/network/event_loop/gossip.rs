@@ -10,7 +10,7 @@ use lode_chain::AcceptStatus;
 use tokio::sync::oneshot;
 
 use super::{Completion, EventLoop, Requests};
-use crate::chain_task::{BlockVerdict, Origin, TxVerdict};
+use crate::chain_task::{BlockVerdict, GossipSubmission, Origin, TxVerdict};
 use crate::network::gossip::{self, TopicKind};
 use crate::network::peers::Misbehaviour;
 
@@ -22,6 +22,25 @@ impl EventLoop {
             .report_message_validation_result(msg_id, source, acceptance);
     }
 
+    /// Hands a block a peer relayed (whole or rebuilt from a compact announcement) to the
+    /// chain task. A full chain queue never drops it silently: it waits for room, or (too
+    /// many waiting) its sender is asked for its tip and sync fetches it.
+    pub(super) fn submit_peer_block(
+        &mut self,
+        source: PeerId,
+        block: lode_chain::Block,
+    ) -> Option<tokio::sync::oneshot::Receiver<crate::chain_task::BlockVerdict>> {
+        match self.chain.submit_gossip_block(Arc::new(block)) {
+            GossipSubmission::Verdict(rx) => Some(rx),
+            GossipSubmission::FetchLater => {
+                self.sync
+                    .on_orphan(source, &mut Requests(&mut self.swarm.behaviour_mut().sync));
+                None
+            }
+            GossipSubmission::Stopped => None,
+        }
+    }
+
     pub(super) fn on_gossip(&mut self, source: PeerId, msg_id: MessageId, message: gossipsub::Message) {
         match self.names.kind(&message.topic) {
             Some(TopicKind::Blocks) => match gossip::decode_block(&message.data, &self.params) {
@@ -30,7 +49,8 @@ impl EventLoop {
                     self.penalise(source, Misbehaviour::Undecodable(format!("gossip block: {e}")));
                 }
                 Ok(block) => {
-                    let rx = self.chain.try_submit_block(Arc::new(block), Origin::Peer);
+                    crate::network::compact::CompactStats::bump(&self.compact.stats.full_gossip_received, 1);
+                    let rx = self.submit_peer_block(source, block);
                     self.await_verdict(msg_id, source, rx, |msg_id, source, verdict| Completion::GossipBlock {
                         msg_id,
                         source,
@@ -52,13 +72,14 @@ impl EventLoop {
                     });
                 }
             },
+            Some(TopicKind::Compact) => self.on_compact(source, msg_id, &message.data),
             None => self.report(&msg_id, &source, MessageAcceptance::Ignore),
         }
     }
 
     /// Holds the message until the chain task's verdict comes back; when the chain task had
     /// no room (`None`), ignores it at once: sync fetches what gossip drops.
-    fn await_verdict<V: Send + 'static>(
+    pub(super) fn await_verdict<V: Send + 'static>(
         &mut self,
         msg_id: MessageId,
         source: PeerId,
@@ -80,6 +101,11 @@ impl EventLoop {
     pub(super) fn on_block_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<BlockVerdict>) {
         let acceptance = match &verdict {
             Some(BlockVerdict::Accepted(AcceptStatus::Connected | AcceptStatus::SideBranch)) => {
+                // A useful peer: protected from eviction for a while.
+                self.swarm
+                    .behaviour_mut()
+                    .gate
+                    .note_block(&source, std::time::Instant::now());
                 MessageAcceptance::Accept
             }
             // No more work than our tip: not stored, so not ours to pass on.
@@ -110,7 +136,13 @@ impl EventLoop {
     /// Reports a gossip transaction's verdict to gossipsub.
     pub(super) fn on_tx_verdict(&mut self, msg_id: MessageId, source: PeerId, verdict: Option<TxVerdict>) {
         let acceptance = match verdict {
-            Some(TxVerdict::Accepted { .. }) => MessageAcceptance::Accept,
+            Some(TxVerdict::Accepted { .. }) => {
+                self.swarm
+                    .behaviour_mut()
+                    .gate
+                    .note_tx(&source, std::time::Instant::now());
+                MessageAcceptance::Accept
+            }
             Some(TxVerdict::Rejected { txid, reason }) => {
                 tracing::debug!(peer = %source, %txid, %reason, "invalid transaction from gossip");
                 self.penalise(source, Misbehaviour::InvalidTx(reason));

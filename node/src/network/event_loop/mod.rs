@@ -9,6 +9,7 @@
 //! are answered the same way, always ([`serve`]: an `Error` answer when the chain is busy or
 //! the peer over its rate limit).
 
+mod compact;
 mod gossip;
 mod serve;
 
@@ -56,6 +57,11 @@ enum Completion {
     Serve {
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
+    },
+    /// A compact block matched against the mempool: (already known, the partial block).
+    CompactMatched {
+        hash: lode_chain::Hash256,
+        result: Option<(bool, super::compact::PartialBlock)>,
     },
 }
 
@@ -116,6 +122,8 @@ pub struct LoopParts {
     pub status_interval: Duration,
     /// Testing only: answer sync requests as a liar.
     pub hostile_serve: Option<super::config::HostileServe>,
+    /// Testing only: answer sync requests from this chain.
+    pub scripted_chain: Option<std::sync::Arc<Vec<lode_chain::Block>>>,
 }
 
 /// The event loop. See the module doc.
@@ -148,6 +156,15 @@ pub struct EventLoop {
     hostile_serve: Option<super::config::HostileServe>,
     /// Testing only: requests a silent liar holds unanswered (bounded).
     held: Vec<ResponseChannel<SyncResponse>>,
+    /// Testing only: answer sync requests from this chain.
+    scripted_chain: Option<std::sync::Arc<Vec<lode_chain::Block>>>,
+    /// How long bans last.
+    ban_duration: Duration,
+    /// The address each banned peer was banned by (to lift it with the peer's ban); only
+    /// banned peers, so bounded by the peer book's ban list.
+    banned_addrs: HashMap<PeerId, Multiaddr>,
+    /// Compact blocks being rebuilt and their requests.
+    compact: compact::CompactState,
 }
 
 impl EventLoop {
@@ -155,7 +172,9 @@ impl EventLoop {
     pub fn new(parts: LoopParts) -> EventLoop {
         let tip = parts.tip.borrow().clone();
         EventLoop {
-            sync: SyncManager::new(tip, parts.params.max_block_size).with_status_interval(parts.status_interval),
+            sync: SyncManager::new(tip, parts.params.max_block_size)
+                .with_status_interval(parts.status_interval)
+                .with_min_chain_work(parts.params.min_chain_work),
             swarm: parts.swarm,
             names: parts.names,
             params: parts.params,
@@ -178,6 +197,10 @@ impl EventLoop {
             progress: ProgressReporter::new(parts.progress_bar),
             hostile_serve: parts.hostile_serve,
             held: Vec::new(),
+            scripted_chain: parts.scripted_chain,
+            ban_duration: parts.ban_duration,
+            banned_addrs: HashMap::new(),
+            compact: compact::CompactState::default(),
         }
     }
 
@@ -208,7 +231,7 @@ impl EventLoop {
                     self.drain_sync();
                 }
                 announced = self.announce.recv() => match announced {
-                    Ok(Announcement::Block(block)) => self.publish_quietly(TopicKind::Blocks, block.to_bytes()),
+                    Ok(Announcement::Block(block)) => self.publish_block(&block),
                     Ok(Announcement::Tx(tx)) => self.publish_quietly(TopicKind::Txs, encoding::encode(&*tx)),
                     // Fell behind a burst: those are announced by nobody; peers still get
                     // them in blocks and through sync. Closed: the chain task is gone;
@@ -268,7 +291,9 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.swarm.behaviour_mut().gate.tick(now);
         for peer in self.book.tick(now) {
+            self.banned_addrs.remove(&peer);
             tracing::info!(%peer, "ban lifted");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
             self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&peer);
@@ -327,6 +352,7 @@ impl EventLoop {
                 let t = match topic {
                     TopicKind::Blocks => self.names.blocks.clone(),
                     TopicKind::Txs => self.names.txs.clone(),
+                    TopicKind::Compact => self.names.compact.clone(),
                 };
                 let result = match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
                     Ok(_) => Ok(()),
@@ -354,6 +380,9 @@ impl EventLoop {
             }
             NetCommand::IsBanned(peer, reply) => {
                 let _ = reply.send(self.book.is_banned(&peer));
+            }
+            NetCommand::CompactCounts(reply) => {
+                let _ = reply.send(self.compact_counts());
             }
             NetCommand::Progress(reply) => {
                 let _ = reply.send(self.sync.progress());
@@ -401,6 +430,7 @@ impl EventLoop {
             }
             NetCommand::Ban(peer, Some(duration), reply) => {
                 self.book.ban(peer, Instant::now() + duration);
+                self.ban_address(peer, Instant::now() + duration);
                 let b = self.swarm.behaviour_mut();
                 b.blocked.block_peer(peer);
                 b.gossipsub.blacklist_peer(&peer);
@@ -410,6 +440,9 @@ impl EventLoop {
             }
             NetCommand::Ban(peer, None, reply) => {
                 let was = self.book.unban(&peer);
+                if let Some(addr) = self.banned_addrs.remove(&peer) {
+                    self.swarm.behaviour_mut().gate.unban_address(&addr);
+                }
                 let b = self.swarm.behaviour_mut();
                 b.blocked.unblock_peer(peer);
                 b.gossipsub.remove_blacklisted_peer(&peer);
@@ -428,6 +461,9 @@ impl EventLoop {
                 bans.sort_by_key(|(p, _)| p.to_string());
                 let _ = reply.send(bans);
             }
+            NetCommand::GateStats(reply) => {
+                let _ = reply.send(self.swarm.behaviour().gate.stats());
+            }
         }
     }
 
@@ -436,6 +472,7 @@ impl EventLoop {
         let t = match topic {
             TopicKind::Blocks => self.names.blocks.clone(),
             TopicKind::Txs => self.names.txs.clone(),
+            TopicKind::Compact => self.names.compact.clone(),
         };
         match self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
             Ok(_) | Err(PublishError::Duplicate | PublishError::NoPeersSubscribedToTopic) => {}
@@ -487,10 +524,22 @@ impl EventLoop {
         }
     }
 
+    /// Bans the address `peer` is connected from (inbound connections from there are refused
+    /// whatever peer id they bring), unless it is exempt (loopback on a devnet).
+    fn ban_address(&mut self, peer: PeerId, until: Instant) {
+        let Some((addr, _)) = self.conns.get(&peer) else { return };
+        let addr = addr.clone();
+        if self.swarm.behaviour_mut().gate.ban_address(&addr, until) {
+            tracing::info!(%peer, %addr, "address banned");
+            self.banned_addrs.insert(peer, addr);
+        }
+    }
+
     fn penalise(&mut self, peer: PeerId, what: Misbehaviour) {
         tracing::debug!(%peer, ?what, "peer misbehaved");
         if self.book.report(peer, &what, Instant::now()) {
             tracing::warn!(%peer, reason = ?what, "banning peer");
+            self.ban_address(peer, Instant::now() + self.ban_duration);
             let b = self.swarm.behaviour_mut();
             b.blocked.block_peer(peer);
             b.gossipsub.blacklist_peer(&peer);
@@ -518,9 +567,20 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                cause,
                 ..
             } => {
+                // A yamux frame over what yamux reads, though our windows never allow one:
+                // an over-size message by another name (before the address is forgotten).
+                if let Some(libp2p::swarm::ConnectionError::IO(e)) = &cause {
+                    if super::muxer::is_oversize_frame(e) {
+                        self.penalise(peer_id, Misbehaviour::Oversized(format!("yamux frame: {e}")));
+                    }
+                }
+                if num_established > 0 {
+                    return;
+                }
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.ready.remove(&peer_id);
                 self.conns.remove(&peer_id);
@@ -559,6 +619,7 @@ impl EventLoop {
                 if self.conns.contains_key(&peer) =>
             {
                 self.pings.insert(peer, rtt);
+                self.swarm.behaviour_mut().gate.note_ping(&peer, rtt);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
@@ -592,6 +653,9 @@ impl EventLoop {
                     }
                 },
                 request_response::Message::Response { request_id, response } => {
+                    let Some(response) = self.on_compact_response(request_id, peer, response) else {
+                        return;
+                    };
                     self.sync.on_response(
                         request_id,
                         peer,
@@ -612,6 +676,9 @@ impl EventLoop {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.penalise(peer, Misbehaviour::Undecodable(format!("sync answer: {e}")));
                     }
+                }
+                if self.on_compact_failure(request_id, &error) {
+                    return;
                 }
                 let timeout = matches!(error, OutboundFailure::Timeout);
                 self.sync
@@ -689,6 +756,7 @@ impl EventLoop {
                 );
             }
             Completion::Serve { channel, response } => self.respond(channel, response),
+            Completion::CompactMatched { hash, result } => self.on_compact_matched(hash, result),
         }
         self.drain_sync();
     }

@@ -70,6 +70,51 @@ impl EventLoop {
         }
     }
 
+    /// Testing only: answers from a scripted chain (see `NetworkConfig::scripted_chain`).
+    fn serve_script(
+        &mut self,
+        script: &[lode_chain::Block],
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let response = match request {
+            SyncRequest::Status => {
+                let mut work = lode_chain::pow::ChainWork::from_bits(self.params.genesis_bits);
+                for b in script {
+                    work = work.saturating_add(lode_chain::pow::ChainWork::from_bits(b.header.bits));
+                }
+                SyncResponse::Status {
+                    height: u32::try_from(script.len()).unwrap_or(u32::MAX),
+                    work: work.to_be_bytes(),
+                    tip: script.last().map_or(self.params.genesis_hash(), |b| b.hash()),
+                }
+            }
+            SyncRequest::Headers { locator } => {
+                // After the first locator entry the script holds (genesis: from the start).
+                let start = locator
+                    .iter()
+                    .find_map(|h| script.iter().position(|b| b.hash() == *h).map(|i| i + 1))
+                    .unwrap_or(0);
+                SyncResponse::Headers(script[start..].iter().take(MAX_HEADERS).map(|b| b.header).collect())
+            }
+            SyncRequest::Blocks { hashes } => SyncResponse::Blocks(
+                hashes
+                    .iter()
+                    .map(|h| {
+                        script
+                            .iter()
+                            .find(|b| b.hash() == *h)
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            ),
+            // A scripted peer announces no compact blocks, so it has none to fill in.
+            SyncRequest::BlockTxn { .. } => SyncResponse::Error("no compact blocks here".into()),
+        };
+        self.respond(channel, response);
+    }
+
     pub(super) fn respond(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
         // Fails only if the peer is gone or gave up: nothing left to do.
         let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
@@ -84,6 +129,10 @@ impl EventLoop {
         }
         if let Some(liar) = self.hostile_serve.clone() {
             self.serve_as_liar(&liar, request, channel);
+            return;
+        }
+        if let Some(script) = self.scripted_chain.clone() {
+            self.serve_script(&script, request, channel);
             return;
         }
         match request {
@@ -126,11 +175,12 @@ impl EventLoop {
                 });
                 self.serve_via_chain(channel, answer);
             }
+            SyncRequest::BlockTxn { block, indexes } => self.serve_block_txn(channel, block, indexes),
         }
     }
 
     /// Answers once the chain task has; `None` (its queue is full): "busy" at once.
-    fn serve_via_chain(
+    pub(super) fn serve_via_chain(
         &mut self,
         channel: ResponseChannel<SyncResponse>,
         answer: Option<impl std::future::Future<Output = SyncResponse> + Send + 'static>,

@@ -258,13 +258,9 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
     p.expect_at_most(&["hexstring"])?;
     let tx = decode_raw_tx(p.str(0, "hexstring")?, app.api.params())?;
     let txid = tx.txid();
-    let known = app
-        .api
+    app.api
         .chain()
-        .read(move |v| -> Result<bool, RpcError> {
-            if v.mempool().is_some_and(|m| m.contains(&txid)) {
-                return Ok(true);
-            }
+        .read(move |v| -> Result<(), RpcError> {
             if v.chain()
                 .store()
                 .tx_location(&txid)
@@ -273,14 +269,11 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
             {
                 return Err(RpcError::new(-27, "transaction already in block chain"));
             }
-            Ok(false)
+            Ok(())
         })
         .await??;
-    // Already in the mempool: the same answer as the first time (idempotent).
-    if known {
-        return Ok(json!(txid.to_hex()));
-    }
-    // Accepted, it is announced by the chain task.
+    // Accepted (or already in the mempool: the same answer, idempotent), it is journalled
+    // before the answer and announced by the chain task.
     match app.api.chain().submit_tx(tx, Origin::Local).await? {
         TxVerdict::Accepted { txid } => Ok(json!(txid.to_hex())),
         TxVerdict::Ignored { reason, .. } if reason.contains("unknown parent") => {
@@ -291,8 +284,15 @@ pub(crate) async fn sendrawtransaction(app: &App, p: &Params) -> Result<Value, R
 }
 
 pub(crate) async fn getrawmempool(app: &App, p: &Params) -> Result<Value, RpcError> {
-    p.expect_at_most(&["verbose"])?;
+    p.expect_at_most(&["verbose", "mempool_sequence"])?;
     let verbose = p.opt_bool(0, "verbose")?.unwrap_or(false);
+    // Core's mempool sequence numbers belong to its ZMQ notifications, which Lode has not.
+    if p.opt_bool(1, "mempool_sequence")? == Some(true) {
+        return Err(RpcError::new(
+            -8,
+            "mempool_sequence is not supported (Lode has no mempool sequence)",
+        ));
+    }
     app.api
         .chain()
         .read(move |v| {

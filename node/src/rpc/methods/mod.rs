@@ -1,10 +1,12 @@
 //! The JSON-RPC methods, by domain: [`chain`] (blocks, transactions, mempool, public),
-//! [`wallet`], [`mining`], [`net`] (peers, bans, stop, verify). Names and results follow
+//! [`wallet`], [`mining`], [`net`] (peers, bans, stop, verify), [`marks`] (the operator's
+//! `invalidateblock` / `reconsiderblock`). Names and results follow
 //! Bitcoin Core wherever a method exists there (docs/API.md).
 
 pub mod chain;
 pub mod durability;
 pub mod keys;
+pub mod marks;
 pub mod mining;
 pub mod net;
 pub mod stratum;
@@ -39,6 +41,9 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("help", None),
     ("getaddressinfo", Some(Scope::Wallet)),
     ("generatetoaddress", Some(Scope::Mine)),
+    ("generateblock", Some(Scope::Mine)),
+    ("invalidateblock", Some(Scope::Admin)),
+    ("reconsiderblock", Some(Scope::Admin)),
     ("getnewaddress", Some(Scope::Wallet)),
     ("getbalance", Some(Scope::Wallet)),
     ("getbalances", Some(Scope::Wallet)),
@@ -68,6 +73,7 @@ pub const METHODS: &[(&str, Option<Scope>)] = &[
     ("getstratuminfo", None),
     ("getpoolinfo", None),
     ("getpoolblock", None),
+    ("stratumreconnect", Some(Scope::Admin)),
 ];
 
 /// The scope a method needs: `None` if the method does not exist, `Some(None)` if public.
@@ -96,6 +102,9 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "help" => help(p),
         "getaddressinfo" => wallet::getaddressinfo(app, p).await,
         "generatetoaddress" => mining::generatetoaddress(app, p).await,
+        "generateblock" => mining::generateblock(app, p).await,
+        "invalidateblock" => marks::invalidateblock(app, p).await,
+        "reconsiderblock" => marks::reconsiderblock(app, p).await,
         "getmininginfo" => mining::getmininginfo(app, p).await,
         "getnetworkinfo" => net::getnetworkinfo(app, p).await,
         "getpeerinfo" => net::getpeerinfo(app, p).await,
@@ -128,6 +137,7 @@ pub async fn call(app: &App, method: &str, p: &Params) -> Result<Value, RpcError
         "getstratuminfo" => stratum::getstratuminfo(app, p).await,
         "getpoolinfo" => stratum::getpoolinfo(app, p).await,
         "getpoolblock" => stratum::getpoolblock(app, p).await,
+        "stratumreconnect" => stratum::stratumreconnect(app, p).await,
         other => Err(RpcError::method_not_found(other)),
     }
 }

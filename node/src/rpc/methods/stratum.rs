@@ -72,6 +72,33 @@ pub(crate) async fn getstratuminfo(app: &App, p: &Params) -> Result<Value, RpcEr
     }))
 }
 
+/// Where a found block stands on the active chain: `orphaned` (not on it: its payouts and
+/// carried balances do not count), `immature` (its coinbase is not spendable yet) or
+/// `mature`; and its confirmations (0 when orphaned).
+async fn block_status(app: &App, blocks: Vec<(u32, [u8; 32])>) -> Result<Vec<(&'static str, u32)>, RpcError> {
+    app.api
+        .chain()
+        .read(move |v| {
+            let chain = v.chain();
+            let tip = chain.height().0;
+            let maturity = chain.params().coinbase_maturity;
+            blocks
+                .iter()
+                .map(|(h, hash)| {
+                    if chain.hash_at(lode_chain::Height(*h)) != Some(lode_chain::Hash256(*hash)) {
+                        return ("orphaned", 0);
+                    }
+                    let confirmations = tip.saturating_sub(*h).saturating_add(1);
+                    // Spendable in block h + maturity, i.e. once the tip is one below it.
+                    let mature = tip.saturating_add(1) >= h.saturating_add(maturity);
+                    (if mature { "mature" } else { "immature" }, confirmations)
+                })
+                .collect()
+        })
+        .await
+        .map_err(RpcError::internal)
+}
+
 fn block_json(app: &App, b: &FoundBlock) -> Value {
     let pairs = |v: &[([u8; 20], u64)]| -> Vec<Value> {
         v.iter()
@@ -112,6 +139,19 @@ pub(crate) async fn getpoolinfo(app: &App, p: &Params) -> Result<Value, RpcError
     let tmpl = s.templates.borrow().clone();
     let (net_diff, reward) = tmpl.as_ref().map_or((1.0, 0), |t| (t.net_diff, t.reward.0));
     let hrp = app.api.params().hrp.clone();
+    let recent_pool = pool.clone();
+    let recent = tokio::task::spawn_blocking(move || recent_pool.blocks(10))
+        .await
+        .map_err(RpcError::internal)?
+        .map_err(RpcError::internal)?;
+    let statuses = block_status(app, recent.iter().map(|b| (b.height, b.hash)).collect()).await?;
+    let recent_blocks: Vec<Value> = recent
+        .iter()
+        .zip(statuses)
+        .map(|(b, (status, confirmations))| {
+            json!({"height": b.height, "hash": lode_chain::Hash256(b.hash).to_hex(), "status": status, "confirmations": confirmations})
+        })
+        .collect();
     let value = tokio::task::spawn_blocking(move || -> Result<Value, String> {
         let weights = pool.window_weights(net_diff).map_err(|e| e.to_string())?;
         let total: u128 = weights.values().sum();
@@ -143,7 +183,7 @@ pub(crate) async fn getpoolinfo(app: &App, p: &Params) -> Result<Value, RpcError
             "window_filled": total as f64 / (c.window * net_diff * 4_294_967_296.0),
             "miners": miners,
             "carried": carried.iter().map(|(k, v)| json!({"address": k.to_address(&hrp).unwrap_or_default(), "amount": v.0})).collect::<Vec<_>>(),
-            "recent_blocks": pool.blocks(10).map_err(|e| e.to_string())?.iter().map(|b| json!({"height": b.height, "hash": lode_chain::Hash256(b.hash).to_hex()})).collect::<Vec<_>>(),
+            "recent_blocks": recent_blocks,
         }))
     })
     .await
@@ -168,5 +208,46 @@ pub(crate) async fn getpoolblock(app: &App, p: &Params) -> Result<Value, RpcErro
         .map_err(RpcError::internal)?
         .map_err(RpcError::internal)?
         .ok_or_else(|| RpcError::new(-5, "not a block this pool found"))?;
-    Ok(block_json(app, &found))
+    let (status, confirmations) = block_status(app, vec![(found.height, found.hash)])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(("orphaned", 0));
+    let mut v = block_json(app, &found);
+    v["status"] = json!(status);
+    v["confirmations"] = json!(confirmations);
+    Ok(v)
+}
+
+/// `stratumreconnect [host, port, wait]`: sends `client.reconnect` to every connected
+/// miner and closes their connections: with no parameters they come back to this server
+/// (before maintenance, or to rebalance); with a host and port they move there after
+/// `wait` seconds. Returns how many connections were asked.
+pub(crate) async fn stratumreconnect(app: &App, p: &Params) -> Result<Value, RpcError> {
+    p.expect_at_most(&["host", "port", "wait"])?;
+    let s = stratum(app)?;
+    let to = match p.opt_str(0, "host")? {
+        Some(host) => {
+            if host.is_empty() || host.len() > 255 || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(RpcError::invalid_params(
+                    "param host: a host name or IP address of 1 to 255 characters",
+                ));
+            }
+            let port = p.u64(1, "port")?;
+            let port = u16::try_from(port)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| RpcError::invalid_params(format!("param port: {port} is not a TCP port")))?;
+            let wait = p.opt_u64(2, "wait")?.unwrap_or(0);
+            if wait > crate::common::stratum::MAX_RECONNECT_WAIT {
+                return Err(RpcError::invalid_params(format!(
+                    "param wait: at most {} seconds",
+                    crate::common::stratum::MAX_RECONNECT_WAIT
+                )));
+            }
+            Some((host.to_string(), port, wait as u32))
+        }
+        None => None,
+    };
+    Ok(json!({ "asked": s.reconnect_all(to) }))
 }

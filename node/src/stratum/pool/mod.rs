@@ -6,6 +6,7 @@
 //! is flushed to disk: one writer thread takes every share queued, writes them and flushes
 //! once (group commit), then answers each, so a SIGKILL never loses an acknowledged share.
 
+pub mod ledger;
 pub mod payout;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -151,6 +152,9 @@ pub struct Pool {
     shares: sled::Tree,
     carried: sled::Tree,
     blocks: sled::Tree,
+    /// Balances carried after each found block (same key as `blocks`), small so the
+    /// ledger can follow the chain without decoding windows.
+    carried_after: sled::Tree,
     writer: std::sync::mpsc::SyncSender<Write>,
     pending: Mutex<VecDeque<PendingSplit>>,
     accepted: AtomicU64,
@@ -167,6 +171,17 @@ impl Drop for Pool {
             let _ = t.join();
         }
     }
+}
+
+/// The key of a found block: height (big-endian, so the tree is in height order) ‖ hash.
+fn block_key(height: u32, hash: &Hash256) -> Vec<u8> {
+    let mut key = height.to_be_bytes().to_vec();
+    key.extend_from_slice(&hash.0);
+    key
+}
+
+fn carried_pairs(m: &BTreeMap<PubkeyHash, Amount>) -> Vec<([u8; 20], u64)> {
+    m.iter().map(|(k, v)| (k.0, v.0)).collect()
 }
 
 fn bin<T: Encode>(v: &T) -> Vec<u8> {
@@ -203,6 +218,7 @@ impl Pool {
             config,
             carried: db.open_tree("carried")?,
             blocks: db.open_tree("blocks")?,
+            carried_after: db.open_tree("carried_after")?,
             shares,
             db,
             writer: tx,
@@ -290,13 +306,14 @@ impl Pool {
     }
 
     /// The coinbase outputs for a template (`template` its id): the window's split at
-    /// network difficulty `net_diff` of `reward`, the remainder to `node` (kept, so a block
+    /// network difficulty `net_diff` of `reward` plus the balances `carried` on the
+    /// template's parent ([`Pool::ledger_head`]), the remainder to `node` (kept, so a block
     /// found on it can be committed and audited).
-    pub fn split_for(&self, t: TemplateFacts) -> Result<Vec<TxOut>, PoolError> {
+    pub fn split_for(&self, t: TemplateFacts, carried: &BTreeMap<PubkeyHash, Amount>) -> Result<Vec<TxOut>, PoolError> {
         let node = t.node_payout.ok_or(PoolError::NoNodePayout)?;
         let entries = self.current_window(t.net_diff)?;
         let weights = window(entries.iter().map(|e| e.share.scored()), self.config.window, t.net_diff);
-        let p = payout(t.reward, &weights, &self.carried()?, self.rule(), node);
+        let p = payout(t.reward, &weights, carried, self.rule(), node);
         let outputs = p.outputs.clone();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= PENDING_SPLITS {
@@ -312,8 +329,11 @@ impl Pool {
         Ok(outputs)
     }
 
-    /// A block on `template` was accepted: its window goes into the audit log and its
-    /// carried balances replace the old ones, flushed before returning.
+    /// A block on `template` was found: its window and the balances carried after it go
+    /// into the audit log, flushed before returning. Called *before* the block is
+    /// submitted (a refused one is then forgotten, [`Pool::forget_block`]), so the ledger
+    /// never sees the block on the chain without its record; the carried balances in force
+    /// follow the chain ([`Pool::ledger_head`]), not this call.
     pub fn commit_block(&self, template: u64, hash: Hash256, now: u64) -> Result<Option<FoundBlock>, PoolError> {
         let split = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -325,7 +345,6 @@ impl Pool {
         let Some(split) = split else {
             return Ok(None);
         };
-        let pairs = |m: &BTreeMap<PubkeyHash, Amount>| m.iter().map(|(k, v)| (k.0, v.0)).collect::<Vec<_>>();
         let record = FoundBlock {
             height: split.height,
             hash: hash.0,
@@ -338,17 +357,13 @@ impl Pool {
                 .iter()
                 .map(|o| (o.pubkey_hash.0, o.value.0))
                 .collect(),
-            shares: pairs(&split.payout.shares),
-            carried: pairs(&split.payout.carried),
+            shares: carried_pairs(&split.payout.shares),
+            carried: carried_pairs(&split.payout.carried),
             window: split.window,
         };
-        let mut key = split.height.to_be_bytes().to_vec();
-        key.extend_from_slice(&hash.0);
+        let key = block_key(split.height, &hash);
+        self.carried_after.insert(key.clone(), bin(&record.carried))?;
         self.blocks.insert(key, bin(&record))?;
-        self.carried.clear()?;
-        for (k, v) in &split.payout.carried {
-            self.carried.insert(k.0, bin(&v.0))?;
-        }
         self.prune()?;
         self.db.flush()?;
         Ok(Some(record))
