@@ -16,7 +16,7 @@ pub mod keys;
 mod open;
 mod rebuild;
 
-pub use open::catch_quietly;
+pub use open::{catch_quietly, SLED_PAGE_CACHE_BYTES};
 pub use rebuild::ReindexReport;
 
 use std::collections::{BTreeMap, HashMap};
@@ -156,12 +156,6 @@ const TREE_NAMES: [&str; TREES] = [
 /// Default write-back cache budget: 64 MiB, small next to a devnet laptop's memory and
 /// room for a few hundred full blocks' changes between flushes.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
-
-/// Sled's own page cache (`sled::Config::cache_capacity`): 16 MiB, fixed. Sled's default is
-/// 1 GiB, and sled keeps every page written in it until that fills, so a syncing node grew by
-/// everything it stored (ADR 0006). Hot UTXO reads are served by the write-back cache above
-/// sled and by the OS page cache below it.
-pub const SLED_PAGE_CACHE_BYTES: u64 = 16 << 20;
 
 /// What one cached write costs beyond its key and value bytes: the map node's share and the
 /// two vectors' headers (an estimate; the budget is a bound on the order of magnitude).
