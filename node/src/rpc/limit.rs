@@ -14,6 +14,8 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+use axum::http::{HeaderMap, HeaderValue};
+
 use super::auth::Principal;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
@@ -172,6 +174,38 @@ impl RateLimits {
         if let Some(routes) = &self.routes {
             routes.public.limiter.retain_recent();
             routes.authed.limiter.retain_recent();
+        }
+    }
+}
+
+/// `X-RateLimit-Route` and `X-RateLimit-Route-{Limit,Remaining,Reset}`: the caller's quota
+/// on this route.
+pub(crate) fn route_headers(h: &mut HeaderMap, route: &str, decision: Decision) {
+    if let Ok(v) = HeaderValue::from_str(route) {
+        h.insert("x-ratelimit-route", v);
+    }
+    rate_headers(h, "x-ratelimit-route", decision);
+}
+
+/// `{prefix}-limit`, `{prefix}-remaining`, `{prefix}-reset` for a decision.
+pub(crate) fn rate_headers(h: &mut HeaderMap, prefix: &str, decision: Decision) {
+    let (limit, remaining, reset) = match decision {
+        Decision::Allowed {
+            limit,
+            remaining,
+            reset,
+        } => (limit, remaining, reset),
+        Decision::Limited { limit, retry_after } => (limit, 0, retry_after),
+        Decision::Unlimited => return,
+    };
+    let name = |suffix: &str| axum::http::HeaderName::try_from(format!("{prefix}-{suffix}"));
+    for (suffix, value) in [
+        ("limit", HeaderValue::from(limit)),
+        ("remaining", HeaderValue::from(remaining)),
+        ("reset", HeaderValue::from(reset)),
+    ] {
+        if let Ok(n) = name(suffix) {
+            h.insert(n, value);
         }
     }
 }

@@ -360,9 +360,9 @@ async fn gate(
         }
     };
     let h = resp.headers_mut();
-    rate_headers(h, "x-ratelimit", decision);
+    limit::rate_headers(h, "x-ratelimit", decision);
     if let Some(route) = route.filter(|_| route_decision != Decision::Unlimited) {
-        route_headers(h, &route, route_decision);
+        limit::route_headers(h, &route, route_decision);
     }
     resp
 }
@@ -380,38 +380,6 @@ fn rest_route(req: &Request) -> Option<String> {
         return None;
     }
     Some(format!("{} {path}", req.method()))
-}
-
-/// `X-RateLimit-Route` and `X-RateLimit-Route-{Limit,Remaining,Reset}`: the caller's quota
-/// on this route.
-pub(crate) fn route_headers(h: &mut axum::http::HeaderMap, route: &str, decision: Decision) {
-    if let Ok(v) = HeaderValue::from_str(route) {
-        h.insert("x-ratelimit-route", v);
-    }
-    rate_headers(h, "x-ratelimit-route", decision);
-}
-
-/// `{prefix}-limit`, `{prefix}-remaining`, `{prefix}-reset` for a decision.
-fn rate_headers(h: &mut axum::http::HeaderMap, prefix: &str, decision: Decision) {
-    let (limit, remaining, reset) = match decision {
-        Decision::Allowed {
-            limit,
-            remaining,
-            reset,
-        } => (limit, remaining, reset),
-        Decision::Limited { limit, retry_after } => (limit, 0, retry_after),
-        Decision::Unlimited => return,
-    };
-    let name = |suffix: &str| axum::http::HeaderName::try_from(format!("{prefix}-{suffix}"));
-    for (suffix, value) in [
-        ("limit", HeaderValue::from(limit)),
-        ("remaining", HeaderValue::from(remaining)),
-        ("reset", HeaderValue::from(reset)),
-    ] {
-        if let Ok(n) = name(suffix) {
-            h.insert(n, value);
-        }
-    }
 }
 
 /// Reads the body (within the body limit) to check a signed request, and puts it back.

@@ -67,7 +67,7 @@ pub async fn wallet_rpc(
 fn with_quota(mut resp: Response, quota: Option<(String, Decision)>) -> Response {
     if let Some((route, decision)) = quota {
         let h = resp.headers_mut();
-        super::route_headers(h, &route, decision);
+        super::limit::route_headers(h, &route, decision);
         if let Decision::Limited { retry_after, .. } = decision {
             h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
