@@ -97,8 +97,18 @@ export function card(label, value, testid) {
 
 /** GET a JSON route of this node; throws with the server's one-line error. */
 export async function api(path) {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
-  return body;
+  // The node prices reads by their work (ADR 0021): a page that refetches everything after
+  // a reconnect can meet its address's quota. It then waits as told and asks again, so a
+  // view is refreshed late rather than left stale until the next event.
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetch(path, { headers: { accept: 'application/json' } });
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 429 && attempt < 3) {
+      const wait = Math.min(Number(r.headers.get('retry-after')) || 1, 10);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      continue;
+    }
+    if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+    return body;
+  }
 }
