@@ -787,10 +787,20 @@ async fn vardiff_moves_a_miners_difficulty_by_powers_of_two_toward_the_share_int
                 Ok(Value::Bool(true))
             );
         }
-        let next = c
+        // A job that only refreshed the template (a new tip, the periodic refresh) can come
+        // before the retarget: skip those, within 10 s in all.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut next = c
             .wait_job(Some(&job.id), Duration::from_secs(10))
             .await
             .expect("retarget job");
+        while next.difficulty == job.difficulty {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match c.wait_job(Some(&next.id), left).await {
+                Ok(j) => next = j,
+                Err(_) => break,
+            }
+        }
         let nk = log2(next.difficulty);
         assert!(nk > k, "round {round}: 2^{k} → 2^{nk} rises");
         // A share meeting the old difficulty but not the new one is now low difficulty.
