@@ -121,33 +121,67 @@ pub fn build_template(
         .subsidy(height)
         .checked_add(fees)
         .ok_or(MinerError::FeeOverflow)?;
-    let mut txs = Vec::with_capacity(selected.len() + 1);
-    txs.push(coinbase(
+    let head = Head {
         height,
-        extra_nonce,
-        crate::COINBASE_MESSAGE,
-        vec![TxOut {
-            value: reward,
-            pubkey_hash: pay_to,
-        }],
-    ));
-    txs.extend(selected.into_iter().map(|t| t.tx));
-    let block = assemble(state.tip_hash(), time, bits, txs);
-    let checked_fees = state.check_template(&block)?;
-    if checked_fees != fees {
-        return Err(MinerError::FeeMismatch {
-            selected: fees,
-            validated: checked_fees,
-        });
-    }
-    Ok(BlockTemplate {
-        height,
-        block,
-        fees,
-        reward,
+        time,
+        bits,
         pay_to,
         extra_nonce,
-    })
+    };
+    let block = head.assemble(state, reward, selected.into_iter().map(|t| t.tx));
+    head.checked(state, block, fees, reward)
+}
+
+/// What a template's block is built on and pays to, apart from its transactions.
+struct Head {
+    height: Height,
+    time: u32,
+    bits: u32,
+    pay_to: PubkeyHash,
+    extra_nonce: u64,
+}
+
+impl Head {
+    /// The block on `state`'s tip: a coinbase paying `reward`, then `txs` in order.
+    fn assemble(&self, state: &ChainState, reward: Amount, txs: impl Iterator<Item = Transaction>) -> Block {
+        let mut all = Vec::with_capacity(txs.size_hint().0 + 1);
+        all.push(coinbase(
+            self.height,
+            self.extra_nonce,
+            crate::COINBASE_MESSAGE,
+            vec![TxOut {
+                value: reward,
+                pubkey_hash: self.pay_to,
+            }],
+        ));
+        all.extend(txs);
+        assemble(state.tip_hash(), self.time, self.bits, all)
+    }
+
+    /// The template, once the consensus check agrees with the fees it claims.
+    fn checked(
+        self,
+        state: &ChainState,
+        block: Block,
+        fees: Amount,
+        reward: Amount,
+    ) -> Result<BlockTemplate, MinerError> {
+        let checked_fees = state.check_template(&block)?;
+        if checked_fees != fees {
+            return Err(MinerError::FeeMismatch {
+                selected: fees,
+                validated: checked_fees,
+            });
+        }
+        Ok(BlockTemplate {
+            height: self.height,
+            block,
+            fees,
+            reward,
+            pay_to: self.pay_to,
+            extra_nonce: self.extra_nonce,
+        })
+    }
 }
 
 /// Builds a template on the tip of `state` paying `pay_to` with exactly `txs`, in this order
@@ -167,38 +201,17 @@ pub fn build_template_with(
     let mtp = state.tip_median_time_past();
     let time = u32::try_from(now).unwrap_or(u32::MAX).max(mtp.saturating_add(1));
     let subsidy = params.subsidy(height);
-    let assemble_paying = |value: Amount| {
-        let mut all = Vec::with_capacity(txs.len() + 1);
-        all.push(coinbase(
-            height,
-            extra_nonce,
-            crate::COINBASE_MESSAGE,
-            vec![TxOut {
-                value,
-                pubkey_hash: pay_to,
-            }],
-        ));
-        all.extend(txs.iter().cloned());
-        assemble(state.tip_hash(), time, bits, all)
-    };
-    let fees = state.check_template(&assemble_paying(subsidy))?;
-    let reward = subsidy.checked_add(fees).ok_or(MinerError::FeeOverflow)?;
-    let block = assemble_paying(reward);
-    let checked_fees = state.check_template(&block)?;
-    if checked_fees != fees {
-        return Err(MinerError::FeeMismatch {
-            selected: fees,
-            validated: checked_fees,
-        });
-    }
-    Ok(BlockTemplate {
+    let head = Head {
         height,
-        block,
-        fees,
-        reward,
+        time,
+        bits,
         pay_to,
         extra_nonce,
-    })
+    };
+    let fees = state.check_template(&head.assemble(state, subsidy, txs.iter().cloned()))?;
+    let reward = subsidy.checked_add(fees).ok_or(MinerError::FeeOverflow)?;
+    let block = head.assemble(state, reward, txs.into_iter());
+    head.checked(state, block, fees, reward)
 }
 
 /// A candidate's package score: fee and size of it plus its not-yet-selected ancestors.
