@@ -552,8 +552,30 @@ impl ChainTask {
         self.publish_tip();
         if origin == Origin::Local && verdict.is_stored_valid() {
             self.announce(Announcement::Block(block));
+        } else if verdict.is_stored_valid() {
+            self.announce_connected_orphans(&block);
         }
         verdict
+    }
+
+    /// A peer's block connected held orphans after it (they came first, out of order): gossip
+    /// forwards the peer's block, but those orphans were reported as ignored and forwarded
+    /// by nobody, so peers that only hear of blocks through us would stop one short. The new
+    /// tip is announced (to them an orphan at worst, which starts their sync).
+    fn announce_connected_orphans(&mut self, block: &Block) {
+        let tip = self.chain.tip_hash();
+        let hash = block.hash();
+        if tip == hash || !self.chain.is_on_best_chain(&hash) {
+            return;
+        }
+        match self.chain.block(&tip) {
+            Ok(Some(tip_block)) => {
+                tracing::debug!(%tip, after = %hash, "announcing orphans connected after a peer's block");
+                self.announce(Announcement::Block(Arc::new(tip_block)));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%tip, error = %e, "cannot read the new tip to announce it"),
+        }
     }
 
     /// A block this node mined: submitted as a local block, and followed by the ledger

@@ -3,7 +3,7 @@
 //! block, and serving `getblocktxn`. The gossip message is held (neither forwarded nor
 //! dropped) until the rebuilt block's verdict, exactly like a full block's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -53,12 +53,50 @@ pub(super) struct CompactState {
     pub(super) stats: Arc<CompactStats>,
     rebuilds: HashMap<Hash256, Rebuild>,
     requests: HashMap<OutboundRequestId, (Hash256, Fetch)>,
+    /// Our last announced block, and the connected peers not yet subscribed to a block
+    /// topic when it went out (bounded by connections): a peer's subscription can reach us
+    /// after its connection, and a block published in between reaches nobody there. When
+    /// such a peer subscribes, the block is announced again.
+    last_announced: Option<Arc<Block>>,
+    missed: HashSet<PeerId>,
 }
 
 impl EventLoop {
     /// Publishes one of our blocks compactly; peers subscribed to full blocks only (another
     /// version) get the full block too.
-    pub(super) fn publish_block(&mut self, block: &Block) {
+    pub(super) fn publish_block(&mut self, block: &Arc<Block>) {
+        let (full, cmpct) = (self.names.blocks.hash(), self.names.compact.hash());
+        let subscribed: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&full) || topics.contains(&&cmpct))
+            .map(|(peer, _)| *peer)
+            .collect();
+        self.compact.missed = self.conns.keys().filter(|p| !subscribed.contains(p)).copied().collect();
+        self.compact.last_announced = Some(block.clone());
+        self.announce_block(block);
+    }
+
+    /// A peer subscribed to a block topic: if it missed our last announcement, announce it
+    /// again (a fresh salt makes a fresh gossip message; peers that have it ignore it).
+    pub(super) fn on_block_topic_subscribed(&mut self, peer: PeerId) {
+        if !self.compact.missed.remove(&peer) {
+            return;
+        }
+        if let Some(block) = self.compact.last_announced.clone() {
+            tracing::debug!(%peer, hash = %block.hash(), "announcing our last block again for a late subscriber");
+            self.announce_block(&block);
+        }
+    }
+
+    /// A connection is gone: it no longer waits for an announcement.
+    pub(super) fn forget_missed(&mut self, peer: &PeerId) {
+        self.compact.missed.remove(peer);
+    }
+
+    fn announce_block(&mut self, block: &Block) {
         let compact = CompactBlock::from_block(block, rand::random());
         let bytes = compact.to_bytes();
         let stats = &self.compact.stats;

@@ -587,6 +587,7 @@ impl EventLoop {
                 self.pings.remove(&peer_id);
                 self.rate.remove(&peer_id);
                 self.sync.on_peer_gone(&peer_id);
+                self.forget_missed(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
@@ -611,6 +612,11 @@ impl EventLoop {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
+                if matches!(self.names.kind(&topic), Some(TopicKind::Blocks | TopicKind::Compact)) =>
+            {
+                self.on_block_topic_subscribed(peer_id)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer, result: Ok(rtt), ..
