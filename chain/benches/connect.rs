@@ -13,7 +13,9 @@
 //! - `connect/flush:` the time to write one such block's cached changes to sled (the
 //!   write-back cache defers it to a flush per budget's worth of blocks);
 //! - `connect/per-tx:` lines for blocks of 500, 2,000 and 8,000 transactions (cold, warm,
-//!   and warm with the spent outputs read once through the store beforehand);
+//!   and warm with the spent outputs read once through the store beforehand), wall and CPU
+//!   time per transaction, measured in interleaved rounds over the same UTXO set, and their
+//!   max/min over the sizes (`LODE_CONNECT_PER_TX_ONLY=1` runs these alone);
 //! - a `summary:` line with the absolute rates.
 //!
 //! BENCHMARKS.md records them.
@@ -38,8 +40,10 @@ struct Fixture {
     sigs: Vec<(VerifyingKey, Signature, [u8; 32])>,
 }
 
-fn fixture(n: usize) -> Fixture {
-    let keys: Vec<SigningKey> = (0..n).map(|i| seeded_key(i as u64 + 1)).collect();
+/// A block of `n` transactions, each spending one of `premine` (≥ `n`) genesis outputs, so
+/// that blocks of every size read the same UTXO set.
+fn fixture(n: usize, premine: usize) -> Fixture {
+    let keys: Vec<SigningKey> = (0..premine.max(n)).map(|i| seeded_key(i as u64 + 1)).collect();
     let mut params = ChainParams::regtest();
     params.name = "bench".into();
     // 8,000 transactions of ~210 bytes exceed regtest's 2 MB; the rules do not change.
@@ -63,7 +67,7 @@ fn fixture(n: usize) -> Fixture {
             Amount(params.subsidy(Height(1)).0 + n as u64 * 1_000),
         )],
     )];
-    for (i, k) in keys.iter().enumerate() {
+    for (i, k) in keys.iter().take(n).enumerate() {
         let op = OutPoint {
             txid: premine_txid,
             index: i as u32,
@@ -121,7 +125,7 @@ fn verify_batch(sigs: &[(VerifyingKey, Signature, [u8; 32])]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let f = fixture(TXS);
+    let f = fixture(TXS, TXS);
     let mut g = c.benchmark_group("block_2000_txs");
     g.sample_size(10);
     g.bench_function("connect (decode+validate+utxo into the cache)", |b| {
@@ -205,7 +209,7 @@ fn connect_times(f: &Fixture, runs: usize) -> (Duration, Duration) {
 }
 
 fn summary() {
-    let f = fixture(TXS);
+    let f = fixture(TXS, TXS);
     let (connect_t, warm_t) = connect_times(&f, 9);
     // Raw strict verification on this one thread: the single-core baseline.
     let single_t = median(9, || (), |_| verify_single(&f.sigs));
@@ -256,60 +260,129 @@ fn summary() {
         flush_t.as_secs_f64() * 1e3,
         rate(connect_t + flush_t) / rate(single_t),
     );
-    let mut per_tx: Vec<[f64; 3]> = Vec::new();
-    for n in SIZES {
-        let sized;
-        let f = if n == f.txs {
-            &f
-        } else {
-            sized = fixture(n);
-            &sized
-        };
-        let runs = if n > TXS { 5 } else { 9 };
-        let (cold, warm) = connect_times(f, runs);
-        // Warm, and the spent outputs read once through the store first: sled's pages of the
-        // premine tree, written in one transaction just before, are then materialised, as the
-        // hot part of a long-running node's UTXO set is. Separates sled's first-read cost from
-        // the connect path's own.
-        let pages = median(
-            runs,
-            || {
+    per_tx_lines();
+}
+
+/// On-CPU nanoseconds of every thread of this process so far, by thread id
+/// (`/proc/self/task/*/schedstat`): work done, whatever share of the cores the run got.
+fn thread_cpu() -> std::collections::HashMap<u64, u64> {
+    let mut out = std::collections::HashMap::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let id = t.file_name().to_string_lossy().parse::<u64>().unwrap_or(0);
+            let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            out.insert(id, ns);
+        }
+    }
+    out
+}
+
+/// CPU time spent by every thread since `before` (threads that ended meanwhile are lost).
+fn cpu_since(before: &std::collections::HashMap<u64, u64>) -> Duration {
+    let ns: u64 = thread_cpu()
+        .iter()
+        .map(|(id, ns)| ns.saturating_sub(before.get(id).copied().unwrap_or(0)))
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// Wall and CPU time of one connect of `f`'s block on the state `setup` makes.
+fn one_connect(f: &Fixture, setup: impl FnOnce() -> (ChainState, tempfile::TempDir)) -> (Duration, Duration) {
+    let (mut state, dir) = setup();
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    connect(&f.params, &mut state, &f.block_bytes);
+    let wall = t.elapsed();
+    let cpu = cpu_since(&cpu);
+    drop(state);
+    drop(dir);
+    (wall, cpu)
+}
+
+/// Time per transaction for blocks of every size in [`SIZES`], measured in rounds that take
+/// each size in turn (so load changes during the run hit every size alike), with the same
+/// UTXO set (a premine as large as the largest block) under every size.
+fn per_tx_lines() {
+    let premine = *SIZES.iter().max().unwrap_or(&TXS);
+    let fixtures: Vec<Fixture> = SIZES.iter().map(|&n| fixture(n, premine)).collect();
+    // kinds: cold, warm, warm with the spent outputs read once first.
+    const KINDS: [&str; 3] = ["cold", "warm", "warm+store-pages-read"];
+    let rounds = 7;
+    let mut wall = vec![[Vec::new(), Vec::new(), Vec::new()]; SIZES.len()];
+    let mut cpu = vec![[Vec::new(), Vec::new(), Vec::new()]; SIZES.len()];
+    for _ in 0..rounds {
+        for (i, f) in fixtures.iter().enumerate() {
+            let pages_read = || {
                 let (state, dir) = warm_state(f);
+                // Warm, and the spent outputs read once through the store first: separates
+                // sled's first reads after the premine's write from the connect path's own.
                 let premine = f.params.genesis_block().transactions[0].txid();
-                for index in 0..n as u32 {
+                for index in 0..f.txs as u32 {
                     let op = OutPoint { txid: premine, index };
                     assert!(state.utxo(&op).expect("read").is_some());
                 }
                 (state, dir)
-            },
-            |(state, _)| connect(&f.params, state, &f.block_bytes),
-        );
-        let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
-        per_tx.push([us(cold), us(warm), us(pages)]);
-        eprintln!(
-            "connect/per-tx: txs={n} cold={:.1}us warm={:.1}us warm+store-pages-read={:.1}us",
-            us(cold),
-            us(warm),
-            us(pages)
-        );
+            };
+            let runs = [
+                one_connect(f, || fresh_state(&f.params)),
+                one_connect(f, || warm_state(f)),
+                one_connect(f, pages_read),
+            ];
+            for (k, (w, c)) in runs.into_iter().enumerate() {
+                wall[i][k].push(w);
+                cpu[i][k].push(c);
+            }
+        }
     }
-    let spread = |i: usize| {
-        let v: Vec<f64> = per_tx.iter().map(|p| p[i]).collect();
+    let med = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    };
+    // per size, per kind: (wall µs/tx, cpu µs/tx)
+    let mut table = Vec::new();
+    for (i, &n) in SIZES.iter().enumerate() {
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        let row: Vec<(f64, f64)> = (0..KINDS.len())
+            .map(|k| (us(med(&wall[i][k])), us(med(&cpu[i][k]))))
+            .collect();
+        eprintln!(
+            "connect/per-tx: txs={n} cold={:.1}us (cpu {:.1}us) warm={:.1}us (cpu {:.1}us) \
+             warm+store-pages-read={:.1}us (cpu {:.1}us)",
+            row[0].0, row[0].1, row[1].0, row[1].1, row[2].0, row[2].1
+        );
+        table.push(row);
+    }
+    let spread = |k: usize, cpu: bool| {
+        let v: Vec<f64> = table.iter().map(|r| if cpu { r[k].1 } else { r[k].0 }).collect();
         let max = v.iter().copied().fold(f64::MIN, f64::max);
         let min = v.iter().copied().fold(f64::MAX, f64::min);
         max / min
     };
     eprintln!(
-        "connect/per-tx: max/min over {SIZES:?} txs: cold={:.2} warm={:.2} warm+store-pages-read={:.2} (goal <= 1.20)",
-        spread(0),
-        spread(1),
-        spread(2)
+        "connect/per-tx: max/min over {SIZES:?} txs ({rounds} interleaved rounds, premine {premine}): \
+         wall cold={:.2} warm={:.2} warm+store-pages-read={:.2} | cpu cold={:.2} warm={:.2} \
+         warm+store-pages-read={:.2} (goal <= 1.20)",
+        spread(0, false),
+        spread(1, false),
+        spread(2, false),
+        spread(0, true),
+        spread(1, true),
+        spread(2, true),
     );
 }
 
 criterion_group!(benches, bench);
 
 fn main() {
+    // The per-size lines alone (the longest part): `LODE_CONNECT_PER_TX_ONLY=1`.
+    if std::env::var_os("LODE_CONNECT_PER_TX_ONLY").is_some() {
+        per_tx_lines();
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     summary();

@@ -1039,11 +1039,19 @@ impl<'a> Prefetched<'a> {
             .iter()
             .flat_map(|tx| tx.inputs.iter().map(|i| i.prev_out))
             .collect();
-        let found = outpoints
+        // Written in place into one vector sized up front: collecting into a map or a
+        // `Result` on the pool grows a vector per worker by reallocation, which on a heap
+        // full of freed store pages cost more than the lookups themselves (BENCHMARKS.md).
+        let mut answers = Vec::with_capacity(outpoints.len());
+        outpoints
             .par_iter()
             .with_min_len(64)
-            .map(|op| Ok((*op, store.utxo(op)?)))
-            .collect::<Result<_, ChainError>>()?;
+            .map(|op| store.utxo(op))
+            .collect_into_vec(&mut answers);
+        let mut found = HashMap::with_capacity(outpoints.len());
+        for (op, answer) in outpoints.into_iter().zip(answers) {
+            found.insert(op, answer?);
+        }
         Ok(Prefetched { found, store })
     }
 }

@@ -16,10 +16,10 @@ pub mod keys;
 mod open;
 mod rebuild;
 
-pub use open::catch_quietly;
+pub use open::{catch_quietly, SLED_PAGE_CACHE_BYTES};
 pub use rebuild::ReindexReport;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -161,43 +161,127 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 /// two vectors' headers (an estimate; the budget is a bound on the order of magnitude).
 const ENTRY_OVERHEAD: usize = 80;
 
-/// Writes of one tree: key → new value, or `None` to delete. Ordered, so address-index
-/// prefix scans can merge it with sled's, and last write wins as in a sled batch.
-type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
 /// Key-value rows of one tree, in key order.
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Writes to every tree, applied together.
+/// A pending write seen through the cache: key, and the new value or `None` (deleted).
+type PendingRef<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// An iterator over pending writes.
+type PendingIter<'a> = Box<dyn Iterator<Item = PendingRef<'a>> + 'a>;
+
+/// One write: tree, key, and the new value or `None` to delete.
+type Write = (T, Vec<u8>, Option<Vec<u8>>);
+
+/// One block's writes (or genesis's) in the order they were made: applied in that order,
+/// the last write of a key wins, as in a sled batch.
 #[derive(Default)]
 struct Changes {
-    trees: [Writes; TREES],
+    writes: Vec<Write>,
 }
 
 impl Changes {
+    fn with_capacity(n: usize) -> Changes {
+        Changes {
+            writes: Vec::with_capacity(n),
+        }
+    }
+
     fn insert(&mut self, t: T, key: &[u8], value: impl Into<Vec<u8>>) {
-        self.trees[t as usize].insert(key.to_vec(), Some(value.into()));
+        self.writes.push((t, key.to_vec(), Some(value.into())));
     }
 
     fn remove(&mut self, t: T, key: &[u8]) {
-        self.trees[t as usize].insert(key.to_vec(), None);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.trees.iter().all(BTreeMap::is_empty)
+        self.writes.push((t, key.to_vec(), None));
     }
 
     fn batches(&self) -> [Batch; TREES] {
-        std::array::from_fn(|t| {
-            let mut batch = Batch::default();
-            for (k, v) in &self.trees[t] {
-                match v {
-                    Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                    None => batch.remove(k.as_slice()),
-                }
+        let mut batches: [Batch; TREES] = Default::default();
+        for (t, k, v) in &self.writes {
+            let batch = &mut batches[*t as usize];
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
             }
-            batch
-        })
+        }
+        batches
+    }
+}
+
+/// Pending writes of one tree, newest value per key (`None`: deleted). Trees that are read by
+/// prefix scans ([`ORDERED`]) keep their keys in order so a scan can merge them with sled's;
+/// the others are hashed, so a lookup costs the same however many blocks the cache holds.
+enum Writes {
+    Ordered(BTreeMap<Vec<u8>, Option<Vec<u8>>>),
+    Hashed(HashMap<Vec<u8>, Option<Vec<u8>>>),
+}
+
+/// The trees read by prefix scans: the block index and best chain (loaded at open) and the
+/// address index (an address's history).
+const ORDERED: [T; 3] = [T::Index, T::Best, T::Addr];
+
+impl Writes {
+    fn for_tree(t: usize) -> Writes {
+        if ORDERED.iter().any(|o| *o as usize == t) {
+            Writes::Ordered(BTreeMap::new())
+        } else {
+            Writes::Hashed(HashMap::new())
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        match self {
+            Writes::Ordered(m) => m.get(key),
+            Writes::Hashed(m) => m.get(key),
+        }
+    }
+
+    fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
+        match self {
+            Writes::Ordered(m) => m.insert(key, value),
+            Writes::Hashed(m) => m.insert(key, value),
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        match self {
+            Writes::Ordered(m) => m.remove(key),
+            Writes::Hashed(m) => m.remove(key),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Writes::Ordered(m) => m.len(),
+            Writes::Hashed(m) => m.len(),
+        }
+    }
+
+    fn iter(&self) -> PendingIter<'_> {
+        match self {
+            Writes::Ordered(m) => Box::new(m.iter()),
+            Writes::Hashed(m) => Box::new(m.iter()),
+        }
+    }
+
+    /// The pending writes under `prefix` (in key order for ordered trees).
+    fn under<'a>(&'a self, prefix: &'a [u8]) -> PendingIter<'a> {
+        match self {
+            Writes::Ordered(m) => Box::new(
+                m.range(prefix.to_vec()..)
+                    .take_while(move |(k, _)| k.starts_with(prefix)),
+            ),
+            Writes::Hashed(m) => Box::new(m.iter().filter(move |(k, _)| k.starts_with(prefix))),
+        }
+    }
+
+    /// The values of the UTXO tree's writes, for [`Store::utxo_iter`].
+    fn clone_map(&self) -> HashMap<Vec<u8>, Option<Vec<u8>>> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -206,37 +290,60 @@ fn entry_cost(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 }
 
 /// Pending writes not yet in sled, newest value per key.
-#[derive(Default)]
 struct Cache {
-    writes: Changes,
-    /// Estimated heap bytes of `writes`.
+    trees: [Writes; TREES],
+    /// Estimated heap bytes of `trees`.
     bytes: usize,
     /// Blocks connected or disconnected since the last flush.
     blocks: u64,
 }
 
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache {
+            trees: std::array::from_fn(Writes::for_tree),
+            bytes: 0,
+            blocks: 0,
+        }
+    }
+}
+
 impl Cache {
     fn merge(&mut self, changes: Changes) {
-        for (t, writes) in changes.trees.into_iter().enumerate() {
-            let pending = &mut self.writes.trees[t];
-            for (k, v) in writes {
-                let cost = entry_cost(&k, &v);
-                let key_len = k.len();
-                if let Some(old) = pending.insert(k, v) {
-                    self.bytes = self
-                        .bytes
-                        .saturating_sub(key_len + old.map_or(0, |o| o.len()) + ENTRY_OVERHEAD);
-                }
-                self.bytes += cost;
+        for (t, k, v) in changes.writes {
+            let cost = entry_cost(&k, &v);
+            let key_len = k.len();
+            if let Some(old) = self.trees[t as usize].insert(k, v) {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(key_len + old.map_or(0, |o| o.len()) + ENTRY_OVERHEAD);
             }
+            self.bytes += cost;
         }
     }
 
     /// Drops a pending write (a direct sled write of the same key supersedes it).
     fn forget(&mut self, t: T, key: &[u8]) {
-        if let Some(old) = self.writes.trees[t as usize].remove(key) {
+        if let Some(old) = self.trees[t as usize].remove(key) {
             self.bytes = self.bytes.saturating_sub(entry_cost(key, &old));
         }
+    }
+
+    fn entries(&self) -> usize {
+        self.trees.iter().map(Writes::len).sum()
+    }
+
+    fn batches(&self) -> [Batch; TREES] {
+        std::array::from_fn(|t| {
+            let mut batch = Batch::default();
+            for (k, v) in self.trees[t].iter() {
+                match v {
+                    Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                    None => batch.remove(k.as_slice()),
+                }
+            }
+            batch
+        })
     }
 }
 
@@ -389,7 +496,7 @@ impl Store {
         b.insert(T::Meta, meta::VERSION, FORMAT_VERSION.to_be_bytes());
         b.insert(T::Meta, meta::NETWORK, params.name.as_bytes());
         b.insert(T::Meta, meta::GENESIS, hash.0);
-        self.commit(&b)?;
+        self.commit(b.batches())?;
         self.db.flush()?;
         Ok(())
     }
@@ -417,7 +524,7 @@ impl Store {
     ) -> Result<Option<R>, ChainError> {
         {
             let cache = self.read_cache();
-            if let Some(pending) = cache.writes.trees[t as usize].get(key) {
+            if let Some(pending) = cache.trees[t as usize].get(key) {
                 return pending.as_deref().map(f).transpose();
             }
         }
@@ -430,7 +537,7 @@ impl Store {
     /// Every (key, value) of tree `t` under `prefix`, cache merged over sled, in key order.
     fn scan(&self, t: T, prefix: &[u8]) -> Result<Rows, ChainError> {
         let cache = self.read_cache();
-        let pending = &cache.writes.trees[t as usize];
+        let pending = &cache.trees[t as usize];
         let mut out = BTreeMap::new();
         for item in self.tree(t).scan_prefix(prefix) {
             let (k, v) = item?;
@@ -438,10 +545,7 @@ impl Store {
                 out.insert(k.to_vec(), v.to_vec());
             }
         }
-        for (k, v) in pending.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
+        for (k, v) in pending.under(prefix) {
             if let Some(v) = v {
                 out.insert(k.clone(), v.clone());
             }
@@ -555,7 +659,7 @@ impl Store {
     /// Every unspent output (for verification and statistics), the cached ones included.
     /// Holds a copy of the cached UTXO writes (at most the cache budget) while iterating.
     pub fn utxo_iter(&self) -> impl Iterator<Item = Result<(OutPoint, UtxoEntry), ChainError>> + '_ {
-        let pending = self.read_cache().writes.trees[T::Utxo as usize].clone();
+        let pending = self.read_cache().trees[T::Utxo as usize].clone_map();
         let parse = |k: &[u8], v: &[u8]| -> Result<(OutPoint, UtxoEntry), ChainError> {
             let op = keys::outpoint_from_key(k).ok_or_else(|| ChainError::Corrupt("utxo key".into()))?;
             Ok((op, decode_stored::<UtxoEntry>("utxo entry", v)?))
@@ -580,7 +684,7 @@ impl Store {
         let cache = self.read_cache();
         let tree = self.tree(T::Utxo);
         let mut count = tree.len();
-        for (k, v) in &cache.writes.trees[T::Utxo as usize] {
+        for (k, v) in cache.trees[T::Utxo as usize].iter() {
             match (tree.contains_key(k)?, v.is_some()) {
                 (false, true) => count += 1,
                 (true, false) => count = count.saturating_sub(1),
@@ -622,7 +726,11 @@ impl Store {
         txids: &[Hash256],
         spends: &BlockSpends,
     ) -> Changes {
-        let mut b = Changes::default();
+        let outputs: usize = block.transactions.iter().map(|tx| tx.outputs.len()).sum();
+        // Every write below, counted, so the list is never reallocated while it grows.
+        let mut b = Changes::with_capacity(
+            2 * spends.inputs.len() + spends.created.len() + outputs + block.transactions.len() + 5,
+        );
         for (op, _) in &spends.inputs {
             b.remove(T::Utxo, &outpoint_key(op));
         }
@@ -732,7 +840,7 @@ impl Store {
         if budget == 0 {
             // Older pending writes (from a larger budget) must land first.
             self.flush_cache()?;
-            return self.commit(&changes);
+            return self.commit(changes.batches());
         }
         let over = {
             let mut cache = self.write_cache();
@@ -750,17 +858,17 @@ impl Store {
     /// whether there was anything to write. Not yet synced: see [`Store::flush`].
     fn flush_cache(&self) -> Result<bool, ChainError> {
         let mut cache = self.write_cache();
-        if cache.writes.is_empty() {
+        if cache.entries() == 0 {
             return Ok(false);
         }
         // Readers wait on the lock until sled holds the same values the cache did.
-        self.commit(&cache.writes)?;
+        self.commit(cache.batches())?;
         *cache = Cache::default();
         Ok(true)
     }
 
-    fn commit(&self, b: &Changes) -> Result<(), ChainError> {
-        let [meta_b, index_b, bodies_b, best_b, utxo_b, undo_b, txindex_b, addr_b] = b.batches();
+    fn commit(&self, batches: [Batch; TREES]) -> Result<(), ChainError> {
+        let [meta_b, index_b, bodies_b, best_b, utxo_b, undo_b, txindex_b, addr_b] = batches;
         let [meta, index, bodies, best, utxo, undo, txindex, addr] = &self.trees;
         (meta, index, bodies, best, utxo, undo, txindex, addr)
             .transaction(|(meta, index, bodies, best, utxo, undo, txindex, addr)| {
@@ -809,7 +917,7 @@ impl Store {
         let cache = self.read_cache();
         CacheStats {
             bytes: cache.bytes,
-            entries: cache.writes.trees.iter().map(BTreeMap::len).sum(),
+            entries: cache.entries(),
             blocks: cache.blocks,
             budget: self.budget.load(Ordering::Relaxed),
         }

@@ -58,6 +58,12 @@ pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     result.map_err(|_| message.unwrap_or_else(|| "unknown panic".into()))
 }
 
+/// Sled's own page cache (`sled::Config::cache_capacity`): 16 MiB, fixed. Sled's default is
+/// 1 GiB, and sled keeps every page written in it until that fills, so a syncing node grew by
+/// everything it stored (ADR 0006). Hot UTXO reads are served by the write-back cache above
+/// sled and by the OS page cache below it.
+pub const SLED_PAGE_CACHE_BYTES: u64 = 16 << 20;
+
 /// Opens the sled database at `path`; an error or a panic of sled becomes
 /// [`ChainError::Unopenable`].
 pub(super) fn open_db(path: &Path) -> Result<sled::Db, ChainError> {
@@ -65,8 +71,14 @@ pub(super) fn open_db(path: &Path) -> Result<sled::Db, ChainError> {
         path: path.display().to_string(),
         reason,
     };
-    let opened = catch_quietly(|| sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open())
-        .map_err(|panic| unopenable(format!("sled panicked while opening it: {panic}")))?;
+    let opened = catch_quietly(|| {
+        sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_PAGE_CACHE_BYTES)
+            .open()
+    })
+    .map_err(|panic| unopenable(format!("sled panicked while opening it: {panic}")))?;
     opened.map_err(|e| match e {
         // Out of space or permission problems are not damage: report them as they are.
         sled::Error::Io(io)

@@ -1,0 +1,267 @@
+//! Peak memory of a node during initial sync, with the serving and syncing nodes in separate
+//! `lode node` processes (ignored: a benchmark, run on purpose):
+//!
+//! ```text
+//! cargo nextest run -p lode-tests --test sync_memory --run-ignored only --no-capture
+//! ```
+//!
+//! A chain of `LODE_BENCH_SYNC_BLOCKS` (default 200) blocks of 500 one-input transactions is
+//! built with the chain crate into the serving node's data dir; a fresh node then syncs it
+//! from that one peer with `--dbcache MB` for each budget in `LODE_BENCH_DBCACHE` (default
+//! `4,16,64`). Printed per budget: the syncing process's peak RSS (`VmHWM` of
+//! `/proc/PID/status`), the same for an idle node (the process's fixed footprint), and the
+//! peak over that footprint against the budget. Asserted: the sync reaches the tip, and the
+//! peak stays under the bound ADR 0006 states.
+
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, seeded_key, spend};
+use lode_chain::{Amount, Block, ChainParams, ChainState, Height, OutPoint};
+use lode_node::client::RpcClient;
+use lode_tests::{lode_bin, wait_until};
+
+/// Transactions per block (besides the coinbase).
+const TXS: usize = 500;
+
+/// A `lode node --network regtest` process, killed on drop.
+struct NodeProc {
+    child: Child,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    fn start(dir: &Path, extra: &[String]) -> NodeProc {
+        let data_dir = dir.join("data");
+        let log = dir.join("node.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(lode_bin())
+            .args(["node", "--network", "regtest", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--rpc-listen", "127.0.0.1:0", "--no-mdns", "--rpc-rate-limit", "0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn lode node");
+        let mut node = NodeProc { child, data_dir, log };
+        let url_file = node.data_dir.join("rpc_url");
+        wait_until("the node's rpc_url", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("lode node exited with {status}: {}", node.log());
+            }
+            std::fs::read_to_string(&url_file).is_ok_and(|s| s.ends_with('\n'))
+        });
+        node
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn client(&self) -> RpcClient {
+        let url = std::fs::read_to_string(self.data_dir.join("rpc_url")).expect("rpc_url");
+        RpcClient::new(url.trim(), None)
+    }
+
+    fn call(&self, rt: &tokio::runtime::Runtime, method: &str) -> Option<serde_json::Value> {
+        rt.block_on(self.client().call(method, serde_json::json!([]))).ok()
+    }
+
+    /// Its P2P address with /p2p/PEER_ID.
+    fn p2p_addr(&self, rt: &tokio::runtime::Runtime) -> String {
+        let info = self.call(rt, "getnetworkinfo").expect("getnetworkinfo");
+        info["lode_p2p_addrs"][0].as_str().expect("a local address").to_string()
+    }
+
+    /// A `kB` field of `/proc/PID/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+            * 1024
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` blocks of [`TXS`] transactions on regtest, after 12 blocks that fund, mature and fan
+/// out one key's coinbase into [`TXS`] outputs; each block spends the previous one's outputs.
+fn chain(params: &ChainParams, n: usize) -> Vec<Block> {
+    let genesis = params.genesis_block();
+    let key = seeded_key(8);
+    let to = key_hash(&key);
+    let mut blocks: Vec<Block> = Vec::new();
+    let make = |h: u32, txs: Vec<lode_chain::Transaction>, blocks: &mut Vec<Block>| {
+        let (parent, time) = blocks
+            .last()
+            .map_or((genesis.hash(), genesis.header.time), |b| (b.hash(), b.header.time));
+        let mut all = vec![coinbase(
+            Height(h),
+            0,
+            b"bench",
+            vec![pay(to, params.subsidy(Height(h)))],
+        )];
+        all.extend(txs);
+        let mut b = assemble(parent, time + 1, params.pow_limit_bits, all);
+        assert!(grind(&mut b.header, &params.pow_limit()));
+        blocks.push(b);
+    };
+    for h in 1..=11 {
+        make(h, vec![], &mut blocks);
+    }
+    let funding = blocks[0].transactions[0].txid();
+    let each = Amount(params.subsidy(Height(1)).0 / TXS as u64);
+    let fan = spend(
+        &[OutPoint {
+            txid: funding,
+            index: 0,
+        }],
+        vec![pay(to, each); TXS],
+        &key,
+        &genesis.hash(),
+    );
+    let mut outs: Vec<OutPoint> = (0..TXS as u32)
+        .map(|index| OutPoint {
+            txid: fan.txid(),
+            index,
+        })
+        .collect();
+    make(12, vec![fan], &mut blocks);
+    for h in 13..13 + n as u32 {
+        let txs: Vec<_> = outs
+            .iter()
+            .map(|op| spend(&[*op], vec![pay(to, each)], &key, &genesis.hash()))
+            .collect();
+        outs = txs
+            .iter()
+            .map(|t| OutPoint {
+                txid: t.txid(),
+                index: 0,
+            })
+            .collect();
+        make(h, txs, &mut blocks);
+    }
+    blocks
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+#[test]
+#[ignore = "benchmark: builds and syncs a chain of 500-transaction blocks in separate processes"]
+fn peak_rss_of_a_syncing_node_against_its_dbcache_budget() {
+    let n: usize = env_or("LODE_BENCH_SYNC_BLOCKS", 200);
+    let budgets: Vec<u64> = std::env::var("LODE_BENCH_DBCACHE")
+        .unwrap_or_else(|_| "4,16,64".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let params = ChainParams::regtest();
+
+    let serve_dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let blocks = chain(&params, n);
+    let largest = blocks.iter().map(Block::size).max().unwrap_or(0);
+    {
+        let chain_dir = serve_dir.path().join("data").join(lode_node::node::CHAIN_DIR);
+        let mut state = ChainState::open(&chain_dir, params.clone()).expect("open");
+        for b in blocks {
+            state.accept_block(std::sync::Arc::new(b)).expect("accept");
+        }
+        state.flush().expect("flush");
+    }
+    let tip = (n + 12) as u64;
+    eprintln!(
+        "built and stored {} blocks ({n} × {TXS} txs, largest {largest} bytes) in {:.1?}",
+        tip,
+        started.elapsed()
+    );
+
+    // The fixed footprint: the same binary, idle on an empty regtest chain.
+    let idle_dir = tempfile::tempdir().expect("tempdir");
+    let idle = NodeProc::start(idle_dir.path(), &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let base = idle.status_bytes("VmHWM:");
+    drop(idle);
+
+    let server = NodeProc::start(serve_dir.path(), &[]);
+    let peer = server.p2p_addr(&rt);
+    let mut over = Vec::new();
+    for budget in budgets {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        let node = NodeProc::start(
+            dir.path(),
+            &["--peer".into(), peer.clone(), "--dbcache".into(), budget.to_string()],
+        );
+        let mut rss_max = 0u64;
+        wait_until("the syncing node at the tip", Duration::from_secs(1800), || {
+            rss_max = rss_max.max(node.status_bytes("VmRSS:"));
+            node.call(&rt, "getblockcount").and_then(|v| v.as_u64()) == Some(tip)
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let hwm = node.status_bytes("VmHWM:");
+        let budget_bytes = budget << 20;
+        // ADR 0006's bound for the cache: twice the budget plus one block's changes; on top
+        // of it, sync's buffer of downloaded blocks (64 MiB at most), sled's page cache (its
+        // capacity as configured by the store) and the fixed footprint.
+        let bound = base
+            + 2 * budget_bytes
+            + lode_node::network::sync::MAX_BUFFERED_BYTES as u64
+            + lode_chain::store::SLED_PAGE_CACHE_BYTES;
+        eprintln!(
+            "sync of {tip} blocks ({n} × {TXS} txs) with --dbcache {budget}: {secs:.1} s, {:.0} tx/s; \
+             peak RSS {:.1} MiB (sampled VmRSS max {:.1} MiB); idle node {:.1} MiB; \
+             peak - idle = {:.1} MiB ({:.2} × budget); bound {:.1} MiB; load average {}",
+            (n * TXS) as f64 / secs,
+            hwm as f64 / MIB,
+            rss_max as f64 / MIB,
+            base as f64 / MIB,
+            (hwm - base.min(hwm)) as f64 / MIB,
+            (hwm - base.min(hwm)) as f64 / budget_bytes.max(1) as f64,
+            bound as f64 / MIB,
+            load_average(),
+        );
+        if hwm > bound {
+            over.push(format!(
+                "--dbcache {budget}: peak RSS {hwm} bytes over the bound {bound} bytes"
+            ));
+        }
+    }
+    // Every budget measured and printed first; then the verdict.
+    assert!(over.is_empty(), "{}", over.join("; "));
+}
