@@ -25,6 +25,10 @@ pub mod trees {
     pub const TXINDEX: &str = "txindex";
     /// Address ‖ height ‖ txid ‖ kind ‖ index → record, for wallets and the explorer.
     pub const ADDR: &str = "addr";
+    /// Chunk number (BE) → a chunk of a large flush's writes, and `complete` → the marker
+    /// that every chunk is written (`store/journal.rs`). Empty except while such a flush
+    /// runs or after one was interrupted.
+    pub const JOURNAL: &str = "journal";
 }
 
 /// Storage format version, stored at creation and checked at open.

@@ -12,10 +12,14 @@
 //! disconnect is its own transaction, as before the cache. See
 //! `docs/adr/0002-storage-layout.md` and `docs/adr/0006-utxo-cache.md`.
 
+mod journal;
 pub mod keys;
 mod open;
 mod rebuild;
 
+#[doc(hidden)]
+pub use journal::FlushStep;
+pub use journal::{DEFAULT_CHUNK_BYTES, DEFAULT_JOURNAL_ABOVE};
 pub use open::{catch_quietly, SLED_PAGE_CACHE_BYTES};
 pub use rebuild::ReindexReport;
 
@@ -139,6 +143,20 @@ enum T {
     Undo,
     TxIndex,
     Addr,
+}
+
+impl T {
+    /// Every tree, in index order (`T::ALL[t as usize] == t`).
+    const ALL: [T; TREES] = [
+        T::Meta,
+        T::Index,
+        T::Bodies,
+        T::Best,
+        T::Utxo,
+        T::Undo,
+        T::TxIndex,
+        T::Addr,
+    ];
 }
 
 const TREES: usize = 8;
@@ -368,6 +386,9 @@ pub struct Store {
     trees: [Tree; TREES],
     cache: Arc<RwLock<Cache>>,
     budget: Arc<AtomicUsize>,
+    /// The write-ahead journal of large flushes (`journal.rs`).
+    journal: Tree,
+    flush_cfg: Arc<journal::FlushConfig>,
 }
 
 fn decode_stored<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, ChainError> {
@@ -404,12 +425,16 @@ impl Store {
             .try_into()
             .map_err(|_| ChainError::Corrupt("tree list length".into()))?;
         let store = Store {
+            journal: db.open_tree(trees::JOURNAL)?,
             db,
             path: path.to_path_buf(),
             trees,
             cache: Arc::default(),
             budget: Arc::new(AtomicUsize::new(DEFAULT_CACHE_BYTES)),
+            flush_cfg: Arc::default(),
         };
+        // An interrupted flush completes (or is discarded) before anything is read.
+        journal::recover(&store)?;
         let genesis = params.genesis_hash();
         match store.tree(T::Meta).get(meta::GENESIS)? {
             Some(found) => {
@@ -597,6 +622,7 @@ impl Store {
         index.insert(&hash.0, encoding::encode(entry));
         // Hold the cache so no flush can interleave a stale pending entry for this key.
         let mut cache = self.write_cache();
+        self.flush_cfg.writable()?;
         cache.forget(T::Index, &hash.0);
         (self.tree(T::Bodies), self.tree(T::Index))
             .transaction(|(b, i)| {
@@ -612,6 +638,7 @@ impl Store {
     pub(crate) fn put_index_entries(&self, entries: &[(Hash256, IndexEntry)]) -> Result<(), ChainError> {
         let mut batch = Batch::default();
         let mut cache = self.write_cache();
+        self.flush_cfg.writable()?;
         for (hash, entry) in entries {
             cache.forget(T::Index, &hash.0);
             batch.insert(&hash.0, encoding::encode(entry));
@@ -854,20 +881,30 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every pending write to sled as one transaction and empties the cache. Returns
-    /// whether there was anything to write. Not yet synced: see [`Store::flush`].
+    /// Writes every pending write to sled, all or nothing, and empties the cache: as one
+    /// transaction up to [`DEFAULT_JOURNAL_ABOVE`] cached bytes, through the journal in
+    /// bounded chunks above it (`journal.rs`). Returns whether there was anything to write.
+    /// Not necessarily synced: see [`Store::flush`].
     fn flush_cache(&self) -> Result<bool, ChainError> {
         let mut cache = self.write_cache();
+        self.flush_cfg.writable()?;
         if cache.entries() == 0 {
             return Ok(false);
         }
         // Readers wait on the lock until sled holds the same values the cache did.
-        self.commit(cache.batches())?;
+        if cache.bytes > self.flush_cfg.journal_above() {
+            journal::flush(self, &cache)?;
+        } else {
+            // A journal left by a failed large flush lands first (it is older).
+            journal::recover(self)?;
+            self.commit(cache.batches())?;
+        }
         *cache = Cache::default();
         Ok(true)
     }
 
     fn commit(&self, batches: [Batch; TREES]) -> Result<(), ChainError> {
+        self.flush_cfg.writable()?;
         let [meta_b, index_b, bodies_b, best_b, utxo_b, undo_b, txindex_b, addr_b] = batches;
         let [meta, index, bodies, best, utxo, undo, txindex, addr] = &self.trees;
         (meta, index, bodies, best, utxo, undo, txindex, addr)
@@ -910,6 +947,28 @@ impl Store {
     /// once). Takes effect at the next connect or disconnect.
     pub fn set_cache_budget(&self, bytes: usize) {
         self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Sets how flushes are split: a flush of more than `journal_above` cached bytes goes
+    /// through the journal in chunks of `chunk_bytes` (clamped to 1 B..8 MiB). For tests
+    /// and measurements; the defaults are [`DEFAULT_JOURNAL_ABOVE`], [`DEFAULT_CHUNK_BYTES`].
+    #[doc(hidden)]
+    pub fn set_flush_chunking(&self, journal_above: usize, chunk_bytes: usize) {
+        self.flush_cfg.set(journal_above, chunk_bytes);
+    }
+
+    /// Fault injection for tests: the next journaled flush stops after `chunks` chunks of
+    /// `step`, and the store then refuses every write (so dropping it writes nothing more),
+    /// as if the process had been killed there.
+    #[doc(hidden)]
+    pub fn halt_flush_after(&self, step: FlushStep, chunks: u32) {
+        self.flush_cfg.arm(step, chunks);
+    }
+
+    /// Entries in the flush journal (0 except during, or after an interrupted, large flush).
+    #[doc(hidden)]
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
     }
 
     /// How full the write-back cache is.
