@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use libp2p::Multiaddr;
 use lode_chain::build::{assemble, coinbase, grind, pay};
 use lode_chain::{Block, ChainParams, Hash256, Height, PubkeyHash};
+use lode_node::network::gossip::TopicKind;
 use lode_node::{NodeConfig, NodeHandle};
 
 /// Starts a regtest node in `dir` dialling `peers`.
@@ -91,6 +92,26 @@ pub async fn wait_tip(nodes: &[&NodeHandle], hash: Hash256, timeout: Duration) {
 pub async fn wait_peers(node: &NodeHandle, n: usize, timeout: Duration) {
     wait_for(&format!("{n} peers"), timeout, || async {
         node.peers().await.map(|p| p.len() >= n).unwrap_or(false)
+    })
+    .await;
+}
+
+/// A hostile peer dialling `target`: one of our nodes that may publish messages larger than
+/// the network allows (raw bytes through [`publish_until_sent`]).
+pub async fn hostile(dir: &Path, target: &NodeHandle) -> NodeHandle {
+    let target = addr(target);
+    start_with(dir, |c: &mut NodeConfig| {
+        c.network.peers = vec![target];
+        c.network.gossip_max_transmit_override = Some(8 << 20);
+    })
+    .await
+}
+
+/// Publishes raw bytes from `node`, retrying for a minute until a peer has subscribed.
+pub async fn publish_until_sent(node: &NodeHandle, topic: TopicKind, bytes: Vec<u8>) {
+    wait_for("a subscribed peer to publish to", Duration::from_secs(60), || {
+        let bytes = bytes.clone();
+        async move { matches!(node.publish_raw(topic, bytes).await, Ok(Ok(()))) }
     })
     .await;
 }
