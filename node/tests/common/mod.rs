@@ -116,6 +116,24 @@ pub async fn publish_until_sent(node: &NodeHandle, topic: TopicKind, bytes: Vec<
     .await;
 }
 
+/// Publishes `bytes(k)` from `from` (k = 0, 1, …: a new message each time) until `at` has
+/// banned `from`, a new copy every 3 s, for a minute.
+pub async fn publish_until_banned(from: &NodeHandle, at: &NodeHandle, topic: TopicKind, bytes: impl Fn(u8) -> Vec<u8>) {
+    let id = from.peer_id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for k in 0u8.. {
+        publish_until_sent(from, topic, bytes(k)).await;
+        let next = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < next {
+            if at.is_banned(id).await.unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(Instant::now() < deadline, "timed out after 60s publishing until banned");
+    }
+}
+
 /// Median and max of durations.
 pub fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
