@@ -5,8 +5,9 @@
 //! prepares all its writes (UTXO set, undo data, tx and address indexes, best chain, tip) in
 //! full, then merges them into an in-memory cache of pending writes that every getter
 //! consults before sled, so readers always see the connected state. The cache goes to sled
-//! as ONE transaction over every tree, synced to disk, when it passes its byte budget
-//! ([`Store::set_cache_budget`]) or when [`Store::flush`] is called. A kill at any instant
+//! all or nothing, synced to disk — as one transaction over every tree when small, through
+//! the write-ahead journal of `journal.rs` in bounded chunks when large — when it passes its
+//! byte budget ([`Store::set_cache_budget`]) or when [`Store::flush`] is called. A kill at any instant
 //! therefore leaves the state of the last completed flush, and the blocks connected after it
 //! are stored and are connected again at open. With a budget of 0 every connect or
 //! disconnect is its own transaction, as before the cache. See
