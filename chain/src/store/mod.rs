@@ -522,7 +522,7 @@ impl Store {
         b.insert(T::Meta, meta::VERSION, FORMAT_VERSION.to_be_bytes());
         b.insert(T::Meta, meta::NETWORK, params.name.as_bytes());
         b.insert(T::Meta, meta::GENESIS, hash.0);
-        self.commit(b.batches(), b.writes.len())?;
+        self.commit(b.batches())?;
         self.db.flush()?;
         Ok(())
     }
@@ -868,7 +868,7 @@ impl Store {
         if budget == 0 {
             // Older pending writes (from a larger budget) must land first.
             self.flush_cache()?;
-            return self.commit(changes.batches(), changes.writes.len());
+            return self.commit(changes.batches());
         }
         let over = {
             let mut cache = self.write_cache();
@@ -898,14 +898,14 @@ impl Store {
         } else {
             // A journal left by a failed large flush lands first (it is older).
             journal::recover(self)?;
-            self.commit(cache.batches(), cache.entries())?;
+            self.commit(cache.batches())?;
         }
         *cache = Cache::default();
         Ok(true)
     }
 
-    /// Writes `batches` (`writes` writes in all) as one sled transaction over every tree.
-    fn commit(&self, batches: [Batch; TREES], writes: usize) -> Result<(), ChainError> {
+    /// Writes `batches` as one sled transaction over every tree.
+    fn commit(&self, batches: [Batch; TREES]) -> Result<(), ChainError> {
         self.flush_cfg.writable()?;
         let [meta_b, index_b, bodies_b, best_b, utxo_b, undo_b, txindex_b, addr_b] = batches;
         let [meta, index, bodies, best, utxo, undo, txindex, addr] = &self.trees;
@@ -921,9 +921,7 @@ impl Store {
                 addr.apply_batch(&addr_b)?;
                 Ok::<(), ConflictableTransactionError<ChainError>>(())
             })
-            .map_err(abort_to_chain)?;
-        journal::release_garbage(writes);
-        Ok(())
+            .map_err(abort_to_chain)
     }
 
     /// Writes the cache to sled as one transaction and syncs everything to disk: once this
