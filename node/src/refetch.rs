@@ -89,7 +89,12 @@ async fn follow(node: &NodeHandle, idle: Duration) -> Result<RefetchReport, Node
         let best_told = told.iter().copied().max();
         if let Some(best) = best_told {
             if tip.height.0 >= best && progress.target <= tip.height.0 {
-                tracing::info!(from = from_height, to = tip.height.0, peers = info.len(), "caught up with the peers");
+                tracing::info!(
+                    from = from_height,
+                    to = tip.height.0,
+                    peers = info.len(),
+                    "caught up with the peers"
+                );
                 return Ok(RefetchReport {
                     from_height,
                     height: tip.height.0,

@@ -64,9 +64,20 @@ fn reindex_from_peers_downloads_the_blocks_the_store_lost() {
     let data_dir = node.data_dir.display().to_string();
 
     // Without a peer to ask it refuses before touching anything.
-    let out = lode(&["chain", "reindex", "--network", "regtest", "--data-dir", &data_dir, "--from-peers"]);
+    let out = lode(&[
+        "chain",
+        "reindex",
+        "--network",
+        "regtest",
+        "--data-dir",
+        &data_dir,
+        "--from-peers",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("at least one --peer"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("at least one --peer"),
+        "{stderr}"
+    );
 
     let out = lode(&[
         "chain",
@@ -85,14 +96,21 @@ fn reindex_from_peers_downloads_the_blocks_the_store_lost() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
     // The rebuild stops before the garbled body; the download brings back the rest.
-    assert!(stdout.contains("best chain height 19 ") && stdout.contains("1 unreadable"), "{stdout}");
+    assert!(
+        stdout.contains("best chain height 19 ") && stdout.contains("1 unreadable"),
+        "{stdout}"
+    );
     assert!(stdout.contains("best chain height 19 -> 31"), "{stdout}");
 
     node.start();
     assert_eq!(node.rpc("getbestblockhash", json!([])), tip);
     let out = lode(&["chain", "verify", "--data-dir", &data_dir]);
     let verified = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{verified}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{verified}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(verified.contains("ok"), "{verified}");
     for txid in &paid {
         let tx = node.rpc("getrawtransaction", json!([txid, true]));

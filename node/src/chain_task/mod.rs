@@ -203,6 +203,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     };
     {
         let mut task = write(&shared);
+        task.adopt_own_pool_txs();
         task.resubmit_wallet_pending();
         if setup.mining.enabled {
             task.start_miner(setup.mining.threads)?;
@@ -364,6 +365,29 @@ impl ChainTask {
                     tracing::warn!(error = %e, "cannot save the mempool");
                 }
                 Err(e.to_string())
+            }
+        }
+    }
+
+    /// The wallet takes back the mempool's transactions that spend its coins but that it
+    /// let go of (see [`NodeWallet::adopt`]); parents before children, so a child spending
+    /// an adopted parent's change is seen as the wallet's too.
+    fn adopt_own_pool_txs(&mut self) {
+        let (Some(wallet), Some(pool)) = (self.wallet.as_mut(), self.txs.mempool()) else {
+            return;
+        };
+        let mut left: Vec<Arc<lode_chain::Transaction>> = pool.iter().map(|e| e.tx().clone()).collect();
+        loop {
+            let before = left.len();
+            left.retain(|tx| match wallet.adopt(tx) {
+                Ok(adopted) => !adopted,
+                Err(e) => {
+                    tracing::error!(txid = %tx.txid(), error = %e, "cannot take a mempool transaction back into the wallet");
+                    true
+                }
+            });
+            if left.len() == before {
+                break;
             }
         }
     }
@@ -604,9 +628,21 @@ impl ChainTask {
         }
         // Only a local transaction is announced, so only its copy is kept.
         let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
+        // A payment of this wallet's that it let go of, relayed by a peer or sent again by
+        // a client (see `NodeWallet::adopt`); the wallet's own sends are reserved already.
+        let own = self
+            .wallet
+            .as_ref()
+            .is_some_and(|w| w.spends_unreserved_own(&tx))
+            .then(|| tx.clone());
         let verdict = self.txs.submit(&self.chain, tx);
         if let TxVerdict::Accepted { txid } = &verdict {
             let _ = self.accepted_txs.send(*txid);
+            if let (Some(tx), Some(w)) = (own, self.wallet.as_mut()) {
+                if let Err(e) = w.adopt(&tx) {
+                    tracing::error!(%txid, error = %e, "cannot take a mempool transaction back into the wallet");
+                }
+            }
             if let Some(tx) = local {
                 // Acknowledged only once journalled and synced (at the group commit).
                 self.journal(&tx);
