@@ -350,6 +350,20 @@ impl ChainTask {
 
     /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
     fn save_mempool(&mut self) -> Result<usize, String> {
+        if self.files.is_none() {
+            return Err("this node does not save its mempool".into());
+        }
+        // The snapshot leaves out what blocks confirmed, and empties the journal: those
+        // blocks go to disk first, or a crash could lose a block and, with it, the only
+        // record of a payment it confirmed.
+        if self.outbox.store_dirty && self.config.durable_acks {
+            if let Err(e) = self.chain.sync_stored() {
+                let reason = disk_failure("cannot sync the chain store", e.is_disk_full(), &e);
+                self.fail_write(reason.clone());
+                return Err(reason);
+            }
+            self.outbox.store_dirty = false;
+        }
         let Some(files) = self.files.as_mut() else {
             return Err("this node does not save its mempool".into());
         };
