@@ -34,25 +34,6 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-/// A hostile peer dialling `target`: it may publish messages larger than the network allows.
-async fn hostile(dir: &Path, target: &NodeHandle) -> NodeHandle {
-    let target = addr(target);
-    start_with(dir, |c: &mut NodeConfig| {
-        c.network.peers = vec![target];
-        c.network.gossip_max_transmit_override = Some(8 << 20);
-    })
-    .await
-}
-
-/// Publishes raw bytes from `node`, retrying until a peer has subscribed.
-async fn publish_until_sent(node: &NodeHandle, topic: TopicKind, bytes: Vec<u8>) {
-    wait_for("a subscribed peer to publish to", T, || {
-        let bytes = bytes.clone();
-        async move { matches!(node.publish_raw(topic, bytes).await, Ok(Ok(()))) }
-    })
-    .await;
-}
-
 async fn side_headers(node: &NodeHandle) -> usize {
     node.chain()
         .read(|v| v.chain().side_header_count())

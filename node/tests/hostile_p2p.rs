@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,28 +14,9 @@ use common::*;
 use lode_chain::build::{assemble, coinbase, empty_chain, grind, key_hash, pay, seeded_key, spend};
 use lode_chain::{Amount, Block, ChainParams, Hash256, Height, OutPoint, Transaction};
 use lode_node::network::gossip::TopicKind;
-use lode_node::{NodeConfig, NodeHandle};
+use lode_node::NodeHandle;
 
 const T: Duration = Duration::from_secs(60);
-
-/// A node that may publish messages larger than the network allows, dialling `target`.
-async fn hostile(dir: &Path, target: &NodeHandle) -> NodeHandle {
-    let target = addr(target);
-    start_with(dir, |c: &mut NodeConfig| {
-        c.network.peers = vec![target];
-        c.network.gossip_max_transmit_override = Some(8 << 20);
-    })
-    .await
-}
-
-/// Publishes raw bytes from `node`, retrying until a peer has subscribed.
-async fn publish_until_sent(node: &NodeHandle, topic: TopicKind, bytes: Vec<u8>) {
-    wait_for("a subscribed peer to publish to", T, || {
-        let bytes = bytes.clone();
-        async move { matches!(node.publish_raw(topic, bytes).await, Ok(Ok(()))) }
-    })
-    .await;
-}
 
 async fn stored(node: &NodeHandle, hash: Hash256) -> bool {
     node.chain()
@@ -95,6 +75,46 @@ fn block_with(params: &ChainParams, parent: &Block, height: u32, txs: Vec<Transa
 }
 
 /// The honest network keeps going: A mines, B follows.
+/// Honest A and B (B dialling A) at the tip of a funded chain of `blocks` blocks, and a
+/// hostile H dialling A, all at that tip.
+struct Scene {
+    _dirs: Vec<tempfile::TempDir>,
+    params: ChainParams,
+    chain: Vec<Block>,
+    a: NodeHandle,
+    b: NodeHandle,
+    h: NodeHandle,
+    tip: Hash256,
+}
+
+async fn scene(blocks: u32) -> Scene {
+    init_logs();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let params = ChainParams::regtest();
+    let chain = funded_chain(&params, blocks);
+    let (a, b) = honest_pair(&dirs, &chain).await;
+    let h = hostile(dirs[2].path(), &a).await;
+    wait_tip(&[&h], a.tip().hash, T).await;
+    let tip = a.tip().hash;
+    Scene {
+        _dirs: dirs,
+        params,
+        chain,
+        a,
+        b,
+        h,
+        tip,
+    }
+}
+
+/// The honest pair keeps going after the attack; then every node stops.
+async fn finish(a: NodeHandle, b: NodeHandle, h: NodeHandle) {
+    keeps_going(&a, &b).await;
+    for n in [a, b, h] {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
 async fn keeps_going(a: &NodeHandle, b: &NodeHandle) {
     mine(a, 2, 99).await;
     wait_tip(&[b], a.tip().hash, T).await;
@@ -102,14 +122,15 @@ async fn keeps_going(a: &NodeHandle, b: &NodeHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_with_a_bad_merkle_root_is_refused_unstored_and_its_sender_banned() {
-    init_logs();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let params = ChainParams::regtest();
-    let chain = funded_chain(&params, 3);
-    let (a, b) = honest_pair(&dirs, &chain).await;
-    let h = hostile(dirs[2].path(), &a).await;
-    wait_tip(&[&h], a.tip().hash, T).await;
-    let tip = a.tip().hash;
+    let Scene {
+        _dirs,
+        params,
+        a,
+        b,
+        h,
+        tip,
+        ..
+    } = scene(3).await;
 
     // A header committing to a root no body has, with valid proof of work.
     let mut bad = block_on_tip(&a, 5);
@@ -120,22 +141,20 @@ async fn a_block_with_a_bad_merkle_root_is_refused_unstored_and_its_sender_banne
     assert_eq!(a.tip().hash, tip, "the bad block moved the tip");
     assert!(!stored(&a, bad.hash()).await, "the bad block was stored");
     assert!(!stored(&b, bad.hash()).await, "the bad block was relayed");
-    keeps_going(&a, &b).await;
-    for n in [a, b, h] {
-        n.shutdown().await.expect("shutdown");
-    }
+    finish(a, b, h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutated_block_does_not_poison_the_honest_block_with_the_same_hash() {
-    init_logs();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let params = ChainParams::regtest();
-    let chain = funded_chain(&params, 12);
-    let (a, b) = honest_pair(&dirs, &chain).await;
-    let h = hostile(dirs[2].path(), &a).await;
-    wait_tip(&[&h], a.tip().hash, T).await;
-    let tip = a.tip().hash;
+    let Scene {
+        _dirs,
+        params,
+        chain,
+        a,
+        b,
+        h,
+        tip,
+    } = scene(12).await;
 
     // Three transactions (coinbase, t1, t2): the tree pairs t2 with itself. Repeating t2
     // gives the same root and so the same header hash (CVE-2012-2459).
@@ -167,22 +186,20 @@ async fn a_mutated_block_does_not_poison_the_honest_block_with_the_same_hash() {
     let v = b.submit_block(honest.clone()).await.expect("submit");
     assert!(v.is_stored_valid(), "{v:?}");
     wait_tip(&[&a], honest.hash(), T).await;
-    keeps_going(&a, &b).await;
-    for n in [a, b, h] {
-        n.shutdown().await.expect("shutdown");
-    }
+    finish(a, b, h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_whose_outputs_overflow_is_refused_before_it_is_stored() {
-    init_logs();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let params = ChainParams::regtest();
-    let chain = funded_chain(&params, 12);
-    let (a, b) = honest_pair(&dirs, &chain).await;
-    let h = hostile(dirs[2].path(), &a).await;
-    wait_tip(&[&h], a.tip().hash, T).await;
-    let tip = a.tip().hash;
+    let Scene {
+        _dirs,
+        params,
+        chain,
+        a,
+        b,
+        h,
+        tip,
+    } = scene(12).await;
 
     // CVE-2010-5139: two outputs of 2^63 each, whose sum wraps to zero in 64 bits and so
     // would pass "outputs ≤ inputs" with wrapping arithmetic.
@@ -199,10 +216,7 @@ async fn a_block_whose_outputs_overflow_is_refused_before_it_is_stored() {
     wait_banned(&a, &h).await;
     assert_eq!(a.tip().hash, tip, "the overflowing block moved the tip");
     assert!(!stored(&a, bad.hash()).await, "the overflowing block was stored");
-    keeps_going(&a, &b).await;
-    for n in [a, b, h] {
-        n.shutdown().await.expect("shutdown");
-    }
+    finish(a, b, h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

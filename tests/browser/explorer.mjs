@@ -40,7 +40,7 @@ try {
   check(points > 1, `the hash-rate chart has ${points} points`);
   // Other nodes mine too: wait for one of this node's own blocks.
   let mining = await json('/api/v1/mining');
-  for (let i = 0; i < 180 && mining.blocks_found === 0; i++) {
+  for (let i = 0; i < 360 && mining.blocks_found === 0; i++) {
     await new Promise((r) => setTimeout(r, 500));
     mining = await json('/api/v1/mining');
   }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use libp2p::Multiaddr;
 use lode_chain::build::{assemble, coinbase, grind, pay};
 use lode_chain::{Block, ChainParams, Hash256, Height, PubkeyHash};
+use lode_node::network::gossip::TopicKind;
 use lode_node::{NodeConfig, NodeHandle};
 
 /// Starts a regtest node in `dir` dialling `peers`.
@@ -93,6 +94,44 @@ pub async fn wait_peers(node: &NodeHandle, n: usize, timeout: Duration) {
         node.peers().await.map(|p| p.len() >= n).unwrap_or(false)
     })
     .await;
+}
+
+/// A hostile peer dialling `target`: one of our nodes that may publish messages larger than
+/// the network allows (raw bytes through [`publish_until_sent`]).
+pub async fn hostile(dir: &Path, target: &NodeHandle) -> NodeHandle {
+    let target = addr(target);
+    start_with(dir, |c: &mut NodeConfig| {
+        c.network.peers = vec![target];
+        c.network.gossip_max_transmit_override = Some(8 << 20);
+    })
+    .await
+}
+
+/// Publishes raw bytes from `node`, retrying for a minute until a peer has subscribed.
+pub async fn publish_until_sent(node: &NodeHandle, topic: TopicKind, bytes: Vec<u8>) {
+    wait_for("a subscribed peer to publish to", Duration::from_secs(60), || {
+        let bytes = bytes.clone();
+        async move { matches!(node.publish_raw(topic, bytes).await, Ok(Ok(()))) }
+    })
+    .await;
+}
+
+/// Publishes `bytes(k)` from `from` (k = 0, 1, …: a new message each time) until `at` has
+/// banned `from`, a new copy every 3 s, for a minute.
+pub async fn publish_until_banned(from: &NodeHandle, at: &NodeHandle, topic: TopicKind, bytes: impl Fn(u8) -> Vec<u8>) {
+    let id = from.peer_id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for k in 0u8.. {
+        publish_until_sent(from, topic, bytes(k)).await;
+        let next = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < next {
+            if at.is_banned(id).await.unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(Instant::now() < deadline, "timed out after 60s publishing until banned");
+    }
 }
 
 /// Median and max of durations.

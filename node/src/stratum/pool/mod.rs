@@ -195,7 +195,12 @@ fn unbin<T: Decode<()>>(bytes: &[u8], what: &str) -> Result<T, PoolError> {
 impl Pool {
     /// Opens (or creates) the pool database in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path, config: PoolConfig) -> Result<Pool, PoolError> {
-        let db = sled::open(data_dir.join(POOL_DIR))?;
+        // Sled's page cache defaults to 1 GiB and keeps what is written until it fills; the
+        // share log is append-mostly and read back in windows, so the chain store's cap will do.
+        let db = sled::Config::new()
+            .path(data_dir.join(POOL_DIR))
+            .cache_capacity(lode_chain::store::SLED_PAGE_CACHE_BYTES)
+            .open()?;
         let shares = db.open_tree("shares")?;
         let next = match shares.last()? {
             Some((k, _)) => {
