@@ -1,5 +1,5 @@
 //! The crash loop of issue 17: a node that mines, receives transactions from clients and
-//! blocks from a peer (which keeps running and mining, also while the node is down) is
+//! blocks from a peer (which keeps running, and mines while the node is down) is
 //! SIGKILLed at random instants and restarted, over and over. After every restart:
 //! - each block and transaction it acknowledged — `generate` hashes, a `submitblock`
 //!   answered `null` (blocks built with `generateblock` unsubmitted), `sendtoaddress` and
@@ -85,6 +85,9 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
+/// The node's miner clients pause this long between blocks (the submitter twice as long).
+const MINE_PAUSE_MS: u64 = 50;
+
 /// A small deterministic generator: varied, reproducible kill instants.
 struct Rng(u64);
 
@@ -99,8 +102,10 @@ impl Rng {
 
 /// The client threads of one round, until `stop`: on the node a miner (`generate`), a
 /// payer (`sendtoaddress`), a block submitter (`generateblock` unsubmitted, then
-/// `submitblock`) and a relayer of the peer's payments (`sendrawtransaction`); on the peer
-/// a miner whose blocks reach the node only by sync.
+/// `submitblock`) and a relayer of the peer's payments (`sendrawtransaction`). The peer
+/// mines while the node is down (see `crash_loop`), not meanwhile: two miners racing make
+/// forks deeper than coinbase maturity, and a reorganisation that takes away a coinbase
+/// also takes away, rightly, every payment spending it.
 fn clients(
     a: &Endpoint,
     p: &Endpoint,
@@ -123,6 +128,10 @@ fn clients(
                     let mut acks = acks.lock().expect("acks");
                     acks.height = acks.height.max(h);
                 }
+                // At full speed the node outruns its peer's gossip by tens of blocks, and the
+                // peer's catch-up while the node is down becomes a fork deeper than coinbase
+                // maturity (see `clients`).
+                std::thread::sleep(Duration::from_millis(MINE_PAUSE_MS));
             }
         }));
     }
@@ -150,6 +159,7 @@ fn clients(
                 if let Ok(Value::Null) = a.call(&rt, "submitblock", json!([built["hex"]])) {
                     acks.lock().expect("acks").submitted.push(text(&built["hash"]));
                 }
+                std::thread::sleep(Duration::from_millis(2 * MINE_PAUSE_MS));
             }
         }));
     }
@@ -168,16 +178,6 @@ fn clients(
                 if let Ok(v) = a.call(&rt, "sendrawtransaction", json!([hex])) {
                     acks.lock().expect("acks").relayed.push(text(&v));
                 }
-            }
-        }));
-    }
-    {
-        let (p, stop) = (p.clone(), stop.clone());
-        threads.push(std::thread::spawn(move || {
-            let rt = runtime();
-            while !stop.load(Ordering::Relaxed) {
-                let _ = p.call(&rt, "generate", json!([1]));
-                std::thread::sleep(Duration::from_millis(150));
             }
         }));
     }
