@@ -116,6 +116,66 @@ pub fn empty_chain(params: &crate::params::ChainParams, n: u32, to: PubkeyHash) 
     out
 }
 
+/// `n` fixed-difficulty blocks of `txs` one-input transactions each (regtest benches), after
+/// 12 blocks on genesis that fund `key` (height 1), let the coinbase mature (2–11) and fan it
+/// out into `txs` outputs (12): each later block spends the previous one's outputs, so every
+/// transaction needs its signature checked and the UTXO set stays at `txs` entries. Grinds
+/// each nonce, so only for easy targets.
+pub fn spend_chain(params: &crate::params::ChainParams, n: usize, txs: usize, key: &SigningKey) -> Vec<Block> {
+    let genesis = params.genesis_block();
+    let to = key_hash(key);
+    let mut blocks: Vec<Block> = Vec::with_capacity(12 + n);
+    let make = |h: u32, body: Vec<Transaction>, blocks: &mut Vec<Block>| {
+        let (parent, time) = blocks
+            .last()
+            .map_or((genesis.hash(), genesis.header.time), |b| (b.hash(), b.header.time));
+        let mut all = vec![coinbase(
+            Height(h),
+            0,
+            b"bench",
+            vec![pay(to, params.subsidy(Height(h)))],
+        )];
+        all.extend(body);
+        let mut b = assemble(parent, time + 1, params.pow_limit_bits, all);
+        grind(&mut b.header, &params.pow_limit());
+        blocks.push(b);
+    };
+    for h in 1..=11 {
+        make(h, vec![], &mut blocks);
+    }
+    let funding = blocks[0].transactions[0].txid();
+    let each = Amount(params.subsidy(Height(1)).0 / txs.max(1) as u64);
+    let fan = spend(
+        &[OutPoint {
+            txid: funding,
+            index: 0,
+        }],
+        vec![pay(to, each); txs],
+        key,
+        &genesis.hash(),
+    );
+    let fan_txid = fan.txid();
+    let mut outs: Vec<OutPoint> = (0..txs as u32)
+        .map(|index| OutPoint { txid: fan_txid, index })
+        .collect();
+    make(12, vec![fan], &mut blocks);
+    for h in 13..13 + n as u32 {
+        let body: Vec<Transaction> = outs
+            .iter()
+            .map(|op| spend(&[*op], vec![pay(to, each)], key, &genesis.hash()))
+            .collect();
+        outs = body
+            .iter()
+            .map(|t| OutPoint {
+                txid: t.txid(),
+                index: 0,
+            })
+            .collect();
+        make(h, body, &mut blocks);
+    }
+    blocks
+}
+
 /// A deterministic signing key numbered `n` (benches and tests that need many distinct keys).
 /// Never for real funds: the secret is the number.
 pub fn seeded_key(n: u64) -> SigningKey {

@@ -123,8 +123,7 @@ async fn initial_sync_2000_blocks_vs_chain_connect_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run on demand"]
 async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
-    use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, spend};
-    use lode_chain::{Amount, Block, Height, OutPoint};
+    use lode_chain::Block;
 
     const TXS: usize = 500;
     init_logs();
@@ -133,63 +132,11 @@ async fn initial_sync_of_500_transaction_blocks_vs_chain_connect_rate() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let params = ChainParams::regtest();
-    let genesis = params.genesis_block();
-    let key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
-    let to = key_hash(&key);
-    let mut blocks: Vec<Arc<Block>> = Vec::new();
-    let (mut parent, mut time) = (genesis.hash(), genesis.header.time);
-    let mut make = |h: u32, txs: Vec<lode_chain::Transaction>, blocks: &mut Vec<Arc<Block>>| {
-        let mut all = vec![coinbase(
-            Height(h),
-            0,
-            b"bench",
-            vec![pay(to, params.subsidy(Height(h)))],
-        )];
-        all.extend(txs);
-        let mut b = assemble(parent, time + 1, params.pow_limit_bits, all);
-        assert!(grind(&mut b.header, &params.pow_limit()));
-        parent = b.hash();
-        time = b.header.time;
-        blocks.push(Arc::new(b));
-    };
-    // Height 1 funds the key; 2–11 let it mature; 12 fans it out into 500 outputs.
-    make(1, vec![], &mut blocks);
-    let funding = blocks[0].transactions[0].txid();
-    for h in 2..=11 {
-        make(h, vec![], &mut blocks);
-    }
-    let each = Amount(params.subsidy(Height(1)).0 / TXS as u64);
-    let fan = spend(
-        &[OutPoint {
-            txid: funding,
-            index: 0,
-        }],
-        vec![pay(to, each); TXS],
-        &key,
-        &genesis.hash(),
-    );
-    let mut outs: Vec<OutPoint> = (0..TXS as u32)
-        .map(|i| OutPoint {
-            txid: fan.txid(),
-            index: i,
-        })
-        .collect();
-    make(12, vec![fan], &mut blocks);
     let build_started = Instant::now();
-    for h in 13..13 + n as u32 {
-        let txs: Vec<_> = outs
-            .iter()
-            .map(|op| spend(&[*op], vec![pay(to, each)], &key, &genesis.hash()))
-            .collect();
-        outs = txs
-            .iter()
-            .map(|t| OutPoint {
-                txid: t.txid(),
-                index: 0,
-            })
-            .collect();
-        make(h, txs, &mut blocks);
-    }
+    let blocks: Vec<Arc<Block>> = lode_chain::build::spend_chain(&params, n, TXS, &lode_chain::build::seeded_key(8))
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     eprintln!("built {n} blocks × {TXS} txs in {:?}", build_started.elapsed());
 
     let da = tempfile::tempdir().expect("tempdir");

@@ -76,16 +76,22 @@ async fn late_node_syncs_300_blocks_and_a_restarted_node_catches_up() {
     a.shutdown().await.expect("shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_groups_converge_on_the_most_work_branch() {
-    init_logs();
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+/// Two groups that share only genesis: B dials A, D dials C; returned as [A, B, C, D].
+async fn two_groups(dirs: &[tempfile::TempDir]) -> [lode_node::NodeHandle; 4] {
     let a = start(dirs[0].path(), vec![]).await;
     let b = start(dirs[1].path(), vec![addr(&a)]).await;
     let c = start(dirs[2].path(), vec![]).await;
     let d = start(dirs[3].path(), vec![addr(&c)]).await;
     wait_peers(&a, 1, T).await;
     wait_peers(&c, 1, T).await;
+    [a, b, c, d]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_groups_converge_on_the_most_work_branch() {
+    init_logs();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let [a, b, c, d] = two_groups(&dirs).await;
     // The groups share only genesis.
     mine(&a, 7, 1).await;
     mine(&c, 10, 2).await;
@@ -416,12 +422,7 @@ async fn a_transaction_of_the_losing_branch_returns_to_the_mempool_and_is_re_min
 
     init_logs();
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let a = start(dirs[0].path(), vec![]).await;
-    let b = start(dirs[1].path(), vec![addr(&a)]).await;
-    let c = start(dirs[2].path(), vec![]).await;
-    let d = start(dirs[3].path(), vec![addr(&c)]).await;
-    wait_peers(&a, 1, T).await;
-    wait_peers(&c, 1, T).await;
+    let [a, b, c, d] = two_groups(&dirs).await;
     let params = ChainParams::regtest();
     let key = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
     let genesis = params.genesis_hash();

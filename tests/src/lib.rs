@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod devnet;
 pub mod local;
 #[cfg(target_os = "linux")]
 pub mod netns;

@@ -6,11 +6,11 @@
 //! Without chromium, node or the npm packages the test prints SKIP and passes — except on
 //! CI (`CI=true`), where a missing tool is a failure.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lode_tests::devnet::{free_base, DevnetUp};
 use lode_tests::lode_bin;
 
 /// Start-up of a debug build on a busy two-core machine: generous, never a timing claim.
@@ -57,103 +57,6 @@ fn tools() -> Option<PathBuf> {
 
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
-}
-
-/// A base port with `2 * nodes` free ports above it, outside Linux's ephemeral range.
-fn free_base(nodes: u16) -> u16 {
-    let seed = (std::process::id() + 250) % 500;
-    for attempt in 0..500u32 {
-        let base = 20_000 + u16::try_from(((seed + attempt * 37) % 500) * 20).unwrap_or(0);
-        if (base..base + 2 * nodes).all(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range found");
-}
-
-/// A running `lode devnet up`; it and its nodes are killed on drop.
-struct Devnet {
-    child: Option<Child>,
-    dir: PathBuf,
-    out: PathBuf,
-}
-
-impl Devnet {
-    fn up(dir: &Path, extra: &[&str]) -> Devnet {
-        let out = dir.with_extension("up.out");
-        let stdout = std::fs::File::create(&out).expect("stdout file");
-        let stderr = stdout.try_clone().expect("clone");
-        let child = Command::new(lode_bin())
-            .args(["devnet", "up", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn devnet up");
-        let mut d = Devnet {
-            child: Some(child),
-            dir: dir.to_path_buf(),
-            out,
-        };
-        d.wait_ready();
-        d
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY;
-        while !self.output().contains("devnet ready:") {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("devnet up exited ({status}) before ready:\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "devnet not ready after {READY:?}:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn file(&self) -> lode_node::client::devnet::file::DevnetFile {
-        lode_node::client::devnet::file::read(&self.dir).expect("devnet.json")
-    }
-
-    /// `lode ARGS --dir DIR`, its stdout; panics with stderr on failure.
-    fn lode(&self, args: &[&str]) -> String {
-        let out = Command::new(lode_bin())
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run lode");
-        assert!(
-            out.status.success(),
-            "lode {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Ok(file) = lode_node::client::devnet::file::read(&self.dir) {
-            for pid in file.nodes.iter().filter_map(|n| n.pid) {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
-    }
 }
 
 /// Runs `node SCRIPT` in the scripts' directory with `env`, bounded; panics with its output
@@ -213,8 +116,8 @@ fn txid_in(json: &str) -> String {
 fn the_explorer_and_the_devnet_page_show_a_live_devnet_in_a_real_browser() {
     let Some(scripts) = tools() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let base = free_base(3);
-    let devnet = Devnet::up(
+    let base = free_base(3, 250);
+    let devnet = DevnetUp::ready(
         &tmp.path().join("dn"),
         &["--nodes", "2", "--miners", "2", "--base-port", &base.to_string()],
     );
@@ -273,7 +176,7 @@ impl Drop for Proc {
 /// A free port on 127.0.0.1 (the node's HTTP port must stay the same across its restart:
 /// the page's origin).
 fn free_port() -> u16 {
-    let base = free_base(1);
+    let base = free_base(1, 250);
     base + 1
 }
 

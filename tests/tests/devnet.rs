@@ -3,44 +3,16 @@
 //! killed by a guard when the test ends, however it ends.
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lode_node::client::devnet::file::DevnetFile;
 use lode_node::client::RpcClient;
 use lode_node::common::coins;
+use lode_tests::devnet::{alive, free_base, DevnetUp, READY, STOP};
 use lode_tests::{lode_bin, wait_until};
 use serde_json::{json, Value};
-
-/// Start-up of a debug build on a busy two-core machine: generous, never a timing claim.
-const READY: Duration = Duration::from_secs(120);
-const STOP: Duration = Duration::from_secs(40);
-
-/// A base port with `2 * nodes` free ports above it, outside Linux's ephemeral range.
-fn free_base(nodes: u16) -> u16 {
-    let seed = std::process::id() % 500;
-    for attempt in 0..500u32 {
-        let base = 20_000 + u16::try_from(((seed + attempt * 37) % 500) * 20).unwrap_or(0);
-        let free = (base..base + 2 * nodes).all(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no free port range found");
-}
-
-/// Whether `pid` is a live process (a zombie — reparented, never reaped — counts as gone).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_string()))
-        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
 
 async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
 where
@@ -79,97 +51,6 @@ fn lode(args: &[&str]) -> Output {
     }
 }
 
-/// A running `lode devnet up`, killed with its nodes on drop.
-struct Up {
-    child: Option<Child>,
-    dir: PathBuf,
-    out: PathBuf,
-}
-
-impl Up {
-    fn start(dir: &Path, extra: &[&str]) -> Up {
-        let out = dir.with_extension(format!("up{}.out", std::process::id()));
-        let stdout = std::fs::File::create(&out).expect("stdout file");
-        let stderr = stdout.try_clone().expect("clone");
-        let child = Command::new(lode_bin())
-            .args(["devnet", "up", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn devnet up");
-        Up {
-            child: Some(child),
-            dir: dir.to_path_buf(),
-            out,
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Waits for the ready line; panics with the output if `up` exits first.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY;
-        loop {
-            let out = self.output();
-            if out.contains("devnet ready:") {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("devnet up exited ({status}) before ready:\n{out}");
-            }
-            assert!(Instant::now() < deadline, "devnet not ready after {READY:?}:\n{out}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn file(&self) -> DevnetFile {
-        lode_node::client::devnet::file::read(&self.dir).expect("devnet.json")
-    }
-
-    /// Sends `sig` to `up` and waits for it to exit; returns whether it exited with 0.
-    fn stop_with(&mut self, sig: &str) -> bool {
-        signal(self.pid(), sig);
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let deadline = Instant::now() + STOP;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("devnet up did not exit after {sig}:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Ok(file) = lode_node::client::devnet::file::read(&self.dir) {
-            for pid in file.nodes.iter().filter_map(|n| n.pid).filter(|p| alive(*p)) {
-                signal(pid, "-KILL");
-            }
-        }
-    }
-}
-
 async fn height(rpc: &str) -> Option<u64> {
     RpcClient::new(rpc, None)
         .call("getblockcount", json!([]))
@@ -185,7 +66,7 @@ async fn call(rpc: &str, method: &str, params: Value) -> Option<Value> {
 #[test]
 fn a_taken_port_fails_fast_and_a_second_up_on_the_same_dir_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let base = free_base(3);
+    let base = free_base(3, 0);
     // node1's P2P port taken.
     let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 2)).expect("bind");
     let out = lode(&[
@@ -206,7 +87,7 @@ fn a_taken_port_fails_fast_and_a_second_up_on_the_same_dir_is_refused() {
     drop(squatter);
 
     let dir = tmp.path().join("b");
-    let mut first = Up::start(&dir, &["--nodes", "2", "--base-port", &base.to_string()]);
+    let mut first = DevnetUp::start(&dir, &["--nodes", "2", "--base-port", &base.to_string()]);
     first.wait_ready();
     let out = lode(&[
         "devnet",
@@ -231,9 +112,9 @@ fn a_taken_port_fails_fast_and_a_second_up_on_the_same_dir_is_refused() {
 async fn up_status_ctrl_c_resume_and_death_of_the_supervisor() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("devnet");
-    let base = free_base(3).to_string();
+    let base = free_base(3, 0).to_string();
     let args = ["--nodes", "3", "--block-time", "1s", "--base-port", base.as_str()];
-    let mut up = Up::start(&dir, &args);
+    let mut up = DevnetUp::start(&dir, &args);
     up.wait_ready();
 
     // devnet.json: the spec's fields, ports from the documented scheme.
@@ -280,7 +161,7 @@ async fn up_status_ctrl_c_resume_and_death_of_the_supervisor() {
     }
 
     // Running up again resumes the same chain; the node keys (peer ids) are unchanged.
-    let mut again = Up::start(&dir, &args);
+    let mut again = DevnetUp::start(&dir, &args);
     again.wait_ready();
     let resumed = again.file();
     assert_eq!(
@@ -292,7 +173,7 @@ async fn up_status_ctrl_c_resume_and_death_of_the_supervisor() {
 
     // SIGKILL of up: the nodes die with it (parent-death signal).
     let pids: Vec<u32> = resumed.nodes.iter().filter_map(|n| n.pid).collect();
-    let mut child = again.child.take().expect("child");
+    let mut child = again.take_child();
     child.kill().expect("kill");
     let _ = child.wait();
     for pid in &pids {
@@ -315,8 +196,8 @@ async fn partition_forks_and_heal_reorgs_the_minority_onto_one_tip() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("devnet");
     let dir_s = dir.display().to_string();
-    let base = free_base(3).to_string();
-    let mut up = Up::start(
+    let base = free_base(3, 0).to_string();
+    let mut up = DevnetUp::start(
         &dir,
         &[
             "--nodes",
@@ -473,9 +354,9 @@ async fn the_readme_walkthrough_works_as_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cwd = tmp.path();
     let dir = cwd.join("devnet");
-    let base = free_base(3).to_string();
+    let base = free_base(3, 0).to_string();
     // Terminal 1 (`devnet up` with defaults but free ports and 1-second blocks).
-    let mut up = Up::start(&dir, &["--block-time", "1s", "--base-port", &base]);
+    let mut up = DevnetUp::start(&dir, &["--block-time", "1s", "--base-port", &base]);
     up.wait_ready();
     let file = up.file();
     let premine: u64 = 10_000 * 100_000_000;
@@ -582,7 +463,7 @@ async fn the_readme_walkthrough_works_as_written() {
         "the walkthrough sends and partitions"
     );
     // The last line was `lode devnet down`: up has exited cleanly and no node is left.
-    let mut child = up.child.take().expect("child");
+    let mut child = up.take_child();
     let status = child.wait().expect("wait");
     assert!(status.success(), "{}", up.output());
     let pids: Vec<u32> = file.nodes.iter().filter_map(|n| n.pid).collect();
@@ -591,7 +472,7 @@ async fn the_readme_walkthrough_works_as_written() {
     }
     // Running up again resumes at the same height or above.
     let before = fork.map_or(0, |(h, _, _)| h);
-    let mut again = Up::start(&dir, &["--block-time", "1s", "--base-port", &base]);
+    let mut again = DevnetUp::start(&dir, &["--block-time", "1s", "--base-port", &base]);
     again.wait_ready();
     let after = height(&file.nodes[1].rpc).await.expect("height");
     assert!(after >= before, "resumed at {after}, below {before}");
@@ -625,9 +506,9 @@ async fn devnet_up_stratum_prints_ports_that_answer_and_lode_miner_mines_a_block
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("devnet");
     // Ten free ports: P2P and RPC of three nodes, then their Stratum ports.
-    let base = free_base(5);
+    let base = free_base(5, 0);
     let stratum_base = base + 6;
-    let mut up = Up::start(
+    let mut up = DevnetUp::start(
         &dir,
         &[
             "--nodes",

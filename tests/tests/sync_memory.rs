@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lode_chain::build::{assemble, coinbase, grind, key_hash, pay, seeded_key, spend};
-use lode_chain::{Amount, Block, ChainParams, ChainState, Height, OutPoint};
+use lode_chain::build::{seeded_key, spend_chain};
+use lode_chain::{Block, ChainParams, ChainState};
 use lode_node::client::RpcClient;
 use lode_tests::{lode_bin, wait_until};
 
@@ -105,64 +105,9 @@ impl Drop for NodeProc {
     }
 }
 
-/// `n` blocks of [`TXS`] transactions on regtest, after 12 blocks that fund, mature and fan
-/// out one key's coinbase into [`TXS`] outputs; each block spends the previous one's outputs.
+/// `n` blocks of [`TXS`] transactions on regtest (see [`spend_chain`]).
 fn chain(params: &ChainParams, n: usize) -> Vec<Block> {
-    let genesis = params.genesis_block();
-    let key = seeded_key(8);
-    let to = key_hash(&key);
-    let mut blocks: Vec<Block> = Vec::new();
-    let make = |h: u32, txs: Vec<lode_chain::Transaction>, blocks: &mut Vec<Block>| {
-        let (parent, time) = blocks
-            .last()
-            .map_or((genesis.hash(), genesis.header.time), |b| (b.hash(), b.header.time));
-        let mut all = vec![coinbase(
-            Height(h),
-            0,
-            b"bench",
-            vec![pay(to, params.subsidy(Height(h)))],
-        )];
-        all.extend(txs);
-        let mut b = assemble(parent, time + 1, params.pow_limit_bits, all);
-        assert!(grind(&mut b.header, &params.pow_limit()));
-        blocks.push(b);
-    };
-    for h in 1..=11 {
-        make(h, vec![], &mut blocks);
-    }
-    let funding = blocks[0].transactions[0].txid();
-    let each = Amount(params.subsidy(Height(1)).0 / TXS as u64);
-    let fan = spend(
-        &[OutPoint {
-            txid: funding,
-            index: 0,
-        }],
-        vec![pay(to, each); TXS],
-        &key,
-        &genesis.hash(),
-    );
-    let mut outs: Vec<OutPoint> = (0..TXS as u32)
-        .map(|index| OutPoint {
-            txid: fan.txid(),
-            index,
-        })
-        .collect();
-    make(12, vec![fan], &mut blocks);
-    for h in 13..13 + n as u32 {
-        let txs: Vec<_> = outs
-            .iter()
-            .map(|op| spend(&[*op], vec![pay(to, each)], &key, &genesis.hash()))
-            .collect();
-        outs = txs
-            .iter()
-            .map(|t| OutPoint {
-                txid: t.txid(),
-                index: 0,
-            })
-            .collect();
-        make(h, txs, &mut blocks);
-    }
-    blocks
+    spend_chain(params, n, TXS, &seeded_key(8))
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
