@@ -68,5 +68,9 @@ fn a_relayed_payment_of_the_same_wallet_reserves_its_coins() {
         .expect("the spent coin is B's");
     assert_eq!(coin["spendable"], json!(false), "{coin}");
     let after = b.rpc("getbalances", json!([]));
-    assert_eq!(units(&after["mine"]["lode_reserved"]), units(&coin["amount"]), "{after}");
+    assert_eq!(
+        units(&after["mine"]["lode_reserved"]),
+        units(&coin["amount"]),
+        "{after}"
+    );
 }
