@@ -52,6 +52,9 @@ pub enum NodeError {
         /// The commands that recover.
         fix: String,
     },
+    /// `lode chain reindex --from-peers` could not download the missing blocks.
+    #[error("downloading the missing blocks from peers: {0}")]
+    Refetch(String),
     /// The node stopped accepting work because a write failed (disk full, I/O error).
     #[error("the node halted: {0}")]
     Halted(String),

@@ -47,6 +47,7 @@ pub mod network;
 pub mod node;
 pub mod node_args;
 pub mod progress;
+pub mod refetch;
 pub mod rpc;
 pub mod stratum;
 mod task_sender;

@@ -128,8 +128,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mine(args) => return run_client(|| lode_node::client::commands::mine::run(args)),
         Command::Chain(ChainArgs {
             client,
-            command: ChainCommand::Reindex { network },
-        }) => return run_reindex(&network, client.target.data_dir),
+            command:
+                ChainCommand::Reindex {
+                    network,
+                    from_peers,
+                    peers,
+                    idle_timeout,
+                },
+        }) => {
+            let from_peers = from_peers.then_some((peers, std::time::Duration::from_secs(idle_timeout)));
+            return run_reindex(&network, client.target.data_dir, from_peers);
+        }
         Command::Chain(args) => return run_client(|| lode_node::client::commands::chain::run(args)),
         Command::ApiKey(args) => return run_client(|| lode_node::client::commands::apikey::run(args)),
         Command::Devnet(args) => return run_devnet(args),
@@ -189,11 +198,31 @@ fn init_client_logging() {
 }
 
 /// `lode chain reindex`: on the data dir itself, with the node's logging (it can take a while).
-fn run_reindex(network: &str, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// `from_peers`: the peers to download the missing blocks from afterwards, and how long to
+/// wait for a block.
+fn run_reindex(
+    network: &str,
+    data_dir: Option<std::path::PathBuf>,
+    from_peers: Option<(Vec<String>, std::time::Duration)>,
+) -> anyhow::Result<()> {
     init_logging(LogFormat::Human);
     let params = lode_node::node_args::network_params(network)?;
     let data_dir = data_dir.unwrap_or_else(|| lode_node::node_args::default_data_dir(&params.name));
-    let report = lode_node::chain_store::reindex(&data_dir, params)?;
+    // Flags checked before anything is rebuilt.
+    let from_peers = match from_peers {
+        Some((peers, idle)) => {
+            let peers = peers
+                .iter()
+                .map(|p| lode_node::node_args::parse_multiaddr("--peer", p))
+                .collect::<Result<Vec<_>, _>>()?;
+            if peers.is_empty() {
+                anyhow::bail!("--from-peers needs at least one --peer MULTIADDR to download from");
+            }
+            Some((peers, idle))
+        }
+        None => None,
+    };
+    let report = lode_node::chain_store::reindex(&data_dir, params.clone())?;
     use std::io::Write;
     // The command's result, for the user (the log went to stderr).
     writeln!(
@@ -205,6 +234,20 @@ fn run_reindex(network: &str, data_dir: Option<std::path::PathBuf>) -> anyhow::R
         report.tip,
         report.unreadable,
         report.unlinked
+    )
+    .context("cannot write to stdout")?;
+    let Some((peers, idle)) = from_peers else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let fetched = runtime.block_on(lode_node::refetch::fetch_from_peers(params, data_dir, peers, idle))?;
+    writeln!(
+        std::io::stdout(),
+        "downloaded from {} peers: best chain height {} -> {} (tip {})",
+        fetched.peers,
+        fetched.from_height,
+        fetched.height,
+        fetched.tip
     )
     .context("cannot write to stdout")?;
     Ok(())

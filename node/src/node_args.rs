@@ -273,7 +273,8 @@ impl NodeArgs {
     }
 }
 
-fn parse_multiaddr(flag: &str, s: &str) -> Result<Multiaddr, NodeError> {
+/// A multiaddr flag's value; the error names the flag.
+pub fn parse_multiaddr(flag: &str, s: &str) -> Result<Multiaddr, NodeError> {
     s.parse::<Multiaddr>()
         .map_err(|e| NodeError::Config(format!("{flag}: {s:?} is not a multiaddr ({e})")))
 }

@@ -265,6 +265,34 @@ impl NodeWallet {
         Ok(())
     }
 
+    /// True if `tx` spends one of this wallet's coins that no pending transaction of its
+    /// own reserves: a transaction only this wallet's keys could have signed, which it has
+    /// let go of.
+    pub fn spends_unreserved_own(&self, tx: &Transaction) -> bool {
+        tx.inputs
+            .iter()
+            .any(|i| self.tracker.own_coin(&i.prev_out).is_some() && !self.tracker.is_reserved(&i.prev_out))
+    }
+
+    /// Takes a mempool transaction spending this wallet's coins back as its own pending
+    /// one (reserved, and in the wallet file when this returns). The wallet file lets a
+    /// payment go when a block confirms it; if a crash loses that block before it reached
+    /// the disk, the payment comes back into the mempool (from `mempool.dat`, or relayed by
+    /// a peer) while the wallet would see its coins as free and could pay them twice.
+    /// Returns whether it was adopted (not when one of its coins is reserved by another).
+    pub fn adopt(&mut self, tx: &Transaction) -> Result<bool, WalletError> {
+        let txid = tx.txid();
+        if !self.spends_unreserved_own(tx)
+            || tx.inputs.iter().any(|i| self.tracker.is_reserved(&i.prev_out))
+            || self.tracker.pending().any(|p| p.txid == txid)
+        {
+            return Ok(false);
+        }
+        self.record_sent(tx)?;
+        tracing::info!(%txid, "mempool transaction spending the wallet's coins taken back as pending");
+        Ok(true)
+    }
+
     /// Takes back a payment the mempool refused right after [`NodeWallet::record_sent`]
     /// (it was never announced): nothing to remember about it.
     pub fn unsend(&mut self, txid: &Hash256) -> Result<(), WalletError> {

@@ -203,6 +203,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
     };
     {
         let mut task = write(&shared);
+        task.adopt_own_pool_txs();
         task.resubmit_wallet_pending();
         if setup.mining.enabled {
             task.start_miner(setup.mining.threads)?;
@@ -349,6 +350,20 @@ impl ChainTask {
 
     /// Writes `mempool.dat` (and empties the journal). Returns how many transactions.
     fn save_mempool(&mut self) -> Result<usize, String> {
+        if self.files.is_none() {
+            return Err("this node does not save its mempool".into());
+        }
+        // The snapshot leaves out what blocks confirmed, and empties the journal: those
+        // blocks go to disk first, or a crash could lose a block and, with it, the only
+        // record of a payment it confirmed.
+        if self.outbox.store_dirty && self.config.durable_acks {
+            if let Err(e) = self.chain.sync_stored() {
+                let reason = disk_failure("cannot sync the chain store", e.is_disk_full(), &e);
+                self.fail_write(reason.clone());
+                return Err(reason);
+            }
+            self.outbox.store_dirty = false;
+        }
         let Some(files) = self.files.as_mut() else {
             return Err("this node does not save its mempool".into());
         };
@@ -364,6 +379,29 @@ impl ChainTask {
                     tracing::warn!(error = %e, "cannot save the mempool");
                 }
                 Err(e.to_string())
+            }
+        }
+    }
+
+    /// The wallet takes back the mempool's transactions that spend its coins but that it
+    /// let go of (see [`NodeWallet::adopt`]); parents before children, so a child spending
+    /// an adopted parent's change is seen as the wallet's too.
+    fn adopt_own_pool_txs(&mut self) {
+        let (Some(wallet), Some(pool)) = (self.wallet.as_mut(), self.txs.mempool()) else {
+            return;
+        };
+        let mut left: Vec<Arc<lode_chain::Transaction>> = pool.iter().map(|e| e.tx().clone()).collect();
+        loop {
+            let before = left.len();
+            left.retain(|tx| match wallet.adopt(tx) {
+                Ok(adopted) => !adopted,
+                Err(e) => {
+                    tracing::error!(txid = %tx.txid(), error = %e, "cannot take a mempool transaction back into the wallet");
+                    true
+                }
+            });
+            if left.len() == before {
+                break;
             }
         }
     }
@@ -604,9 +642,21 @@ impl ChainTask {
         }
         // Only a local transaction is announced, so only its copy is kept.
         let local = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
+        // A payment of this wallet's that it let go of, relayed by a peer or sent again by
+        // a client (see `NodeWallet::adopt`); the wallet's own sends are reserved already.
+        let own = self
+            .wallet
+            .as_ref()
+            .is_some_and(|w| w.spends_unreserved_own(&tx))
+            .then(|| tx.clone());
         let verdict = self.txs.submit(&self.chain, tx);
         if let TxVerdict::Accepted { txid } = &verdict {
             let _ = self.accepted_txs.send(*txid);
+            if let (Some(tx), Some(w)) = (own, self.wallet.as_mut()) {
+                if let Err(e) = w.adopt(&tx) {
+                    tracing::error!(%txid, error = %e, "cannot take a mempool transaction back into the wallet");
+                }
+            }
             if let Some(tx) = local {
                 // Acknowledged only once journalled and synced (at the group commit).
                 self.journal(&tx);

@@ -40,11 +40,22 @@ pub enum ChainCommand {
     /// Check the chain state's consistency (admin scope).
     Verify,
     /// Rebuild a stopped node's UTXO set and indexes from its stored blocks (works on
-    /// --data-dir directly, not over RPC).
+    /// --data-dir directly, not over RPC); with --from-peers, then download from peers
+    /// the blocks the store lacks.
     Reindex {
         /// The node's network (devnet, regtest or a chain-spec .toml).
         #[arg(long, default_value = "devnet")]
         network: String,
+        /// After the rebuild, download what is missing (every block after the first
+        /// missing or unreadable one) from the --peer nodes, then exit.
+        #[arg(long)]
+        from_peers: bool,
+        /// A peer to download from, as a multiaddr (repeatable; with --from-peers).
+        #[arg(long = "peer", value_name = "MULTIADDR", requires = "from_peers")]
+        peers: Vec<String>,
+        /// With --from-peers: give up when no block arrived for this long (seconds).
+        #[arg(long, value_name = "SECS", default_value_t = 60, requires = "from_peers")]
+        idle_timeout: u64,
     },
 }
 
