@@ -13,10 +13,23 @@ use lode_chain::{ChainParams, ChainState};
 
 const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
 
+/// Opens the store, waiting up to 10 s for sled's file lock: a store just dropped (or a
+/// process just killed) can hold it a moment longer through sled's background threads.
+fn open_when_unlocked(dir: &std::path::Path) -> Result<ChainState, lode_chain::error::ChainError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ChainState::open_with_clock(dir, ChainParams::regtest(), fixed_clock()) {
+            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The child: import forever; the parent kills it.
 fn import_forever(dir: &str) -> ! {
-    let params = ChainParams::regtest();
-    let mut state = ChainState::open_with_clock(std::path::Path::new(dir), params, fixed_clock()).expect("child open");
+    let mut state = open_when_unlocked(std::path::Path::new(dir)).expect("child open");
     let mut round: u64 = 0;
     loop {
         round += 1;
@@ -75,8 +88,7 @@ fn killed_importer_always_reopens_consistent() {
         child.kill().expect("SIGKILL child");
         child.wait().expect("reap child");
 
-        let state = ChainState::open_with_clock(dir.path(), ChainParams::regtest(), fixed_clock())
-            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let state = open_when_unlocked(dir.path()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         let report = state
             .verify()
             .unwrap_or_else(|e| panic!("round {round}: verify failed: {e}"));
