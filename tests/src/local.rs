@@ -187,6 +187,23 @@ impl LocalNode {
     }
 }
 
+/// A running regtest peer and a running node dialling it, both in `dir` (`peer/`, `node/`
+/// and their logs): `(peer, node, the peer's P2P address)`.
+///
+/// # Panics
+/// When either cannot start or the peer reports no P2P address.
+pub fn peer_and_node(dir: &Path) -> (LocalNode, LocalNode, String) {
+    let mut peer = LocalNode::new(&dir.join("peer"), &dir.join("peer.log"), &[]);
+    peer.start();
+    let peer_addr = peer.rpc("getnetworkinfo", serde_json::json!([]))["lode_p2p_addrs"][0]
+        .as_str()
+        .expect("peer address")
+        .to_string();
+    let mut node = LocalNode::new(&dir.join("node"), &dir.join("node.log"), &["--peer", &peer_addr]);
+    node.start();
+    (peer, node, peer_addr)
+}
+
 impl Drop for LocalNode {
     fn drop(&mut self) {
         self.kill();

@@ -23,7 +23,7 @@ use std::time::Duration;
 use lode_chain::{Block, ChainParams, Hash256, Height, Transaction};
 use lode_node::client::http::RpcClient;
 use lode_node::common::coins;
-use lode_tests::local::LocalNode;
+use lode_tests::local::{peer_and_node, LocalNode};
 use lode_tests::wait_until;
 use lode_wallet::tracker::Tracker;
 use serde_json::{json, Value};
@@ -411,15 +411,7 @@ fn converge(node: &LocalNode, peer: &LocalNode) {
 
 fn crash_loop(rounds: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut peer = LocalNode::new(&dir.path().join("peer"), &dir.path().join("peer.log"), &[]);
-    peer.start();
-    let peer_addr = text(&peer.rpc("getnetworkinfo", json!([]))["lode_p2p_addrs"][0]);
-    let mut node = LocalNode::new(
-        &dir.path().join("node"),
-        &dir.path().join("node.log"),
-        &["--peer", &peer_addr],
-    );
-    node.start();
+    let (peer, mut node, _) = peer_and_node(dir.path());
     // Both wallets hold mature coins; the node syncs the peer's blocks.
     peer.rpc("generate", json!([12]));
     wait_until("the node syncs from its peer", Duration::from_secs(60), || {

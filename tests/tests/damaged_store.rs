@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use lode_tests::local::{lode, LocalNode};
+use lode_tests::local::{lode, peer_and_node, LocalNode};
 use lode_tests::wait_until;
 use serde_json::{json, Value};
 
@@ -79,18 +79,7 @@ fn verify_cli(node: &LocalNode) {
 #[test]
 fn a_damaged_store_is_reported_untouched_and_recovered() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut peer = LocalNode::new(&dir.path().join("peer"), &dir.path().join("peer.log"), &[]);
-    peer.start();
-    let peer_addr = peer.rpc("getnetworkinfo", json!([]))["lode_p2p_addrs"][0]
-        .as_str()
-        .expect("peer address")
-        .to_string();
-    let mut node = LocalNode::new(
-        &dir.path().join("node"),
-        &dir.path().join("node.log"),
-        &["--peer", &peer_addr],
-    );
-    node.start();
+    let (peer, mut node, _) = peer_and_node(dir.path());
     node.rpc("generate", json!([30]));
     let to = peer.rpc("getnewaddress", json!([]));
     let paid: Vec<String> = (0..3)

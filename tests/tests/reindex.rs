@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lode_tests::local::{lode, LocalNode};
+use lode_tests::local::{lode, peer_and_node, LocalNode};
 use lode_tests::wait_until;
 use serde_json::{json, Value};
 
@@ -26,15 +26,7 @@ fn hash_bytes(hex_hash: &str) -> Vec<u8> {
 #[test]
 fn reindex_from_peers_downloads_the_blocks_the_store_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut peer = LocalNode::new(&dir.path().join("peer"), &dir.path().join("peer.log"), &[]);
-    peer.start();
-    let peer_addr = text(&peer.rpc("getnetworkinfo", json!([]))["lode_p2p_addrs"][0]);
-    let mut node = LocalNode::new(
-        &dir.path().join("node"),
-        &dir.path().join("node.log"),
-        &["--peer", &peer_addr],
-    );
-    node.start();
+    let (peer, mut node, peer_addr) = peer_and_node(dir.path());
     node.rpc("generate", json!([30]));
     let to = peer.rpc("getnewaddress", json!([]));
     let paid: Vec<String> = (0..3)
