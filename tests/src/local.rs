@@ -204,6 +204,30 @@ pub fn peer_and_node(dir: &Path) -> (LocalNode, LocalNode, String) {
     (peer, node, peer_addr)
 }
 
+/// On `node`: 30 blocks, three payments of 1 coin to `peer`, a block confirming them; returns
+/// their txids and the tip once `peer` has it too.
+///
+/// # Panics
+/// When a call fails or the peer does not catch up within a minute.
+pub fn three_confirmed_payments(peer: &LocalNode, node: &LocalNode) -> (Vec<String>, Value) {
+    node.rpc("generate", serde_json::json!([30]));
+    let to = peer.rpc("getnewaddress", serde_json::json!([]));
+    let paid: Vec<String> = (0..3)
+        .map(|_| {
+            node.rpc("sendtoaddress", serde_json::json!([to, 1.0]))
+                .as_str()
+                .expect("txid")
+                .to_string()
+        })
+        .collect();
+    node.rpc("generate", serde_json::json!([1]));
+    let tip = node.rpc("getbestblockhash", serde_json::json!([]));
+    crate::wait_until("the peer has the chain", Duration::from_secs(60), || {
+        peer.rpc("getbestblockhash", serde_json::json!([])) == tip
+    });
+    (paid, tip)
+}
+
 impl Drop for LocalNode {
     fn drop(&mut self) {
         self.kill();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use lode_tests::local::{lode, peer_and_node, LocalNode};
+use lode_tests::local::{lode, peer_and_node, three_confirmed_payments, LocalNode};
 use lode_tests::wait_until;
 use serde_json::{json, Value};
 
@@ -80,21 +80,7 @@ fn verify_cli(node: &LocalNode) {
 fn a_damaged_store_is_reported_untouched_and_recovered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (peer, mut node, _) = peer_and_node(dir.path());
-    node.rpc("generate", json!([30]));
-    let to = peer.rpc("getnewaddress", json!([]));
-    let paid: Vec<String> = (0..3)
-        .map(|_| {
-            node.rpc("sendtoaddress", json!([to, 1.0]))
-                .as_str()
-                .expect("txid")
-                .to_string()
-        })
-        .collect();
-    node.rpc("generate", json!([1]));
-    let tip = node.rpc("getbestblockhash", json!([]));
-    wait_until("the peer has the chain", Duration::from_secs(60), || {
-        peer.rpc("getbestblockhash", json!([])) == tip
-    });
+    let (paid, tip) = three_confirmed_payments(&peer, &node);
     stop(&mut node);
 
     // 1. Tables that contradict each other: a gap in the best chain, the UTXO set gone.

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use lode_tests::local::{lode, peer_and_node, LocalNode};
-use lode_tests::wait_until;
+use lode_tests::local::{lode, peer_and_node, three_confirmed_payments, LocalNode};
 use serde_json::{json, Value};
 
 fn text(v: &Value) -> String {
@@ -27,16 +26,7 @@ fn hash_bytes(hex_hash: &str) -> Vec<u8> {
 fn reindex_from_peers_downloads_the_blocks_the_store_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (peer, mut node, peer_addr) = peer_and_node(dir.path());
-    node.rpc("generate", json!([30]));
-    let to = peer.rpc("getnewaddress", json!([]));
-    let paid: Vec<String> = (0..3)
-        .map(|_| text(&node.rpc("sendtoaddress", json!([to, 1.0]))))
-        .collect();
-    node.rpc("generate", json!([1]));
-    let tip = node.rpc("getbestblockhash", json!([]));
-    wait_until("the peer has the chain", Duration::from_secs(60), || {
-        peer.rpc("getbestblockhash", json!([])) == tip
-    });
+    let (paid, tip) = three_confirmed_payments(&peer, &node);
     let garbled = text(&node.rpc("getblockhash", json!([20])));
     let removed = text(&node.rpc("getblockhash", json!([25])));
     stop(&mut node);
