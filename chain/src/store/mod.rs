@@ -522,7 +522,11 @@ impl Store {
         b.insert(T::Meta, meta::VERSION, FORMAT_VERSION.to_be_bytes());
         b.insert(T::Meta, meta::NETWORK, params.name.as_bytes());
         b.insert(T::Meta, meta::GENESIS, hash.0);
+        let writes = b.writes.len();
         self.commit(b.batches())?;
+        // A large premine is one big transaction: free what it replaced now, not during the
+        // first blocks' reads.
+        journal::release_garbage(writes);
         self.db.flush()?;
         Ok(())
     }
@@ -899,6 +903,9 @@ impl Store {
             // A journal left by a failed large flush lands first (it is older).
             journal::recover(self)?;
             self.commit(cache.batches())?;
+            // The flush pays for the node versions it replaced (see `release_garbage`), rather
+            // than the reads of the blocks after it.
+            journal::release_garbage(cache.entries());
         }
         *cache = Cache::default();
         Ok(true)
