@@ -42,6 +42,16 @@ impl Block {
         encoding::encoded_len(self)
     }
 
+    /// Bytes the decoded block occupies in memory (its own struct, every transaction's
+    /// struct and vectors, coinbase messages), as held by whoever keeps it, e.g. sync's
+    /// buffer of downloaded blocks: larger than [`Block::size`], the encoding.
+    pub fn memory_size(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Block>()
+            + self.transactions.capacity() * size_of::<Transaction>()
+            + self.transactions.iter().map(Transaction::heap_size).sum::<usize>()
+    }
+
     /// The txids in block order.
     pub fn txids(&self) -> Vec<Hash256> {
         self.transactions.iter().map(Transaction::txid).collect()

@@ -98,6 +98,24 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Heap bytes owned by this transaction (its input and output vectors and coinbase
+    /// message), not counting its own struct: see [`crate::Block::memory_size`].
+    pub fn heap_size(&self) -> usize {
+        // Each allocation also costs the allocator's header (16 bytes on glibc x86-64).
+        const PER_ALLOCATION: usize = 16;
+        2 * PER_ALLOCATION
+            + self.inputs.capacity() * std::mem::size_of::<TxIn>()
+            + self.outputs.capacity() * std::mem::size_of::<TxOut>()
+            + self
+                .inputs
+                .iter()
+                .map(|i| match &i.unlock {
+                    Unlock::Coinbase(c) => c.message.capacity(),
+                    Unlock::Key(_) => 0,
+                })
+                .sum::<usize>()
+    }
+
     /// txid: double SHA-256 of the canonical encoding.
     pub fn txid(&self) -> Hash256 {
         Hash256::sha256d(&encoding::encode(self))

@@ -29,8 +29,9 @@ use crate::chain_task::{BlockVerdict, HeadersVerdict, TipInfo};
 pub const WINDOW: usize = 512;
 /// Most outstanding block requests per peer.
 pub const PER_PEER_REQUESTS: usize = 4;
-/// Most bytes of received bodies waiting for their turn to connect: past it, no new
-/// requests go out (the window in blocks alone would allow 512 max-size blocks ≈ 1 GB).
+/// Most memory held by downloaded blocks (decoded, [`Block::memory_size`]) from their
+/// arrival until the chain task's verdict on them: past it, no new requests go out (the
+/// window in blocks alone would allow 512 max-size blocks ≈ 1 GB).
 pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// Most blocks handed to the chain task at once (keeps its queue short and verdicts quick).
 pub const SUBMIT_BATCH: usize = 64;
@@ -129,8 +130,11 @@ pub struct SyncManager<Id = OutboundRequestId> {
     queue: VecDeque<Hash256>,
     in_flight: HashMap<Hash256, PeerId>,
     received: HashMap<Hash256, (Arc<Block>, PeerId)>,
-    /// Encoded bytes held in `received`.
-    received_bytes: usize,
+    /// Memory held by the blocks in `received` and in the submitted batch
+    /// ([`Block::memory_size`]).
+    held_bytes: usize,
+    /// The part of `held_bytes` that is the submitted batch (released at its verdicts).
+    submitted_bytes: usize,
     /// Blocks handed to the chain task, verdicts awaited, with who delivered them.
     submitted: Vec<(Hash256, PeerId)>,
     /// The last block handed to the chain task.
@@ -161,7 +165,8 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             queue: VecDeque::new(),
             in_flight: HashMap::new(),
             received: HashMap::new(),
-            received_bytes: 0,
+            held_bytes: 0,
+            submitted_bytes: 0,
             submitted: Vec::new(),
             last_submitted: None,
             round_source: None,
@@ -313,7 +318,8 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
         self.order.clear();
         self.queue.clear();
         self.received.clear();
-        self.received_bytes = 0;
+        // A submitted batch is still held until its verdicts arrive.
+        self.held_bytes = self.submitted_bytes;
         self.round_source = None;
         for p in self.peers.values_mut() {
             p.lacks.clear();
@@ -494,7 +500,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
                     self.in_flight.remove(hash);
                     match Block::from_bytes(bytes, self.max_block_size) {
                         Ok(block) if block.hash() == *hash => {
-                            self.received_bytes += bytes.len();
+                            self.held_bytes += block.memory_size();
                             let block = Arc::new(block);
                             self.outputs.push(SyncOutput::Precheck(block.clone()));
                             self.received.insert(*hash, (block, peer));
@@ -587,7 +593,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
 
     /// Sends block requests while the window and the peers allow.
     fn schedule(&mut self, net: &mut dyn SyncNet<Id>) {
-        while !self.queue.is_empty() && self.in_flight.len() < WINDOW && self.received_bytes < MAX_BUFFERED_BYTES {
+        while !self.queue.is_empty() && self.in_flight.len() < WINDOW && self.held_bytes < MAX_BUFFERED_BYTES {
             // Peers that can serve this round: at least the round's work, or its source.
             let source = self.round_source;
             let round_work = self.round_work;
@@ -646,7 +652,7 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
             let Some((block, peer)) = self.received.remove(h) else {
                 break;
             };
-            self.received_bytes = self.received_bytes.saturating_sub(block.size());
+            self.submitted_bytes += block.memory_size();
             self.submitted.push((*h, peer));
             self.last_submitted = Some(block.clone());
             batch.push(block);
@@ -656,9 +662,18 @@ impl<Id: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncManager<Id> {
         }
     }
 
+    /// Memory held by downloaded blocks not yet judged by the chain task (bounded by
+    /// [`MAX_BUFFERED_BYTES`] plus one response's blocks).
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
     /// The chain task's verdicts on the last submitted batch.
     pub fn on_submitted(&mut self, verdicts: Vec<BlockVerdict>, net: &mut dyn SyncNet<Id>) {
         let submitted = std::mem::take(&mut self.submitted);
+        self.held_bytes = self
+            .held_bytes
+            .saturating_sub(std::mem::take(&mut self.submitted_bytes));
         let mut failed = false;
         for (i, (hash, peer)) in submitted.iter().enumerate() {
             match verdicts.get(i) {
@@ -838,6 +853,72 @@ mod tests {
         assert_eq!(submitted, missing);
         // Caught up with both peers: no further round.
         assert!(!sync.is_syncing());
+    }
+
+    #[test]
+    fn downloaded_blocks_count_against_the_buffer_until_their_verdicts() {
+        let (params, blocks) = chain(20);
+        let mut sync: SyncManager<usize> = SyncManager::new(genesis_tip(&params), params.max_block_size);
+        let mut net = Recorder::default();
+        let p = PeerId::random();
+        sync.on_peer_ready(p, &mut net);
+        sync.on_response(0, p, status(20), &mut net);
+        let headers: Vec<_> = blocks.iter().map(|b| b.header).collect();
+        sync.on_response(1, p, SyncResponse::Headers(headers), &mut net);
+        let work = match status(20) {
+            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
+            _ => unreachable!(),
+        };
+        sync.on_headers_verdict(
+            p,
+            HeadersVerdict::Valid {
+                missing: blocks.iter().map(Block::hash).collect(),
+                work,
+                last_height: Height(20),
+            },
+            &mut net,
+        );
+        let by_hash: HashMap<Hash256, &Block> = blocks.iter().map(|b| (b.hash(), b)).collect();
+        let reqs: Vec<(usize, Vec<Hash256>)> = net
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, r))| match r {
+                SyncRequest::Blocks { hashes } => Some((i, hashes.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, hashes) in reqs {
+            let bodies = hashes.iter().map(|h| by_hash[h].to_bytes()).collect();
+            sync.on_response(id, p, SyncResponse::Blocks(bodies), &mut net);
+        }
+        let all: usize = blocks.iter().map(Block::memory_size).sum();
+        assert!(
+            all > blocks.iter().map(Block::size).sum::<usize>(),
+            "decoded is larger than encoded"
+        );
+        // Every block received, some handed to the chain task: all still held until their
+        // verdicts, then released batch by batch.
+        assert_eq!(sync.held_bytes(), all);
+        let mut judged = 0;
+        let mut batches = 0;
+        loop {
+            let outs = sync.take_outputs();
+            let Some(SyncOutput::Submit(batch)) = outs.into_iter().find(|o| matches!(o, SyncOutput::Submit(_))) else {
+                break;
+            };
+            assert_eq!(sync.held_bytes(), all - judged, "a submitted batch is still held");
+            judged += batch.iter().map(|b| b.memory_size()).sum::<usize>();
+            batches += 1;
+            sync.on_submitted(
+                vec![BlockVerdict::Accepted(lode_chain::AcceptStatus::Connected); batch.len()],
+                &mut net,
+            );
+            assert_eq!(sync.held_bytes(), all - judged);
+        }
+        assert!(batches >= 1);
+        assert_eq!(judged, all);
+        assert_eq!(sync.held_bytes(), 0);
     }
 
     /// Runs one round against a peer whose chain is `blocks`, with `minimum` chain work:
