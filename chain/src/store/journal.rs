@@ -173,8 +173,10 @@ fn for_each_chunk<'a>(
 /// (heaptrack: 144 + 112 MB of replaced nodes alive at a 64 MiB flush's peak even in 1 MiB
 /// chunks, ADR 0006). Each pin-and-flush here hands this thread's deferred frees to the
 /// collector and runs one collection; the count covers `writes` writes' garbage with room.
-/// Only the journaled path calls it: after each one-block commit (`--dbcache 0`) it measured
-/// no lower, and once 10–20 MiB higher, than without (BENCHMARKS.md, fourth pass).
+/// Called after each journaled chunk, after every other cache flush and after the genesis
+/// write (so the blocks after them do not pay for that garbage in their first reads: the
+/// per-transaction connect bench, BENCHMARKS.md), but not after each one-block commit at
+/// `--dbcache 0`, where it measured no lower, and once 10–20 MiB higher, than without.
 pub(super) fn release_garbage(writes: usize) {
     for _ in 0..writes / 128 + 8 {
         crossbeam_epoch::pin().flush();
