@@ -31,8 +31,10 @@ pub const WINDOW: usize = 512;
 pub const PER_PEER_REQUESTS: usize = 4;
 /// Most memory held by downloaded blocks (decoded, [`Block::memory_size`]) from their
 /// arrival until the chain task's verdict on them: past it, no new requests go out (the
-/// window in blocks alone would allow 512 max-size blocks ≈ 1 GB).
-pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+/// window in blocks alone would allow 512 max-size blocks ≈ 1 GB). The buffer only has to
+/// hide download latency behind connecting, which is the slower side: 32 MiB of decoded
+/// 500-transaction blocks is ≈ 9 s of connect work on the bench machine (BENCHMARKS.md).
+pub const MAX_BUFFERED_BYTES: usize = 32 * 1024 * 1024;
 /// Most blocks handed to the chain task at once (keeps its queue short and verdicts quick).
 pub const SUBMIT_BATCH: usize = 64;
 /// How often each peer is asked for its tip (repairs anything gossip missed).
