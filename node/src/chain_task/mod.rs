@@ -27,6 +27,7 @@ mod handle;
 mod precheck;
 mod request;
 mod sink;
+mod trim;
 mod verdict;
 mod view;
 
@@ -196,6 +197,7 @@ pub fn spawn(setup: ChainSetup) -> Result<RunningChain, crate::NodeError> {
             files,
             halt,
             ticks: 0,
+            trimmer: trim::Trimmer::default(),
         })
     });
     let Some(handle) = handle else {
@@ -245,6 +247,8 @@ struct ChainTask {
     halt: Halt,
     /// Ticks seen (seconds, roughly).
     ticks: u64,
+    /// Gives freed memory back to the OS between groups (see `trim.rs`).
+    trimmer: trim::Trimmer,
 }
 
 impl ChainTask {
@@ -276,6 +280,7 @@ impl ChainTask {
                 task.announce(Announcement::Tx(tx));
             }
             task.commit();
+            task.trimmer.maybe_trim();
             if task.halt.reason().is_some() && task.miner.is_some() {
                 // Its blocks would be refused: stop burning the CPU.
                 task.stop_miner();
