@@ -135,6 +135,49 @@ async fn coinbase_of(node: &NodeHandle, hash: Hash256) -> Transaction {
         .clone()
 }
 
+/// A template published while a connection is subscribed but not yet authorized reaches it
+/// once, as its first job: not that job and then a second clean notify of the same work
+/// (which made a miner drop its work, and made the next job look stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_published_before_authorize_is_sent_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_node(dir.path(), stratum_config()).await;
+    let (mut watcher, first_seen) = miner(&node, "watcher").await;
+    let (_, user) = address(7);
+    let mut c = Connection::connect(&stratum_addr(&node)).await.expect("connect");
+    c.subscribe("test-miner/1").await.expect("subscribe");
+
+    // A new tip, and its template published (the watcher has its job), while `c` waits.
+    mine(&node, 1, 1).await;
+    let tip1 = node.tip().hash;
+    let mut last = first_seen.id;
+    loop {
+        let j = watcher
+            .wait_job(Some(&last), Duration::from_secs(10))
+            .await
+            .expect("the new tip's job");
+        if j.prev_hash == tip1 {
+            break;
+        }
+        last = j.id;
+    }
+
+    assert_eq!(c.authorize(&user, "x").await.expect("authorize"), Ok(Value::Bool(true)));
+    let first = c.wait_job(None, Duration::from_secs(10)).await.expect("a job");
+    assert_eq!(first.prev_hash, tip1);
+    assert!(first.clean);
+
+    // The next job `c` hears of is the next tip's, not the same template again.
+    mine(&node, 1, 2).await;
+    let tip2 = node.tip().hash;
+    let next = c
+        .wait_job(Some(&first.id), Duration::from_secs(10))
+        .await
+        .expect("the next tip's job");
+    assert_eq!(next.prev_hash, tip2, "a job of the same template came first");
+    assert!(next.clean);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solo_shares_are_judged_by_the_rules_and_a_block_pays_the_miner() {
     let dir = tempfile::tempdir().expect("tmp");

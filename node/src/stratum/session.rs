@@ -248,6 +248,17 @@ impl Session {
         }
     }
 
+    /// A job for a template the template task just published, unless this connection's
+    /// newest job is already built on it: a template published between the connection's
+    /// start and its authorize reaches it twice (the authorize's first job, then the
+    /// watch), and a second clean notify of the same work would make the miner drop it.
+    pub fn job_for_published(&mut self, t: Arc<Template>) -> Vec<String> {
+        if self.jobs.back().is_some_and(|j| Arc::ptr_eq(&j.template, &t)) {
+            return Vec::new();
+        }
+        self.new_job(t, false)
+    }
+
     /// set_difficulty (when it changed) and notify for `t`.
     pub fn new_job(&mut self, t: Arc<Template>, clean: bool) -> Vec<String> {
         let mut out = Vec::new();
@@ -534,7 +545,7 @@ pub async fn run(
                 } else {
                     let t = templates.borrow_and_update().clone();
                     match t {
-                        Some(t) => session.new_job(t, false),
+                        Some(t) => session.job_for_published(t),
                         None => Vec::new(),
                     }
                 }
