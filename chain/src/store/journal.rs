@@ -34,13 +34,14 @@ use crate::error::ChainError;
 pub const DEFAULT_JOURNAL_ABOVE: usize = 4 << 20;
 
 /// Cached bytes (the cache's own estimate, key + value + overhead per write) per journal
-/// chunk and per applied chunk: what one sled insert or batch holds at a time. 64 KiB keeps
-/// a chunk under sled's blob threshold (a log item over a quarter of its 512 KiB segment
-/// is written as a file of its own, and its page cache counts such a page by the size of
-/// the pointer, so it does not evict it for size): with 1 MiB chunks a 2,000-block sync at
-/// `--dbcache 64` peaked 75–90 MiB higher and ran 12–23% slower (BENCHMARKS.md, issue 16
-/// fifth pass).
-pub const DEFAULT_CHUNK_BYTES: usize = 64 << 10;
+/// chunk and per applied chunk: what one sled insert or batch holds at a time. 16 KiB keeps
+/// a chunk, and a journal node holding a few of them, under sled's blob threshold (a log
+/// item over a quarter of its 512 KiB segment is written as a file of its own, and its page
+/// cache counts such a page by the size of the pointer, so it does not evict it for size):
+/// a 2,000-block sync at `--dbcache 64` peaked at 512–528 MiB with 1 MiB chunks, 437–445 MiB
+/// with 64 KiB and 409–410 MiB with 16 KiB, and ran faster with each (BENCHMARKS.md, issue
+/// 16 fifth pass).
+pub const DEFAULT_CHUNK_BYTES: usize = 16 << 10;
 
 /// Largest chunk size accepted: a chunk's encoding must decode at open
 /// ([`encoding::MAX_DECODE_BYTES`]).
