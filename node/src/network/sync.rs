@@ -766,6 +766,24 @@ mod tests {
         }
     }
 
+    /// The chain work `status(height)` claims.
+    fn status_work(height: u32) -> ChainWork {
+        match status(height) {
+            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The chain task's verdict that `blocks` are valid headers, all bodies missing, up to
+    /// `height` with the work `status(height)` claims.
+    fn all_missing(blocks: &[Block], height: u32) -> HeadersVerdict {
+        HeadersVerdict::Valid {
+            missing: blocks.iter().map(Block::hash).collect(),
+            work: status_work(height),
+            last_height: Height(height),
+        }
+    }
+
     #[test]
     fn headers_first_then_bodies_from_both_peers_then_blocks_in_order() {
         let (params, blocks) = chain(40);
@@ -795,19 +813,7 @@ mod tests {
         // No body is asked for before the chain's verdict on the headers.
         assert!(!net.0.iter().any(|(_, r)| matches!(r, SyncRequest::Blocks { .. })));
         let missing: Vec<Hash256> = blocks.iter().map(Block::hash).collect();
-        let work = match status(40) {
-            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
-            _ => unreachable!(),
-        };
-        sync.on_headers_verdict(
-            hpeer,
-            HeadersVerdict::Valid {
-                missing: missing.clone(),
-                work,
-                last_height: Height(40),
-            },
-            &mut net,
-        );
+        sync.on_headers_verdict(hpeer, all_missing(&blocks, 40), &mut net);
         let block_reqs: Vec<(usize, PeerId, Vec<Hash256>)> = net
             .0
             .iter()
@@ -867,19 +873,7 @@ mod tests {
         sync.on_response(0, p, status(20), &mut net);
         let headers: Vec<_> = blocks.iter().map(|b| b.header).collect();
         sync.on_response(1, p, SyncResponse::Headers(headers), &mut net);
-        let work = match status(20) {
-            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
-            _ => unreachable!(),
-        };
-        sync.on_headers_verdict(
-            p,
-            HeadersVerdict::Valid {
-                missing: blocks.iter().map(Block::hash).collect(),
-                work,
-                last_height: Height(20),
-            },
-            &mut net,
-        );
+        sync.on_headers_verdict(p, all_missing(&blocks, 20), &mut net);
         let by_hash: HashMap<Hash256, &Block> = blocks.iter().map(|b| (b.hash(), b)).collect();
         let reqs: Vec<(usize, Vec<Hash256>)> = net
             .0
@@ -964,10 +958,7 @@ mod tests {
     #[test]
     fn a_header_chain_below_the_minimum_chain_work_is_not_downloaded() {
         let (params, blocks) = chain(5);
-        let work_of = |h: u32| match status(h) {
-            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
-            _ => unreachable!(),
-        };
+        let work_of = status_work;
         // Default (devnet, regtest): zero, so any chain with more work than ours is fetched.
         assert!(round_with_minimum(&blocks, &params, ChainWork::default()) > 0);
         // Exactly the minimum: fetched.
@@ -1014,19 +1005,7 @@ mod tests {
         let _ = sync.take_outputs();
 
         // Now with real work: bodies are asked for; a wrong body costs a ban-level penalty.
-        let work = match status(2) {
-            SyncResponse::Status { work, .. } => ChainWork::from_be_bytes(&work),
-            _ => unreachable!(),
-        };
-        sync.on_headers_verdict(
-            p,
-            HeadersVerdict::Valid {
-                missing: blocks.iter().map(Block::hash).collect(),
-                work,
-                last_height: Height(2),
-            },
-            &mut net,
-        );
+        sync.on_headers_verdict(p, all_missing(&blocks, 2), &mut net);
         let (id, hashes) = net
             .0
             .iter()
