@@ -65,7 +65,7 @@ fn create_new(path: &Path, private: bool) -> std::io::Result<File> {
     opts.open(path)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

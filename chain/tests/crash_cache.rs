@@ -17,6 +17,9 @@ use lode_chain::{ChainParams, ChainState, Hash256, Height};
 
 const DIR_VAR: &str = "LODE_CACHE_CRASH_DIR";
 const LOG_VAR: &str = "LODE_CACHE_CRASH_LOG";
+/// Set: every flush of the child goes through the write-ahead journal file, in chunks of a
+/// few writes (`store/journal.rs`), so kills land while it is written, applied and removed.
+const JOURNAL_VAR: &str = "LODE_CACHE_CRASH_JOURNAL";
 
 /// Phases the child announces (one line each, before doing it) and the parent kills in.
 const PHASES: [&str; 3] = ["connect", "flush", "reorg"];
@@ -36,6 +39,9 @@ fn import_forever(dir: &str, log: &str) -> ! {
         ChainState::open_with_clock(Path::new(dir), ChainParams::regtest(), fixed_clock()).expect("child open");
     // Small enough that budget flushes also happen inside connects and reorganisations.
     state.set_cache_budget(24 * 1024);
+    if std::env::var_os(JOURNAL_VAR).is_some() {
+        state.store().set_flush_chunking(0, 512);
+    }
     let mut round: u64 = 0;
     loop {
         round += 1;
@@ -85,7 +91,7 @@ fn last_flushed(text: &str) -> Option<Hash256> {
     Some(Hash256(bytes))
 }
 
-fn kill_rounds(rounds: usize) {
+fn kill_rounds(rounds: usize, journaled: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain_dir = dir.path().join("chain");
     let log_path = dir.path().join("progress.log");
@@ -105,6 +111,7 @@ fn kill_rounds(rounds: usize) {
             .args(["cache_crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(DIR_VAR, &chain_dir)
             .env(LOG_VAR, &log_path)
+            .envs(journaled.then_some((JOURNAL_VAR, "1")))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -171,12 +178,24 @@ fn kill_rounds(rounds: usize) {
 
 #[test]
 fn killed_during_connect_flush_and_reorg_reopens_consistent() {
-    kill_rounds(6);
+    kill_rounds(6, false);
+}
+
+#[test]
+fn killed_during_journaled_flushes_reopens_consistent() {
+    kill_rounds(6, true);
 }
 
 /// The same, 100 kills: `cargo test -p lode-chain --test crash_cache -- --ignored`.
 #[test]
 #[ignore = "about a minute; run on demand"]
 fn killed_during_connect_flush_and_reorg_reopens_consistent_100() {
-    kill_rounds(100);
+    kill_rounds(100, false);
+}
+
+/// The same with every flush journaled, 100 kills (on demand, like the one above).
+#[test]
+#[ignore = "about a minute; run on demand"]
+fn killed_during_journaled_flushes_reopens_consistent_100() {
+    kill_rounds(100, true);
 }

@@ -3,29 +3,42 @@
 //! sled keeps every node version a write creates until the write's epoch guard is dropped,
 //! and one transaction (or one batch) holds one guard from start to end: a flush of 64 MiB of
 //! cached writes as one transaction peaked at ≈ 1.6 GiB (ADR 0006, BENCHMARKS.md). A large
-//! flush therefore goes through a write-ahead journal, a sled tree of its own:
+//! flush therefore goes through a write-ahead journal, a plain file in the store's directory
+//! ([`JOURNAL_FILE`]), and is applied to sled in bounded pieces:
 //!
-//! 1. the cache's writes (tree, key, new value or deletion) are written to the journal in
-//!    chunks of bounded size, each one sled insert; then synced;
-//! 2. one insert writes the *complete* marker (chunk count and bytes); then synced — from
-//!    here on the flush has happened;
+//! 1. sled is synced (the blocks the flush connects are stored in it before the journal that
+//!    names them exists: the file is outside sled's ordered log); the cache's writes (tree,
+//!    key, new value or deletion) are appended to the file in chunks of bounded size; then
+//!    the file is synced;
+//! 2. the *complete* marker (chunk count, bytes, and the SHA-256 of every chunk) is appended;
+//!    then the file and its directory are synced — from here on the flush has happened;
 //! 3. the writes are applied to the real trees chunk by chunk (one sled batch per tree and
-//!    chunk, so each holds a bounded guard); then synced;
-//! 4. the marker is removed, then the chunks; then synced.
+//!    chunk, so each holds a bounded guard); then sled is synced;
+//! 4. the file is removed and the directory synced, before any later write can reach sled.
 //!
 //! Every write is the put or removal of a final value, so applying a chunk twice is the same
-//! as applying it once. At open ([`recover`]) a journal with its marker is applied again in
-//! full and cleared (the flush completes); chunks without a marker are discarded (the flush
-//! never happened, the real trees were not touched, and open connects the stored blocks
-//! after the previous flushed tip again). The tip (`meta`'s `tip` key) is one of the cached
-//! writes, so it moves with the rest. See `docs/adr/0006-utxo-cache.md`.
+//! as applying it once. At open ([`recover`]) a journal with its marker is checked against
+//! the marker, applied again in full and removed (the flush completes); a journal that ends
+//! before a marker is removed (the flush never happened, the real trees were not touched, and
+//! open connects the stored blocks after the previous flushed tip again). The tip (`meta`'s
+//! `tip` key) is one of the cached writes, so it moves with the rest.
+//!
+//! The journal was a sled tree until issue 16's sixth pass: writing it through sled put a
+//! second copy of every large flush in sled's page cache, log buffers and node garbage. A
+//! journal left in that tree by an older build is still completed or discarded at open
+//! ([`recover`]). See `docs/adr/0006-utxo-cache.md`.
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use bincode::{Decode, Encode};
+use sha2::{Digest, Sha256};
 use sled::Batch;
 
 use super::{entry_cost, Cache, Store, T, TREES};
+use crate::atomic_file::sync_dir;
 use crate::encoding;
 use crate::error::ChainError;
 
@@ -34,28 +47,34 @@ use crate::error::ChainError;
 pub const DEFAULT_JOURNAL_ABOVE: usize = 4 << 20;
 
 /// Cached bytes (the cache's own estimate, key + value + overhead per write) per journal
-/// chunk and per applied chunk: what one sled insert or batch holds at a time. 16 KiB keeps
-/// a chunk, and a journal node holding a few of them, under sled's blob threshold (a log
-/// item over a quarter of its 512 KiB segment is written as a file of its own, and its page
-/// cache counts such a page by the size of the pointer, so it does not evict it for size):
-/// a 2,000-block sync at `--dbcache 64` peaked at 512–528 MiB with 1 MiB chunks, 437–445 MiB
-/// with 64 KiB and 409–410 MiB with 16 KiB, and ran faster with each (BENCHMARKS.md, issue
-/// 16 fifth pass).
+/// chunk and per applied chunk: what one sled batch holds at a time. 16 KiB was measured
+/// best while the journal was a sled tree (a chunk, and a journal node holding a few of them,
+/// stayed under sled's blob threshold; a 2,000-block sync at `--dbcache 64` peaked at
+/// 512–528 MiB with 1 MiB chunks, 437–445 MiB with 64 KiB and 409–410 MiB with 16 KiB), and
+/// bounds what each applied batch holds of sled's epoch (BENCHMARKS.md, issue 16).
 pub const DEFAULT_CHUNK_BYTES: usize = 16 << 10;
 
 /// Largest chunk size accepted: a chunk's encoding must decode at open
 /// ([`encoding::MAX_DECODE_BYTES`]).
 const MAX_CHUNK_BYTES: usize = 8 << 20;
 
-/// Journal key of the marker that says every chunk is written.
-const MARKER: &[u8] = b"complete";
+/// File name of the journal, inside the store's directory (sled ignores files it did not
+/// name).
+pub const JOURNAL_FILE: &str = "flush.journal";
 
-/// Journal key of chunk `i`: a zero byte (below the marker's first byte) then `i` big-endian.
-fn chunk_key(i: u32) -> [u8; 5] {
-    let mut k = [0u8; 5];
-    k[1..].copy_from_slice(&i.to_be_bytes());
-    k
-}
+/// First bytes of a journal file.
+const MAGIC: &[u8; 8] = b"lodefj1\0";
+
+/// Record kinds: `kind u8 | length u32 BE | payload`.
+const CHUNK: u8 = 0;
+const MARKER: u8 = 1;
+
+/// Marker payload: chunk count u32 BE, chunk bytes u64 BE, SHA-256 of the chunks in order.
+const MARKER_LEN: usize = 4 + 8 + 32;
+
+/// Longest record read back: a chunk's encoding, whose ops are each at most one cached
+/// write (a block body at most) past the chunk size.
+const MAX_RECORD: usize = encoding::MAX_DECODE_BYTES;
 
 /// One journaled write.
 #[derive(Encode, Decode)]
@@ -208,6 +227,25 @@ fn apply<'a>(store: &Store, ops: impl IntoIterator<Item = Op<'a>>) -> Result<(),
     Ok(())
 }
 
+fn io(e: std::io::Error) -> ChainError {
+    ChainError::Store(sled::Error::Io(e))
+}
+
+/// Path of the journal of the store at `dir`.
+fn journal_path(dir: &Path) -> PathBuf {
+    dir.join(JOURNAL_FILE)
+}
+
+fn write_record(w: &mut impl Write, kind: u8, payload: &[u8]) -> Result<(), ChainError> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| ChainError::NotAllowed(format!("journal record of {} bytes", payload.len())))?;
+    let mut header = [0u8; 5];
+    header[0] = kind;
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&header).map_err(io)?;
+    w.write_all(payload).map_err(io)
+}
+
 /// Writes the whole cache to sled through the journal (module doc). The caller holds the
 /// cache's write lock throughout, so no reader sees the real trees half written, and keeps
 /// the cache until this returns.
@@ -218,8 +256,16 @@ pub(super) fn flush(store: &Store, cache: &Cache) -> Result<(), ChainError> {
     // A journal left by a failed attempt in this process must finish before a new one
     // replaces it: the real trees may be partly written from it.
     recover(store)?;
+    // What sled already holds (the bodies and index entries of the blocks this flush
+    // connects) is on disk before a journal that names them can be: sled's own log keeps
+    // its writes in order, but the journal file is outside it.
+    store.db.flush()?;
+    let path = journal_path(&store.path);
+    let mut file = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io)?);
+    file.write_all(MAGIC).map_err(io)?;
     let mut chunks: u32 = 0;
     let mut bytes: u64 = 0;
+    let mut hash = Sha256::new();
     for_each_chunk(cache, chunk_bytes, |ops| {
         let owned: Vec<JournalOp> = ops
             .iter()
@@ -231,18 +277,24 @@ pub(super) fn flush(store: &Store, cache: &Cache) -> Result<(), ChainError> {
             .collect();
         let encoded = encoding::encode(&owned);
         bytes += encoded.len() as u64;
-        store.journal.insert(chunk_key(chunks), encoded)?;
-        release_garbage(1);
+        hash.update(&encoded);
+        write_record(&mut file, CHUNK, &encoded)?;
         chunks += 1;
         cfg.checkpoint(FlushStep::Journal, chunks)
     })?;
     // Every chunk is on disk before the marker can be.
-    store.db.flush()?;
-    let mut marker = [0u8; 12];
+    let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_data().map_err(io)?;
+    let mut marker = [0u8; MARKER_LEN];
     marker[..4].copy_from_slice(&chunks.to_be_bytes());
-    marker[4..].copy_from_slice(&bytes.to_be_bytes());
-    store.journal.insert(MARKER, &marker)?;
-    store.db.flush()?;
+    marker[4..12].copy_from_slice(&bytes.to_be_bytes());
+    marker[12..].copy_from_slice(&hash.finalize());
+    let mut file = file;
+    write_record(&mut file, MARKER, &marker)?;
+    file.sync_data().map_err(io)?;
+    // The file's name is durable before sled holds any write the journal does not.
+    sync_dir(&store.path).map_err(io)?;
+    drop(file);
     cfg.checkpoint(FlushStep::Apply, 0)?;
     let mut applied: u32 = 0;
     for_each_chunk(cache, chunk_bytes, |ops| {
@@ -254,7 +306,7 @@ pub(super) fn flush(store: &Store, cache: &Cache) -> Result<(), ChainError> {
     // A fault armed for more chunks than there are stops here, everything applied.
     cfg.checkpoint(FlushStep::Apply, u32::MAX)?;
     store.db.flush()?;
-    clear(store)?;
+    remove(&path, &store.path)?;
     tracing::debug!(
         chunks,
         journal_bytes = bytes,
@@ -264,15 +316,20 @@ pub(super) fn flush(store: &Store, cache: &Cache) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// Removes the marker, then the chunks, then syncs: a kill in between leaves chunks
-/// without a marker, which open discards (the real trees already hold them, synced).
-/// Synced before returning, so no later write can reach disk while the journal still
-/// reads as complete.
-fn clear(store: &Store) -> Result<(), ChainError> {
-    store.journal.remove(MARKER)?;
-    store.journal.clear()?;
-    store.db.flush()?;
-    Ok(())
+/// Removes the journal file and syncs its directory, so no later write can reach disk while
+/// the journal could still be read as complete.
+fn remove(path: &Path, dir: &Path) -> Result<(), ChainError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_dir(dir).map_err(io),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Bytes in the journal file (0 when there is none).
+pub(super) fn journal_bytes(store: &Store) -> u64 {
+    let legacy = store.legacy_journal.len() as u64;
+    std::fs::metadata(journal_path(&store.path)).map_or(0, |m| m.len()) + legacy
 }
 
 /// What [`recover`] found.
@@ -282,22 +339,193 @@ pub(super) enum Recovered {
     Nothing,
     /// A complete journal: applied again in full.
     Completed { chunks: u32 },
-    /// Chunks without the marker: discarded.
+    /// A journal without its marker: discarded.
     Discarded { chunks: usize },
+}
+
+/// One record read back from a journal file.
+enum Record {
+    Chunk,
+    Marker([u8; MARKER_LEN]),
+    /// The file ends here, or in a record cut short or not of this format: where a flush
+    /// that did not complete stopped writing.
+    End,
+}
+
+/// Reads the next record into `buf` (a chunk's payload) and says what it was.
+fn read_record(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Record, ChainError> {
+    let mut header = [0u8; 5];
+    if !read_full(r, &mut header)? {
+        return Ok(Record::End);
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    match header[0] {
+        CHUNK if len <= MAX_RECORD => {
+            buf.clear();
+            buf.resize(len, 0);
+            Ok(if read_full(r, buf)? { Record::Chunk } else { Record::End })
+        }
+        MARKER if len == MARKER_LEN => {
+            let mut marker = [0u8; MARKER_LEN];
+            Ok(if read_full(r, &mut marker)? {
+                Record::Marker(marker)
+            } else {
+                Record::End
+            })
+        }
+        _ => Ok(Record::End),
+    }
+}
+
+/// Fills `buf`; `false` if the input ended first.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, ChainError> {
+    match r.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// A journal file, opened.
+enum Opened {
+    /// No file.
+    Absent,
+    /// A file shorter than the magic: a flush killed as it created it.
+    Stub,
+    /// Positioned at the first record.
+    Records(BufReader<File>),
+}
+
+/// Opens the journal at `path` past its magic.
+fn open_journal(path: &Path) -> Result<Opened, ChainError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Opened::Absent),
+        Err(e) => return Err(io(e)),
+    };
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut magic = [0u8; 8];
+    if !read_full(&mut r, &mut magic)? {
+        return Ok(Opened::Stub);
+    }
+    if &magic != MAGIC {
+        return Err(ChainError::Corrupt(format!(
+            "flush journal {}: not a journal of this format (magic {:02x?})",
+            path.display(),
+            magic
+        )));
+    }
+    Ok(Opened::Records(r))
 }
 
 /// Finishes or discards a journal left by a flush that was interrupted (module doc).
 pub(super) fn recover(store: &Store) -> Result<Recovered, ChainError> {
-    if store.journal.is_empty() {
-        return Ok(Recovered::Nothing);
+    if !store.legacy_journal.is_empty() {
+        return recover_legacy(store);
     }
-    let Some(marker) = store.journal.get(MARKER)? else {
-        let chunks = store.journal.len();
-        clear(store)?;
+    let path = journal_path(&store.path);
+    let corrupt = |why: String| ChainError::Corrupt(format!("flush journal {}: {why}", path.display()));
+    let mut r = match open_journal(&path)? {
+        Opened::Absent => return Ok(Recovered::Nothing),
+        Opened::Stub => {
+            remove(&path, &store.path)?;
+            tracing::warn!("discarded the journal of a cache flush that did not complete");
+            return Ok(Recovered::Discarded { chunks: 0 });
+        }
+        Opened::Records(r) => r,
+    };
+    // Check the whole journal against its marker before writing anything from it.
+    let mut buf = Vec::new();
+    let mut chunks: u32 = 0;
+    let mut bytes: u64 = 0;
+    let mut hash = Sha256::new();
+    let marker = loop {
+        match read_record(&mut r, &mut buf)? {
+            Record::Chunk => {
+                chunks = chunks.saturating_add(1);
+                bytes += buf.len() as u64;
+                hash.update(&buf);
+            }
+            Record::Marker(m) => break Some(m),
+            Record::End => break None,
+        }
+    };
+    let Some(marker) = marker else {
+        remove(&path, &store.path)?;
+        tracing::warn!(chunks, "discarded the journal of a cache flush that did not complete");
+        return Ok(Recovered::Discarded {
+            chunks: chunks as usize,
+        });
+    };
+    let want_chunks = u32::from_be_bytes([marker[0], marker[1], marker[2], marker[3]]);
+    let mut want_bytes = [0u8; 8];
+    want_bytes.copy_from_slice(&marker[4..12]);
+    let want_bytes = u64::from_be_bytes(want_bytes);
+    if (chunks, bytes) != (want_chunks, want_bytes) {
+        return Err(corrupt(format!(
+            "{chunks} chunks of {bytes} bytes, the marker says {want_chunks} of {want_bytes}"
+        )));
+    }
+    if hash.finalize().as_slice() != &marker[12..] {
+        return Err(corrupt("the chunks do not hash to the marker's SHA-256".into()));
+    }
+    let Opened::Records(mut r) = open_journal(&path)? else {
+        return Err(corrupt("vanished while being applied".into()));
+    };
+    for i in 0..chunks {
+        if !matches!(read_record(&mut r, &mut buf)?, Record::Chunk) {
+            return Err(corrupt(format!("chunk {i} of {chunks} changed while being applied")));
+        }
+        apply_encoded(store, &buf).map_err(|why| corrupt(format!("chunk {i}: {why}")))??;
+    }
+    store.db.flush()?;
+    remove(&path, &store.path)?;
+    tracing::info!(chunks, "completed an interrupted cache flush from its journal");
+    Ok(Recovered::Completed { chunks })
+}
+
+/// Decodes one chunk and applies it: `Err(why)` if it does not decode as one.
+fn apply_encoded(store: &Store, chunk: &[u8]) -> Result<Result<(), ChainError>, String> {
+    let ops: Vec<JournalOp> = encoding::decode(chunk, encoding::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
+    let mut borrowed = Vec::with_capacity(ops.len());
+    for op in &ops {
+        let t = T::ALL
+            .get(usize::from(op.tree))
+            .ok_or_else(|| format!("names tree {}", op.tree))?;
+        borrowed.push((*t, op.key.as_slice(), op.value.as_deref()));
+    }
+    let applied = apply(store, borrowed);
+    release_garbage(ops.len());
+    Ok(applied)
+}
+
+/// Legacy journal (a sled tree, until issue 16's sixth pass): key of the marker, and key of
+/// chunk `i` (a zero byte, then `i` big-endian).
+const LEGACY_MARKER: &[u8] = b"complete";
+
+fn legacy_chunk_key(i: u32) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[1..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Completes or discards a journal an older build left in the `journal` tree: with its
+/// marker (chunk count u32 BE, bytes u64 BE) it is applied in full, without it discarded.
+fn recover_legacy(store: &Store) -> Result<Recovered, ChainError> {
+    let journal = &store.legacy_journal;
+    let clear = || -> Result<(), ChainError> {
+        journal.remove(LEGACY_MARKER)?;
+        journal.clear()?;
+        store.db.flush()?;
+        Ok(())
+    };
+    let Some(marker) = journal.get(LEGACY_MARKER)? else {
+        let chunks = journal.len();
+        clear()?;
         tracing::warn!(chunks, "discarded the journal of a cache flush that did not complete");
         return Ok(Recovered::Discarded { chunks });
     };
-    let corrupt = |why: String| ChainError::Corrupt(format!("flush journal: {why}"));
+    let corrupt = |why: String| ChainError::Corrupt(format!("flush journal (tree): {why}"));
     let marker: [u8; 12] = marker
         .as_ref()
         .try_into()
@@ -306,14 +534,14 @@ pub(super) fn recover(store: &Store) -> Result<Recovered, ChainError> {
     let mut expected = [0u8; 8];
     expected.copy_from_slice(&marker[4..]);
     let expected = u64::from_be_bytes(expected);
-    // Check the whole journal before writing anything from it.
+    let chunk = |i: u32| {
+        journal
+            .get(legacy_chunk_key(i))?
+            .ok_or_else(|| corrupt(format!("chunk {i} of {chunks} is missing")))
+    };
     let mut bytes: u64 = 0;
     for i in 0..chunks {
-        let chunk = store
-            .journal
-            .get(chunk_key(i))?
-            .ok_or_else(|| corrupt(format!("chunk {i} of {chunks} is missing")))?;
-        bytes += chunk.len() as u64;
+        bytes += chunk(i)?.len() as u64;
     }
     if bytes != expected {
         return Err(corrupt(format!(
@@ -321,24 +549,10 @@ pub(super) fn recover(store: &Store) -> Result<Recovered, ChainError> {
         )));
     }
     for i in 0..chunks {
-        let chunk = store
-            .journal
-            .get(chunk_key(i))?
-            .ok_or_else(|| corrupt(format!("chunk {i} of {chunks} is missing")))?;
-        let ops: Vec<JournalOp> =
-            encoding::decode(&chunk, encoding::MAX_DECODE_BYTES).map_err(|e| corrupt(format!("chunk {i}: {e}")))?;
-        let mut borrowed = Vec::with_capacity(ops.len());
-        for op in &ops {
-            let t = T::ALL
-                .get(usize::from(op.tree))
-                .ok_or_else(|| corrupt(format!("chunk {i} names tree {}", op.tree)))?;
-            borrowed.push((*t, op.key.as_slice(), op.value.as_deref()));
-        }
-        apply(store, borrowed)?;
-        release_garbage(ops.len());
+        apply_encoded(store, &chunk(i)?).map_err(|why| corrupt(format!("chunk {i}: {why}")))??;
     }
     store.db.flush()?;
-    clear(store)?;
+    clear()?;
     tracing::info!(chunks, "completed an interrupted cache flush from its journal");
     Ok(Recovered::Completed { chunks })
 }

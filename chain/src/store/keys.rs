@@ -25,9 +25,10 @@ pub mod trees {
     pub const TXINDEX: &str = "txindex";
     /// Address ‖ height ‖ txid ‖ kind ‖ index → record, for wallets and the explorer.
     pub const ADDR: &str = "addr";
-    /// Chunk number (BE) → a chunk of a large flush's writes, and `complete` → the marker
-    /// that every chunk is written (`store/journal.rs`). Empty except while such a flush
-    /// runs or after one was interrupted.
+    /// Where builds before issue 16's sixth pass kept a large flush's journal: chunk number
+    /// (BE) → a chunk of its writes, and `complete` → the marker that every chunk is
+    /// written. Now always empty, except in a store such a build left mid-flush, which open
+    /// completes or discards (`store/journal.rs`; the journal is a file now).
     pub const JOURNAL: &str = "journal";
 }
 

@@ -20,7 +20,7 @@ mod rebuild;
 
 #[doc(hidden)]
 pub use journal::FlushStep;
-pub use journal::{DEFAULT_CHUNK_BYTES, DEFAULT_JOURNAL_ABOVE};
+pub use journal::{DEFAULT_CHUNK_BYTES, DEFAULT_JOURNAL_ABOVE, JOURNAL_FILE};
 pub use open::{catch_quietly, SLED_PAGE_CACHE_BYTES};
 pub use rebuild::ReindexReport;
 
@@ -387,8 +387,9 @@ pub struct Store {
     trees: [Tree; TREES],
     cache: Arc<RwLock<Cache>>,
     budget: Arc<AtomicUsize>,
-    /// The write-ahead journal of large flushes (`journal.rs`).
-    journal: Tree,
+    /// Where older builds kept the write-ahead journal of large flushes (now a file,
+    /// `journal.rs`): read at open only, to finish a flush such a build left.
+    legacy_journal: Tree,
     flush_cfg: Arc<journal::FlushConfig>,
 }
 
@@ -426,7 +427,7 @@ impl Store {
             .try_into()
             .map_err(|_| ChainError::Corrupt("tree list length".into()))?;
         let store = Store {
-            journal: db.open_tree(trees::JOURNAL)?,
+            legacy_journal: db.open_tree(trees::JOURNAL)?,
             db,
             path: path.to_path_buf(),
             trees,
@@ -974,10 +975,10 @@ impl Store {
         self.flush_cfg.arm(step, chunks);
     }
 
-    /// Entries in the flush journal (0 except during, or after an interrupted, large flush).
+    /// Bytes in the flush journal (0 except during, or after an interrupted, large flush).
     #[doc(hidden)]
-    pub fn journal_len(&self) -> usize {
-        self.journal.len()
+    pub fn journal_len(&self) -> u64 {
+        journal::journal_bytes(self)
     }
 
     /// How full the write-back cache is.

@@ -45,25 +45,37 @@ impl Harness {
     }
 
     pub fn reopen(&mut self) {
+        self.close();
+        if let Err(e) = self.open_again() {
+            panic!("reopen: {e:?}");
+        }
+    }
+
+    /// Drops the state (which flushes what it may), leaving a placeholder on another
+    /// directory in its place until [`Harness::open_again`].
+    pub fn close(&mut self) {
         // Drop the old handle first: sled allows one open per process per path.
-        let params = self.params.clone();
-        let path = self.dir.path().to_path_buf();
         let placeholder_dir = tempfile::tempdir().expect("tempdir");
         let placeholder =
-            ChainState::open_with_clock(placeholder_dir.path(), params.clone(), fixed_clock()).expect("open");
+            ChainState::open_with_clock(placeholder_dir.path(), self.params.clone(), fixed_clock()).expect("open");
         drop(std::mem::replace(&mut self.state, placeholder));
+    }
+
+    /// Opens the state at the harness's directory again, after [`Harness::close`].
+    pub fn open_again(&mut self) -> Result<(), lode_chain::error::ChainError> {
         // sled releases its file lock when its background flusher lets go of the dropped
         // handle, which can be a moment after the drop: retry the open briefly.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         self.state = loop {
-            match ChainState::open_with_clock(&path, params.clone(), fixed_clock()) {
+            match ChainState::open_with_clock(self.dir.path(), self.params.clone(), fixed_clock()) {
                 Ok(s) => break s,
                 Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => panic!("reopen: {e:?}"),
+                Err(e) => return Err(e),
             }
         };
+        Ok(())
     }
 
     pub fn genesis(&self) -> Hash256 {
