@@ -35,12 +35,23 @@ fn reindex_from_peers_downloads_the_blocks_the_store_lost() {
     {
         let db = sled::open(node.data_dir.join("chain")).expect("open for damage");
         let bodies = db.open_tree("bodies").expect("bodies");
+        // A body is stored in pieces keyed hash ‖ piece number (`lode_chain::store::bodies`).
         let key = hash_bytes(&garbled);
-        let len = bodies.get(&key).expect("read").expect("body at 20").len();
+        let first = lode_chain::store::bodies::piece_key(&lode_chain::Hash256::from_hex(&garbled).expect("hash"), 0);
+        let len = bodies.get(first).expect("read").expect("body at 20").len();
         bodies
-            .insert(&key, (0..len).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
+            .insert(first, (0..len).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
             .expect("garble");
-        assert!(bodies.remove(hash_bytes(&removed)).expect("remove").is_some());
+        assert_eq!(&first[..32], key.as_slice());
+        let gone: Vec<_> = bodies
+            .scan_prefix(hash_bytes(&removed))
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("pieces of the body at 25");
+        assert!(!gone.is_empty());
+        for k in gone {
+            bodies.remove(k).expect("remove");
+        }
         db.flush().expect("flush");
     }
     let data_dir = node.data_dir.display().to_string();

@@ -13,7 +13,8 @@ pub mod trees {
     pub const META: &str = "meta";
     /// Block hash → index entry (header, height, cumulative work, status).
     pub const INDEX: &str = "index";
-    /// Block hash → canonical block bytes.
+    /// Block hash ‖ piece number (u32 BE) → that piece of the canonical block bytes
+    /// (`store/bodies.rs`; format 1 had one entry per block, keyed by its hash).
     pub const BODIES: &str = "bodies";
     /// Height (BE) → block hash, for the best chain only.
     pub const BEST: &str = "best";
@@ -33,7 +34,7 @@ pub mod trees {
 }
 
 /// Storage format version, stored at creation and checked at open.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Keys of the meta tree.
 pub mod meta {

@@ -13,6 +13,7 @@
 //! disconnect is its own transaction, as before the cache. See
 //! `docs/adr/0002-storage-layout.md` and `docs/adr/0006-utxo-cache.md`.
 
+pub mod bodies;
 mod journal;
 pub mod keys;
 mod open;
@@ -446,7 +447,7 @@ impl Store {
                     .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
                     .map(u32::from_be_bytes)
                     .unwrap_or(0);
-                if version != FORMAT_VERSION {
+                if version != FORMAT_VERSION && version != 1 {
                     return Err(ChainError::FormatVersion {
                         found: version,
                         expected: FORMAT_VERSION,
@@ -465,6 +466,9 @@ impl Store {
                         found_name,
                         found,
                     });
+                }
+                if version == 1 {
+                    store.migrate_from_format_1()?;
                 }
                 Ok((store, false))
             }
@@ -519,7 +523,10 @@ impl Store {
         };
         let mut b = self.connect_changes(&hash, Height::GENESIS, &block, &txids, &spends);
         b.insert(T::Index, &hash.0, encoding::encode(&entry));
-        b.insert(T::Bodies, &hash.0, block.to_bytes());
+        let bytes = block.to_bytes();
+        for (k, piece) in bodies::pieces(&hash, &bytes) {
+            b.insert(T::Bodies, &k, piece.to_vec());
+        }
         b.insert(T::Meta, meta::VERSION, FORMAT_VERSION.to_be_bytes());
         b.insert(T::Meta, meta::NETWORK, params.name.as_bytes());
         b.insert(T::Meta, meta::GENESIS, hash.0);
@@ -529,6 +536,24 @@ impl Store {
         // first blocks' reads.
         journal::release_garbage(writes);
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Format 1 → 2: block bodies in pieces (`bodies.rs`). Each body moves in one batch
+    /// and the version is written last, so a kill part-way leaves a store this finishes at
+    /// the next open; an older build refuses the store from then on (format 2).
+    fn migrate_from_format_1(&self) -> Result<(), ChainError> {
+        let started = std::time::Instant::now();
+        let moved = bodies::migrate_whole_bodies(self.tree(T::Bodies))?;
+        self.db.flush()?;
+        self.tree(T::Meta)
+            .insert(meta::VERSION, &FORMAT_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        tracing::info!(
+            bodies = moved,
+            ms = started.elapsed().as_millis() as u64,
+            "chain store upgraded to storage format {FORMAT_VERSION} (block bodies in pieces)"
+        );
         Ok(())
     }
 
@@ -622,8 +647,8 @@ impl Store {
     /// cache): a block is on disk before any flush can make it part of the UTXO set, which is
     /// what lets a restart connect it again.
     pub(crate) fn put_block(&self, hash: &Hash256, block: &Block, entry: &IndexEntry) -> Result<(), ChainError> {
-        let mut bodies = Batch::default();
-        bodies.insert(&hash.0, block.to_bytes());
+        let mut pieces = Batch::default();
+        bodies::put(&mut pieces, hash, &block.to_bytes());
         let mut index = Batch::default();
         index.insert(&hash.0, encoding::encode(entry));
         // Hold the cache so no flush can interleave a stale pending entry for this key.
@@ -632,7 +657,7 @@ impl Store {
         cache.forget(T::Index, &hash.0);
         (self.tree(T::Bodies), self.tree(T::Index))
             .transaction(|(b, i)| {
-                b.apply_batch(&bodies)?;
+                b.apply_batch(&pieces)?;
                 i.apply_batch(&index)?;
                 Ok::<(), ConflictableTransactionError<ChainError>>(())
             })
@@ -655,7 +680,7 @@ impl Store {
 
     /// A stored block body.
     pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, ChainError> {
-        match self.tree(T::Bodies).get(hash.0)? {
+        match bodies::get(self.tree(T::Bodies), hash)? {
             Some(bytes) => Ok(Some(decode_stored("block body", &bytes)?)),
             None => Ok(None),
         }
@@ -663,7 +688,7 @@ impl Store {
 
     /// Raw stored block bytes (for serving peers without re-encoding).
     pub fn block_bytes(&self, hash: &Hash256) -> Result<Option<Vec<u8>>, ChainError> {
-        Ok(self.tree(T::Bodies).get(hash.0)?.map(|v| v.to_vec()))
+        bodies::get(self.tree(T::Bodies), hash)
     }
 
     /// Where a best-chain transaction is.

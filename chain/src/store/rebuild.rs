@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{BlockStatus, IndexEntry, Store, T};
+use super::{bodies, BlockStatus, IndexEntry, Store, T};
 use crate::block::Block;
 use crate::encoding;
 use crate::error::ChainError;
@@ -40,10 +40,13 @@ impl Store {
         let mut report = ReindexReport::default();
         // Parent → children, every readable body but genesis.
         let mut children: HashMap<Hash256, Vec<(Hash256, BlockHeader)>> = HashMap::new();
-        for item in self.tree(T::Bodies).iter() {
-            let (key, bytes) = item?;
+        for item in bodies::iter(self.tree(T::Bodies)) {
+            let (key, bytes) = match item? {
+                Ok((hash, bytes)) => (hash.0.to_vec(), bytes),
+                Err(key) => (key, Vec::new()),
+            };
             let block = match Block::from_bytes(&bytes, params.max_block_size) {
-                Ok(b) if b.hash().0.as_slice() == key.as_ref() => b,
+                Ok(b) if b.hash().0.as_slice() == key.as_slice() => b,
                 _ => {
                     tracing::warn!(key = %hex::encode(&key), "stored block body unreadable; left out of the index");
                     report.unreadable += 1;
