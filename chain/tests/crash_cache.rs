@@ -35,8 +35,18 @@ fn import_forever(dir: &str, log: &str) -> ! {
         // One write per line: the parent never sees half a line.
         log.write_all(format!("{line}\n").as_bytes()).expect("child log write");
     };
-    let mut state =
-        ChainState::open_with_clock(Path::new(dir), ChainParams::regtest(), fixed_clock()).expect("child open");
+    // The parent's handle of the last round may still hold sled's lock for a moment after
+    // its drop (sled lets go of it when its background flusher does): retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut state = loop {
+        match ChainState::open_with_clock(Path::new(dir), ChainParams::regtest(), fixed_clock()) {
+            Ok(s) => break s,
+            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("child open: {e}"),
+        }
+    };
     // Small enough that budget flushes also happen inside connects and reorganisations.
     state.set_cache_budget(24 * 1024);
     if std::env::var_os(JOURNAL_VAR).is_some() {
@@ -95,6 +105,7 @@ fn kill_rounds(rounds: usize, journaled: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain_dir = dir.path().join("chain");
     let log_path = dir.path().join("progress.log");
+    let stderr_path = dir.path().join("child.stderr");
     let exe = std::env::current_exe().expect("test binary path");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut heights = Vec::new();
@@ -113,13 +124,18 @@ fn kill_rounds(rounds: usize, journaled: bool) {
             .env(LOG_VAR, &log_path)
             .envs(journaled.then_some((JOURNAL_VAR, "1")))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("child stderr file"))
             .spawn()
             .expect("spawn child");
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("poll child") {
-                panic!("child exited early in round {round}: {status}");
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+                panic!(
+                    "child exited early in round {round}: {status}; its stderr ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             if count(&text, phase) >= target {
