@@ -67,9 +67,12 @@ fn piece_number(k: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(n))
 }
 
-/// Every stored body in key order as (key's hash, bytes), or the key of an entry that is not
-/// a well-formed run of pieces (for the reindex, which skips what it cannot read).
-pub fn iter(tree: &Tree) -> impl Iterator<Item = Result<Result<(Hash256, Vec<u8>), Vec<u8>>, ChainError>> + '_ {
+/// One item of [`iter`]: a body (its key's hash and bytes), or the first key of entries that
+/// are not a well-formed run of pieces.
+pub type Stored = Result<(Hash256, Vec<u8>), Vec<u8>>;
+
+/// Every stored body in key order (for the reindex, which skips what it cannot read).
+pub fn iter(tree: &Tree) -> impl Iterator<Item = Result<Stored, ChainError>> + '_ {
     let mut items = tree.iter().peekable();
     std::iter::from_fn(move || {
         let (k, v) = match items.next()? {

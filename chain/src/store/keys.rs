@@ -24,7 +24,9 @@ pub mod trees {
     pub const UNDO: &str = "undo";
     /// Txid → (block hash, position) for best-chain transactions.
     pub const TXINDEX: &str = "txindex";
-    /// Address ‖ height ‖ txid ‖ kind ‖ index → record, for wallets and the explorer.
+    /// Address ‖ height (BE) ‖ group (u32 BE) → up to 32 rows (txid, kind, index, record)
+    /// of that address at that height, for wallets and the explorer
+    /// (`store/addr_index.rs`; format 1 had one entry per row, [`super::addr_key`]).
     pub const ADDR: &str = "addr";
     /// Where builds before issue 16's sixth pass kept a large flush's journal: chunk number
     /// (BE) → a chunk of its writes, and `complete` → the marker that every chunk is
@@ -84,7 +86,8 @@ pub enum AddrKind {
     Spent = 1,
 }
 
-/// Key of the address index: pkh(20) ‖ height(4, BE) ‖ txid(32) ‖ kind(1) ‖ index(4, BE).
+/// Key of a row of storage format 1's address index: pkh(20) ‖ height(4, BE) ‖ txid(32) ‖
+/// kind(1) ‖ index(4, BE). Read only to upgrade such a store (format 2 groups rows).
 pub fn addr_key(pkh: &PubkeyHash, height: Height, txid: &Hash256, kind: AddrKind, index: u32) -> [u8; 61] {
     let mut k = [0u8; 61];
     k[..20].copy_from_slice(&pkh.0);
@@ -95,7 +98,7 @@ pub fn addr_key(pkh: &PubkeyHash, height: Height, txid: &Hash256, kind: AddrKind
     k
 }
 
-/// Parses an address-index key into (height, txid, kind, index).
+/// Parses a format-1 address-index key into (height, txid, kind, index).
 pub fn parse_addr_key(k: &[u8]) -> Option<(Height, Hash256, AddrKind, u32)> {
     if k.len() != 61 {
         return None;

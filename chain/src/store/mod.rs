@@ -13,6 +13,7 @@
 //! disconnect is its own transaction, as before the cache. See
 //! `docs/adr/0002-storage-layout.md` and `docs/adr/0006-utxo-cache.md`.
 
+mod addr_index;
 pub mod bodies;
 mod journal;
 pub mod keys;
@@ -49,7 +50,7 @@ use crate::utxo::{UtxoEntry, UtxoView};
 use crate::validation::BlockSpends;
 
 pub use keys::AddrKind;
-use keys::{addr_key, height_key, meta, outpoint_key, trees, FORMAT_VERSION};
+use keys::{height_key, meta, outpoint_key, trees, FORMAT_VERSION};
 
 /// What the node knows about a block's validity.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
@@ -412,6 +413,47 @@ fn abort_to_chain(e: TransactionError<ChainError>) -> ChainError {
     }
 }
 
+/// A block's address-index rows: every output it creates (received) and every output its
+/// inputs spend (spent, from `spent`: the undo data, in input order).
+fn addr_rows(block: &Block, txids: &[Hash256], spent: &[(OutPoint, UtxoEntry)]) -> Vec<addr_index::Row> {
+    let mut rows = Vec::new();
+    let mut spent = spent.iter();
+    for (position, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
+        for (i, out) in tx.outputs.iter().enumerate() {
+            rows.push(addr_index::Row {
+                pkh: out.pubkey_hash,
+                txid: *txid,
+                kind: AddrKind::Received,
+                index: i as u32,
+                record: AddrRecord {
+                    value: out.value,
+                    outpoint: OutPoint {
+                        txid: *txid,
+                        index: i as u32,
+                    },
+                },
+            });
+        }
+        if position > 0 {
+            for i in 0..tx.inputs.len() {
+                if let Some((op, entry)) = spent.next() {
+                    rows.push(addr_index::Row {
+                        pkh: entry.output.pubkey_hash,
+                        txid: *txid,
+                        kind: AddrKind::Spent,
+                        index: i as u32,
+                        record: AddrRecord {
+                            value: entry.output.value,
+                            outpoint: *op,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path` for `params`' network. Refuses a data
     /// dir of another network or storage format. Returns whether it was freshly created.
@@ -539,20 +581,23 @@ impl Store {
         Ok(())
     }
 
-    /// Format 1 → 2: block bodies in pieces (`bodies.rs`). Each body moves in one batch
+    /// Format 1 → 2: block bodies in pieces (`bodies.rs`), the address index in groups
+    /// (`addr_index.rs`). Each body and each (address, height) moves in one batch
     /// and the version is written last, so a kill part-way leaves a store this finishes at
     /// the next open; an older build refuses the store from then on (format 2).
     fn migrate_from_format_1(&self) -> Result<(), ChainError> {
         let started = std::time::Instant::now();
         let moved = bodies::migrate_whole_bodies(self.tree(T::Bodies))?;
+        let rows = addr_index::migrate_rows(self.tree(T::Addr))?;
         self.db.flush()?;
         self.tree(T::Meta)
             .insert(meta::VERSION, &FORMAT_VERSION.to_be_bytes())?;
         self.db.flush()?;
         tracing::info!(
             bodies = moved,
+            address_rows = rows,
             ms = started.elapsed().as_millis() as u64,
-            "chain store upgraded to storage format {FORMAT_VERSION} (block bodies in pieces)"
+            "chain store upgraded to storage format {FORMAT_VERSION} (block bodies in pieces, address index in groups)"
         );
         Ok(())
     }
@@ -696,20 +741,11 @@ impl Store {
         self.get_with(T::TxIndex, &txid.0, |v| decode_stored("tx index", v))
     }
 
-    /// Address-index rows for `pkh`, oldest first.
+    /// Address-index rows for `pkh`, oldest first (by height, then txid, kind, index).
     pub fn address_events(&self, pkh: &PubkeyHash) -> Result<Vec<AddrEvent>, ChainError> {
         let mut out = Vec::new();
         for (k, v) in self.scan(T::Addr, &pkh.0)? {
-            let (height, txid, kind, index) =
-                keys::parse_addr_key(&k).ok_or_else(|| ChainError::Corrupt("address index key".into()))?;
-            let record = decode_stored::<AddrRecord>("address record", &v)?;
-            out.push(AddrEvent {
-                height,
-                txid,
-                kind,
-                index,
-                record,
-            });
+            addr_index::decode_entry(&k, &v, &mut out)?;
         }
         Ok(out)
     }
@@ -796,41 +832,16 @@ impl Store {
             b.insert(T::Utxo, &outpoint_key(op), encoding::encode(entry));
         }
         b.insert(T::Undo, &hash.0, encoding::encode(&spends.inputs));
-        let mut inputs = spends.inputs.iter();
-        for (position, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
+        for (position, (_, txid)) in block.transactions.iter().zip(txids).enumerate() {
             let loc = TxLocation {
                 block: *hash,
                 height,
                 position: position as u32,
             };
             b.insert(T::TxIndex, &txid.0, encoding::encode(&loc));
-            for (i, out) in tx.outputs.iter().enumerate() {
-                let op = OutPoint {
-                    txid: *txid,
-                    index: i as u32,
-                };
-                let rec = AddrRecord {
-                    value: out.value,
-                    outpoint: op,
-                };
-                b.insert(
-                    T::Addr,
-                    &addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32),
-                    encoding::encode(&rec),
-                );
-            }
-            if position > 0 {
-                for i in 0..tx.inputs.len() {
-                    if let Some((op, entry)) = inputs.next() {
-                        let rec = AddrRecord {
-                            value: entry.output.value,
-                            outpoint: *op,
-                        };
-                        let k = addr_key(&entry.output.pubkey_hash, height, txid, AddrKind::Spent, i as u32);
-                        b.insert(T::Addr, &k, encoding::encode(&rec));
-                    }
-                }
-            }
+        }
+        for (k, v) in addr_index::entries(height, addr_rows(block, txids, &spends.inputs)) {
+            b.insert(T::Addr, &k, v);
         }
         b.insert(T::Best, &height_key(height), hash.0);
         b.insert(T::Meta, meta::TIP, hash.0);
@@ -850,10 +861,9 @@ impl Store {
         let inputs = self.undo(hash)?;
         let in_block: std::collections::HashSet<&Hash256> = txids.iter().collect();
         let mut b = Changes::default();
-        let mut undo_iter = inputs.iter();
-        for (position, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
+        for (tx, txid) in block.transactions.iter().zip(txids) {
             b.remove(T::TxIndex, &txid.0);
-            for (i, out) in tx.outputs.iter().enumerate() {
+            for i in 0..tx.outputs.len() {
                 b.remove(
                     T::Utxo,
                     &outpoint_key(&OutPoint {
@@ -861,22 +871,15 @@ impl Store {
                         index: i as u32,
                     }),
                 );
-                b.remove(
-                    T::Addr,
-                    &addr_key(&out.pubkey_hash, height, txid, AddrKind::Received, i as u32),
-                );
             }
-            if position > 0 {
-                for i in 0..tx.inputs.len() {
-                    let (_, entry) = undo_iter
-                        .next()
-                        .ok_or_else(|| ChainError::Corrupt(format!("undo data of {hash} is short")))?;
-                    b.remove(
-                        T::Addr,
-                        &addr_key(&entry.output.pubkey_hash, height, txid, AddrKind::Spent, i as u32),
-                    );
-                }
-            }
+        }
+        let spent_inputs: usize = block.transactions.iter().skip(1).map(|tx| tx.inputs.len()).sum();
+        if inputs.len() < spent_inputs {
+            return Err(ChainError::Corrupt(format!("undo data of {hash} is short")));
+        }
+        // The same rows as the connect wrote give the same keys.
+        for (k, _) in addr_index::entries(height, addr_rows(block, txids, &inputs)) {
+            b.remove(T::Addr, &k);
         }
         // Restore spent outputs last so they win over the removals above; outputs created
         // and spent inside this block stay gone.
