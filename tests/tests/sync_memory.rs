@@ -142,7 +142,7 @@ const ALLOCATOR_SLACK: u64 = 24 << 20;
 /// ([`lode_node::network::sync::MAX_BUFFERED_BYTES`], counted decoded until the chain
 /// task's verdict), sled's page cache as held in memory, the signature cache, and the
 /// allocator's slack. The budget's own part is 2 × budget: the cache itself, and during a
-/// journaled flush the journal's copy of it that sled holds until the flush ends.
+/// large flush what applying it costs sled (node copies not yet freed, pages it pulled).
 fn fixed_bound() -> u64 {
     lode_node::network::sync::MAX_BUFFERED_BYTES as u64
         + SLED_RESIDENT_FACTOR * lode_chain::store::SLED_PAGE_CACHE_BYTES
