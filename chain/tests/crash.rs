@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{block_on_state, fixed_clock, matured_spend};
+use common::{block_on_state, fixed_clock, matured_spend, retry_lock};
 use lode_chain::{ChainParams, ChainState};
 
 const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
@@ -16,15 +16,7 @@ const DIR_VAR: &str = "LODE_CRASH_TEST_DIR";
 /// Opens the store, waiting up to 10 s for sled's file lock: a store just dropped (or a
 /// process just killed) can hold it a moment longer through sled's background threads.
 fn open_when_unlocked(dir: &std::path::Path) -> Result<ChainState, lode_chain::error::ChainError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match ChainState::open_with_clock(dir, ChainParams::regtest(), fixed_clock()) {
-            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
+    retry_lock(|| ChainState::open_with_clock(dir, ChainParams::regtest(), fixed_clock()))
 }
 
 /// The child: import forever; the parent kills it.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{block_on_state, fixed_clock, matured_spend};
+use common::{block_on_state, fixed_clock, matured_spend, retry_lock};
 use lode_chain::{ChainParams, ChainState, Hash256, Height};
 
 const DIR_VAR: &str = "LODE_CACHE_CRASH_DIR";
@@ -35,18 +35,9 @@ fn import_forever(dir: &str, log: &str) -> ! {
         // One write per line: the parent never sees half a line.
         log.write_all(format!("{line}\n").as_bytes()).expect("child log write");
     };
-    // The parent's handle of the last round may still hold sled's lock for a moment after
-    // its drop (sled lets go of it when its background flusher does): retry briefly.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut state = loop {
-        match ChainState::open_with_clock(Path::new(dir), ChainParams::regtest(), fixed_clock()) {
-            Ok(s) => break s,
-            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("child open: {e}"),
-        }
-    };
+    // The parent's handle of the last round may still hold sled's lock for a moment.
+    let mut state = retry_lock(|| ChainState::open_with_clock(Path::new(dir), ChainParams::regtest(), fixed_clock()))
+        .unwrap_or_else(|e| panic!("child open: {e}"));
     // Small enough that budget flushes also happen inside connects and reorganisations.
     state.set_cache_budget(24 * 1024);
     if std::env::var_os(JOURNAL_VAR).is_some() {

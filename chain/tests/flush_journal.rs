@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{block_on_state, key, matured_spend, Harness};
+use common::{block_on_state, key, matured_spend, retry_lock, Harness};
 use lode_chain::build::key_hash;
 use lode_chain::store::{AddrEvent, FlushStep, IndexEntry, TxLocation, JOURNAL_FILE};
 use lode_chain::utxo::UtxoEntry;
@@ -279,15 +279,7 @@ fn a_journal_an_older_build_left_in_its_tree_is_completed_at_open() {
     }
     h.close();
     std::fs::remove_file(&path).expect("remove the file journal");
-    let db = loop {
-        match sled::open(h.dir.path()) {
-            Ok(db) => break db,
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("sled: {e}"),
-        }
-    };
+    let db = retry_lock(|| sled::open(h.dir.path())).expect("sled");
     let tree = db.open_tree("journal").expect("tree");
     let mut total = 0u64;
     for (i, c) in chunks.iter().enumerate() {

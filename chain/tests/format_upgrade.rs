@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{block_on_state, key, matured_spend, Harness};
+use common::{block_on_state, key, matured_spend, retry_lock, Harness};
 use lode_chain::build::key_hash;
 use lode_chain::store::bodies::PIECE_BYTES;
 use lode_chain::store::keys::addr_key;
@@ -37,15 +37,7 @@ fn a_format_1_store_is_upgraded_at_open_and_reads_the_same() {
 
     // Rewrite the store as format 1 wrote it: each body whole under its hash, version 1.
     {
-        let db = loop {
-            match sled::open(h.dir.path()) {
-                Ok(db) => break db,
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                Err(e) => panic!("sled: {e}"),
-            }
-        };
+        let db = retry_lock(|| sled::open(h.dir.path())).expect("sled");
         let bodies = db.open_tree("bodies").expect("bodies");
         let pieces: Vec<(sled::IVec, sled::IVec)> = bodies.iter().collect::<Result<_, _>>().expect("pieces");
         assert!(pieces.iter().all(|(k, v)| k.len() == 36 && v.len() <= PIECE_BYTES));

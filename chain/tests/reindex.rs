@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{block_on_state, fixed_clock, matured_spend, Harness};
+use common::{block_on_state, fixed_clock, matured_spend, retry_lock, Harness};
 use lode_chain::error::ChainError;
 use lode_chain::{ChainParams, ChainState, Hash256};
 
@@ -48,27 +48,11 @@ fn damage(h: Harness, f: impl FnOnce(&sled::Db)) -> (tempfile::TempDir, ChainPar
 }
 
 fn open_retrying(path: &std::path::Path, params: &ChainParams) -> Result<ChainState, ChainError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match ChainState::open_with_clock(path, params.clone(), fixed_clock()) {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
+    retry_lock(|| ChainState::open_with_clock(path, params.clone(), fixed_clock()))
 }
 
 fn reindex_retrying(path: &std::path::Path, params: &ChainParams) -> (ChainState, lode_chain::store::ReindexReport) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match ChainState::reindex(path, params.clone()) {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.expect("reindex"),
-        }
-    }
+    retry_lock(|| ChainState::reindex(path, params.clone())).expect("reindex")
 }
 
 #[test]

@@ -107,8 +107,7 @@ pub fn iter(tree: &Tree) -> impl Iterator<Item = Result<Stored, ChainError>> + '
 }
 
 /// Rewrites the bodies of a format-1 store (one entry per body, keyed by its hash) as
-/// pieces, one body per sled transaction-free batch: writing a body's pieces and removing
-/// its whole entry is one batch, so a kill leaves each body in one form or the other, and
+/// pieces: writing a body's pieces and removing its whole entry is one sled batch, so a kill leaves each body in one form or the other, and
 /// running it again finishes the rest. Returns how many bodies it rewrote.
 pub fn migrate_whole_bodies(tree: &Tree) -> Result<u64, ChainError> {
     let mut moved = 0u64;

@@ -283,13 +283,12 @@ pub(super) fn flush(store: &Store, cache: &Cache) -> Result<(), ChainError> {
         cfg.checkpoint(FlushStep::Journal, chunks)
     })?;
     // Every chunk is on disk before the marker can be.
-    let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+    let mut file = file.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_data().map_err(io)?;
     let mut marker = [0u8; MARKER_LEN];
     marker[..4].copy_from_slice(&chunks.to_be_bytes());
     marker[4..12].copy_from_slice(&bytes.to_be_bytes());
     marker[12..].copy_from_slice(&hash.finalize());
-    let mut file = file;
     write_record(&mut file, MARKER, &marker)?;
     file.sync_data().map_err(io)?;
     // The file's name is durable before sled holds any write the journal does not.
@@ -476,7 +475,7 @@ pub(super) fn recover(store: &Store) -> Result<Recovered, ChainError> {
         if !matches!(read_record(&mut r, &mut buf)?, Record::Chunk) {
             return Err(corrupt(format!("chunk {i} of {chunks} changed while being applied")));
         }
-        apply_encoded(store, &buf).map_err(|why| corrupt(format!("chunk {i}: {why}")))??;
+        apply_encoded(store, &buf, |why| corrupt(format!("chunk {i}: {why}")))?;
     }
     store.db.flush()?;
     remove(&path, &store.path)?;
@@ -484,19 +483,20 @@ pub(super) fn recover(store: &Store) -> Result<Recovered, ChainError> {
     Ok(Recovered::Completed { chunks })
 }
 
-/// Decodes one chunk and applies it: `Err(why)` if it does not decode as one.
-fn apply_encoded(store: &Store, chunk: &[u8]) -> Result<Result<(), ChainError>, String> {
-    let ops: Vec<JournalOp> = encoding::decode(chunk, encoding::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
+/// Decodes one chunk and applies it; `corrupt` turns why it does not decode into the error.
+fn apply_encoded(store: &Store, chunk: &[u8], corrupt: impl Fn(String) -> ChainError) -> Result<(), ChainError> {
+    let ops: Vec<JournalOp> =
+        encoding::decode(chunk, encoding::MAX_DECODE_BYTES).map_err(|e| corrupt(e.to_string()))?;
     let mut borrowed = Vec::with_capacity(ops.len());
     for op in &ops {
         let t = T::ALL
             .get(usize::from(op.tree))
-            .ok_or_else(|| format!("names tree {}", op.tree))?;
+            .ok_or_else(|| corrupt(format!("names tree {}", op.tree)))?;
         borrowed.push((*t, op.key.as_slice(), op.value.as_deref()));
     }
-    let applied = apply(store, borrowed);
+    apply(store, borrowed)?;
     release_garbage(ops.len());
-    Ok(applied)
+    Ok(())
 }
 
 /// Legacy journal (a sled tree, until issue 16's sixth pass): key of the marker, and key of
@@ -549,7 +549,7 @@ fn recover_legacy(store: &Store) -> Result<Recovered, ChainError> {
         )));
     }
     for i in 0..chunks {
-        apply_encoded(store, &chunk(i)?).map_err(|why| corrupt(format!("chunk {i}: {why}")))??;
+        apply_encoded(store, &chunk(i)?, |why| corrupt(format!("chunk {i}: {why}")))?;
     }
     store.db.flush()?;
     clear()?;

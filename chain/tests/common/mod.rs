@@ -12,6 +12,21 @@ use lode_chain::{Amount, Block, ChainParams, ChainState, Hash256, Height, OutPoi
 /// Fixed "now" for tests: far enough after genesis for thousands of 1-second blocks.
 pub const NOW: u64 = 1_767_225_600 + 10_000_000;
 
+/// Runs `open` (of a store, or of sled itself) again while it fails on sled's file lock, for
+/// up to 10 s: sled releases the lock when its background flusher lets go of a dropped
+/// handle, or a killed process's, which can be a moment later.
+pub fn retry_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Fields drop in order: the state (which flushes its store) before its directory.
 pub struct Harness {
     pub state: ChainState,
@@ -63,18 +78,7 @@ impl Harness {
 
     /// Opens the state at the harness's directory again, after [`Harness::close`].
     pub fn open_again(&mut self) -> Result<(), lode_chain::error::ChainError> {
-        // sled releases its file lock when its background flusher lets go of the dropped
-        // handle, which can be a moment after the drop: retry the open briefly.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        self.state = loop {
-            match ChainState::open_with_clock(self.dir.path(), self.params.clone(), fixed_clock()) {
-                Ok(s) => break s,
-                Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        self.state = retry_lock(|| ChainState::open_with_clock(self.dir.path(), self.params.clone(), fixed_clock()))?;
         Ok(())
     }
 
