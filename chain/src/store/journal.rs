@@ -325,7 +325,8 @@ fn remove(path: &Path, dir: &Path) -> Result<(), ChainError> {
     }
 }
 
-/// Bytes in the journal file (0 when there is none).
+/// Bytes in the journal file plus entries in the legacy journal tree (0 when there is no
+/// journal of either kind).
 pub(super) fn journal_bytes(store: &Store) -> u64 {
     let legacy = store.legacy_journal.len() as u64;
     std::fs::metadata(journal_path(&store.path)).map_or(0, |m| m.len()) + legacy

@@ -1003,7 +1003,8 @@ impl Store {
         self.flush_cfg.arm(step, chunks);
     }
 
-    /// Bytes in the flush journal (0 except during, or after an interrupted, large flush).
+    /// Bytes in the flush journal file plus entries left in an older build's journal tree: 0
+    /// except during, or after an interrupted, large flush.
     #[doc(hidden)]
     pub fn journal_len(&self) -> u64 {
         journal::journal_bytes(self)
