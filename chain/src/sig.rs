@@ -22,7 +22,6 @@
 //! itself. Whether the batched path is used at all depends on measured speed (see
 //! [`verify_all`]).
 
-use std::collections::{HashSet, VecDeque};
 use std::iter::once;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -251,64 +250,143 @@ fn s_bytes(signature: &[u8; 64]) -> [u8; 32] {
 
 /// A bounded set of (pubkey, signature, digest) triples already verified, so connecting a block
 /// does not re-verify signatures its transactions passed on mempool entry (as Bitcoin Core's
-/// signature cache does). Only successes are stored; entries are SHA-256 digests of the triple,
-/// evicted oldest first. Wrap in a mutex to share.
-#[derive(Debug)]
+/// signature cache does). Only successes are stored. Wrap in a mutex to share.
+///
+/// Entries are salted SHA-256 digests of the triple in a fixed table of sets of [`SIG_CACHE_WAYS`]
+/// slots (set-associative, like a CPU cache): a digest can only live in the set its first bytes
+/// name, and a full set evicts its oldest entry. The memory is exactly 32 bytes per slot plus two
+/// bytes per set whatever the traffic — a hash set with an eviction queue grew to more than 2.5×
+/// its entries' size under the churn of a long sync (its table doubles past its load factor and
+/// the queue keeps its peak). The table is zeroed at allocation, so pages of it not yet written
+/// cost no RSS. The salt is random per cache, so nobody can aim entries at one set to push a
+/// particular signature out of it.
 pub struct SigCache {
-    capacity: usize,
-    set: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
+    salt: [u8; 16],
+    /// `sets × SIG_CACHE_WAYS` digests of 32 bytes; slot `w` of set `s` is digest number
+    /// `s * SIG_CACHE_WAYS + w`. Flat bytes, because only `vec![0u8; n]` (not a vector of
+    /// arrays) is allocated zeroed.
+    slots: Vec<u8>,
+    /// Per set, bit `w` set if slot `w` holds a digest (an all-zero digest is a valid one).
+    used: Vec<u8>,
+    /// Per set, the slot to evict next when the set is full (its oldest entry).
+    next: Vec<u8>,
+    len: usize,
+}
+
+/// Slots per set of a [`SigCache`].
+pub const SIG_CACHE_WAYS: usize = 8;
+// A set's occupancy is one bit per slot in a u8.
+const _: () = assert!(SIG_CACHE_WAYS == u8::BITS as usize);
+
+impl std::fmt::Debug for SigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigCache")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SigCache {
-    /// A cache holding at most `capacity` entries (about 100 bytes each).
+    /// A cache holding at most `capacity` entries, rounded up to a multiple of
+    /// [`SIG_CACHE_WAYS`]; its memory is [`SigCache::heap_bytes`] of that capacity.
     pub fn new(capacity: usize) -> SigCache {
+        let sets = capacity.div_ceil(SIG_CACHE_WAYS);
         SigCache {
-            capacity,
-            set: HashSet::new(),
-            order: VecDeque::new(),
+            salt: rand::random(),
+            // Allocated zeroed (calloc): pages no entry was written to cost no RSS.
+            slots: vec![0u8; sets * SIG_CACHE_WAYS * 32],
+            used: vec![0u8; sets],
+            next: vec![0u8; sets],
+            len: 0,
         }
     }
 
-    fn key<M: AsRef<[u8]>>(item: &SigItem<M>) -> [u8; 32] {
+    /// Bytes of heap a cache made by [`SigCache::new`]`(capacity)` holds, at most and for good.
+    pub const fn heap_bytes(capacity: usize) -> usize {
+        let sets = capacity.div_ceil(SIG_CACHE_WAYS);
+        sets * (SIG_CACHE_WAYS * 32 + 2)
+    }
+
+    /// The most entries this cache holds.
+    pub fn capacity(&self) -> usize {
+        self.used.len() * SIG_CACHE_WAYS
+    }
+
+    fn slot(&self, slot: usize) -> &[u8] {
+        &self.slots[slot * 32..(slot + 1) * 32]
+    }
+
+    fn key<M: AsRef<[u8]>>(&self, item: &SigItem<M>) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"lode/sigcache/v1");
+        h.update(b"lode/sigcache/v2");
+        h.update(self.salt);
         h.update(item.pubkey);
         h.update(item.signature);
         h.update(item.msg.as_ref());
         h.finalize().into()
     }
 
+    /// The set `key` belongs to (`None` for a cache of capacity 0).
+    fn set_of(&self, key: &[u8; 32]) -> Option<usize> {
+        let sets = self.used.len();
+        if sets == 0 {
+            return None;
+        }
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&key[..8]);
+        // The digest is uniform, so reducing it modulo the set count is uniform too.
+        Some((u64::from_le_bytes(first) % sets as u64) as usize)
+    }
+
+    /// The slot holding `key` in `set`, if any.
+    fn find(&self, set: usize, key: &[u8; 32]) -> Option<usize> {
+        let used = self.used[set];
+        (0..SIG_CACHE_WAYS)
+            .filter(|w| used & (1 << w) != 0)
+            .map(|w| set * SIG_CACHE_WAYS + w)
+            .find(|&slot| self.slot(slot) == key)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.len
     }
 
     /// True if the cache holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.len == 0
     }
 
     /// True if `item` was recorded as valid.
     pub fn contains<M: AsRef<[u8]>>(&self, item: &SigItem<M>) -> bool {
-        self.set.contains(&Self::key(item))
+        let key = self.key(item);
+        self.set_of(&key).is_some_and(|set| self.find(set, &key).is_some())
     }
 
     /// Records `item` as valid. Callers must only insert items that passed [`verify`].
     fn insert<M: AsRef<[u8]>>(&mut self, item: &SigItem<M>) {
-        if self.capacity == 0 {
+        let key = self.key(item);
+        let Some(set) = self.set_of(&key) else {
+            return;
+        };
+        if self.find(set, &key).is_some() {
             return;
         }
-        let key = Self::key(item);
-        if !self.set.insert(key) {
-            return;
-        }
-        self.order.push_back(key);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
+        let used = self.used[set];
+        // Sets fill from slot 0 up and then evict round-robin from slot 0, so the slot named by
+        // `next` is always the set's oldest entry.
+        let way = if used == u8::MAX {
+            let way = usize::from(self.next[set]);
+            self.next[set] = ((way + 1) % SIG_CACHE_WAYS) as u8;
+            way
+        } else {
+            self.len += 1;
+            used.trailing_ones() as usize
+        };
+        self.used[set] = used | (1 << way);
+        let slot = set * SIG_CACHE_WAYS + way;
+        self.slots[slot * 32..(slot + 1) * 32].copy_from_slice(&key);
     }
 
     /// [`verify_all`] that skips items already in the cache and records nothing: for
@@ -439,5 +517,34 @@ mod tests {
         p[31] = 0xff; // sign bit does not matter
         assert!(!is_canonical_y(&p));
         assert!(is_canonical_y(&[0u8; 32]));
+    }
+
+    /// Under churn far past its capacity the cache keeps its size, holds exactly `len` of the
+    /// items it was given, and never claims one it was not given.
+    #[test]
+    fn sig_cache_is_fixed_size_under_churn() {
+        let item = |i: u32| SigItem {
+            pubkey: [0u8; 32],
+            signature: [0u8; 64],
+            msg: {
+                let mut m = [0u8; 32];
+                m[..4].copy_from_slice(&i.to_le_bytes());
+                m
+            },
+        };
+        let mut cache = SigCache::new(1_000);
+        assert_eq!(cache.capacity(), 1_000);
+        assert_eq!(SigCache::heap_bytes(1_000), 125 * (8 * 32 + 2));
+        for i in 0..20_000 {
+            cache.insert(&item(i));
+            cache.insert(&item(i)); // a repeat is not a second entry
+            assert!(cache.contains(&item(i)));
+        }
+        assert!(cache.len() <= cache.capacity());
+        let held = (0..20_000).filter(|&i| cache.contains(&item(i))).count();
+        assert_eq!(held, cache.len());
+        assert!((20_000..40_000).all(|i| !cache.contains(&item(i))));
+        assert_eq!(cache.slots.len(), 1_000 * 32);
+        assert!(SigCache::new(0).capacity() == 0 && !SigCache::new(0).contains(&item(0)));
     }
 }

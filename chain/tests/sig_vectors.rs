@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use lode_chain::sig::{
     verify, verify_all, verify_all_batched, verify_all_parallel, verify_each, SigCache, SigError, SigItem,
+    SIG_CACHE_WAYS,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -381,7 +382,9 @@ fn error_reasons() {
 #[test]
 fn sig_cache_skips_known_and_is_bounded() {
     let items: Vec<SigItem> = (0..10).map(valid_item).collect();
-    let mut cache = SigCache::new(6);
+    // One set of eight slots.
+    let mut cache = SigCache::new(SIG_CACHE_WAYS);
+    assert_eq!(cache.capacity(), SIG_CACHE_WAYS);
     assert_eq!(cache.verify_all(&items[..4]), Ok(()));
     assert_eq!(cache.len(), 4);
     assert!(items[..4].iter().all(|it| cache.contains(it)));
@@ -394,9 +397,9 @@ fn sig_cache_skips_known_and_is_bounded() {
     assert_eq!(cache.len(), 4);
     // Bounded: oldest entries go first.
     assert_eq!(cache.verify_all(&items), Ok(()));
-    assert_eq!(cache.len(), 6);
-    assert!(!cache.contains(&items[0]));
-    assert!(cache.contains(&items[9]));
+    assert_eq!(cache.len(), 8);
+    assert!(!cache.contains(&items[0]) && !cache.contains(&items[1]));
+    assert!(items[2..].iter().all(|it| cache.contains(it)));
     // A different signature over the same key and message is a different entry.
     let mut other = items[9];
     other.signature[0] ^= 1;

@@ -129,10 +129,6 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// `--dbcache 0`; cutting the capacity from 16 to 4 MiB lowered the peak by ≈ 23 MiB).
 const SLED_RESIDENT_FACTOR: u64 = 3;
 
-/// Bytes per signature cache entry: the hash in a `HashSet` (with its spare capacity) and
-/// in the eviction queue.
-const SIG_CACHE_ENTRY_BYTES: u64 = 100;
-
 /// What the allocator keeps beyond the live heap (freed chunks not returned to the OS,
 /// per-thread arenas): RSS − heap measured with heaptrack at `--dbcache 0`.
 const ALLOCATOR_SLACK: u64 = 24 << 20;
@@ -146,7 +142,7 @@ const ALLOCATOR_SLACK: u64 = 24 << 20;
 fn fixed_bound() -> u64 {
     lode_node::network::sync::MAX_BUFFERED_BYTES as u64
         + SLED_RESIDENT_FACTOR * lode_chain::store::SLED_PAGE_CACHE_BYTES
-        + SIG_CACHE_ENTRY_BYTES * lode_chain::state::SIG_CACHE_ENTRIES as u64
+        + lode_chain::sig::SigCache::heap_bytes(lode_chain::state::SIG_CACHE_ENTRIES) as u64
         + ALLOCATOR_SLACK
 }
 
