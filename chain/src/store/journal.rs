@@ -164,7 +164,11 @@ fn halted() -> ChainError {
 }
 
 /// Calls `f` with the cache's writes in chunks of about `chunk_bytes` (the cache's own
-/// estimate). Each key appears once in the cache, so chunks may be applied in any order.
+/// estimate), tree by tree and in key order within each tree. Each key appears once in the
+/// cache, so chunks may be applied in any order; key order is for sled: the hashed trees'
+/// writes (the tx index's keys are random) in map order would touch a random leaf per write,
+/// pulling nearly every page of the tree into memory many times over, where in key order each
+/// leaf is read once and gets all its writes together.
 fn for_each_chunk<'a>(
     cache: &'a Cache,
     chunk_bytes: usize,
@@ -173,7 +177,10 @@ fn for_each_chunk<'a>(
     let mut ops: Vec<Op<'a>> = Vec::new();
     let mut bytes = 0;
     for (t, writes) in T::ALL.iter().zip(cache.trees.iter()) {
-        for (k, v) in writes.iter() {
+        // 16 bytes per write of one tree at a time (ordered trees come sorted already).
+        let mut rows: Vec<_> = writes.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in rows {
             bytes += entry_cost(k, v);
             ops.push((*t, k.as_slice(), v.as_deref()));
             if bytes >= chunk_bytes {
