@@ -27,8 +27,10 @@ use crate::chain_task::{BlockVerdict, HeadersVerdict, TipInfo};
 
 /// Most blocks requested and not yet received.
 pub const WINDOW: usize = 512;
-/// Most outstanding block requests per peer.
-pub const PER_PEER_REQUESTS: usize = 4;
+/// Most outstanding block requests per peer: 8 × 16 blocks keeps one peer's pipe full while
+/// the chain connects (at 4, a sync from one peer reached 0.86–0.87 of the connect rate
+/// once connecting got faster; at 8, 0.91–0.94: BENCHMARKS.md, issue 16 seventh pass).
+pub const PER_PEER_REQUESTS: usize = 8;
 /// Most memory held by downloaded blocks (decoded, [`Block::memory_size`]) from their
 /// arrival until the chain task's verdict on them: past it, no new requests go out (the
 /// window in blocks alone would allow 512 max-size blocks ≈ 1 GB). The buffer only has to
