@@ -90,8 +90,9 @@ fn main() {
 /// of any mmap-served block that is freed (up to 32 MiB), and from then on serves such blocks
 /// from its heaps, where a node's many large, short-lived buffers (the write-back cache's
 /// tables, sled's batches and pages, decoded blocks) fragment memory the periodic
-/// `malloc_trim` cannot give back: pinned, a 2,000-block sync at `--dbcache 64` peaked
-/// ≈ 17 MiB lower at the same speed (BENCHMARKS.md, issue 16 seventh pass).
+/// `malloc_trim` cannot give back: pinned, a 2,000-block sync peaked 15 MiB lower at
+/// `--dbcache 64` and 11 MiB lower at 16, at the same speed (BENCHMARKS.md, issue 16
+/// seventh pass).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_mmap_threshold() {
     // SAFETY: mallopt only sets a tuning parameter of the allocator; called once, before any
