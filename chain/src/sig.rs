@@ -313,8 +313,9 @@ impl SigCache {
         self.used.len() * SIG_CACHE_WAYS
     }
 
-    fn slot(&self, slot: usize) -> &[u8] {
-        &self.slots[slot * 32..(slot + 1) * 32]
+    /// The bytes of digest number `slot`.
+    fn slot_range(slot: usize) -> std::ops::Range<usize> {
+        slot * 32..(slot + 1) * 32
     }
 
     fn key<M: AsRef<[u8]>>(&self, item: &SigItem<M>) -> [u8; 32] {
@@ -345,7 +346,7 @@ impl SigCache {
         (0..SIG_CACHE_WAYS)
             .filter(|w| used & (1 << w) != 0)
             .map(|w| set * SIG_CACHE_WAYS + w)
-            .find(|&slot| self.slot(slot) == key)
+            .find(|&slot| self.slots[Self::slot_range(slot)] == key[..])
     }
 
     /// Number of entries.
@@ -385,8 +386,7 @@ impl SigCache {
             used.trailing_ones() as usize
         };
         self.used[set] = used | (1 << way);
-        let slot = set * SIG_CACHE_WAYS + way;
-        self.slots[slot * 32..(slot + 1) * 32].copy_from_slice(&key);
+        self.slots[Self::slot_range(set * SIG_CACHE_WAYS + way)].copy_from_slice(&key);
     }
 
     /// [`verify_all`] that skips items already in the cache and records nothing: for

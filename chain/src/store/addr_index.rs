@@ -85,6 +85,19 @@ pub(super) fn entries(height: Height, rows: Vec<Row>) -> Vec<([u8; 28], Vec<u8>)
     out
 }
 
+/// The keys [`entries`] gives for the same rows, without encoding them (what a disconnect
+/// removes): each address's rows make ⌈rows / [`ROWS_PER_ENTRY`]⌉ groups.
+pub(super) fn keys(height: Height, rows: &[Row]) -> Vec<[u8; 28]> {
+    let mut per_pkh: BTreeMap<PubkeyHash, usize> = BTreeMap::new();
+    for r in rows {
+        *per_pkh.entry(r.pkh).or_default() += 1;
+    }
+    per_pkh
+        .into_iter()
+        .flat_map(|(pkh, n)| (0..n.div_ceil(ROWS_PER_ENTRY) as u32).map(move |g| key(&pkh, height, g)))
+        .collect()
+}
+
 /// The rows of one entry as events, appended to `out`.
 pub(super) fn decode_entry(k: &[u8], v: &[u8], out: &mut Vec<AddrEvent>) -> Result<(), ChainError> {
     let corrupt = |why: &str| ChainError::Corrupt(format!("address index entry {}: {why}", hex::encode(k)));
@@ -193,8 +206,10 @@ mod tests {
         rows.push(row(2, 9, AddrKind::Received, 1));
         rows.push(row(2, 3, AddrKind::Spent, 4));
         let height = Height(42);
+        let only_keys = keys(height, &rows);
         let entries = entries(height, rows);
         let keys: Vec<[u8; 28]> = entries.iter().map(|(k, _)| *k).collect();
+        assert_eq!(only_keys, keys, "a disconnect removes exactly what a connect wrote");
         let (a, b) = (PubkeyHash([1; 20]), PubkeyHash([2; 20]));
         assert_eq!(
             keys,

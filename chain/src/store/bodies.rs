@@ -107,8 +107,9 @@ pub fn iter(tree: &Tree) -> impl Iterator<Item = Result<Stored, ChainError>> + '
 }
 
 /// Rewrites the bodies of a format-1 store (one entry per body, keyed by its hash) as
-/// pieces: writing a body's pieces and removing its whole entry is one sled batch, so a kill leaves each body in one form or the other, and
-/// running it again finishes the rest. Returns how many bodies it rewrote.
+/// pieces: writing a body's pieces and removing its whole entry is one sled batch, so a kill
+/// leaves each body in one form or the other, and running it again finishes the rest.
+/// Returns how many bodies it rewrote.
 pub fn migrate_whole_bodies(tree: &Tree) -> Result<u64, ChainError> {
     let mut moved = 0u64;
     // Collect the keys first: the tree changes under the iteration otherwise.

@@ -878,7 +878,7 @@ impl Store {
             return Err(ChainError::Corrupt(format!("undo data of {hash} is short")));
         }
         // The same rows as the connect wrote give the same keys.
-        for (k, _) in addr_index::entries(height, addr_rows(block, txids, &inputs)) {
+        for k in addr_index::keys(height, &addr_rows(block, txids, &inputs)) {
             b.remove(T::Addr, &k);
         }
         // Restore spent outputs last so they win over the removals above; outputs created
